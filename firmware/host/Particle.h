@@ -1,0 +1,52 @@
+/*
+ * Device OS 2.3.1 API subset for the host build of otarig companion firmware (DESIGN.md,
+ * principle 2). Same names, signatures and constant values as Device OS 2.3.1; every call is
+ * forwarded to the simulator through the otarig_host_api callbacks (otarig_host.h).
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <chrono>
+
+#include "otarig_host.h"
+#include "otarig_internal.h"
+#include "core_hal.h"
+#include "system_mode.h"
+#include "system_event.h"
+#include "system_sleep_configuration.h"
+#include "spark_wiring_ticks.h"
+#include "spark_wiring_string.h"
+#include "spark_wiring_print.h"
+#include "spark_wiring_usbserial.h"
+#include "spark_wiring_system.h"
+#include "spark_wiring_cloud.h"
+#include "spark_wiring_cellular.h"
+#include "spark_wiring_eeprom.h"
+
+using namespace std::chrono_literals;
+
+void setup();
+void loop();
+
+#define OTARIG_CAT2_(a, b) a##b
+#define OTARIG_CAT_(a, b) OTARIG_CAT2_(a, b)
+
+/** Code run during static initialisation, before setup() (Device OS STARTUP). */
+#define STARTUP(code)                                                                      \
+    namespace {                                                                            \
+    struct OTARIG_CAT_(otarig_startup_, __LINE__) {                                        \
+        OTARIG_CAT_(otarig_startup_, __LINE__)() { code; }                                 \
+    } OTARIG_CAT_(otarig_startup_inst_, __LINE__) __attribute__((init_priority(101)));     \
+    }
+
+#define SYSTEM_MODE(mode) SystemClass SystemMode(mode)
+#define SYSTEM_THREAD(state) STARTUP(system_thread_set_state(spark::feature::state, NULL))
+
+#define PRODUCT_ID(x) static ::otarig::ConfigSetter otarig_product_id_(OTARIG_CONFIG_PRODUCT_ID, (int)(x))
+#define PRODUCT_VERSION(x) static ::otarig::ConfigSetter otarig_product_version_(OTARIG_CONFIG_PRODUCT_VERSION, (int)(x))
+
+/** Survives resets (not power loss): the simulator copies this section across reloads. */
+#define retained __attribute__((section("retained_user")))

@@ -1,0 +1,137 @@
+"""The ``otarig`` command: an argparse dispatcher, one function per subcommand.
+
+To add a subcommand: write ``cmd_<group>_<name>(args) -> int`` and register its parser in
+``build_parser``. Expected failures raise ``CommandError`` (or a library error listed in
+``_USER_ERRORS``) and become one ``error: …`` line on stderr with a non-zero exit, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from otarig import firmware
+
+
+class CommandError(Exception):
+    """An expected failure: printed as one line, exit status ``code``."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+_USER_ERRORS: tuple[type[Exception], ...] = (CommandError, firmware.FirmwareError, OSError)
+
+
+# -- firmware ----------------------------------------------------------------------------------
+
+
+def _hexint(text: str) -> int:
+    return int(text, 0)
+
+
+def cmd_firmware_inspect(args: argparse.Namespace) -> int:
+    """Show a module's header/suffix; with --check, also validate it like an Electron would."""
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        info = firmware.parse(data)
+    except firmware.FirmwareError as exc:
+        raise CommandError(f"{path}: {exc}") from None
+    failure: firmware.FirmwareError | None = None
+    if args.check:
+        try:
+            firmware.validate(data, platform_id=args.platform, max_size=args.max_size)
+        except firmware.FirmwareError as exc:
+            failure = exc
+    if args.json:
+        obj = {"file": str(path), **info.to_dict()}
+        if args.check:
+            obj["valid"] = failure is None
+            obj["error"] = str(failure) if failure else None
+        print(json.dumps(obj))
+    else:
+        _print_module_table(path, info)
+    if failure is not None:
+        print(f"error: {path}: {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_module_table(path: Path, info: firmware.ModuleInfo) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=str(path), show_header=False, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    ok = lambda good: "[green]ok[/green]" if good else "[red]MISMATCH[/red]"  # noqa: E731
+    rows = [
+        ("size", f"{info.size} bytes"),
+        ("platform", f"{info.platform_id} ({info.platform_name})"),
+        ("module", f"{info.module_function_name} (function {info.module_function}), "
+                   f"index {info.module_index}, version {info.module_version}"),
+        ("address", f"0x{info.start_address:08x} .. 0x{info.end_address:08x}"),
+        ("flags", f"0x{info.flags:02x}"),
+        ("dependencies", ", ".join(
+            f"{d.module_function_name} {d.module_index} >= v{d.module_version}" for d in info.dependencies
+        ) or "none"),
+        ("product", "none" if info.product_id is None
+            else f"id {info.product_id}, version {info.product_version}"),
+        ("sha-256", info.sha256),
+        ("crc-32", f"{info.crc_stored:08x} (computed {info.crc_computed:08x})"),
+        ("checks", f"CRC-32 {ok(info.crc_ok)}, SHA-256 {ok(info.sha256_ok)}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    Console().print(table)
+
+
+# -- parser and entry point --------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All subcommands; each leaf sets ``func``."""
+    parser = argparse.ArgumentParser(prog="otarig", description="OTA test rig for Particle Electron firmware")
+    groups = parser.add_subparsers(dest="group", metavar="COMMAND")
+    groups.required = True
+
+    fw = groups.add_parser("firmware", help="Particle module binaries")
+    fw_cmds = fw.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    fw_cmds.required = True
+    inspect = fw_cmds.add_parser("inspect", help="show a module binary's header, suffix and CRC")
+    inspect.add_argument("file", help="module binary (.bin)")
+    inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.add_argument("--check", action="store_true",
+                         help="also validate platform, size, range and CRC; exit 1 on failure")
+    inspect.add_argument("--platform", type=_hexint, default=firmware.ELECTRON_PLATFORM_ID,
+                         help="platform ID --check expects (default 10, Electron)")
+    inspect.add_argument("--max-size", type=_hexint, default=firmware.USER_PART_MAX_SIZE,
+                         help="size limit --check applies (default 131072)")
+    inspect.set_defaults(func=cmd_firmware_inspect)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``otarig`` script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except _USER_ERRORS as exc:
+        code = exc.code if isinstance(exc, CommandError) else 1
+        print(f"error: {exc}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

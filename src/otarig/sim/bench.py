@@ -1,0 +1,139 @@
+"""The simulated bench: a world of simulated Electrons and a cloud, reached through real channels.
+
+Each board's serial port is a pty behind a stable symlink (the rig opens it with pyserial); the
+bench clock is virtual. `SimClock.wait()` first hands the world what the rig wrote to each
+port, then runs the world until the deadline or until a board wrote/vanished/appeared, then
+lets each rig-side `Board` read exactly the bytes written so far — so the rig sees every line
+at the virtual instant it was written, and runs are byte-for-byte reproducible (DESIGN
+principle 4).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cloud import SimCloud
+from .electron import Electron
+from .link import CellularLink
+from .params import CloudParams, DeviceOsParams
+from .serial_port import SimSerialPort
+from .world import World
+
+
+@dataclass
+class BoardSlot:
+    device: Electron
+    port: SimSerialPort | None
+    board: Any | None = None  # otarig.board.Board attached by the rig
+
+
+class SimClock:
+    """`otarig.clock.BenchClock` over virtual time."""
+
+    def __init__(self, bench: "SimBench") -> None:
+        self.bench = bench
+
+    def now(self) -> float:
+        return self.bench.world.now_ms / 1000.0
+
+    def wait(self, seconds: float) -> None:
+        self.bench.advance(seconds)
+
+
+class SimBench:
+    """World + cloud + devices; the rig drives it through `clock` and the boards' ptys."""
+
+    def __init__(self, seed: int = 0, *, workdir: Path | None = None,
+                 device_params: DeviceOsParams | None = None, cloud_params: CloudParams | None = None) -> None:
+        self.world = World(seed, workdir=workdir)
+        self.cloud = SimCloud(self.world, cloud_params)
+        self.device_params = device_params or DeviceOsParams()
+        self.slots: dict[str, BoardSlot] = {}
+        self.clock = SimClock(self)
+        self.lock = threading.RLock()  # the HTTP front takes it; the world never runs concurrently
+        self.port_dir = self.world.workdir / "dev"
+        self.port_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- composition ----------------------------------------------------------------------
+    def add_electron(self, device_id: str, *, product_id: int, image: bytes | None = None,
+                     link_profile: str = "3g", loss: float = 0.0, with_port: bool = True,
+                     power_on: bool = True, params: DeviceOsParams | None = None, **cloud_fields: Any) -> Electron:
+        """A simulated Electron, USB-flashed with `image`, registered in the cloud product."""
+        link = CellularLink(self.world.sched, link_profile, loss=loss,
+                            seed=hash((self.world.seed, device_id)) & 0xFFFFFFFF)
+        port = SimSerialPort(self.port_dir / f"{device_id}") if with_port else None
+        dev = Electron(self.world, device_id, cloud=self.cloud, link=link, port=port,
+                       params=params or self.device_params)
+        self.world.add_device(dev)
+        self.cloud.attach(dev, product_id, **cloud_fields)
+        self.slots[device_id] = BoardSlot(dev, port)
+        if image is not None:
+            dev.install(image)
+        if power_on:
+            with self.lock:
+                dev.power_on()
+        return dev
+
+    def port_path(self, device_id: str) -> Path:
+        port = self.slots[device_id].port
+        if port is None:
+            raise KeyError(f"simulated board {device_id} has no serial port")
+        return port.link
+
+    def attach_board(self, device_id: str, board: Any) -> None:
+        """Let the rig's `Board` for this device take part in the clock's synchronisation."""
+        self.slots[device_id].board = board
+
+    # -- running --------------------------------------------------------------------------------
+    def advance(self, seconds: float) -> None:
+        """Run at most `seconds` of virtual time; return early when a board's port changed."""
+        with self.lock:
+            self._sync_in()
+            target = self.world.now_ms + max(int(round(seconds * 1000)), 0)
+            self.world.run_until(target)
+            self._sync_out()
+
+    def run_for(self, seconds: float) -> None:
+        """Run exactly `seconds` of virtual time, synchronising the boards on the way."""
+        target = self.world.now_ms + int(round(seconds * 1000))
+        while self.world.now_ms < target:
+            self.advance((target - self.world.now_ms) / 1000.0)
+        self.advance(0)
+
+    def _sync_in(self) -> None:
+        """Hand each device the bytes its rig-side board wrote since the last step."""
+        for slot in self.slots.values():
+            if slot.board is None or slot.port is None or not slot.port.present:
+                continue
+            if getattr(slot.board, "generation", None) != slot.port.generation:
+                continue  # the board has not reopened this generation yet: nothing it wrote can arrive
+            data = slot.port.pull(slot.board.tx_count)
+            if data:
+                slot.device.serial_input(data)
+
+    def _sync_out(self) -> None:
+        dirty, self.world.dirty_ports = self.world.dirty_ports, set()
+        for slot in self.slots.values():
+            port = slot.port
+            if port is None or port not in dirty:
+                continue
+            if slot.board is not None and port.present:
+                slot.board.drain_to(port.generation, port.tx_count)
+            if getattr(port, "vanish_requested", False):
+                port.vanish_requested = False
+                port.vanish()
+                if slot.board is not None:
+                    slot.board.poll()  # the board notices at this instant and marks the gap
+
+    def close(self) -> None:
+        for slot in self.slots.values():
+            if slot.port is not None and slot.port.present:
+                slot.port.vanish()
+            if slot.device.app is not None:
+                try:
+                    slot.device._stop_app()
+                except Exception:  # noqa: BLE001 - best effort at teardown
+                    pass
+        self.world.close()

@@ -1,0 +1,445 @@
+"""The simulated Particle Cloud's OTA side (spec particle-ota.md §1, §7.6–7.9).
+
+Products, product firmware, releases, devices, the precedence rules, the delivery triggers and
+the event stream. It is the `CloudPeer` every simulated device talks to through its link; the
+HTTP front (`otarig.sim.cloud_http`) and the rig only call the public methods below.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import cloud_rules as rules
+from .cloud_delivery import CloudFaults, Delivery
+from .cloud_peer import Hello, SessionReply
+from .images import ImageError, make_system_image, read_image
+from .link import FULL_HANDSHAKE_BYTES, RESUME_BYTES
+from .messages import BeginReply, CloudEvent, DoneReply
+from .params import CloudParams
+
+if TYPE_CHECKING:
+    from .electron import Electron
+    from .world import World
+
+#: Virtual time 0 is this instant, so `published_at` is deterministic.
+EPOCH = dt.datetime(2026, 1, 5, 8, 0, 0, tzinfo=dt.timezone.utc)
+
+
+class CloudError(Exception):
+    """An API-level refusal, carried to HTTP as `{"error": ...}` with `status`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class FirmwareRecord:
+    version: int
+    binary: bytes
+    title: str
+    description: str
+    uploaded_ms: int
+
+
+@dataclass
+class Product:
+    product_id: int
+    name: str
+    firmwares: dict[int, FirmwareRecord] = field(default_factory=dict)
+    releases: rules.ReleaseState = field(default_factory=rules.ReleaseState)
+
+
+@dataclass
+class CloudSession:
+    session_id: str
+    established_ms: int
+    dropped: bool = False
+
+
+@dataclass
+class DeviceRecord:
+    """spec §7.6 device state (and the API fields of spec §1.6)."""
+
+    device_id: str
+    product_id: int
+    name: str = ""
+    development: bool = False
+    desired_firmware_version: int | None = None
+    groups: tuple[str, ...] = ()
+    firmware_updates_forced: bool = False
+    firmware_updates_enabled: bool = True
+    online: bool = False
+    session: CloudSession | None = None
+    running_version: int | None = None
+    system_version: int = 0
+    app_hash: str = ""
+    pending_notified: bool = False
+    retry_needed: bool = False
+    transfer: Delivery | None = None
+    last_heard_ms: int = 0
+    safe_mode: bool = False
+    downloads: dict[int, int] = field(default_factory=dict)  # version -> transfers begun
+
+    def inputs(self) -> rules.TargetInputs:
+        return rules.TargetInputs(self.development, self.desired_firmware_version, self.groups)
+
+
+class SimCloud:
+    """Implements `CloudPeer` for the devices and the REST semantics for the rig."""
+
+    def __init__(self, world: "World", params: CloudParams | None = None) -> None:
+        self.world = world
+        self.sched = world.sched
+        self.params = params or CloudParams()
+        self.faults = CloudFaults()
+        self.products: dict[int, Product] = {}
+        self.devices: dict[str, DeviceRecord] = {}
+        self.attached: dict[str, "Electron"] = {}
+        self.events: list[dict] = []
+        self.subscribers: list[Callable[[dict], None]] = []
+        self._ids = itertools.count(1)
+        self.blackholed_ids: set[int] = set()
+        self.blackholed_transfers = 0
+        #: system parts the safe-mode healer can send, built on demand (spec §2.7)
+        self.system_parts: dict[tuple[int, int], bytes] = {}
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    def add_product(self, product_id: int, name: str = "") -> Product:
+        return self.products.setdefault(product_id, Product(product_id, name or f"product-{product_id}"))
+
+    def attach(self, dev: "Electron", product_id: int, **fields: Any) -> DeviceRecord:
+        """Register a simulated device as a member of a product."""
+        self.add_product(product_id)
+        rec = self.devices.get(dev.device_id) or DeviceRecord(dev.device_id, product_id, name=dev.device_id)
+        for k, v in fields.items():
+            setattr(rec, k, v)
+        self.devices[dev.device_id] = rec
+        self.attached[dev.device_id] = dev
+        return rec
+
+    def product(self, product_id: int) -> Product:
+        try:
+            return self.products[product_id]
+        except KeyError:
+            raise CloudError(404, f"Product {product_id} not found") from None
+
+    def device(self, device_id: str) -> DeviceRecord:
+        try:
+            return self.devices[device_id]
+        except KeyError:
+            raise CloudError(404, f"Device {device_id} not found") from None
+
+    def published_at(self) -> str:
+        t = EPOCH + dt.timedelta(milliseconds=self.sched.now_ms)
+        return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+    def stream_event(self, rec: DeviceRecord | None, name: str, data: str, *, product_id: int | None = None) -> dict:
+        """Append to the event stream (spec §1.6 event list) and notify subscribers."""
+        ev = {"name": name, "data": data, "ttl": 60, "published_at": self.published_at(),
+              "coreid": rec.device_id if rec else "particle-internal"}
+        pid = rec.product_id if rec else product_id
+        if pid is not None:
+            ev["productID"] = pid
+        if rec is not None and rec.running_version is not None:
+            ev["version"] = rec.running_version
+        ev["t_ms"] = self.sched.now_ms
+        self.events.append(ev)
+        for fn in list(self.subscribers):
+            fn(ev)
+        return ev
+
+    def send_to_device(self, rec: DeviceRecord, msg: object, nbytes: int, category: str,
+                       *, reliable: bool = False) -> bool:
+        dev = self.attached.get(rec.device_id)
+        if dev is None:
+            return False
+        return dev.link.send("down", nbytes, category, lambda: dev.on_cloud_message(msg), reliable=reliable)
+
+    def send_event(self, rec: DeviceRecord, name: str, data: str) -> None:
+        msg = CloudEvent(name, data)
+        self.send_to_device(rec, msg, msg.wire_bytes, "system", reliable=True)
+
+    # -- targets ---------------------------------------------------------------------------
+    def target(self, rec: DeviceRecord) -> int | None:
+        return rules.target_version(rec.inputs(), self.products[rec.product_id].releases)
+
+    def needs_update(self, rec: DeviceRecord) -> bool:
+        return rules.needs_update(self.target(rec), rec.running_version) and not rec.safe_mode
+
+    # -- CloudPeer: device → cloud ---------------------------------------------------------------
+    def device_hello(self, dev: "Electron", hello: Hello) -> None:
+        rec = self.devices.get(dev.device_id)
+        if rec is None:
+            return  # not a product device we know: no answer (connect times out)
+        now = self.sched.now_ms
+        s = rec.session
+        resumed = bool(hello.session_id and s and s.session_id == hello.session_id and not s.dropped
+                       and now - s.established_ms < self.params.session_max_age_ms)
+        if not resumed:
+            rec.session = s = CloudSession(f"sess-{next(self._ids)}", now)
+        was_online = rec.online
+        rec.online = True
+        rec.last_heard_ms = now
+        if hello.hello_sent or not resumed:
+            rec.running_version = hello.product_version
+            rec.system_version = hello.system_version
+            rec.app_hash = hello.app_hash
+            rec.safe_mode = hello.safe_mode
+        size = (RESUME_BYTES if resumed else FULL_HANDSHAKE_BYTES) - (RESUME_BYTES if resumed else FULL_HANDSHAKE_BYTES) // 2
+        dev.link.send("down", size, "resume" if resumed else "handshake",
+                      lambda: dev.on_cloud_message(SessionReply(s.session_id, resumed)), reliable=True)
+        if not was_online:
+            self.stream_event(rec, "spark/status", "online")
+        if hello.safe_mode:
+            self.stream_event(rec, "spark/status/safe-mode", f'{{"p":10,"system":{hello.system_version}}}')
+        rec.connection_is_check = rules.connection_is_check(
+            resumed=resumed, hello_sent=hello.hello_sent, check_on_resume=self.params.check_on_resume)
+        self._schedule_renegotiation(rec)
+        self.sched.after(self.params.pending_false_delay_ms + dev.link.transfer_ms(100),
+                         lambda: self._after_connect(rec))
+
+    def _schedule_renegotiation(self, rec: DeviceRecord) -> None:
+        """spec §1.2: "Sessions are automatically renegotiated every 3 days" (cloud-enforced)."""
+        s = rec.session
+        assert s is not None
+
+        def expire() -> None:
+            if rec.session is s and not s.dropped:
+                s.dropped = True  # the next connection is a full handshake
+        self.sched.at(s.established_ms + self.params.session_max_age_ms, expire)
+
+    def _after_connect(self, rec: DeviceRecord) -> None:
+        """Triggers that follow a connection (spec §7.8.1, .5, .7)."""
+        if not rec.online:
+            return
+        dev = self.attached[rec.device_id]
+        if rec.firmware_updates_forced and self.params.resend_forced_on_connect and not dev.flags.updates_forced:
+            self.send_event(rec, "particle/device/updates/forced", "true")
+        if not self.needs_update(rec):
+            if rec.safe_mode:
+                self._heal(rec)
+                return
+            rec.pending_notified = False
+            self.send_event(rec, "particle/device/updates/pending", "false")  # §7.8.7
+            return
+        if rec.transfer is not None:
+            return
+        if getattr(rec, "connection_is_check", True) or rec.retry_needed:
+            self.stream_event(rec, "spark/status", "auto-update")
+            self.start_delivery(rec)
+        elif rec.pending_notified and self.params.renotify_pending_on_connect \
+                and not (rec.firmware_updates_enabled or rec.firmware_updates_forced):
+            self.send_event(rec, "particle/device/updates/pending", "true")
+
+    def device_message(self, dev: "Electron", msg: object) -> None:
+        rec = self.devices.get(dev.device_id)
+        if rec is None:
+            return
+        rec.last_heard_ms = self.sched.now_ms
+        if isinstance(msg, BeginReply) or isinstance(msg, DoneReply):
+            t = rec.transfer
+            if t is not None and t.transfer_id == msg.transfer_id:
+                if isinstance(msg, BeginReply):
+                    t.begin_reply(msg)
+                else:
+                    t.done_reply(msg)
+            return
+        if isinstance(msg, CloudEvent):
+            self._device_event(rec, msg)
+
+    def _device_event(self, rec: DeviceRecord, ev: CloudEvent) -> None:
+        self.stream_event(rec, ev.name, ev.data)
+        if ev.name == "particle/device/updates/enabled":
+            rec.firmware_updates_enabled = ev.data == "true"
+            # spec §7.8.3: the device reports enabled while an update waits for it
+            if rec.firmware_updates_enabled and self.needs_update(rec) and rec.transfer is None and \
+                    (rec.pending_notified or self.products[rec.product_id].releases.last_release_intelligent
+                     or rec.retry_needed):
+                self.start_delivery(rec)
+        elif ev.name == "particle/device/updates/forced":
+            # spec §7.8.5: after the device echoes forced=true, deliver
+            if ev.data == "true" and rec.firmware_updates_forced and self.needs_update(rec) and rec.transfer is None:
+                self.start_delivery(rec)
+        elif ev.name == "spark/device/session/end":
+            # spec §1.3 / §8.10: the cloud drops the DTLS session; the next connect is a full handshake
+            if rec.session is not None:
+                rec.session.dropped = True
+
+    def device_disconnected(self, dev: "Electron", graceful: bool) -> None:
+        rec = self.devices.get(dev.device_id)
+        if rec is None or not rec.online:
+            return
+        rec.online = False
+        self.stream_event(rec, "spark/status", "offline")
+        if rec.transfer is not None:
+            rec.transfer.device_gone()
+
+    # -- delivery -------------------------------------------------------------------------------
+    def start_delivery(self, rec: DeviceRecord, version: int | None = None) -> bool:
+        version = version if version is not None else self.target(rec)
+        product = self.products[rec.product_id]
+        fw = product.firmwares.get(version) if version is not None else None
+        if fw is None or not rec.online or rec.transfer is not None:
+            return False
+        rec.retry_needed = False
+        rec.transfer = Delivery(self, rec, version, fw.binary, next(self._ids), self._delivery_ended)
+        self.sched.after(self.params.update_begin_delay_ms, rec.transfer.start)
+        return True
+
+    def _delivery_ended(self, t: Delivery, outcome: str) -> None:
+        rec = t.rec
+        if rec.transfer is t:
+            rec.transfer = None
+        if t.state == "done" or outcome != "refused":
+            rec.downloads[t.version] = rec.downloads.get(t.version, 0) + 1
+        if outcome == "refused":
+            rec.pending_notified = True
+            self.send_event(rec, "particle/device/updates/pending", "true")
+            self.stream_event(rec, "particle/device/updates/pending", "true")
+        elif outcome == "success":
+            self.stream_event(rec, "spark/flash/status", "success ")
+        else:
+            self.stream_event(rec, "spark/flash/status", "failed ")
+            rec.retry_needed = outcome == "failed"  # a rejected binary is not retried in a loop (§8.7)
+            if rec.retry_needed:
+                self.sched.after(self.params.retry_delay_ms, lambda: self._retry(rec))
+
+    def _retry(self, rec: DeviceRecord) -> None:
+        if rec.retry_needed and rec.online and rec.transfer is None and self.needs_update(rec):
+            self.start_delivery(rec)
+
+    def _heal(self, rec: DeviceRecord) -> None:
+        """spec §2.7 / §7.8.6: deliver the missing system part to a device in safe mode."""
+        product = self.products[rec.product_id]
+        target = self.target(rec) or rec.running_version
+        fw = product.firmwares.get(target) if target is not None else None
+        if fw is None or rec.transfer is not None:
+            return
+        need = read_image(fw.binary).required_system_version
+        dev = self.attached[rec.device_id]
+        missing = sorted(i for i, v in dev.flash.system_parts.items() if v < need)
+        if not missing:
+            return
+        index = missing[0]  # one module per OTA and reset, in order (spec §2.7)
+        key = (index, need)
+        if key not in self.system_parts:
+            self.system_parts[key] = make_system_image(index, need)
+        self.stream_event(rec, "spark/status/safe-mode", f'{{"p":10,"m":[{{"f":"s","n":"{index}","v":{need}}}]}}')
+        rec.transfer = Delivery(self, rec, -need, self.system_parts[key], next(self._ids), self._delivery_ended)
+        self.sched.after(self.params.update_begin_delay_ms, rec.transfer.start)
+
+    # -- REST semantics (spec §1.6, particle-cloud-api.md §5) -----------------------------------
+    def upload_firmware(self, product_id: int, version: int, binary: bytes, title: str = "",
+                        description: str = "") -> FirmwareRecord:
+        product = self.product(product_id)
+        try:
+            image = read_image(binary)
+        except ImageError as exc:
+            raise CloudError(400, f"Invalid firmware binary: {exc}") from None
+        if image.product_version != version:
+            raise CloudError(400, f"Version {version} does not match the binary's PRODUCT_VERSION "
+                                  f"{image.product_version}")
+        if version in product.firmwares:
+            raise CloudError(400, f"Version {version} already exists")
+        fw = FirmwareRecord(version, binary, title or f"v{version}", description, self.sched.now_ms)
+        product.firmwares[version] = fw
+        self.stream_event(None, "particle/firmware/create", f'{{"version":"{version}"}}', product_id=product_id)
+        return fw
+
+    def release(self, product_id: int, version: int, *, product_default: bool = False,
+                groups: list[str] | None = None, intelligent: bool = False) -> None:
+        """spec §7.8.2: a release event; Intelligent releases go to online devices at once."""
+        product = self.product(product_id)
+        if version not in product.firmwares:
+            raise CloudError(404, f"Firmware version {version} not found")
+        if not product_default and not groups:
+            raise CloudError(400, "Specify product_default or groups")
+        rel = product.releases
+        if product_default:
+            rel.default_release = version
+        for g in groups or ():
+            rel.group_releases[g] = version
+        rel.last_release_intelligent = intelligent
+        self.stream_event(None, "particle/firmware/release",
+                          f'{{"immediate":{str(intelligent).lower()},"version":{version}}}', product_id=product_id)
+        if not intelligent:
+            return
+        for rec in self.devices.values():
+            if rec.product_id != product_id or not rec.online or not self.needs_update(rec) or rec.transfer:
+                continue
+            if rules.updates_allowed(enabled=rec.firmware_updates_enabled, forced=rec.firmware_updates_forced):
+                self.start_delivery(rec)
+            else:
+                rec.pending_notified = True
+                self.send_event(rec, "particle/device/updates/pending", "true")
+                self.stream_event(rec, "particle/device/updates/pending", "true")
+
+    def update_device(self, product_id: int | None, device_id: str, **fields: Any) -> dict:
+        """PUT /v1/products/:p/devices/:id — lock/unlock (+flash), development, forced, groups."""
+        rec = self.device(device_id)
+        if product_id is not None and rec.product_id != product_id:
+            raise CloudError(404, f"Device {device_id} is not in product {product_id}")
+        flash = bool(fields.pop("flash", False))
+        if "desired_firmware_version" in fields:
+            v = fields["desired_firmware_version"]
+            if v is not None and v not in self.products[rec.product_id].firmwares:
+                raise CloudError(404, f"Firmware version {v} not found")
+            rec.desired_firmware_version = v
+        if "development" in fields:
+            rec.development = bool(fields["development"])
+        if "groups" in fields:
+            rec.groups = tuple(fields["groups"] or ())
+        if "name" in fields:
+            rec.name = str(fields["name"])
+        if "firmware_updates_forced" in fields:
+            rec.firmware_updates_forced = bool(fields["firmware_updates_forced"])
+            if rec.online:
+                self.send_event(rec, "particle/device/updates/forced", "true" if rec.firmware_updates_forced else "false")
+        if flash and rec.online and self.needs_update(rec) and rec.transfer is None:
+            self.start_delivery(rec)  # spec §7.8.4: lock + flash now
+        return self.device_json(rec)
+
+    def device_json(self, rec: DeviceRecord) -> dict:
+        dev = self.attached.get(rec.device_id)
+        return {
+            "id": rec.device_id, "name": rec.name, "product_id": rec.product_id, "platform_id": 10,
+            "online": rec.online, "connected": rec.online, "development": rec.development,
+            "firmware_product_id": rec.product_id, "firmware_version": rec.running_version,
+            "desired_firmware_version": rec.desired_firmware_version,
+            "targeted_firmware_release_version": self.target(rec), "groups": list(rec.groups),
+            "firmware_updates_enabled": rec.firmware_updates_enabled,
+            "firmware_updates_forced": rec.firmware_updates_forced,
+            "system_firmware_version": "2.3.1", "last_heard": self.published_at() if rec.online else None,
+            "functions": dev.app.listing(0) if dev is not None and dev.app is not None else [],
+            "variables": {n: "int32" for n in (dev.app.listing(1) if dev is not None and dev.app is not None else [])},
+        }
+
+    def publish_to_devices(self, name: str, data: str, product_id: int | None = None) -> None:
+        """An event published by the user: goes to the stream and to subscribed devices."""
+        self.stream_event(None, name, data, product_id=product_id)
+        for rec in self.devices.values():
+            if rec.online and (product_id is None or rec.product_id == product_id):
+                self.send_event(rec, name, data)
+
+    def call_function(self, device_id: str, name: str, arg: str) -> int:
+        rec = self.device(device_id)
+        dev = self.attached.get(device_id)
+        if not rec.online or dev is None:
+            raise CloudError(400, f"Device {device_id} is offline")
+        rv = dev.call_function(name, arg)
+        if rv is None:
+            raise CloudError(404, f"Function {name} not found")
+        return rv
+
+    def get_variable(self, device_id: str, name: str) -> str:
+        rec = self.device(device_id)
+        dev = self.attached.get(device_id)
+        if not rec.online or dev is None:
+            raise CloudError(400, f"Device {device_id} is offline")
+        value = dev.get_variable(name)
+        if value is None:
+            raise CloudError(404, f"Variable {name} not found")
+        return value

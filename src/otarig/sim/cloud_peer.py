@@ -1,0 +1,46 @@
+"""The narrow seam between a simulated device and whatever plays the cloud.
+
+The device only ever talks to a `CloudPeer` through its `CellularLink`; the in-process
+stand-in (`cloud_stub`) and the full simulated cloud implement the same three calls.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .electron import Electron
+
+#: HELLO flags (communication/src/protocol.cpp, spec §1.1, §1.5)
+HELLO_FLAG_OTA_UPGRADE_SUCCESSFUL = 0x01
+HELLO_FLAG_IMMEDIATE_UPDATES_SUPPORT = 0x04
+
+
+@dataclass(frozen=True)
+class Hello:
+    """What the device presents when it connects (spec §7.3)."""
+
+    device_id: str
+    session_id: str | None      # a session to resume, or None for a full handshake
+    hello_sent: bool            # False only for a resume whose describe CRC is unchanged
+    product_id: int
+    product_version: int
+    platform_id: int
+    flags: int
+    system_version: int
+    safe_mode: bool
+    app_hash: str
+
+
+@dataclass(frozen=True)
+class SessionReply:
+    """Cloud → device: the DTLS session is up; `resumed` tells which kind (spec §1.2)."""
+
+    session_id: str
+    resumed: bool
+
+
+class CloudPeer(Protocol):
+    def device_hello(self, device: "Electron", hello: Hello) -> None: ...
+    def device_message(self, device: "Electron", msg: object) -> None: ...
+    def device_disconnected(self, device: "Electron", graceful: bool) -> None: ...

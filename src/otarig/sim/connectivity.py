@@ -1,0 +1,316 @@
+"""Modem and cloud connection of a simulated Electron (spec particle-ota.md §7.3, §1.2, §3.3).
+
+States: modem OFF / POWERING / PAUSED / READY; cloud DISCONNECTED / CONNECTING / CONNECTED.
+The DTLS session is resumed when the retained session is valid (fewer than 3 failed uses);
+the cloud decides whether it still knows the session.
+"""
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+from . import deviceos as dos
+from .cloud_peer import (HELLO_FLAG_IMMEDIATE_UPDATES_SUPPORT, HELLO_FLAG_OTA_UPGRADE_SUCCESSFUL, Hello,
+                         SessionReply)
+from .link import FULL_HANDSHAKE_BYTES, MESSAGE_OVERHEAD_BYTES, RESUME_BYTES
+from .messages import CloudEvent
+
+if TYPE_CHECKING:
+    from .electron import Electron
+
+#: [inference] how long the device waits for the cloud to answer its hello before retrying.
+CONNECT_TIMEOUT_MS = 30_000
+#: [inference] back-off between connection attempts.
+RETRY_BACKOFF_MS = 15_000
+#: [inference] the modem notices lost coverage (registration lost) after this long.
+NETWORK_LOSS_DETECT_MS = 20_000
+
+
+class Modem(enum.Enum):
+    OFF = "off"
+    POWERING = "powering"
+    PAUSED = "paused"
+    READY = "ready"
+
+
+class Cloud(enum.Enum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+
+
+class Connectivity:
+    """The device side of the cellular and cloud connection."""
+
+    def __init__(self, dev: "Electron") -> None:
+        self.dev = dev
+        self.modem = Modem.OFF
+        self.cloud = Cloud.DISCONNECTED
+        self.auto_connect = False
+        self._timers: list = []
+        self._attempt = 0
+        self.full_handshakes = 0
+        self.resumes = 0
+
+    # -- queries -----------------------------------------------------------------------------
+    @property
+    def cloud_connected(self) -> bool:
+        return self.cloud == Cloud.CONNECTED
+
+    @property
+    def cloud_connecting(self) -> bool:
+        return self.cloud == Cloud.CONNECTING
+
+    @property
+    def network_ready(self) -> bool:
+        return self.modem == Modem.READY and self.dev.link.is_up()
+
+    def _later(self, ms: int, fn) -> None:
+        self._timers.append(self.dev.sched.after(ms, fn))
+
+    def _cancel_timers(self) -> None:
+        for t in self._timers:
+            t.cancel()
+        self._timers.clear()
+
+    # -- modem ---------------------------------------------------------------------------------
+    def modem_on(self, then=None) -> None:
+        p = self.dev.params
+        if self.modem == Modem.READY:
+            if then:
+                then()
+            return
+        if self.modem == Modem.POWERING:
+            return
+        delay = p.modem_resume_ms if self.modem == Modem.PAUSED else p.modem_power_up_ms
+        self.modem = Modem.POWERING
+        self.dev.note("modem", state="powering")
+
+        def registered() -> None:
+            if self.modem != Modem.POWERING:
+                return
+            if not self.dev.link.is_up():
+                # no coverage: keep trying to register until coverage returns
+                nxt = self.dev.link.next_change_ms()
+                wait = (nxt - self.dev.sched.now_ms) if nxt else 10_000
+                self._later(max(wait, 1_000), registered)
+                return
+            self.modem = Modem.READY
+            self.dev.note("modem", state="ready")
+            self._watch_coverage()
+            if then:
+                then()
+        self._later(delay, registered)
+
+    def modem_off(self) -> None:
+        """Cellular.off(): the cloud goes first (spec §3.3), then the modem."""
+        self.auto_connect_saved = self.auto_connect
+        self._drop_cloud(graceful=True, reason="cellular_off")
+        self._cancel_timers()
+        self.modem = Modem.OFF
+        self.dev.note("modem", state="off")
+
+    def modem_pause(self) -> None:
+        """Sleep with network standby: the modem stays registered but idle (spec §3.2)."""
+        self._cancel_timers()
+        if self.modem == Modem.READY:
+            self.modem = Modem.PAUSED
+            self.dev.note("modem", state="paused")
+
+    def network_connect(self) -> None:
+        self.modem_on()
+
+    def network_disconnect(self) -> None:
+        self._drop_cloud(graceful=True, reason="network_disconnect")
+        self.modem_pause()
+
+    def _watch_coverage(self) -> None:
+        """Notice lost coverage a while after it happens (registration lost)."""
+        link = self.dev.link
+        nxt = link.next_change_ms()
+        if nxt is None:
+            return
+
+        def check() -> None:
+            if self.modem != Modem.READY:
+                return
+            if link.is_up():
+                self._watch_coverage()
+                return
+            self.dev.note("network_lost")
+            self._drop_cloud(graceful=False, reason="network_lost")
+            self.modem = Modem.POWERING
+            self._later(0, lambda: self._reregister())
+        self._later(max(nxt - self.dev.sched.now_ms, 0) + NETWORK_LOSS_DETECT_MS, check)
+
+    def antenna_changed(self) -> None:
+        """The bench switched the antenna: re-evaluate coverage now."""
+        if self.modem == Modem.READY and not self.dev.link.is_up():
+            def check() -> None:
+                if self.modem == Modem.READY and not self.dev.link.is_up():
+                    self.dev.note("network_lost")
+                    self._drop_cloud(graceful=False, reason="network_lost")
+                    self.modem = Modem.POWERING
+                    self._reregister()
+            self._later(NETWORK_LOSS_DETECT_MS, check)
+
+    def _reregister(self) -> None:
+        if self.modem != Modem.POWERING:
+            return
+        if self.dev.link.is_up():
+            self.modem = Modem.READY
+            self.dev.note("modem", state="ready")
+            self._watch_coverage()
+            if self.auto_connect and self.cloud == Cloud.DISCONNECTED:
+                self._connect_now()
+            return
+        nxt = self.dev.link.next_change_ms()
+        wait = (nxt - self.dev.sched.now_ms) if nxt else 10_000
+        self._later(max(wait, 1_000), self._reregister)
+
+    # -- cloud ---------------------------------------------------------------------------------
+    def request_connect(self) -> None:
+        """Particle.connect(): keep (re)connecting until connected or told to disconnect."""
+        self.auto_connect = True
+        if self.cloud == Cloud.DISCONNECTED:
+            self._connect_now()
+
+    def request_disconnect(self) -> None:
+        self.auto_connect = False
+        self._drop_cloud(graceful=True, reason="disconnect")
+
+    def _connect_now(self) -> None:
+        if not self.dev.powered or self.cloud != Cloud.DISCONNECTED:
+            return
+        self.cloud = Cloud.CONNECTING
+        self.dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_CONNECTING)
+        self.modem_on(then=self._start_session)
+
+    def _start_session(self) -> None:
+        """spec §7.3: resume if the retained session is valid and used fewer than 3 times."""
+        dev = self.dev
+        if self.cloud != Cloud.CONNECTING:
+            return
+        s = dev.session
+        resume = s.session_id is not None and s.uses < dev.params.max_session_uses
+        if resume:
+            s.uses += 1
+        else:
+            s.invalidate()
+        describe = dev.app_hash()
+        image = dev.image
+        flags = HELLO_FLAG_IMMEDIATE_UPDATES_SUPPORT
+        if dev.ota_success_hello:
+            flags |= HELLO_FLAG_OTA_UPGRADE_SUCCESSFUL
+        hello = Hello(
+            device_id=dev.device_id, session_id=s.session_id if resume else None,
+            hello_sent=not resume or s.describe_hash != describe,
+            product_id=image.product_id if image else 0,
+            product_version=image.product_version if image else 0,
+            platform_id=dev.PLATFORM_ID, flags=flags,
+            system_version=min(dev.flash.system_parts.values()), safe_mode=dev.safe_mode,
+            app_hash=describe)
+        self.last_hello = hello
+        self._attempt += 1
+        attempt = self._attempt
+        size = RESUME_BYTES // 2 if resume else FULL_HANDSHAKE_BYTES // 2
+        dev.link.send("up", size, "resume" if resume else "handshake",
+                      lambda: dev.cloud.device_hello(dev, hello), reliable=True)
+        self._later(CONNECT_TIMEOUT_MS, lambda: self._connect_timeout(attempt))
+
+    def session_reply(self, reply: SessionReply) -> None:
+        """The cloud answered: the session is up (spec §7.3 then-publish list)."""
+        dev = self.dev
+        if self.cloud != Cloud.CONNECTING or not dev.powered:
+            return
+        hello_sent = self.last_hello.hello_sent
+        self._attempt += 1  # invalidates the pending timeout
+        s = dev.session
+        s.session_id, s.uses, s.describe_hash = reply.session_id, 0, dev.app_hash()
+        full_path = not reply.resumed or hello_sent
+        if reply.resumed:
+            self.resumes += 1
+        else:
+            self.full_handshakes += 1
+        dev.note("cloud_session", resumed=reply.resumed, hello=hello_sent)
+        dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_SESSION_RESUME if reply.resumed else dos.CLOUD_STATUS_HANDSHAKE)
+        self.cloud = Cloud.CONNECTED
+        dev.ota_success_hello = False
+        dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_CONNECTED)
+        # spec §1.2: Send_Firmware_Update_Flags on every connection; last_reset once per boot.
+        if full_path and not dev.last_reset_published:
+            dev.last_reset_published = True
+            self.publish_system("spark/device/last_reset",
+                                dos.RESET_REASON_NAME.get(dev.reset_reason, "unknown"))
+        if dev.safe_mode:
+            self.publish_system("spark/device/safemode", "")
+        self.publish_system("particle/device/updates/enabled", "true" if dev.flags.updates_enabled else "false")
+        self.publish_system("particle/device/updates/forced", "true" if dev.flags.updates_forced else "false")
+        dev.on_cloud_connected()
+
+    def _connect_timeout(self, attempt: int) -> None:
+        if attempt != self._attempt or self.cloud != Cloud.CONNECTING:
+            return
+        self.dev.note("cloud_connect_timeout")
+        self.cloud = Cloud.DISCONNECTED
+        self.dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_DISCONNECTED)
+        if self.auto_connect:
+            self._later(RETRY_BACKOFF_MS, self._connect_now)
+
+    def _drop_cloud(self, *, graceful: bool, reason: str) -> None:
+        """Any disconnect aborts an OTA in progress (spec §3.3, §7.3)."""
+        dev = self.dev
+        if self.cloud == Cloud.DISCONNECTED:
+            return
+        was_connected = self.cloud == Cloud.CONNECTED
+        if was_connected and dev.powered:
+            dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_DISCONNECTING)
+        self.cloud = Cloud.DISCONNECTED
+        self._attempt += 1
+        dev.ota.cancel(reason)
+        if graceful and was_connected:
+            dev.link.send("up", MESSAGE_OVERHEAD_BYTES, "control",
+                          lambda: dev.cloud.device_disconnected(dev, True), reliable=True)
+        elif was_connected:
+            dev.cloud.device_disconnected(dev, False)  # the cloud learns by keep-alive; modelled at once
+        dev.note("cloud_disconnected", reason=reason)
+        if dev.powered:
+            dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_DISCONNECTED)
+            if self.auto_connect and reason == "network_lost":
+                pass  # reconnects when the modem re-registers
+
+    def drop_for_sleep(self) -> None:
+        self._drop_cloud(graceful=True, reason="sleep")
+
+    def shutdown(self, *, graceful: bool) -> None:
+        """Power off or reset: everything radio-related stops; the retained session stays."""
+        self._drop_cloud(graceful=graceful, reason="reset" if graceful else "power_off")
+        self._cancel_timers()
+        self.modem = Modem.OFF
+        self.auto_connect = False
+
+    def reconnect_after_wake(self, modem_paused: bool) -> None:
+        if self.auto_connect and self.cloud == Cloud.DISCONNECTED:
+            self._connect_now()
+
+    # -- messages ---------------------------------------------------------------------------
+    def publish(self, name: str, data: str) -> bool:
+        """Particle.publish: false when not connected (no queueing in 2.3.1)."""
+        if not self.cloud_connected:
+            return False
+        dev = self.dev
+        msg = CloudEvent(name, data)
+        return dev.link.send("up", msg.wire_bytes, "events", lambda: dev.cloud.device_message(dev, msg))
+
+    def publish_system(self, name: str, data: str) -> None:
+        if self.cloud_connected:
+            dev = self.dev
+            msg = CloudEvent(name, data)
+            dev.link.send("up", msg.wire_bytes, "system", lambda: dev.cloud.device_message(dev, msg),
+                          reliable=True)
+
+    def send(self, msg: object, nbytes: int, category: str) -> None:
+        """A protocol reply (OTA) to the cloud; confirmable, so not lost to random loss."""
+        dev = self.dev
+        if self.cloud_connected:
+            dev.link.send("up", nbytes, category, lambda: dev.cloud.device_message(dev, msg), reliable=True)

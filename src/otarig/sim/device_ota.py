@@ -1,0 +1,132 @@
+"""What a simulated Electron does with the cloud's OTA messages (spec particle-ota.md §7.4).
+
+Refusal while updates are disabled and not forced (5.03), begin/progress/complete/failed
+events, chunk CRC, missed-chunk rounds, the 300 s update watchdog, validation, DCT slot
+registration, and the reset that v2.3.1 pends even after a failed validation.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import deviceos as dos
+from .images import ImageError, read_image
+from .messages import BeginReply, Chunk, DoneReply, UpdateBegin, UpdateDone
+from .ota_receiver import OtaReceiver, OtaState
+
+if TYPE_CHECKING:
+    from .electron import Electron
+
+
+class DeviceOta:
+    def __init__(self, dev: "Electron") -> None:
+        self.dev = dev
+        self.rx = OtaReceiver()
+        self._watchdog = None
+        self.transfers_begun = 0
+        self.results: list[tuple[int, bool, str]] = []
+
+    @property
+    def receiving(self) -> bool:
+        return self.rx.state == OtaState.RECEIVING
+
+    def handle(self, msg: object) -> bool:
+        if isinstance(msg, UpdateBegin):
+            self._begin(msg)
+        elif isinstance(msg, Chunk):
+            self._chunk(msg)
+        elif isinstance(msg, UpdateDone):
+            self._done(msg)
+        else:
+            return False
+        return True
+
+    def _arm_watchdog(self) -> None:
+        """spec §2.4: the update watchdog, reset on begin and on every chunk."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._watchdog = self.dev.sched.after(self.dev.params.update_timeout_ms, self._watchdog_fired)
+
+    def _disarm_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _watchdog_fired(self) -> None:
+        """spec §2.4: no chunk for TIMING_FLASH_UPDATE_TIMEOUT → hard reset, RESET_REASON_UPDATE_TIMEOUT."""
+        self._watchdog = None
+        if self.receiving:
+            self.dev.note("update_watchdog")
+            self.rx.reset()
+            self.dev.reset("update_timeout")
+
+    def _begin(self, msg: UpdateBegin) -> None:
+        dev = self.dev
+        f = dev.flags
+        if not (f.updates_enabled or f.updates_forced) and not dev.safe_mode:
+            # spec §1.5 / §2.3 step 2-3: ≥1.2.1 refuses with 5.03 so the cloud reacts at once.
+            dev.note("ota_refused", transfer=msg.transfer_id)
+            dev.net.send(BeginReply(msg.transfer_id, accepted=False), 60, "ota")
+            return
+        if self.receiving:
+            self.cancel("superseded")
+        dev.net.send(BeginReply(msg.transfer_id, accepted=True), 60, "ota")
+        f.updates_pending = False  # spec §2.3 step 4
+        self.transfers_begun += 1
+        self.rx.begin(msg)
+        self._arm_watchdog()
+        dev.note("ota_begin", transfer=msg.transfer_id, length=msg.file_length)
+        dev.emit(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_BEGIN)
+
+    def _chunk(self, chunk: Chunk) -> None:
+        if not self.receiving or chunk.transfer_id != self.rx.transfer_id:
+            return
+        self._arm_watchdog()
+        # spec §2.2: progress fires once per received chunk, before the chunk is written.
+        self.dev.emit(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_PROGRESS)
+        if not self.receiving:
+            return  # a handler disconnected or slept (a defect the rig must catch)
+        self.rx.accept_chunk(chunk)
+
+    def _done(self, msg: UpdateDone) -> None:
+        dev = self.dev
+        if not self.receiving or msg.transfer_id != self.rx.transfer_id:
+            return
+        missing = self.rx.missing_request()
+        if missing:
+            dev.net.send(DoneReply(msg.transfer_id, missing=missing), 60 + 2 * len(missing), "ota")
+            return
+        ok, error = self._validate_and_register(self.rx.image())
+        self._disarm_watchdog()
+        transfer = self.rx.transfer_id
+        self.rx.reset()
+        self.results.append((transfer, ok, error))
+        dev.note("ota_end", transfer=transfer, ok=ok, error=error)
+        dev.net.send(DoneReply(transfer, ok=ok, error=error), 80, "ota")
+        dev.emit(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_COMPLETE if ok else dos.FIRMWARE_UPDATE_FAILED)
+        if ok or dev.params.reset_on_failed_validation:
+            dev.pend_reset("update")  # spec §2.5: "always restart for now" in v2.3.1
+        dev.unfreeze()
+
+    def _validate_and_register(self, image: bytes) -> tuple[bool, str]:
+        """spec §2.5 HAL_FLASH_End: range, platform, CRC; user deps optional; register a slot."""
+        try:
+            sim_image = read_image(image, max_size=self.dev.params.max_app_size)
+        except ImageError as exc:
+            return False, str(exc)
+        if sim_image.module_function == "system":
+            self.dev.flash.register_slot(image, "system", sim_image.info.module_index)
+        else:
+            self.dev.flash.register_slot(image, "user")
+        return True, ""
+
+    def cancel(self, reason: str, *, emit: bool = True) -> None:
+        """spec §2.4: any connection error cancels the transfer → firmware_update failed."""
+        if not self.receiving:
+            return
+        self._disarm_watchdog()
+        transfer = self.rx.transfer_id
+        self.rx.reset()
+        self.dev.note("ota_cancelled", transfer=transfer, reason=reason)
+        if emit:
+            self.dev.emit(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_FAILED)
+        self.dev.unfreeze()

@@ -1,0 +1,100 @@
+"""Sleep of a simulated Electron (spec particle-ota.md §3.2, §7.5).
+
+HIBERNATE powers down and wakes through the reset path (retained RAM kept, pending slots
+applied). STOP / ULTRA_LOW_POWER continue after the sleep call; the cloud is disconnected
+unless cellular is a wake source (without INACTIVE_STANDBY), in which case cloud traffic
+(an OTA included) wakes the device.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import deviceos as dos
+
+if TYPE_CHECKING:
+    from .electron import Electron
+    from .host_runtime import SleepRequest
+
+
+class DeviceSleep:
+    def __init__(self, dev: "Electron") -> None:
+        self.dev = dev
+        self.mode: int = dos.SLEEP_NONE
+        self.network_wake = False
+        self.wake_reason = dos.WAKEUP_UNKNOWN
+        self._timer = None
+        self.hibernating = False
+
+    @property
+    def asleep(self) -> bool:
+        return self.mode != dos.SLEEP_NONE
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.mode = dos.SLEEP_NONE
+        self.hibernating = False
+
+    def sleep(self, req: "SleepRequest") -> int:
+        dev = self.dev
+        if dev.app is None or not dev.app.current:
+            return dos.WAKEUP_UNKNOWN  # only the application thread may sleep
+        mode = req.mode
+        standby = bool(req.network_flags & dos.SLEEP_NETWORK_FLAG_INACTIVE_STANDBY)
+        dev.note("sleep", mode=dos.SLEEP_MODE_NAME.get(mode, str(mode)), ms=req.duration_ms,
+                 network_wake=bool(req.wake_network), standby=standby, ota=dev.ota.receiving)
+        if mode == dos.SLEEP_HIBERNATE:
+            dev.net.drop_for_sleep()
+            dev.sched.after(0, lambda: self._hibernate(req.duration_ms))
+            return -1  # the app does not continue: HIBERNATE wakes through reset
+        if mode not in (dos.SLEEP_STOP, dos.SLEEP_ULTRA_LOW_POWER):
+            return dos.WAKEUP_UNKNOWN
+        self.network_wake = bool(req.wake_network) and not standby
+        if not self.network_wake or (standby and dev.params.inactive_standby_disconnects_cloud):
+            dev.net.drop_for_sleep()  # spec §3.2 cloudDisconnectRequested
+            if standby or req.wake_network:
+                dev.net.modem_pause()
+            else:
+                dev.net.modem_off()
+        self.mode = mode
+        dev.app_state_before_sleep = dev.app_state
+        from .electron import AppState
+        dev.app_state = AppState.SLEEPING
+        if req.duration_ms:
+            self._timer = dev.sched.after(req.duration_ms, lambda: self.wake(dos.WAKEUP_BY_RTC))
+        if dev.app.yield_to_scheduler():
+            return -1
+        reason = self.wake_reason
+        dev.net.reconnect_after_wake(modem_paused=True)
+        return reason
+
+    def wake(self, reason: int) -> None:
+        """End STOP/ULP sleep (RTC, WKP pin, or network traffic)."""
+        dev = self.dev
+        if self.mode in (dos.SLEEP_STOP, dos.SLEEP_ULTRA_LOW_POWER):
+            from .electron import AppState
+            self.cancel()
+            self.wake_reason = reason
+            dev.app_state = AppState.RUNNING
+            dev.note("wake", reason=reason)
+            dev.sched.after(0, dev._resume_app)
+        elif self.hibernating:
+            self.hibernating = False
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            dev.note("wake", reason=reason)
+            dev.powered = True
+            dev._boot(dos.RESET_REASON["power_management"])
+
+    def _hibernate(self, duration_ms: int) -> None:
+        dev = self.dev
+        dev._halt(graceful_cloud=True)
+        from .electron import AppState
+        dev.app_state = AppState.OFF
+        self.hibernating = True
+        self.mode = dos.SLEEP_NONE
+        dev.note("hibernate")
+        if duration_ms:
+            self._timer = dev.sched.after(duration_ms, lambda: self.wake(dos.WAKEUP_BY_RTC))

@@ -1,0 +1,503 @@
+"""A simulated Particle Electron running Device OS 2.3.1 and a firmware host build.
+
+The Device OS *behaviour* lives here (spec particle-ota.md §7.1–7.5); the application is the
+real companion firmware, run by `host_runtime.AppInstance`. Connectivity, OTA reception and
+sleep are delegated to small collaborators (`connectivity`, `device_ota`, `device_sleep`).
+"""
+from __future__ import annotations
+
+import ctypes
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import greenlet
+
+from . import deviceos as dos
+from .connectivity import Connectivity
+from .device_ota import DeviceOta
+from .device_sleep import DeviceSleep
+from .flash import FlashState
+from .host_runtime import AppInstance, SleepRequest
+from .images import ImageError, SimImage, read_image
+from .cloud_peer import SessionReply
+from .link import CellularLink
+from .messages import CloudEvent
+from .params import DeviceOsParams
+
+if TYPE_CHECKING:
+    from .cloud_peer import CloudPeer
+    from .world import World
+
+
+class AppState(enum.Enum):
+    NOT_STARTED = "not_started"
+    RUNNING = "running"
+    SAFE_MODE = "safe_mode"
+    SLEEPING = "sleeping"
+    OFF = "off"
+
+
+@dataclass
+class SystemFlags:
+    """spec §2.1 / §7.1: RAM flags, reset to these defaults at every boot."""
+
+    updates_enabled: bool = True
+    updates_forced: bool = False
+    updates_pending: bool = False
+    reset_pending: bool = False
+    reset_enabled: bool = True
+
+
+@dataclass
+class RetainedSession:
+    """spec §1.2 / §7.1: the DTLS session in retained_system RAM (survives reset and sleep)."""
+
+    session_id: str | None = None
+    uses: int = 0
+    describe_hash: str = ""
+
+    def invalidate(self) -> None:
+        self.session_id, self.uses, self.describe_hash = None, 0, ""
+
+
+@dataclass
+class TraceEntry:
+    """A ground-truth observation of the model (not visible to a real rig; used by sim tests)."""
+
+    t_ms: int
+    kind: str
+    data: dict = field(default_factory=dict)
+
+
+class Electron:
+    """One simulated Electron (platform 10)."""
+
+    PLATFORM_ID = 10
+
+    def __init__(self, world: "World", device_id: str, *, cloud: "CloudPeer", link: CellularLink,
+                 port: Any | None = None, params: DeviceOsParams | None = None,
+                 instance_dir: Path | None = None) -> None:
+        self.world = world
+        self.sched = world.sched
+        self.device_id = device_id
+        self.cloud = cloud
+        self.link = link
+        self.port = port
+        self.params = params or DeviceOsParams()
+        self.instance_path = (instance_dir or world.instance_dir) / f"{device_id}.so"
+        self.flash = FlashState(system_parts={1: dos.SYSTEM_MODULE_VERSION, 2: dos.SYSTEM_MODULE_VERSION,
+                                              3: dos.SYSTEM_MODULE_VERSION})
+        self.eeprom = (ctypes.c_uint8 * 2047).from_buffer(self.flash.eeprom)
+        self.flags = SystemFlags()
+        self.session = RetainedSession()
+        self.retained_app: bytes | None = None
+        self.powered = False
+        self.app: AppInstance | None = None
+        self.app_state = AppState.OFF
+        self.image: SimImage | None = None
+        self.boot_count = 0
+        self.boot_ms = 0
+        self.reset_reason = dos.RESET_REASON["none"]
+        self.reset_reason_data = 0
+        self.ota_success_hello = False
+        self.last_reset_published = False
+        self.trace: list[TraceEntry] = []
+        self.listeners: list[Callable[[TraceEntry], None]] = []
+        self.serial_rx = bytearray()
+        self._resume_timer = None
+        self._resume_pending = False
+        self._idle_pass_timer = None
+        self._boot_timers: list = []
+        self.net = Connectivity(self)
+        self.ota = DeviceOta(self)
+        self.sleeper = DeviceSleep(self)
+
+    # -- observation ----------------------------------------------------------------------
+    def note(self, kind: str, **data: Any) -> None:
+        entry = TraceEntry(self.sched.now_ms, kind, data)
+        self.trace.append(entry)
+        for fn in self.listeners:
+            fn(entry)
+
+    @property
+    def running_version(self) -> int | None:
+        return self.image.product_version if self.image else None
+
+    # -- power (spec §2.6, §7.1) ----------------------------------------------------------
+    def install(self, image: bytes) -> None:
+        """Put an app in the user slot, as `particle flash --usb` would (no OTA involved)."""
+        read_image(image)  # validates; raises ImageError naming the failed check
+        self.flash.user = image
+
+    def power_on(self) -> None:
+        if self.powered:
+            return
+        self.powered = True
+        self.note("power_on")
+        if not self.params.session_survives_power_loss:
+            self.session.invalidate()  # spec §1.2: cold power-up ⇒ full handshake
+        self.retained_app = None
+        self._boot(dos.RESET_REASON["power_down"])
+
+    def power_off(self, *, brownout: bool = False) -> None:
+        """Power lost at this instant: RAM gone, a bootloader copy in progress is left unfinished."""
+        if not self.powered:
+            return
+        self.powered = False
+        self.note("power_off", brownout=brownout, ota=self.ota.receiving, copying=self.flash.copying)
+        self.flash.corrupt_copy_destination()
+        self._halt(graceful_cloud=False)
+        self.app_state = AppState.OFF
+        self.next_cold_reason = "power_brownout" if brownout else "power_down"
+
+    # -- reset and boot (spec §7.2) -------------------------------------------------------
+    def reset(self, reason: str, data: int = 0) -> None:
+        """A reset of any kind; pending DCT slots are applied at the boot that follows."""
+        if not self.powered:
+            return
+        self.note("reset", reason=reason)
+        self._halt(graceful_cloud=reason in ("user", "update"))
+        self.reset_reason_data = data
+        self._boot(dos.RESET_REASON[reason])
+
+    def reset_from_app(self, reason: str, data: int = 0) -> int:
+        """A reset requested by firmware code: unwind the app first if we are on its stack."""
+        if self.app is not None and self.app.current:
+            self.sched.after(0, lambda: self.reset(reason, data))
+            return -1
+        self.sched.after(0, lambda: self.reset(reason, data))
+        return 0
+
+    def _halt(self, *, graceful_cloud: bool) -> None:
+        for t in self._boot_timers:
+            t.cancel()
+        self._boot_timers.clear()
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
+            self._resume_timer = None
+        if self._idle_pass_timer is not None:
+            self._idle_pass_timer.cancel()
+            self._idle_pass_timer = None
+        self.sleeper.cancel()
+        self.ota.cancel("halt", emit=False)
+        self.net.shutdown(graceful=graceful_cloud)
+        self._stop_app()
+        if self.port is not None and self.port.present:
+            self.world.port_vanish(self.port)
+        self.serial_rx.clear()
+
+    def _stop_app(self) -> None:
+        if self.app is not None:
+            app, self.app = self.app, None
+            if app.greenlet is not None and app.current:
+                raise RuntimeError("internal: the app cannot be terminated from its own stack")
+            self.retained_app = app.terminate()
+        self.app_state = AppState.NOT_STARTED
+
+    def _boot(self, reason: int) -> None:
+        self.boot_count += 1
+        self.reset_reason = reason
+        self.note("boot_start", reason=dos.RESET_REASON_NAME.get(reason, str(reason)))
+        self.flags = SystemFlags()  # spec §2.1: RAM flags reset at boot
+        self.last_reset_published = False
+        self._bootloader()
+
+    def _bootloader(self) -> None:
+        """spec §2.6: copy each DCT slot (source checked first), clear it after the copy."""
+        if self.flash.slots:
+            self.flash.copying = True
+            self.note("bootloader_copy_start", slots=len(self.flash.slots))
+            self._boot_timers.append(self.sched.after(self.params.bootloader_copy_ms, self._copy_done))
+        else:
+            self._validate_and_start()
+
+    def _copy_done(self) -> None:
+        slot = self.flash.apply_first_slot()
+        if slot.module_function == "system":
+            self.flash.system_parts[slot.module_index] = read_image(slot.image).module_version
+        else:
+            self.ota_success_hello = True  # spec §1.1: HELLO_FLAG_OTA_UPGRADE_SUCCESSFUL after an update
+        self.note("bootloader_copy_done", function=slot.module_function)
+        self._bootloader()
+
+    def _validate_and_start(self) -> None:
+        """spec §2.6 / §7.2 VALIDATE_USER: run the app, factory-restore, or safe mode."""
+        image = None
+        if self.flash.user is not None:
+            try:
+                image = read_image(self.flash.user)
+            except ImageError as exc:
+                self.note("user_invalid", error=str(exc))
+        if image is None and self.flash.factory is not None:
+            self.flash.user = self.flash.factory
+            self.note("factory_restore")
+            self._boot_timers.append(self.sched.after(self.params.boot_ms, lambda: self.reset("factory_reset")))
+            return
+        self.image = image
+        safe_mode = image is None or image.required_system_version > min(self.flash.system_parts.values())
+        self._boot_timers.append(self.sched.after(self.params.usb_enumeration_ms, self._usb_appears))
+        self._boot_timers.append(self.sched.after(self.params.boot_ms, lambda: self._start(safe_mode)))
+
+    def _usb_appears(self) -> None:
+        if self.port is not None and self.powered:
+            self.world.port_appear(self.port)
+
+    def _start(self, safe_mode: bool) -> None:
+        self.boot_ms = self.sched.now_ms
+        self.note("booted", version=self.running_version, safe_mode=safe_mode,
+                  reason=dos.RESET_REASON_NAME.get(self.reset_reason))
+        if safe_mode:
+            # spec §2.7: safe mode connects to the cloud, never runs setup()/loop(); updates enabled.
+            self.app_state = AppState.SAFE_MODE
+            self.net.request_connect()
+            return
+        assert self.image is not None
+        self.app = AppInstance(self.image.so_path, self.instance_path, self, self.eeprom, self.retained_app)
+        self.app_state = AppState.RUNNING
+        mode = self.app.system_mode
+        if mode in (dos.AUTOMATIC, 0):
+            self.net.request_connect()
+            if not self.app.threaded:
+                return  # spec §3.1: non-threaded AUTOMATIC runs setup() once the cloud is connected
+        self._launch_app()
+
+    def _launch_app(self) -> None:
+        if self.app is None or self.app.greenlet is not None:
+            return
+        self.app.start(greenlet.getcurrent())
+        self._schedule_resume(0)
+
+    def on_cloud_connected(self) -> None:
+        if self.app is not None and self.app.greenlet is None:
+            self._launch_app()
+
+    @property
+    def safe_mode(self) -> bool:
+        return self.app_state == AppState.SAFE_MODE
+
+    # -- running the app greenlet ---------------------------------------------------------
+    @property
+    def app_frozen(self) -> bool:
+        """spec §2.8: a non-threaded app's loop() and delay() stop while an OTA is in progress."""
+        return self.app is not None and not self.app.threaded and self.ota.receiving
+
+    def _schedule_resume(self, delay_ms: int) -> None:
+        self._resume_timer = self.sched.after(delay_ms, self._resume_app)
+
+    def _resume_app(self) -> None:
+        self._resume_timer = None
+        if self.app is None or self.app_state != AppState.RUNNING:
+            return
+        if self.app_frozen:
+            self._resume_pending = True
+            return
+        self.app.resume()
+        if self.app is not None and self.app.finished and not self.app.aborted:
+            self.note("app_exited")
+
+    def unfreeze(self) -> None:
+        if self._resume_pending:
+            self._resume_pending = False
+            self._schedule_resume(0)
+
+    # -- bridge callbacks (firmware → Device OS model) -------------------------------------
+    def fw_millis(self) -> int:
+        return self.sched.now_ms - self.boot_ms
+
+    def fw_delay(self, ms: int) -> int:
+        if self.app is None or not self.app.current:
+            return 0  # called from a handler (system context): Device OS would pump; we return at once
+        self._schedule_resume(max(int(ms), 0))
+        return self.app.yield_to_scheduler()
+
+    def fw_loop_done(self) -> int:
+        if self.app is None or not self.app.current:
+            return 0
+        self._schedule_resume(self.params.loop_quantum_ms)
+        return self.app.yield_to_scheduler()
+
+    def fw_serial(self, op: int, buf: Any, length: int) -> int:
+        if op == dos.SERIAL_WRITE:
+            data = ctypes.string_at(buf, length)
+            if self.port is not None and self.port.present:
+                self.world.port_write(self.port, data)
+            return length
+        if op == dos.SERIAL_READ:
+            n = min(length, len(self.serial_rx))
+            if n:
+                ctypes.memmove(buf, bytes(self.serial_rx[:n]), n)
+                del self.serial_rx[:n]
+            return n
+        if op == dos.SERIAL_AVAILABLE:
+            return len(self.serial_rx)
+        if op == dos.SERIAL_IS_CONNECTED:
+            return int(self.port is not None and self.port.present)
+        return -1
+
+    def fw_system(self, op: int, arg: int) -> int:
+        f = self.flags
+        if op == dos.SYS_ENABLE_UPDATES:
+            self.set_updates_enabled(True)
+        elif op == dos.SYS_DISABLE_UPDATES:
+            self.set_updates_enabled(False)
+        elif op == dos.SYS_UPDATES_ENABLED:
+            return int(f.updates_enabled)
+        elif op == dos.SYS_UPDATES_PENDING:
+            return int(f.updates_pending)
+        elif op == dos.SYS_UPDATES_FORCED:
+            return int(f.updates_forced)
+        elif op == dos.SYS_ENABLE_RESET:
+            f.reset_enabled = True
+            self.note("flag", reset_enabled=True)
+            self.schedule_idle_pass()  # spec §7.5: enable with reset_pending ⇒ reset on next idle pass
+        elif op == dos.SYS_DISABLE_RESET:
+            f.reset_enabled = False
+            self.note("flag", reset_enabled=False)
+        elif op == dos.SYS_RESET_ENABLED:
+            return int(f.reset_enabled)
+        elif op == dos.SYS_RESET_PENDING:
+            return int(f.reset_pending)
+        elif op == dos.SYS_RESET:
+            return self.reset_from_app("user", arg)
+        elif op == dos.SYS_RESET_REASON:
+            return self.reset_reason
+        elif op == dos.SYS_RESET_REASON_DATA:
+            return self.reset_reason_data
+        elif op == dos.SYS_VERSION_NUMBER:
+            return dos.SYSTEM_VERSION_NUMBER
+        elif op == dos.SYS_FREE_MEMORY:
+            return 60_000
+        elif op == dos.SYS_CELLULAR_ON:
+            self.net.modem_on()
+        elif op == dos.SYS_CELLULAR_OFF:
+            self.net.modem_off()
+        elif op == dos.SYS_CELLULAR_READY:
+            return int(self.net.network_ready)
+        elif op == dos.SYS_CELLULAR_CONNECT:
+            self.net.network_connect()
+        elif op == dos.SYS_CELLULAR_DISCONNECT:
+            self.net.network_disconnect()
+        else:
+            return -1
+        return 0
+
+    def fw_cloud(self, op: int, a: str | None, b: str | None, flags: int) -> int:
+        if op == dos.CLOUD_CONNECT:
+            self.net.request_connect()
+        elif op == dos.CLOUD_DISCONNECT:
+            self.net.request_disconnect()
+        elif op == dos.CLOUD_CONNECTED:
+            return int(self.net.cloud_connected)
+        elif op == dos.CLOUD_CONNECTING:
+            return int(self.net.cloud_connecting)
+        elif op == dos.CLOUD_PUBLISH:
+            return int(self.net.publish(a or "", b or ""))
+        elif op == dos.CLOUD_PROCESS:
+            return 0
+        elif op in (dos.CLOUD_SUBSCRIBED, dos.CLOUD_FUNCTION, dos.CLOUD_VARIABLE):
+            return 1
+        else:
+            return -1
+        return 0
+
+    def fw_sleep(self, req: SleepRequest) -> int:
+        return self.sleeper.sleep(req)
+
+    # -- flags and events (spec §2.1, §2.2, §7.5) -----------------------------------------
+    def set_updates_enabled(self, enabled: bool) -> None:
+        if self.flags.updates_enabled == enabled:
+            return  # spec §2.1: no change, nothing sent
+        self.flags.updates_enabled = enabled
+        self.note("flag", updates_enabled=enabled)
+        self.net.publish_system("particle/device/updates/enabled", "true" if enabled else "false")
+
+    def set_pending(self, pending: bool) -> None:
+        if pending and not self.flags.updates_pending:
+            self.flags.updates_pending = True
+            self.emit(dos.FIRMWARE_UPDATE_PENDING, 0)
+        elif not pending:
+            self.flags.updates_pending = False
+
+    def set_forced(self, forced: bool) -> None:
+        """spec §1.5 / §7.5: set the flag and echo it (avoids a race with the cloud's delivery)."""
+        self.flags.updates_forced = forced
+        self.note("flag", updates_forced=forced)
+        self.net.publish_system("particle/device/updates/forced", "true" if forced else "false")
+
+    def emit(self, event: int, param: int) -> None:
+        """Deliver a system event to the app's System.on handlers (spec §2.2)."""
+        self.note("system_event", event=event, param=param)
+        if self.app is not None and self.app_state in (AppState.RUNNING, AppState.SLEEPING):
+            if self.app.greenlet is not None or event != dos.CLOUD_STATUS:
+                self.app.system_event(event, param)
+
+    def pend_reset(self, reason: str) -> None:
+        """spec §2.5 system_pending_shutdown: flag, `reset_pending` event once, then idle passes."""
+        if not self.flags.reset_pending:
+            self.flags.reset_pending = True
+            self.pending_reset_reason = reason
+            self.emit(dos.RESET_PENDING, 0)
+        self.schedule_idle_pass()
+
+    def schedule_idle_pass(self) -> None:
+        if self._idle_pass_timer is None and self.powered:
+            self._idle_pass_timer = self.sched.after(1, self._idle_pass)
+
+    def _idle_pass(self) -> None:
+        """spec §2.5 system_shutdown_if_needed: reset when pending and enabled."""
+        self._idle_pass_timer = None
+        if not (self.flags.reset_pending and self.flags.reset_enabled) or self.ota.receiving:
+            return
+        self.emit(dos.RESET, 0)
+        # Handlers ran synchronously; one may have disabled resets (docs ota-update-control "Reset control").
+        if self.flags.reset_pending and self.flags.reset_enabled and self.powered:
+            self.reset(getattr(self, "pending_reset_reason", "update"))
+
+    # -- cloud → device (spec §7.5) --------------------------------------------------------------
+    def on_cloud_message(self, msg: object) -> None:
+        if not self.powered or self.sleeper.hibernating:
+            return
+        if isinstance(msg, SessionReply):
+            self.net.session_reply(msg)
+            return
+        if not self.net.cloud_connected:
+            return
+        if self.sleeper.asleep:
+            if not self.sleeper.network_wake:
+                return
+            self.sleeper.wake(dos.WAKEUP_BY_NETWORK)  # spec §7.5: cloud traffic wakes the device
+        if self.ota.handle(msg):
+            return
+        if isinstance(msg, CloudEvent):
+            self._cloud_event(msg)
+
+    def _cloud_event(self, ev: CloudEvent) -> None:
+        if ev.name == "particle/device/updates/pending":
+            self.set_pending(ev.data == "true")
+        elif ev.name == "particle/device/updates/forced":
+            self.set_forced(ev.data == "true")
+        elif ev.name == "spark/device/reset":
+            self.sched.after(0, lambda: self.reset("user"))
+        elif self.app is not None and self.app.greenlet is not None:
+            self.app.cloud_event(ev.name, ev.data)
+
+    # -- serial input from the rig ------------------------------------------------------------
+    def serial_input(self, data: bytes) -> None:
+        self.serial_rx.extend(data)
+
+    # -- cloud-side calls (functions, variables, subscriptions) -------------------------------
+    def call_function(self, name: str, arg: str) -> int | None:
+        if self.app is None or self.app.greenlet is None:
+            return None
+        return self.app.call_function(name, arg)
+
+    def get_variable(self, name: str) -> str | None:
+        if self.app is None or self.app.greenlet is None:
+            return None
+        return self.app.get_variable(name)
+
+    def app_hash(self) -> str:
+        return hashlib.sha256(self.flash.user or b"").hexdigest()

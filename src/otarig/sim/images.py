@@ -1,0 +1,79 @@
+"""Simulator firmware images: Particle module binaries whose payload names a host build.
+
+DESIGN principle 2: "A firmware image is a Particle module binary (prefix header with platform
+ID 10, module function, version; CRC-32 suffix) whose payload is the host build", so validation
+of platform, size and CRC is real. The payload is a small JSON manifest naming the host `.so`
+(content-addressed in the build cache), padded to the requested image size.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import firmware
+from .deviceos import SYSTEM_MODULE_VERSION
+
+MANIFEST_MAGIC = "otarig-host-build"
+
+
+class ImageError(ValueError):
+    """An image the simulated bootloader or HAL_FLASH_End would reject; names the failed check."""
+
+
+@dataclass(frozen=True)
+class SimImage:
+    """A validated module and the host build it refers to."""
+
+    info: "firmware.ModuleInfo"
+    so_path: Path
+    product_id: int
+    product_version: int
+    module_function: str
+    module_version: int
+    required_system_version: int
+
+
+def make_app_image(so_path: Path, *, product_id: int, product_version: int, size: int | None = None,
+                   required_system_version: int = SYSTEM_MODULE_VERSION, platform_id: int = 10) -> bytes:
+    """A user-part module for `so_path`, optionally padded to `size` bytes (e.g. a 100 KB app)."""
+    digest = hashlib.sha256(so_path.read_bytes()).hexdigest()
+    manifest = json.dumps({"magic": MANIFEST_MAGIC, "so": str(so_path.resolve()), "sha256": digest},
+                          sort_keys=True).encode()
+    return firmware.build_module(manifest, product_id=product_id, product_version=product_version,
+                                 platform_id=platform_id, size=size,
+                                 system_version=required_system_version)
+
+
+def make_system_image(module_index: int, module_version: int, *, size: int = 4096) -> bytes:
+    """A system-part module (the safe-mode healer's delivery, spec §2.7)."""
+    return firmware.build_system_module(module_index=module_index, module_version=module_version, size=size)
+
+
+def read_image(data: bytes, *, platform_id: int = 10, max_size: int = 128 * 1024) -> SimImage:
+    """Validate like HAL_FLASH_End (spec §2.5: range, platform, CRC) and resolve the host build."""
+    try:
+        info = firmware.validate(data, platform_id=platform_id, max_size=max_size)
+    except firmware.FirmwareError as exc:
+        raise ImageError(str(exc)) from exc
+    function = firmware.function_name(info.module_function)
+    required = max((d.version for d in info.dependencies if d.function_name == "system"), default=0)
+    if function == "system":
+        return SimImage(info, Path(), 0, 0, "system", info.module_version, 0)
+    if function != "user":
+        raise ImageError(f"module function {function!r} is not a user application")
+    payload = firmware.payload(data)
+    try:
+        end = payload.index(b"}") + 1
+        manifest = json.loads(payload[:end])
+        if manifest.get("magic") != MANIFEST_MAGIC:
+            raise ValueError
+    except ValueError as exc:
+        raise ImageError("module is valid but its payload is not an otarig host build manifest "
+                         "(a real Electron binary cannot run on the simulated bench)") from exc
+    so_path = Path(manifest["so"])
+    if not so_path.exists():
+        raise ImageError(f"host build {so_path} named by the image is missing (rebuild the companion)")
+    return SimImage(info, so_path, info.product_id or 0, info.product_version or 0, "user",
+                    info.module_version, required)

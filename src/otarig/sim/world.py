@@ -1,0 +1,70 @@
+"""The simulated world: one virtual clock, the devices, the cloud, and their serial ports.
+
+`run_until` advances virtual time and stops early whenever a board wrote to its serial port
+or its port vanished/appeared, so the rig can read exactly what was written at that instant
+(see `otarig.sim.bench`). The same seed gives the same run, byte for byte.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .scheduler import Scheduler
+
+
+class World:
+    def __init__(self, seed: int = 0, *, workdir: Path | None = None) -> None:
+        self.seed = seed
+        self.sched = Scheduler()
+        self.devices: dict[str, Any] = {}
+        self._tmp = None
+        if workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="otarig-world-")
+            workdir = Path(self._tmp.name)
+        self.workdir = workdir
+        self.instance_dir = workdir / "instances"
+        #: ports with output or presence changes the rig has not synchronised yet
+        self.dirty_ports: set[Any] = set()
+
+    @property
+    def now_ms(self) -> int:
+        return self.sched.now_ms
+
+    def add_device(self, dev: Any) -> Any:
+        self.devices[dev.device_id] = dev
+        return dev
+
+    # -- serial ports: every change stops the clock so the rig sees it at this instant ---------
+    def port_write(self, port: Any, data: bytes) -> None:
+        port.write(data)
+        self.dirty_ports.add(port)
+        self.sched.request_stop()
+
+    def port_appear(self, port: Any) -> None:
+        if getattr(port, "vanish_requested", False):  # nobody synchronised the old generation
+            port.vanish_requested = False
+            port.vanish()
+        port.appear()
+        self.dirty_ports.add(port)
+        self.sched.request_stop()
+
+    def port_vanish(self, port: Any) -> None:
+        """Defer the close until the rig has drained what the port already wrote."""
+        port.vanish_requested = True
+        self.dirty_ports.add(port)
+        self.sched.request_stop()
+
+    def run_until(self, until_ms: int) -> int:
+        return self.sched.run_until(until_ms)
+
+    def run_for(self, ms: int) -> int:
+        return self.sched.run_until(self.sched.now_ms + ms)
+
+    def close(self) -> None:
+        for dev in list(self.devices.values()):
+            shutdown = getattr(dev, "shutdown", None)
+            if shutdown:
+                shutdown()
+        if self._tmp is not None:
+            self._tmp.cleanup()
