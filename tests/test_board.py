@@ -336,6 +336,24 @@ def test_poll_reconnects_on_a_real_clock(tmp_path: Path) -> None:
     assert "-- port lost at" in log and "-- port back at" in log
 
 
+def test_board_closed_and_reopened_within_a_generation_resumes(bench) -> None:
+    clock, port, board = bench
+    port.appear()
+    board.open()
+    make_device(clock, port)
+    assert board.command("workload", state="busy")["ok"] is True
+    board.close()
+    clock.at(1.0, lambda: port.write(line("app", 1000, seq=1)))
+    clock.run_until(2.0)  # the bench keeps draining: a closed board receives nothing
+    assert board.drain_to(port.generation, port.delivered) == []
+    board.open()
+    assert board.expect('"seq":1', 1.0).t == 1000
+    clock.sync()  # the next bench step: the board adopts generation 1 and resumes its counts
+    assert board.rx_count == port.tx_count and board.tx_count == port.rx_count
+    assert board.command("workload", state="idle")["id"] == 2
+    assert (board.log_path.read_text().count("-- port open --"), board.generation) == (2, 1)
+
+
 def test_drain_pushes_a_backlog_larger_than_the_kernel_buffer(bench) -> None:
     clock, port, board = bench
     port.appear()

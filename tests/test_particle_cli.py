@@ -145,6 +145,13 @@ class Handler(BaseHTTPRequestHandler):
         prefix = path.rsplit("/events", 1)[1].lstrip("/")
         events = [("otarig/boot", "v1"), ("spark/status", "online"), ("otarig/idle", "1")]
         try:
+            # particle-cli attaches its 'event' listener a few promise hops after the response
+            # starts (src/cmd/subscribe.js), so events in the first packet are lost: open the
+            # stream with a comment and publish a moment later, as a real cloud would.
+            self.wfile.write(b":ok\n\n")
+            self.wfile.flush()
+            if self.server.stopping.wait(0.5):
+                return
             for name, data in events:
                 if not name.startswith(prefix):
                     continue  # the stub filters by prefix; the CLI does not (§3)

@@ -172,7 +172,7 @@ def test_split_at_every_byte_gives_the_same_entries() -> None:
     assert whole[-1] == Noise("partial", b'{"ev":"lo')
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(data=st.binary(max_size=4000), cuts=st.lists(st.integers(0, 4000), max_size=30))
 def test_random_bytes_never_raise_and_chunking_does_not_matter(data: bytes, cuts: list[int]) -> None:
     whole = decode_all(data)
@@ -182,7 +182,7 @@ def test_random_bytes_never_raise_and_chunking_does_not_matter(data: bytes, cuts
         assert len(entry.raw) <= MAX_LINE
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(seed=st.integers(0, 2**32 - 1), cuts=st.lists(st.integers(0, 100_000), max_size=50))
 def test_mixed_stream_survives_random_chunking(seed: int, cuts: list[int]) -> None:
     stream, events = _mixed_stream(random.Random(seed), n=30)

@@ -26,7 +26,6 @@
 #include "spark_wiring_cellular.h"
 #include "spark_wiring_eeprom.h"
 
-using namespace std::chrono_literals;
 
 void setup();
 void loop();

@@ -130,9 +130,12 @@ class Board:
 
     `generation` is the simulated port's generation the board has open. The board cannot see it
     by itself: it learns it from the caller of `drain_to` (the simulated bench). It is None on a
-    real bench, and after `open()` or a reconnection in `poll()` until the next `drain_to`.
-    `tx_count` / `rx_count` count the bytes written / read on the currently open port (they restart
-    at 0 whenever the port is (re)opened).
+    real bench, and after `open()`, a lost port or a reconnection in `poll()` until the next
+    `drain_to`. `tx_count` / `rx_count` count the bytes written / read on that generation's port:
+    they restart at 0 when the port is (re)opened, and a board closed and reopened within one
+    generation resumes them at its next `drain_to`.
+
+    Open a Board once per bench session: its log is one continuous file.
     """
 
     def __init__(
@@ -157,6 +160,9 @@ class Board:
         self._log: IO[bytes] | None = None
         self._log_started = False
         self._lost = False
+        # (generation, rx, tx) of the port at close(): a board reopened within the same
+        # generation resumes its counts, since that generation's pty kept what it had not read.
+        self._resume: tuple[int, int, int] | None = None
         self._decoder = LineDecoder()
         self._history: list[tuple[float, Entry]] = []
         self._cursor = 0
@@ -173,14 +179,20 @@ class Board:
             # One log per Board object: truncated when it starts, appended across close/open.
             self._log = open(self.log_path, "ab" if self._log_started else "wb")
             self._log_started = True
-        if self._ser is None and not self._reopen():
-            if required:
-                raise PortUnavailable(f"{self.board_id}: cannot open serial port {self.url!r}")
+        if self._ser is None and not self._reopen() and required:
+            self._log.close()
+            self._log = None
+            raise PortUnavailable(f"{self.board_id}: cannot open serial port {self.url!r}")
         return self
 
     def close(self) -> None:
-        """Close the port (a held partial line is logged as noise) and the log."""
+        """Close the port (a held partial line is logged as noise) and the log.
+
+        `generation`, `rx_count` and `tx_count` keep describing the last port until it is reopened.
+        """
         if self._ser is not None:
+            if self.generation is not None:
+                self._resume = (self.generation, self.rx_count, self.tx_count)
             self._record(self._decoder.flush())
             self._close_port()
             self._mark("-- port closed --")
@@ -228,9 +240,11 @@ class Board:
         and came back: the board marks the gap and reopens the link. If the link is absent the
         board marks the gap and returns (`count` must then be 0). Blocks in wall time (at most
         `timeout_wall`) only for bytes already written; raises BoardError if they never come.
-        Returns the entries decoded.
+        Returns the entries decoded. On a closed board it does nothing (the bytes wait in the
+        kernel for the next `open()`).
         """
-        self._require_open()
+        if self._log is None:
+            return []
         start = len(self._history)
         if self._is_path and not os.path.exists(self.url):
             if self._ser is not None:
@@ -243,6 +257,10 @@ class Board:
             return []
         if self._ser is not None and self.generation is None and self._on_current_link():
             self.generation = generation  # opened (or reconnected) on this generation already
+            if self._resume is not None and self._resume[0] == generation:
+                self.rx_count += self._resume[1]
+                self.tx_count += self._resume[2]
+            self._resume = None
         elif self._ser is None or self.generation != generation:
             if self._ser is not None:
                 self._port_lost()
@@ -251,6 +269,7 @@ class Board:
                     f"{self.board_id}: cannot reopen {self.url!r} for generation {generation}"
                 )
             self.generation = generation
+            self._resume = None
         deadline = time.monotonic() + timeout_wall
         while self.rx_count < count:
             assert self._ser is not None
@@ -425,6 +444,7 @@ class Board:
         self._record(self._decoder.flush())
         self._close_port()
         self._lost = True
+        self._resume = None
         self.generation = None
         self._mark(f"-- port lost at {self.clock.now():.3f} --")
 

@@ -107,7 +107,8 @@ class SimBench:
         for slot in self.slots.values():
             if slot.board is None or slot.port is None or not slot.port.present:
                 continue
-            if getattr(slot.board, "generation", None) != slot.port.generation:
+            slot.port.deliver(slot.board.drain_to)  # the board learns the current generation here
+            if slot.board.generation != slot.port.generation:
                 continue  # the board has not reopened this generation yet: nothing it wrote can arrive
             data = slot.port.pull(slot.board.tx_count)
             if data:
@@ -120,7 +121,7 @@ class SimBench:
             if port is None or port not in dirty:
                 continue
             if slot.board is not None and port.present:
-                slot.board.drain_to(port.generation, port.tx_count)
+                port.deliver(slot.board.drain_to)
             if getattr(port, "vanish_requested", False):
                 port.vanish_requested = False
                 port.vanish()

@@ -10,9 +10,11 @@ Synchronisation with the rig (the simulated bench runs in virtual time, the kern
   yet wait in a queue that `flush` retries. `delivered` = bytes handed to the kernel this
   generation. After running the world, the bench calls `deliver(board.drain_to)`, which makes the
   board read exactly `delivered` bytes of generation `generation` before virtual time moves on.
-* rig → device: the rig counts what it wrote on this generation (`Board.tx_count`); before the
-  device reads, the bench calls `pull(board.tx_count)` so every byte the rig has written is in
-  hand, whatever the kernel's timing.
+* rig → device: the rig counts what it wrote on this generation (`Board.tx_count`). Before the
+  device reads, the bench calls `deliver(board.drain_to)` (which also tells the board the current
+  generation) and then, if `board.generation == generation`, `pull(board.tx_count)`, so every
+  byte the rig has written is in hand, whatever the kernel's timing. (A board on an older
+  generation wrote into a vanished port: those bytes are gone, as on real hardware.)
 
 Bytes still in the kernel when the port vanishes are lost, as on a real USB disconnect: drain
 before `vanish` if the rig should see them.

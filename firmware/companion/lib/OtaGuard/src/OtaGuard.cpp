@@ -1,0 +1,192 @@
+#include "OtaGuard.h"
+
+OtaGuard& OtaGuard::instance() {
+    static OtaGuard guard;
+    return guard;
+}
+
+void OtaGuard::begin() {
+    if (begun_) return;
+    begun_ = true;
+    // spec §3.1: disable updates before connecting, so none can start before the app decides.
+    holdUpdates();
+#if COMPANION_MUTANT != 3
+    // spec §2.5: hold the post-update reset until the app has persisted its records.
+    System.disableReset();
+#endif
+    System.on(firmware_update | firmware_update_pending | reset_pending | reset | cloud_status, &OtaGuard::handler);
+    lastHandshakeMs_ = millis();
+}
+
+void OtaGuard::handler(system_event_t event, int param, void*) { instance().handleEvent(event, param); }
+
+void OtaGuard::handleEvent(system_event_t event, int param) {
+    // Only flags here: with or without SYSTEM_THREAD the handler must return at once (spec §2.2).
+    if (event & firmware_update) {
+        if (param == firmware_update_begin) {
+            evBegin_ = true;
+        } else if (param == firmware_update_complete) {
+            evComplete_ = true;
+        } else if (param == firmware_update_failed) {
+            evFailed_ = true;
+        }
+    }
+    if (event & firmware_update_pending) evPending_ = true;
+    if (event & reset_pending) evResetPending_ = true;
+    if (eventFn_) eventFn_(event, param, observerCtx_);
+}
+
+void OtaGuard::setIdle(bool idle) { idle_ = idle; }
+
+void OtaGuard::emit(const char* action, const OtaGuardShutdownResult* result) {
+    if (actionFn_) actionFn_(action, result, observerCtx_);
+}
+
+void OtaGuard::holdUpdates() {
+#if COMPANION_MUTANT != 1
+    System.disableUpdates();
+    emit("updates_disabled");
+#endif
+    updatesReleased_ = false;
+}
+
+void OtaGuard::releaseUpdates() {
+#if COMPANION_MUTANT != 5
+    System.enableUpdates();
+    emit("updates_enabled");
+#endif
+    updatesReleased_ = true;
+}
+
+void OtaGuard::shutdownApp() {
+    emit("shutdown_begin");
+    OtaGuardShutdownResult r = {0, 0};
+    if (shutdownFn_) r = shutdownFn_(shutdownCtx_);
+    shutDown_ = true;
+    emit("shutdown_complete", &r);
+}
+
+bool OtaGuard::pendingNow() {
+#if COMPANION_MUTANT == 2
+    return false;  // defect: ignores firmware_update_pending and updatesPending()
+#else
+    // spec §2.1: the event marks the 0->1 edge, the flag is the state (1.2.1+).
+    return pendingLatched_ || System.updatesPending();
+#endif
+}
+
+void OtaGuard::loop() {
+    if (!begun_) return;
+    // 1. Consume what the handler saw, in the order Device OS emits it (spec §2.2, §2.5).
+    if (evPending_) {
+        evPending_ = false;
+#if COMPANION_MUTANT != 2
+        pendingLatched_ = true;
+#endif
+    }
+    bool begunNow = false;
+    if (evBegin_) {
+        evBegin_ = false;
+        transferActive_ = true;
+        updateBegun_ = true;
+        pendingLatched_ = false;  // spec §2.3: prepare() clears the pending flag
+        begunNow = true;
+    }
+    if (evComplete_) {
+        evComplete_ = false;
+        transferActive_ = false;
+    }
+    if (evFailed_) {
+        evFailed_ = false;
+        transferActive_ = false;
+        updateBegun_ = false;
+        // Brief: on failure hold updates again and let the app resume.
+        holdUpdates();
+        shutDown_ = false;
+    }
+    if (evResetPending_) {
+        evResetPending_ = false;
+        resetPendingSeen_ = true;
+    }
+
+    // 2. A transfer began while the app still runs: a forced update (System.updatesForced()),
+    //    which disableUpdates() cannot refuse (spec §2.1). Shut down now, before any reset.
+#if COMPANION_MUTANT != 3
+    if (begunNow && !shutDown_) shutdownApp();
+#else
+    (void)begunNow;
+#endif
+
+    // 3. Idle window = the app is idle.
+#if COMPANION_MUTANT == 6
+    const bool open = true;  // defect: the window ignores the app's work
+#else
+    const bool open = idle_;
+#endif
+    if (open != windowOpen_) {
+        windowOpen_ = open;
+        emit(open ? "window_open" : "window_close");
+        if (!open && !updateBegun_ && !resetPendingSeen_) {
+            // Work starts and no transfer has begun: refuse updates again and let the app run.
+            if (updatesReleased_) holdUpdates();
+            shutDown_ = false;
+        }
+    }
+
+    // 4. An update is pending and the window is open: clean shutdown, then allow the update.
+    if (windowOpen_ && !updatesReleased_ && !transferActive_ && !updateBegun_ && !resetPendingSeen_ &&
+        pendingNow()) {
+#if COMPANION_MUTANT != 3
+        if (!shutDown_) shutdownApp();
+#endif
+        releaseUpdates();
+    }
+
+    // 5. The system wants to reset (spec §2.5): persist first, then release the reset.
+    if (!resetReleased_ && (resetPendingSeen_ || System.resetPending())) {
+        resetPendingSeen_ = true;
+#if COMPANION_MUTANT == 3
+        // defect: resets are never held, and persistence comes after the release
+        resetReleased_ = true;
+        System.enableReset();
+        emit("reset_released");
+        if (!shutDown_) shutdownApp();
+#else
+        if (!shutDown_) {
+            if (!resetHeldReported_) {
+                resetHeldReported_ = true;
+                emit("reset_held");
+            }
+            shutdownApp();
+        }
+        resetReleased_ = true;
+        System.enableReset();
+        emit("reset_released");
+#endif
+    }
+
+    // 6. Forced handshake, so that Standard releases are offered at least once a day (spec §3.3).
+    maybeForceHandshake();
+}
+
+void OtaGuard::maybeForceHandshake() {
+    const uint32_t now = millis();
+    if (handshakeStage_ == 1) {
+        // Reconnect once the disconnect took effect (or after 5 s regardless).
+        if (!Particle.connected() || (uint32_t)(now - handshakeStageMs_) >= 5000) {
+            handshakeStage_ = 0;
+            Particle.connect();
+        }
+        return;
+    }
+    if (!windowOpen_ || transferActive_ || updatesReleased_ || updateBegun_ || resetPendingSeen_) return;
+    if ((uint32_t)(now - lastHandshakeMs_) < handshakeIntervalMs_) return;
+    if (!Particle.connected()) return;
+    lastHandshakeMs_ = now;
+    // Discards the cloud session so that the next connection is a full handshake.
+    Particle.publish("spark/device/session/end", "", PRIVATE);
+    Particle.disconnect();
+    handshakeStage_ = 1;
+    handshakeStageMs_ = now;
+    emit("handshake_forced");
+}

@@ -1,0 +1,67 @@
+/*
+ * TestAgent: the companion's serial test agent (docs/protocol.md, protocol version 1).
+ * One JSON object per line (<= 512 bytes with the newline) over USB Serial; events carry "ev" and
+ * "t" (millis), commands carry "cmd" and "id" and get exactly one reply. The agent is independent
+ * of the app: it reaches it through TestAgentApp hooks.
+ */
+#pragma once
+
+#include "Particle.h"
+
+#define TESTAGENT_PROTO 1
+#define TESTAGENT_LINE_MAX 512  // bytes including the newline (docs/protocol.md "Framing")
+
+class JsonObject;  // command reader (TestAgent.cpp)
+
+/** Static facts reported in hello. */
+struct TestAgentInfo {
+    int productId;
+    int productVersion;
+    bool threaded;
+    int mutant;
+};
+
+/** Hooks into the application (all optional). */
+struct TestAgentApp {
+    bool (*setWorkload)(bool busy, void* ctx);
+    bool (*busy)(void* ctx);
+    bool (*windowOpen)(void* ctx);
+    uint32_t (*records)(void* ctx);
+    uint32_t (*lastSeq)(void* ctx);
+    void* ctx;
+};
+
+class TestAgent {
+public:
+    TestAgent(const TestAgentInfo& info, const TestAgentApp& app) : info_(info), app_(app) {}
+
+    /** Call in setup(): remembers the boot facts; hello + boot go out once the host is connected. */
+    void begin(uint32_t recordsRecovered, uint32_t lastSeq);
+    /** Call from loop(): sends hello when due and executes commands. */
+    void loop();
+
+    // Events (safe from system event handlers: one write per line, no switching calls).
+    void sysEvent(system_event_t event, int param);
+    void guardAction(const char* action, uint32_t records, uint32_t lastSeq, bool withRecords);
+    void appWorkload(bool busy);
+    void appRecord(uint32_t seq, bool persisted);
+    void appPublish(uint32_t seq, bool ok);
+    void log(const char* msg);
+
+private:
+    void sendHelloBoot();
+    void handleLine(char* line, int len, bool overlong);
+    void execute(JsonObject& cmd, long id, const char* name);
+    void write(const char* line, int len);
+
+    TestAgentInfo info_;
+    TestAgentApp app_;
+    bool helloSent_ = false;
+    bool begun_ = false;
+    int resetReason_ = 0;
+    uint32_t recordsRecovered_ = 0;
+    uint32_t bootLastSeq_ = 0;
+    char rx_[TESTAGENT_LINE_MAX];
+    int rxLen_ = 0;
+    bool rxOverlong_ = false;
+};

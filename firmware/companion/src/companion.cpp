@@ -1,0 +1,191 @@
+/*
+ * otarig companion: example vehicle-telemetry app using OtaGuard and TestAgent.
+ *
+ * Busy while "driving" (one numbered record per second into a RAM batch, persisted to EEPROM in
+ * transactions of 5), idle while "parked". The OTA guard lets updates land only while parked,
+ * after a clean shutdown that persists the partial batch (DESIGN.md; spec particle-ota.md §2, §3).
+ *
+ * Build-time options (-D): OTARIG_PRODUCT_ID (4242), COMPANION_VERSION (1), OTARIG_THREADED (1),
+ * COMPANION_MUTANT (0 = good build), OTARIG_HANDSHAKE_INTERVAL_MS (24 h).
+ */
+#include "Particle.h"
+#include "OtaGuard.h"
+#include "RecordLog.h"
+#include "TestAgent.h"
+
+#ifndef OTARIG_PRODUCT_ID
+#define OTARIG_PRODUCT_ID 4242
+#endif
+#ifndef COMPANION_VERSION
+#define COMPANION_VERSION 1
+#endif
+#ifndef OTARIG_THREADED
+#define OTARIG_THREADED 1
+#endif
+
+// spec §3.1: SEMI_AUTOMATIC, so updates are disabled before the first connection.
+SYSTEM_MODE(SEMI_AUTOMATIC);
+#if OTARIG_THREADED
+SYSTEM_THREAD(ENABLED);
+#endif
+PRODUCT_ID(OTARIG_PRODUCT_ID);
+PRODUCT_VERSION(COMPANION_VERSION);
+
+namespace {
+
+const uint32_t kBatchSize = 5;           // records per transaction
+const uint32_t kRecordPeriodMs = 1000;   // one record per second while driving
+const uint32_t kDrivingLoopMs = 100;     // loop pacing: the simulator's speed depends on it
+const uint32_t kParkedLoopMs = 1000;
+
+RecordLog recordLog;
+LogRecord batch[kBatchSize];
+uint32_t batchCount = 0;
+uint32_t nextSeq = 1;
+uint32_t lastPublishedSeq = 0;
+uint32_t lastRecordMs = 0;
+bool driving = false;
+
+// Cloud variables (Particle.variable keeps references).
+int varVersion = COMPANION_VERSION;
+int varRecords = 0;
+int varLastSeq = 0;
+bool varWindowOpen = false;
+
+bool agentSetWorkload(bool busy, void*);
+bool agentBusy(void*) { return driving; }
+bool agentWindowOpen(void*) { return OtaGuard::instance().windowOpen(); }
+uint32_t agentRecords(void*) { return recordLog.count(); }
+uint32_t agentLastSeq(void*) { return recordLog.lastSeq(); }
+
+TestAgent agent({OTARIG_PRODUCT_ID, COMPANION_VERSION, OTARIG_THREADED != 0, COMPANION_MUTANT},
+                {agentSetWorkload, agentBusy, agentWindowOpen, agentRecords, agentLastSeq, nullptr});
+
+void refreshVariables() {
+    varRecords = (int)recordLog.count();
+    varLastSeq = (int)recordLog.lastSeq();
+    varWindowOpen = OtaGuard::instance().windowOpen();
+}
+
+/** The transaction: persist the RAM batch, then report each record as persisted. */
+void persistBatch() {
+    if (batchCount == 0) return;
+    if (recordLog.append(batch, batchCount)) {
+        for (uint32_t i = 0; i < batchCount; i++) agent.appRecord(batch[i].seq, true);
+    }
+    batchCount = 0;
+    refreshVariables();
+}
+
+void produceRecord() {
+    LogRecord r;
+    r.seq = nextSeq++;
+    r.t = millis();
+    r.value = (int32_t)(40 + (r.seq * 7) % 60);  // "speed"
+    batch[batchCount++] = r;
+    agent.appRecord(r.seq, false);
+    if (batchCount >= kBatchSize) persistBatch();
+}
+
+/** Guard callback: finish the current transaction and persist (clean shutdown). */
+OtaGuardShutdownResult shutdownApp(void*) {
+    persistBatch();
+    return {recordLog.count(), recordLog.lastSeq()};
+}
+
+void setWorkload(bool busy) {
+    if (busy != driving) {
+        driving = busy;
+        if (busy) lastRecordMs = millis();
+        agent.appWorkload(busy);
+    }
+    OtaGuard::instance().setIdle(!busy);
+}
+
+bool agentSetWorkload(bool busy, void*) {
+    setWorkload(busy);
+    return true;
+}
+
+/** Cloud function `workload`: "busy" -> 0, "idle" -> 0, anything else -> -1. */
+int cloudWorkload(String arg) {
+    arg.trim();
+    if (arg == "busy") {
+        setWorkload(true);
+        return 0;
+    }
+    if (arg == "idle") {
+        setWorkload(false);
+        return 0;
+    }
+    return -1;
+}
+
+void onSystemEvent(system_event_t event, int param, void*) { agent.sysEvent(event, param); }
+
+void onGuardAction(const char* action, const OtaGuardShutdownResult* r, void*) {
+    agent.guardAction(action, r ? r->records : 0, r ? r->lastSeq : 0, r != nullptr);
+    refreshVariables();
+}
+
+void publishPersisted() {
+    // Publish persisted records, one per loop, while connected and running.
+    if (lastPublishedSeq >= recordLog.lastSeq() || !Particle.connected()) return;
+    const uint32_t seq = lastPublishedSeq + 1;
+    char data[48];
+    snprintf(data, sizeof(data), "{\"seq\":%lu}", (unsigned long)seq);
+    const bool ok = Particle.publish("otarig/telemetry", data, PRIVATE);
+    agent.appPublish(seq, ok);
+    if (ok) lastPublishedSeq = seq;
+}
+
+}  // namespace
+
+void setup() {
+    recordLog.begin();
+    nextSeq = recordLog.lastSeq() + 1;
+    lastPublishedSeq = recordLog.lastSeq();
+    agent.begin(recordLog.count(), recordLog.lastSeq());
+
+    OtaGuard& guard = OtaGuard::instance();
+    guard.onShutdown(shutdownApp, nullptr);
+    guard.setObserver(onSystemEvent, onGuardAction, nullptr);
+    guard.setHandshakeInterval(OTARIG_HANDSHAKE_INTERVAL_MS);
+    guard.setIdle(true);  // parked at boot
+    guard.begin();        // before Particle.connect() (spec §3.1)
+
+    Particle.function("workload", cloudWorkload);
+    Particle.variable("version", varVersion);
+    Particle.variable("records", varRecords);
+    Particle.variable("lastSeq", varLastSeq);
+    Particle.variable("windowOpen", varWindowOpen);
+    refreshVariables();
+
+    Particle.connect();
+}
+
+void loop() {
+    OtaGuard& guard = OtaGuard::instance();
+    guard.loop();
+    agent.loop();
+
+#if COMPANION_MUTANT == 4
+    // defect: the power saver naps as soon as a download starts (spec §3.2 "OTA and sleep").
+    if (guard.updateInProgress()) {
+        System.sleep(SystemSleepConfiguration().mode(SystemSleepMode::STOP).duration(std::chrono::seconds(60)));
+    }
+#endif
+
+    if (driving && guard.appRunning()) {
+        const uint32_t now = millis();
+        if ((uint32_t)(now - lastRecordMs) >= kRecordPeriodMs) {
+            lastRecordMs += kRecordPeriodMs;
+            if ((uint32_t)(now - lastRecordMs) >= kRecordPeriodMs) lastRecordMs = now;  // no bursts after a stall
+            produceRecord();
+        }
+    }
+    if (guard.appRunning()) publishPersisted();
+    varWindowOpen = guard.windowOpen();
+
+    delay(driving ? kDrivingLoopMs : kParkedLoopMs);
+}

@@ -1,0 +1,198 @@
+"""Builds the companion firmware for the host: the real sources + firmware/host/ into one .so.
+
+The simulated Electron runs the very sources that ship to the device (DESIGN.md, principle 2),
+so every simulated device needs a host build. Builds are cached by a SHA-256 over the sources,
+the flags and the compiler's version, written atomically and safe under concurrent callers
+(several pytest workers may ask for the same build at once).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+__all__ = ["BuildError", "build_companion", "firmware_dir", "cache_dir", "compile_flags"]
+
+#: Base flags (docs/dev/architecture.md): -fno-gnu-unique so that dlclose really unloads and a
+#: reload re-runs static constructors; hidden visibility so that only the otarig_* ABI is
+#: exported and each loaded copy binds to its own symbols.
+BASE_FLAGS: tuple[str, ...] = (
+    "-std=gnu++17",
+    "-O1",
+    "-fPIC",
+    "-shared",
+    "-fno-gnu-unique",
+    "-fvisibility=hidden",
+    "-Wall",
+)
+
+_SOURCE_SUFFIXES = {".cpp", ".c", ".h", ".hpp", ".ino"}
+
+
+class BuildError(RuntimeError):
+    """The companion could not be built for the host (missing compiler or a compile error)."""
+
+
+def firmware_dir() -> Path:
+    """The repository's firmware/ folder (src layout), or $OTARIG_FIRMWARE_DIR."""
+    env = os.environ.get("OTARIG_FIRMWARE_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(__file__).resolve().parents[3] / "firmware"
+
+
+def cache_dir() -> Path:
+    """Where builds are kept: $OTARIG_CACHE, else <repo>/.otarig-cache/build/."""
+    env = os.environ.get("OTARIG_CACHE")
+    if env:
+        return Path(env).expanduser().resolve()
+    return firmware_dir().parent / ".otarig-cache" / "build"
+
+
+def _compiler() -> str:
+    cxx = os.environ.get("CXX", "g++")
+    path = shutil.which(cxx)
+    if path is None:
+        raise BuildError(
+            f"cannot build the companion firmware: the C++ compiler {cxx!r} was not found on PATH "
+            "(install g++, e.g. `apt-get install g++`, or set CXX)"
+        )
+    return path
+
+
+def _compiler_version(cxx: str) -> str:
+    try:
+        out = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BuildError(f"cannot build the companion firmware: `{cxx} --version` failed: {exc}") from exc
+    return out.stdout
+
+
+def _sources(fw: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """(compiled sources, all hashed files, include dirs) for the host + companion build."""
+    host = fw / "host"
+    companion = fw / "companion"
+    if not host.is_dir() or not (companion / "src").is_dir():
+        raise BuildError(
+            f"cannot build the companion firmware: {fw} has no host/ and companion/src/ "
+            "(set OTARIG_FIRMWARE_DIR to the repository's firmware folder)"
+        )
+    lib_srcs = sorted(p for p in (companion / "lib").glob("*/src") if p.is_dir())
+    include_dirs = [host, *lib_srcs, companion / "src"]
+    compiled: list[Path] = []
+    hashed: list[Path] = []
+    for d in include_dirs:
+        for p in sorted(d.rglob("*")):
+            if p.is_file() and p.suffix in _SOURCE_SUFFIXES:
+                hashed.append(p)
+                if p.suffix in {".cpp", ".c"}:
+                    compiled.append(p)
+    return compiled, hashed, include_dirs
+
+
+def compile_flags(
+    version: int = 1,
+    *,
+    threaded: bool = True,
+    mutant: int = 0,
+    product_id: int = 4242,
+    extra_defines: Mapping[str, object] | Iterable[str] | None = None,
+) -> list[str]:
+    """The -D flags for one variant of the companion (see firmware/companion/src/companion.cpp)."""
+    defines = [
+        f"-DCOMPANION_VERSION={int(version)}",
+        f"-DOTARIG_THREADED={1 if threaded else 0}",
+        f"-DCOMPANION_MUTANT={int(mutant)}",
+        f"-DOTARIG_PRODUCT_ID={int(product_id)}",
+    ]
+    if extra_defines:
+        items = extra_defines.items() if isinstance(extra_defines, Mapping) else ((d, None) for d in extra_defines)
+        for name, value in sorted(items, key=lambda kv: str(kv[0])):
+            name = str(name)
+            if not name or any(c.isspace() for c in name):
+                raise BuildError(f"bad define name {name!r}: expected a macro name without spaces")
+            defines.append(f"-D{name}" if value is None else f"-D{name}={value}")
+    return defines
+
+
+def build_companion(
+    version: int = 1,
+    *,
+    threaded: bool = True,
+    mutant: int = 0,
+    product_id: int = 4242,
+    extra_defines: Mapping[str, object] | Iterable[str] | None = None,
+) -> Path:
+    """Build (or fetch from the cache) the companion as a host shared library; return its path.
+
+    The path is stable for identical inputs, so callers must copy it before dlopen when they need
+    several independent instances (dlopen of one path returns one instance).
+    """
+    fw = firmware_dir()
+    cxx = _compiler()
+    compiled, hashed, include_dirs = _sources(fw)
+    defines = compile_flags(version, threaded=threaded, mutant=mutant, product_id=product_id,
+                            extra_defines=extra_defines)
+    flags = [*BASE_FLAGS, *defines, *(f"-I{d}" for d in include_dirs)]
+
+    digest = hashlib.sha256()
+    digest.update(_compiler_version(cxx).encode())
+    digest.update(b"\0".join(f.encode() for f in BASE_FLAGS + tuple(defines)))
+    for p in hashed:
+        digest.update(b"\0file\0" + p.relative_to(fw).as_posix().encode() + b"\0")
+        digest.update(p.read_bytes())
+    key = digest.hexdigest()[:24]
+
+    out_dir = cache_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = f"companion-v{int(version)}-{'t' if threaded else 'nt'}-m{int(mutant)}-p{int(product_id)}-{key}.so"
+    target = out_dir / name
+    if target.exists():
+        return target
+
+    # One builder per target; others wait on the lock and then find the finished file.
+    lock_path = out_dir / f".{name}.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if target.exists():
+                return target
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
+            os.close(fd)
+            tmp = Path(tmp_name)
+            try:
+                cmd = [cxx, *flags, *(str(p) for p in compiled), "-o", str(tmp)]
+                try:
+                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+                except (OSError, subprocess.SubprocessError) as exc:
+                    raise BuildError(f"cannot run the C++ compiler {cxx}: {exc}") from exc
+                if proc.returncode != 0:
+                    first = "\n".join(_first_errors(proc.stderr))
+                    raise BuildError(
+                        f"compiling the companion firmware failed ({cxx} exit {proc.returncode}; "
+                        f"version={version} threaded={threaded} mutant={mutant}):\n{first}"
+                    )
+                os.chmod(tmp, 0o755)
+                os.replace(tmp, target)  # atomic: readers see no file or a complete one
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return target
+
+
+def _first_errors(stderr: str, limit: int = 20) -> list[str]:
+    """The compiler's first error lines (with their context), not the whole log."""
+    lines = stderr.splitlines()
+    for i, line in enumerate(lines):
+        if "error" in line:
+            start = max(0, i - 2)
+            return lines[start:start + limit]
+    return lines[:limit] or ["(no compiler output)"]
