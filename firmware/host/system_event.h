@@ -38,7 +38,7 @@ enum SystemEvents {
 enum SystemEventsParam {
     network_credentials_added = 1,
     network_credentials_cleared = 2,
-    firmware_update_failed = (int)(uint32_t)-1,  // spec §2.2: (uint32_t)-1
+    firmware_update_failed = (uint32_t)-1,  // spec §2.2 (makes the enum unsigned, as on device)
     firmware_update_begin = 0,
     firmware_update_complete = 1,
     firmware_update_progress = 2,

@@ -407,6 +407,7 @@ def build_module(
     size: int | None = None,
     pad: bytes = b"\x00",
     flags: int = 0,
+    module_function: int = FUNCTION_USER_PART,
 ) -> bytes:
     """A valid user-part module around arbitrary ``payload`` bytes.
 
@@ -429,8 +430,9 @@ def build_module(
     start = start_address if start_address is not None else _DEFAULT_USER_START.get(platform_id, 0x8080000)
     end = start + total - CRC_SIZE
     prefix = _PREFIX.pack(
-        start, end, 0, flags, module_version, platform_id, FUNCTION_USER_PART, module_index,
-        FUNCTION_SYSTEM_PART, system_part_index, system_module_version, 0, 0, 0,
+        start, end, 0, flags, module_version, platform_id, module_function, module_index,
+        *((FUNCTION_SYSTEM_PART, system_part_index, system_module_version) if module_function == FUNCTION_USER_PART
+          else (0, 0, 0)), 0, 0, 0,
     )
     head = prefix + body + struct.pack("<HHH", product_id, product_version, 0)
     head += hashlib.sha256(head).digest() + struct.pack("<H", SUFFIX_SIZE)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import socket
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Callable, Literal, TypeVar
@@ -508,7 +509,15 @@ class PowerSupply:
         return out
 
     def clear(self) -> None:
-        """Device clear: discard pending replies so the next query gets its own answer."""
+        """Device clear: discard pending replies so the next query gets its own answer.
+
+        pyvisa-py's socket `clear()` loops for ever once the peer has closed (select reports
+        the socket readable, recv returns b""), so a closed peer is detected first and the
+        session is marked for reopening instead.
+        """
+        if self._peer_closed():
+            self._broken = True
+            return
         try:
             self._res.clear()
         except NotImplementedError:  # some backends (pyvisa-sim) have no clear
@@ -517,13 +526,31 @@ class PowerSupply:
             log.warning("PSU %s: clear failed: %r", self.resource_name, exc)
             self._broken = True
 
+    def _peer_closed(self) -> bool:
+        """True when the session is a raw TCP socket whose peer has closed it."""
+        try:
+            sess = self._res.visalib.sessions[self._res.session]
+        except Exception:  # not pyvisa-py, or no session: nothing to detect
+            return False
+        sock = getattr(sess, "interface", None)
+        if not isinstance(sock, socket.socket):
+            return False
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
     def safe_state(self) -> None:
         """Apply the configured safe state. Best effort: logs instead of raising.
 
         Over a lost connection it reopens the session once (bounded by the timeout) so the
         output can still be switched off when the instrument is reachable at all.
         """
-        unresponsive = self._unresponsive
+        # A timeout explained by a closed connection says nothing about the instrument: after
+        # the reopen it is worth one verified attempt. A plain timeout is not waited on twice.
+        unresponsive = self._unresponsive and not self._broken
         if self._broken or unresponsive:
             # A lost or desynchronised socket session is reopened (B.3: reopening fixes a
             # session whose peer went away while a reply was awaited).
@@ -638,6 +665,11 @@ class PowerSupply:
             if exc.abbreviation == "VI_ERROR_TMO":
                 self._unresponsive = True
                 self.clear()
+                if self._broken:
+                    raise PsuConnectionError(
+                        self.resource_name, command,
+                        "the instrument closed the connection while a reply was awaited",
+                        _FIX_CONNECTION) from exc
                 raise PsuTimeoutError(
                     self.resource_name, command, f"no reply within {self.timeout_s:g} s",
                     _FIX_TIMEOUT) from exc

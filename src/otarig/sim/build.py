@@ -15,13 +15,16 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 __all__ = ["BuildError", "build_companion", "firmware_dir", "cache_dir", "compile_flags"]
 
 #: Base flags (docs/dev/architecture.md): -fno-gnu-unique so that dlclose really unloads and a
-#: reload re-runs static constructors; hidden visibility so that only the otarig_* ABI is
-#: exported and each loaded copy binds to its own symbols.
+#: reload re-runs static constructors; hidden visibility (plus the version script
+#: firmware/host/otarig_exports.map at link time) so that only the otarig_* ABI is exported, each
+#: loaded copy binds to its own symbols and libstdc++ never binds into the library (which would
+#: pin it in memory).
 BASE_FLAGS: tuple[str, ...] = (
     "-std=gnu++17",
     "-O1",
@@ -32,7 +35,7 @@ BASE_FLAGS: tuple[str, ...] = (
     "-Wall",
 )
 
-_SOURCE_SUFFIXES = {".cpp", ".c", ".h", ".hpp", ".ino"}
+_SOURCE_SUFFIXES = {".cpp", ".c", ".h", ".hpp", ".ino", ".map"}
 
 
 class BuildError(RuntimeError):
@@ -140,6 +143,8 @@ def build_companion(
     defines = compile_flags(version, threaded=threaded, mutant=mutant, product_id=product_id,
                             extra_defines=extra_defines)
     flags = [*BASE_FLAGS, *defines, *(f"-I{d}" for d in include_dirs)]
+    exports = fw / "host" / "otarig_exports.map"
+    link_flags = [f"-Wl,--version-script={exports}"] if exports.is_file() else []
 
     digest = hashlib.sha256()
     digest.update(_compiler_version(cxx).encode())
@@ -163,29 +168,48 @@ def build_companion(
         try:
             if target.exists():
                 return target
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
-            os.close(fd)
-            tmp = Path(tmp_name)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out_dir))
             try:
-                cmd = [cxx, *flags, *(str(p) for p in compiled), "-o", str(tmp)]
-                try:
-                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-                except (OSError, subprocess.SubprocessError) as exc:
-                    raise BuildError(f"cannot run the C++ compiler {cxx}: {exc}") from exc
-                if proc.returncode != 0:
-                    first = "\n".join(_first_errors(proc.stderr))
-                    raise BuildError(
-                        f"compiling the companion firmware failed ({cxx} exit {proc.returncode}; "
-                        f"version={version} threaded={threaded} mutant={mutant}):\n{first}"
-                    )
-                os.chmod(tmp, 0o755)
-                os.replace(tmp, target)  # atomic: readers see no file or a complete one
+                so_tmp = tmp / name
+                _compile_and_link(cxx, flags, link_flags, compiled, tmp, so_tmp,
+                                  f"version={version} threaded={threaded} mutant={mutant}")
+                os.chmod(so_tmp, 0o755)
+                os.replace(so_tmp, target)  # atomic: readers see no file or a complete one
             finally:
-                if tmp.exists():
-                    tmp.unlink()
+                shutil.rmtree(tmp, ignore_errors=True)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return target
+
+
+def _compile_and_link(cxx: str, flags: list[str], link_flags: list[str], sources: list[Path], work: Path,
+                      out: Path, variant: str) -> None:
+    """Compile each translation unit in parallel (a build is on the critical path of every
+    simulated test), then link them into `out`."""
+    compile_flags_ = [f for f in flags if f != "-shared"]
+    objects = [work / f"{i:02d}-{src.stem}.o" for i, src in enumerate(sources)]
+
+    def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise BuildError(f"cannot run the C++ compiler {cxx}: {exc}") from exc
+
+    jobs = max(1, min(len(sources), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(lambda so: run([cxx, *compile_flags_, "-c", str(so[0]), "-o", str(so[1])]),
+                                zip(sources, objects)))
+    for src, proc in zip(sources, results):
+        if proc.returncode != 0:
+            first = "\n".join(_first_errors(proc.stderr))
+            raise BuildError(
+                f"compiling the companion firmware failed in {src.name} ({cxx} exit {proc.returncode}; "
+                f"{variant}):\n{first}"
+            )
+    proc = run([cxx, "-shared", "-fPIC", *link_flags, *(str(o) for o in objects), "-o", str(out)])
+    if proc.returncode != 0:
+        first = "\n".join(_first_errors(proc.stderr))
+        raise BuildError(f"linking the companion firmware failed ({cxx} exit {proc.returncode}; {variant}):\n{first}")
 
 
 def _first_errors(stderr: str, limit: int = 20) -> list[str]:

@@ -49,8 +49,8 @@ WAKEUP_BY_NETWORK = 14
 
 #: Device OS 2.3.1 as System.versionNumber() reports it (0xAABBCCDD: major, minor, patch, rc).
 SYSTEM_VERSION_NUMBER = 0x02030100
-#: system-part module version of Device OS 2.3.1 (module_info.module_version).
-SYSTEM_MODULE_VERSION = 2301
+#: system-part module version of Device OS 2.3.1 (module_info.module_version; see otarig.firmware).
+from ..firmware import DEVICE_OS_2_3_1_MODULE_VERSION as SYSTEM_MODULE_VERSION  # noqa: E402
 
 # bridge op codes (docs/dev/architecture.md)
 SYS_ENABLE_UPDATES, SYS_DISABLE_UPDATES, SYS_UPDATES_ENABLED, SYS_UPDATES_PENDING, SYS_UPDATES_FORCED = 1, 2, 3, 4, 5

@@ -3,12 +3,11 @@
 DESIGN principle 2: "A firmware image is a Particle module binary (prefix header with platform
 ID 10, module function, version; CRC-32 suffix) whose payload is the host build", so validation
 of platform, size and CRC is real. The payload is a small JSON manifest naming the host `.so`
-(content-addressed in the build cache), padded to the requested image size.
+(content-addressed in the build cache), NUL-padded to the requested image size.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,8 @@ from .. import firmware
 from .deviceos import SYSTEM_MODULE_VERSION
 
 MANIFEST_MAGIC = "otarig-host-build"
+#: system parts live at their own addresses (spec §2.6 flash map)
+SYSTEM_PART_START = {1: 0x8020000, 2: 0x8040000, 3: 0x8060000}
 
 
 class ImageError(ValueError):
@@ -26,11 +27,11 @@ class ImageError(ValueError):
 class SimImage:
     """A validated module and the host build it refers to."""
 
-    info: "firmware.ModuleInfo"
+    info: firmware.ModuleInfo
     so_path: Path
     product_id: int
     product_version: int
-    module_function: str
+    module_function: str  # "user" or "system"
     module_version: int
     required_system_version: int
 
@@ -39,16 +40,18 @@ def make_app_image(so_path: Path, *, product_id: int, product_version: int, size
                    required_system_version: int = SYSTEM_MODULE_VERSION, platform_id: int = 10) -> bytes:
     """A user-part module for `so_path`, optionally padded to `size` bytes (e.g. a 100 KB app)."""
     digest = hashlib.sha256(so_path.read_bytes()).hexdigest()
-    manifest = json.dumps({"magic": MANIFEST_MAGIC, "so": str(so_path.resolve()), "sha256": digest},
-                          sort_keys=True).encode()
-    return firmware.build_module(manifest, product_id=product_id, product_version=product_version,
-                                 platform_id=platform_id, size=size,
-                                 system_version=required_system_version)
+    manifest = {"magic": MANIFEST_MAGIC, "so": str(so_path.resolve()), "sha256": digest}
+    return firmware.build_manifest_module(manifest, product_id=product_id, product_version=product_version,
+                                          platform_id=platform_id, size=size,
+                                          system_module_version=required_system_version)
 
 
 def make_system_image(module_index: int, module_version: int, *, size: int = 4096) -> bytes:
     """A system-part module (the safe-mode healer's delivery, spec §2.7)."""
-    return firmware.build_system_module(module_index=module_index, module_version=module_version, size=size)
+    return firmware.build_module(b"otarig system part", product_id=0, product_version=0,
+                                 module_function=firmware.FUNCTION_SYSTEM_PART, module_index=module_index,
+                                 module_version=module_version, start_address=SYSTEM_PART_START[module_index],
+                                 size=size)
 
 
 def read_image(data: bytes, *, platform_id: int = 10, max_size: int = 128 * 1024) -> SimImage:
@@ -57,20 +60,18 @@ def read_image(data: bytes, *, platform_id: int = 10, max_size: int = 128 * 1024
         info = firmware.validate(data, platform_id=platform_id, max_size=max_size)
     except firmware.FirmwareError as exc:
         raise ImageError(str(exc)) from exc
-    function = firmware.function_name(info.module_function)
-    required = max((d.version for d in info.dependencies if d.function_name == "system"), default=0)
-    if function == "system":
+    if info.module_function == firmware.FUNCTION_SYSTEM_PART:
         return SimImage(info, Path(), 0, 0, "system", info.module_version, 0)
-    if function != "user":
-        raise ImageError(f"module function {function!r} is not a user application")
-    payload = firmware.payload(data)
+    if info.module_function != firmware.FUNCTION_USER_PART:
+        raise ImageError(f"module function {info.module_function_name!r} is not an application")
+    required = max((d.module_version for d in info.dependencies
+                    if d.module_function == firmware.FUNCTION_SYSTEM_PART), default=0)
     try:
-        end = payload.index(b"}") + 1
-        manifest = json.loads(payload[:end])
+        manifest = firmware.read_manifest(data)
         if manifest.get("magic") != MANIFEST_MAGIC:
-            raise ValueError
-    except ValueError as exc:
-        raise ImageError("module is valid but its payload is not an otarig host build manifest "
+            raise firmware.NotAModule("no otarig magic")
+    except firmware.FirmwareError as exc:
+        raise ImageError("module is valid but its payload is not an otarig host build "
                          "(a real Electron binary cannot run on the simulated bench)") from exc
     so_path = Path(manifest["so"])
     if not so_path.exists():

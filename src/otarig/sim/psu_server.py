@@ -509,8 +509,8 @@ class _Handler(socketserver.StreamRequestHandler):
                 if owner._take_drop():
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                owner.commands_seen.append(line)
                 replies = owner.instrument.handle_line(line)
+                owner._record(line)
                 if owner.mute or not replies:
                     continue
                 if owner.garbage:
@@ -565,6 +565,7 @@ class PsuServer:
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         self.commands_seen: list[str] = []
+        self._seen_cond = threading.Condition()
         # fault knobs
         self.mute = False
         self.garbage = False
@@ -642,7 +643,19 @@ class PsuServer:
             for c in channels or self.instrument.rails:
                 self.instrument.rails[c].evaluate(when)
 
+    def wait_for_command(self, predicate: Callable[[str], bool], timeout_s: float = 2.0) -> bool:
+        """Block until a command matching `predicate` has been executed (tests of writes that
+        get no reply, e.g. on a muted server). Event-driven, bounded by `timeout_s`."""
+        with self._seen_cond:
+            return self._seen_cond.wait_for(
+                lambda: any(predicate(c) for c in self.commands_seen), timeout=timeout_s)
+
     # -- internals --------------------------------------------------------------------------
+
+    def _record(self, line: str) -> None:
+        with self._seen_cond:
+            self.commands_seen.append(line)
+            self._seen_cond.notify_all()
 
     def _take_drop(self) -> bool:
         with self._conns_lock:

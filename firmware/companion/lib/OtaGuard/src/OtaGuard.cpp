@@ -23,11 +23,11 @@ void OtaGuard::handler(system_event_t event, int param, void*) { instance().hand
 void OtaGuard::handleEvent(system_event_t event, int param) {
     // Only flags here: with or without SYSTEM_THREAD the handler must return at once (spec §2.2).
     if (event & firmware_update) {
-        if (param == firmware_update_begin) {
+        if (param == (int)firmware_update_begin) {
             evBegin_ = true;
-        } else if (param == firmware_update_complete) {
+        } else if (param == (int)firmware_update_complete) {
             evComplete_ = true;
-        } else if (param == firmware_update_failed) {
+        } else if (param == (int)firmware_update_failed) {
             evFailed_ = true;
         }
     }

@@ -10,9 +10,8 @@
 
 class JsonLine {
 public:
-    JsonLine(const char* ev) {
-        n_ = snprintf(buf_, sizeof(buf_), "{\"ev\":\"%s\",\"t\":%lu", ev, (unsigned long)millis());
-    }
+    // "t" is filled in by finish(), so it is the time the line goes out (keeps the log in order).
+    explicit JsonLine(const char* ev) : ev_(ev) {}
     JsonLine& num(const char* key, long v) { return raw(key, "%ld", v); }
     JsonLine& unum(const char* key, unsigned long v) { return raw(key, "%lu", v); }
     JsonLine& boolean(const char* key, bool v) { return raw(key, "%s", v ? "true" : "false"); }
@@ -23,12 +22,10 @@ public:
     }
     /** Terminates the line; returns its length including "}\n". */
     int finish() {
-        buf_[n_++] = '}';
-        buf_[n_++] = '\n';
-        buf_[n_] = 0;
-        return n_;
+        int n = snprintf(out_, sizeof(out_), "{\"ev\":\"%s\",\"t\":%lu%s}\n", ev_, (unsigned long)millis(), buf_);
+        return n < (int)sizeof(out_) ? n : (int)sizeof(out_) - 1;
     }
-    const char* data() const { return buf_; }
+    const char* data() const { return out_; }
 
     static void escape(const char* in, char* out, size_t outlen) {
         size_t o = 0;
@@ -52,14 +49,17 @@ private:
         va_start(ap, fmt);
         vsnprintf(val, sizeof(val), fmt, ap);
         va_end(ap);
-        // room for ,"key":val plus the closing "}\n" and NUL
+        // room for ,"key":val; the header ({"ev":..,"t":..) and "}\n" are reserved (kHeadRoom)
         size_t need = strlen(key) + strlen(val) + 4;
-        if (n_ + need + 3 <= sizeof(buf_)) {
+        if (n_ + need + kHeadRoom + strlen(ev_) < TESTAGENT_LINE_MAX) {
             n_ += snprintf(buf_ + n_, sizeof(buf_) - n_, ",\"%s\":%s", key, val);
         }
         return *this;
     }
-    char buf_[TESTAGENT_LINE_MAX + 1];
+    static const size_t kHeadRoom = 32;  // {"ev":"","t":4294967295}\n
+    const char* ev_;
+    char buf_[TESTAGENT_LINE_MAX + 1] = {0};
+    char out_[TESTAGENT_LINE_MAX + 1];
     size_t n_ = 0;
 };
 
@@ -299,13 +299,12 @@ const char* wakeReasonName(SystemSleepWakeupReason r) {
 }
 
 const char* firmwareParamName(int param) {
-    switch (param) {
-        case firmware_update_begin: return "begin";
-        case firmware_update_complete: return "complete";
-        case firmware_update_progress: return "progress";
-        case firmware_update_failed: return "failed";
-        default: return "unknown";
-    }
+    // if/else, not switch: firmware_update_failed is (uint32_t)-1, not a valid int case label.
+    if (param == (int)firmware_update_begin) return "begin";
+    if (param == (int)firmware_update_complete) return "complete";
+    if (param == (int)firmware_update_progress) return "progress";
+    if (param == (int)firmware_update_failed) return "failed";
+    return "unknown";
 }
 
 const char* cloudParamName(int param) {
