@@ -86,6 +86,21 @@ class SimBench:
         """Let the rig's `Board` for this device take part in the clock's synchronisation."""
         self.slots[device_id].board = board
 
+    def open_board(self, device_id: str, log_path: Path, *, timeout: float = 30.0) -> Any:
+        """Wait (virtual time) for the board's USB port, open a rig-side `Board` on it, attach it."""
+        from ..board import Board  # the rig side; imported here so the simulator stays rig-agnostic
+
+        port = self.slots[device_id].port
+        if port is None:
+            raise KeyError(f"simulated board {device_id} has no serial port")
+        deadline = self.world.now_ms + int(timeout * 1000)
+        while not port.present and self.world.now_ms < deadline:
+            self.advance(min(0.1, (deadline - self.world.now_ms) / 1000))
+        board = Board(device_id, str(port.link), clock=self.clock, log_path=log_path)
+        board.open()
+        self.attach_board(device_id, board)
+        return board
+
     # -- running --------------------------------------------------------------------------------
     def advance(self, seconds: float) -> None:
         """Run at most `seconds` of virtual time; return early when a board's port changed."""
