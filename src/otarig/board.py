@@ -400,6 +400,10 @@ class Board:
         """Every entry received, with the bench time at which it was decoded."""
         return list(self._history)
 
+    def history_since(self, index: int) -> list[tuple[float, Entry]]:
+        """Entries received after the first `index` ones (cheap incremental reads for a timeline)."""
+        return self._history[index:]
+
     @property
     def tail(self) -> list[str]:
         """The last log lines (what an ExpectTimeout shows)."""

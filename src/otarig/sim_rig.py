@@ -1,0 +1,98 @@
+"""The `Rig` on the simulated bench: companion builds, a `SimBench`, faults done exactly.
+
+Boards are reached through their ptys and the bench clock is virtual, so a scenario runs the
+same code as on a real bench; only firmware building and fault timing are simulator-specific.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .config import BenchConfig
+from .rig import FirmwareBuild, Rig
+from .sim import firmware_defects
+from .sim.bench import SimBench
+from .sim.build import build_companion
+from .sim.images import make_app_image
+from .sim.params import CloudParams
+
+
+class SimCloudAccess:
+    """`CloudAccess` straight onto the simulated cloud model (under the bench lock)."""
+
+    def __init__(self, bench: SimBench, product_id: int) -> None:
+        self.bench = bench
+        self.product_id = product_id
+        self._seen = 0
+
+    def upload(self, version: int, binary: bytes, title: str = "") -> None:
+        with self.bench.lock:
+            self.bench.cloud.upload_firmware(self.product_id, version, binary, title)
+
+    def release(self, version: int, *, intelligent: bool = False, groups: list[str] | None = None) -> None:
+        with self.bench.lock:
+            self.bench.cloud.release(self.product_id, version, product_default=not groups, groups=groups,
+                                     intelligent=intelligent)
+
+    def lock(self, device_id: str, version: int | None, *, flash: bool = True) -> None:
+        with self.bench.lock:
+            self.bench.cloud.update_device(self.product_id, device_id, desired_firmware_version=version, flash=flash)
+
+    def force(self, device_id: str, forced: bool) -> None:
+        with self.bench.lock:
+            self.bench.cloud.update_device(self.product_id, device_id, firmware_updates_forced=forced)
+
+    def device(self, device_id: str) -> dict:
+        with self.bench.lock:
+            return self.bench.cloud.device_json(self.bench.cloud.device(device_id))
+
+    def new_events(self) -> list[dict]:
+        events = self.bench.cloud.events
+        new = events[self._seen:]
+        self._seen = len(events)
+        return [e for e in new if not e["name"].startswith("otarig/")]
+
+
+class SimRig(Rig):
+    """A simulated bench built from the config; `mutant` selects a defective companion build."""
+
+    def __init__(self, cfg: BenchConfig, artifacts: Path, *, seed: int, mutant: int = 0,
+                 threaded: bool | None = None, cloud_params: CloudParams | None = None) -> None:
+        self.bench = SimBench(seed, workdir=artifacts / "world", cloud_params=cloud_params)
+        super().__init__(cfg, self.bench.clock, SimCloudAccess(self.bench, cfg.cloud.product_id), artifacts, seed)
+        self.mutant = mutant
+        self.threaded = cfg.simulation.threaded if threaded is None else threaded
+        self.product_id = cfg.cloud.product_id
+        self.base = self.firmware(cfg.simulation.firmware_version)
+        for b in cfg.boards:
+            self.bench.add_electron(b.id, product_id=self.product_id, image=self.base.image,
+                                    link_profile=cfg.simulation.link)
+        for b in cfg.boards:
+            self.boards[b.id] = self.bench.open_board(b.id, artifacts / f"serial-{b.id}.log")
+        self.collect()
+
+    def firmware(self, version: int, *, size: int | None = None, threaded: bool | None = None,
+                 mutant: int | None = None, defect: str | None = None, **build: Any) -> FirmwareBuild:
+        """The companion at `version`, built for the host; `defect` makes a bad image on purpose."""
+        so = build_companion(version, threaded=self.threaded if threaded is None else threaded,
+                             mutant=self.mutant if mutant is None else mutant, product_id=self.product_id, **build)
+        image = make_app_image(so, product_id=self.product_id, product_version=version, size=size)
+        label = f"companion v{version}"
+        if defect:
+            image = firmware_defects.apply(defect, image)
+            label += f" ({defect})"
+        fw = FirmwareBuild(version, image, label)
+        self.firmware_used.append(fw)
+        return fw
+
+    @property
+    def device(self) -> Any:
+        """The simulated DUT (for fault injection only; scenarios observe through the board)."""
+        return self.bench.slots[self.dut_id].device
+
+    def data_bytes(self) -> int:
+        return sum(s.device.link.stats.total for s in self.bench.slots.values())
+
+    def close(self) -> None:
+        super().close()
+        self.bench.close()
