@@ -90,6 +90,34 @@ class SimRig(Rig):
         """The simulated DUT (for fault injection only; scenarios observe through the board)."""
         return self.bench.slots[self.dut_id].device
 
+    # -- faults (exact on the simulated bench) ------------------------------------------------------
+    def power_cycle(self, off_s: float = 2.0) -> None:
+        """Cut the DUT's power (VIN and USB VBUS) and restore it after `off_s`."""
+        self.inject("power_cut", board=self.dut_id)
+        with self.bench.lock:
+            self.device.power_off()
+        self.wait(off_s)
+        self.inject("power_restore", board=self.dut_id)
+        with self.bench.lock:
+            self.device.power_on()
+
+    def link_outage(self, seconds: float) -> None:
+        """No coverage from now for `seconds` (the bench's antenna switch)."""
+        self.inject("link_outage", seconds=seconds)
+        dev = self.device
+        with self.bench.lock:
+            dev.link.add_outage(self.bench.world.now_ms, int(seconds * 1000))
+            dev.net.antenna_changed()
+
+    def cloud_blackhole(self, after_chunks: int) -> None:
+        """The cloud stops sending a transfer after N chunks (cloud-side fault)."""
+        self.inject("cloud_blackhole", after_chunks=after_chunks)
+        self.bench.cloud.faults.blackhole_after_chunks = after_chunks
+
+    def ota_bytes(self) -> int:
+        return sum(n for s in self.bench.slots.values() for d in (s.device.link.stats.up, s.device.link.stats.down)
+                   for k, n in d.items() if k == "ota")
+
     def data_bytes(self) -> int:
         return sum(s.device.link.stats.total for s in self.bench.slots.values())
 

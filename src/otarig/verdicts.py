@@ -64,6 +64,8 @@ def update_began_in_idle_window(tl: Timeline, board: str | None = None, *, allow
     for e in _board(tl, board):
         if e.kind == "hello":
             window_open = False
+        elif e.kind == "boot":
+            window_open = bool(e.get("window_open", False))
         elif e.is_guard("window_open"):
             window_open = True
         elif e.is_guard("window_close"):

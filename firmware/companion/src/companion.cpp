@@ -6,7 +6,8 @@
  * after a clean shutdown that persists the partial batch (DESIGN.md; spec particle-ota.md §2, §3).
  *
  * Build-time options (-D): OTARIG_PRODUCT_ID (4242), COMPANION_VERSION (1), OTARIG_THREADED (1),
- * COMPANION_MUTANT (0 = good build), OTARIG_HANDSHAKE_INTERVAL_MS (24 h).
+ * COMPANION_MUTANT (0 = good build), OTARIG_HANDSHAKE_INTERVAL_MS (24 h),
+ * OTARIG_SYSTEM_MODE (SEMI_AUTOMATIC; AUTOMATIC or MANUAL to test spec §3.1 / §7.2 boot paths).
  */
 #include "Particle.h"
 #include "OtaGuard.h"
@@ -23,8 +24,13 @@
 #define OTARIG_THREADED 1
 #endif
 
-// spec §3.1: SEMI_AUTOMATIC, so updates are disabled before the first connection.
-SYSTEM_MODE(SEMI_AUTOMATIC);
+#ifndef OTARIG_SYSTEM_MODE
+#define OTARIG_SYSTEM_MODE SEMI_AUTOMATIC
+#endif
+
+// spec §3.1: SEMI_AUTOMATIC by default, so updates are disabled before the first connection.
+// Other modes exist only so the rig can show why (AUTOMATIC non-threaded runs setup() after connect).
+SYSTEM_MODE(OTARIG_SYSTEM_MODE);
 #if OTARIG_THREADED
 SYSTEM_THREAD(ENABLED);
 #endif
@@ -55,11 +61,13 @@ bool varWindowOpen = false;
 bool agentSetWorkload(bool busy, void*);
 bool agentBusy(void*) { return driving; }
 bool agentWindowOpen(void*) { return OtaGuard::instance().windowOpen(); }
+void agentHoldReset(bool hold, void*) { OtaGuard::instance().holdReset(hold); }
 uint32_t agentRecords(void*) { return recordLog.count(); }
 uint32_t agentLastSeq(void*) { return recordLog.lastSeq(); }
 
 TestAgent agent({OTARIG_PRODUCT_ID, COMPANION_VERSION, OTARIG_THREADED != 0, COMPANION_MUTANT},
-                {agentSetWorkload, agentBusy, agentWindowOpen, agentRecords, agentLastSeq, nullptr});
+                {agentSetWorkload, agentBusy, agentWindowOpen, agentRecords, agentLastSeq, nullptr,
+                 agentHoldReset});
 
 void refreshVariables() {
     varRecords = (int)recordLog.count();

@@ -10,9 +10,10 @@ principle 4).
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .cloud import SimCloud
 from .electron import Electron
@@ -20,6 +21,28 @@ from .link import CellularLink
 from .params import CloudParams, DeviceOsParams
 from .serial_port import SimSerialPort
 from .world import World
+
+if TYPE_CHECKING:
+    from .electron_power import ElectronPower
+    from .power_model import PowerFigures
+    from .psu_server import PsuServer
+
+
+@dataclass
+class Ticker:
+    """A callback the bench runs every `period_ms` of virtual time (e.g. a PSU monitor sample).
+
+    It runs in the bench's thread between world steps, at exactly its due instant: `advance`
+    never runs the world past the next due tick.
+    """
+
+    period_ms: int
+    fn: Callable[[], None]
+    next_ms: int
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 @dataclass
@@ -41,6 +64,10 @@ class SimClock:
     def wait(self, seconds: float) -> None:
         self.bench.advance(seconds)
 
+    def every(self, period_s: float, fn: Callable[[], None], *, start_now: bool = True) -> Ticker:
+        """Run `fn` every `period_s` of virtual time while the bench runs (see `Ticker`)."""
+        return self.bench.every(period_s, fn, start_now=start_now)
+
 
 class SimBench:
     """World + cloud + devices; the rig drives it through `clock` and the boards' ptys."""
@@ -55,6 +82,13 @@ class SimBench:
         self.lock = threading.RLock()  # the HTTP front takes it; the world never runs concurrently
         self.port_dir = self.world.workdir / "dev"
         self.port_dir.mkdir(parents=True, exist_ok=True)
+        #: the only thread that may run the world (the one that built it)
+        self.sim_thread = threading.get_ident()
+        #: actions posted from other threads (the PSU server's), applied at the start of `advance`
+        self._posted: deque[Callable[[], None]] = deque()
+        self._tickers: list[Ticker] = []
+        self.psu_server: "PsuServer | None" = None
+        self.power: dict[str, "ElectronPower"] = {}
 
     # -- composition ----------------------------------------------------------------------
     def add_electron(self, device_id: str, *, product_id: int, image: bytes | None = None,
@@ -101,14 +135,96 @@ class SimBench:
         self.attach_board(device_id, board)
         return board
 
+    # -- power supply (docs/power.md) -------------------------------------------------------------
+    def start_psu(self, model: str = "E36312A", *, device_id: str | None = None, channel: int = 1,
+                  volts: float | None = 5.0, current_limit: float | None = 3.0, output: bool | None = True,
+                  usb_vbus: bool = False, battery: bool = False, figures: "PowerFigures | None" = None,
+                  vin_min_v: float | None = None) -> str:
+        """Start the simulated SCPI supply (once) and wire `device_id`'s VIN to `channel`.
+
+        Returns the VISA resource (`TCPIP::127.0.0.1::PORT::SOCKET`). `volts`/`current_limit`/
+        `output` are the front-panel state before the rig connects (None: the server's default,
+        output off). With output off, a board without VBUS or battery loses power at once.
+        """
+        from .electron_power import ElectronPower
+        from .power_model import DEFAULT_FIGURES, VIN_MIN_V
+        from .psu_server import PsuServer
+
+        with self.lock:
+            if self.psu_server is None:
+                self.psu_server = PsuServer(model, time_source=lambda: self.world.now_ms / 1000.0,
+                                            figures=figures or DEFAULT_FIGURES,
+                                            vin_min_v=VIN_MIN_V if vin_min_v is None else vin_min_v)
+            server = self.psu_server
+            if device_id is None:
+                free = [d for d in self.slots if d not in self.power]
+                if not free:
+                    raise KeyError("start_psu: no simulated board without a supply; add_electron first")
+                device_id = free[0]
+            rail = server.rail(channel)
+            if volts is not None:
+                rail.v_set = volts
+            if current_limit is not None:
+                rail.i_limit = current_limit
+            if output is not None:
+                rail.on = output
+            load = ElectronPower(self.slots[device_id].device, post=self.post, sim_thread=self.sim_thread,
+                                 usb_vbus=usb_vbus, battery=battery, vin_min_v=rail.vin_min_v)
+            load.on_change = lambda t: server.load_changed(t, [channel])
+            server.attach(load, channel)
+            self.power[device_id] = load
+            return server.start()
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """Thread-safe: run `fn` in the bench's thread at the start of the next `advance`."""
+        self._posted.append(fn)
+
+    def _drain_posted(self) -> None:
+        while self._posted:
+            self._posted.popleft()()
+
+    def every(self, period_s: float, fn: Callable[[], None], *, start_now: bool = True) -> Ticker:
+        period_ms = max(int(round(period_s * 1000)), 1)
+        first = self.world.now_ms if start_now else self.world.now_ms + period_ms
+        ticker = Ticker(period_ms, fn, first)
+        self._tickers.append(ticker)
+        return ticker
+
+    def _next_tick_ms(self) -> int | None:
+        self._tickers = [t for t in self._tickers if not t.cancelled]
+        return min((t.next_ms for t in self._tickers), default=None)
+
+    def _fire_ticks(self) -> None:
+        now = self.world.now_ms
+        for ticker in list(self._tickers):
+            if ticker.cancelled or ticker.next_ms > now:
+                continue
+            while ticker.next_ms <= now:
+                ticker.next_ms += ticker.period_ms
+            try:
+                ticker.fn()
+            except BaseException:
+                ticker.cancel()  # a failing sampler stops; the error reaches the caller of advance
+                raise
+
     # -- running --------------------------------------------------------------------------------
     def advance(self, seconds: float) -> None:
-        """Run at most `seconds` of virtual time; return early when a board's port changed."""
+        """Run at most `seconds` of virtual time; return early when a board's port changed.
+
+        Actions posted by other threads are applied first, at the current virtual instant; due
+        tickers run after the world step, at their exact instant (the step stops there).
+        """
         with self.lock:
+            self._drain_posted()
             self._sync_in()
             target = self.world.now_ms + max(int(round(seconds * 1000)), 0)
-            self.world.run_until(target)
+            due = self._next_tick_ms()
+            self.world.run_until(target if due is None else min(target, due))
             self._sync_out()
+            try:
+                self._fire_ticks()
+            finally:
+                self._drain_posted()
 
     def run_for(self, seconds: float) -> None:
         """Run exactly `seconds` of virtual time, synchronising the boards on the way."""
@@ -144,6 +260,10 @@ class SimBench:
                     slot.board.poll()  # the board notices at this instant and marks the gap
 
     def close(self) -> None:
+        if self.psu_server is not None:
+            self.psu_server.stop()
+        for load in self.power.values():
+            load.detach()
         for slot in self.slots.values():
             if slot.port is not None and slot.port.present:
                 slot.port.vanish()

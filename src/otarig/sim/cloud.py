@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import cloud_rules as rules
 from .cloud_delivery import CloudFaults, Delivery
 from .cloud_peer import Hello, SessionReply
+from .. import firmware
 from .images import ImageError, make_system_image, read_image
 from .link import FULL_HANDSHAKE_BYTES, RESUME_BYTES
 from .messages import BeginReply, CloudEvent, DoneReply
@@ -82,6 +83,10 @@ class DeviceRecord:
     last_heard_ms: int = 0
     safe_mode: bool = False
     downloads: dict[int, int] = field(default_factory=dict)  # version -> transfers begun
+    check_target: int | None = None  # what the last connection's update check found (§7.8.1)
+    #: a binary flashed to this one device (`PUT /v1/devices/:id` multipart), not yet landed
+    direct_flash: bytes | None = None
+    connection_is_check: bool = True
 
     def inputs(self) -> rules.TargetInputs:
         return rules.TargetInputs(self.development, self.desired_firmware_version, self.groups)
@@ -102,6 +107,9 @@ class SimCloud:
         self.subscribers: list[Callable[[dict], None]] = []
         self._ids = itertools.count(1)
         self.blackholed_ids: set[int] = set()
+        #: one entry per transfer (`Delivery.log`): first chunk, chunks resent, outcome — so a
+        #: test can show a failed transfer was retried from chunk 0 (spec §7.9)
+        self.transfer_log: list[dict] = []
         self.blackholed_transfers = 0
         #: system parts the safe-mode healer can send, built on demand (spec §2.7)
         self.system_parts: dict[tuple[int, int], bytes] = {}
@@ -195,8 +203,10 @@ class SimCloud:
             self.stream_event(rec, "spark/status", "online")
         if hello.safe_mode:
             self.stream_event(rec, "spark/status/safe-mode", f'{{"p":10,"system":{hello.system_version}}}')
-        rec.connection_is_check = rules.connection_is_check(
-            resumed=resumed, hello_sent=hello.hello_sent, check_on_resume=self.params.check_on_resume)
+        # The check happens at the handshake: a release made after it waits for the next one.
+        is_check = rules.connection_is_check(resumed=resumed, hello_sent=hello.hello_sent,
+                                             check_on_resume=self.params.check_on_resume)
+        rec.check_target = self.target(rec) if is_check else None
         self._schedule_renegotiation(rec)
         self.sched.after(self.params.pending_false_delay_ms + dev.link.transfer_ms(100),
                          lambda: self._after_connect(rec))
@@ -218,6 +228,10 @@ class SimCloud:
         dev = self.attached[rec.device_id]
         if rec.firmware_updates_forced and self.params.resend_forced_on_connect and not dev.flags.updates_forced:
             self.send_event(rec, "particle/device/updates/forced", "true")
+        if rec.direct_flash is not None and rec.transfer is None and \
+                rules.updates_allowed(enabled=rec.firmware_updates_enabled, forced=rec.firmware_updates_forced):
+            self._deliver_direct(rec)
+            return
         if not self.needs_update(rec):
             if rec.safe_mode:
                 self._heal(rec)
@@ -227,7 +241,7 @@ class SimCloud:
             return
         if rec.transfer is not None:
             return
-        if getattr(rec, "connection_is_check", True) or rec.retry_needed:
+        if rec.connection_is_check or rec.retry_needed:
             self.stream_event(rec, "spark/status", "auto-update")
             self.start_delivery(rec)
         elif rec.pending_notified and self.params.renotify_pending_on_connect \
@@ -254,6 +268,9 @@ class SimCloud:
         self.stream_event(rec, ev.name, ev.data)
         if ev.name == "particle/device/updates/enabled":
             rec.firmware_updates_enabled = ev.data == "true"
+            if rec.firmware_updates_enabled and rec.direct_flash is not None and rec.transfer is None:
+                self._deliver_direct(rec)
+                return
             # spec §7.8.3: the device reports enabled while an update waits for it
             if rec.firmware_updates_enabled and self.needs_update(rec) and rec.transfer is None and \
                     (rec.pending_notified or self.products[rec.product_id].releases.last_release_intelligent
@@ -278,21 +295,60 @@ class SimCloud:
             rec.transfer.device_gone()
 
     # -- delivery -------------------------------------------------------------------------------
-    def start_delivery(self, rec: DeviceRecord, version: int | None = None) -> bool:
+    def start_delivery(self, rec: DeviceRecord, version: int | None = None, binary: bytes | None = None) -> bool:
+        """DELIVER (spec §7.9) the product firmware `version` (default: the target), or `binary`."""
         version = version if version is not None else self.target(rec)
-        product = self.products[rec.product_id]
-        fw = product.firmwares.get(version) if version is not None else None
-        if fw is None or not rec.online or rec.transfer is not None:
+        if binary is None:
+            product = self.products[rec.product_id]
+            fw = product.firmwares.get(version) if version is not None else None
+            if fw is None:
+                return False
+            binary = fw.binary
+        if version is None or not rec.online or rec.transfer is not None:
             return False
         rec.retry_needed = False
-        rec.transfer = Delivery(self, rec, version, fw.binary, next(self._ids), self._delivery_ended)
+        rec.transfer = Delivery(self, rec, version, binary, next(self._ids), self._delivery_ended)
         self.sched.after(self.params.update_begin_delay_ms, rec.transfer.start)
         return True
+
+    def _deliver_direct(self, rec: DeviceRecord) -> bool:
+        assert rec.direct_flash is not None
+        return self.start_delivery(rec, _product_version(rec.direct_flash), rec.direct_flash)
+
+    def flash_device(self, device_id: str, binary: bytes, product_id: int | None = None) -> dict:
+        """`PUT /v1/devices/:id` with a .bin (`particle flash <device> <file.bin>`, spec §1.6).
+
+        The cloud checks that it is a module for the Electron (platform 10) and sends it as is; the
+        device validates it (HAL_FLASH_End, spec §2.5). A device with updates disabled answers
+        5.03, so the binary waits for it like an Intelligent release: `updates/pending=true`, then
+        delivery when it reports updates enabled or reconnects [inference: the cloud's handling of
+        a direct flash to a device with updates disabled is not documented].
+        """
+        rec = self.device(device_id)
+        if product_id is not None and rec.product_id != product_id:
+            raise CloudError(404, f"Device {device_id} is not in product {product_id}")
+        try:
+            info = firmware.parse(binary)
+        except firmware.FirmwareError as exc:
+            raise CloudError(400, f"Invalid firmware binary: {exc}") from None
+        if info.platform_id != 10:
+            raise CloudError(400, f"Firmware is for platform {info.platform_id}, device is platform 10 (Electron)")
+        if not rec.online:
+            raise CloudError(400, "Device is offline")
+        if rec.transfer is not None:
+            raise CloudError(400, "An update is already in progress")
+        rec.direct_flash = binary
+        self._deliver_direct(rec)
+        return {"id": rec.device_id, "status": "Update started"}
 
     def _delivery_ended(self, t: Delivery, outcome: str) -> None:
         rec = t.rec
         if rec.transfer is t:
             rec.transfer = None
+        self.transfer_log.append(t.log(outcome))
+        direct = rec.direct_flash is not None and t.binary is rec.direct_flash
+        if direct and outcome in ("success", "invalid"):
+            rec.direct_flash = None  # landed, or rejected by the device: not retried
         if t.state == "done" or outcome != "refused":
             rec.downloads[t.version] = rec.downloads.get(t.version, 0) + 1
         if outcome == "refused":
@@ -308,7 +364,11 @@ class SimCloud:
                 self.sched.after(self.params.retry_delay_ms, lambda: self._retry(rec))
 
     def _retry(self, rec: DeviceRecord) -> None:
-        if rec.retry_needed and rec.online and rec.transfer is None and self.needs_update(rec):
+        if not (rec.retry_needed and rec.online and rec.transfer is None):
+            return
+        if rec.direct_flash is not None:
+            self._deliver_direct(rec)
+        elif self.needs_update(rec):
             self.start_delivery(rec)
 
     def _heal(self, rec: DeviceRecord) -> None:
@@ -417,6 +477,49 @@ class SimCloud:
             "variables": {n: "int32" for n in (dev.app.listing(1) if dev is not None and dev.app is not None else [])},
         }
 
+    def firmware_json(self, product_id: int, fw: FirmwareRecord) -> dict:
+        """A product-firmware object (particle-cloud-api.md §5 "seen fields")."""
+        rel = self.products[product_id].releases
+        groups = sorted(g for g, v in rel.group_releases.items() if v == fw.version)
+        running = sum(1 for r in self.devices.values() if r.product_id == product_id and r.running_version == fw.version)
+        uploaded = (EPOCH + dt.timedelta(milliseconds=fw.uploaded_ms)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return {"version": fw.version, "title": fw.title, "description": fw.description, "name": "firmware.bin",
+                "size": len(fw.binary), "product_default": rel.default_release == fw.version, "groups": groups,
+                "uploaded_on": uploaded, "uploaded_at": uploaded, "product_id": product_id,
+                "device_count": running, "current": rel.default_release == fw.version}
+
+    def list_firmware(self, product_id: int) -> list[dict]:
+        product = self.product(product_id)
+        return [self.firmware_json(product_id, fw) for _, fw in sorted(product.firmwares.items())]
+
+    def get_firmware(self, product_id: int, version: int) -> FirmwareRecord:
+        fw = self.product(product_id).firmwares.get(version)
+        if fw is None:
+            raise CloudError(404, f"Firmware version {version} not found")
+        return fw
+
+    def edit_firmware(self, product_id: int, version: int, *, title: str | None = None,
+                      description: str | None = None) -> FirmwareRecord:
+        fw = self.get_firmware(product_id, version)
+        if title is not None:
+            fw.title = title
+        if description is not None:
+            fw.description = description
+        return fw
+
+    def delete_firmware(self, product_id: int, version: int) -> None:
+        """Only unreleased firmware can be deleted (particle-cloud-api.md §5)."""
+        self.get_firmware(product_id, version)
+        rel = self.products[product_id].releases
+        if rel.default_release == version or version in rel.group_releases.values():
+            raise CloudError(400, f"Firmware version {version} is released and cannot be deleted")
+        del self.products[product_id].firmwares[version]
+
+    def list_devices(self, product_id: int | None = None) -> list[dict]:
+        if product_id is not None:
+            self.product(product_id)
+        return [self.device_json(r) for r in self.devices.values() if product_id is None or r.product_id == product_id]
+
     def publish_to_devices(self, name: str, data: str, product_id: int | None = None) -> None:
         """An event published by the user: goes to the stream and to subscribed devices."""
         self.stream_event(None, name, data, product_id=product_id)
@@ -443,3 +546,11 @@ class SimCloud:
         if value is None:
             raise CloudError(404, f"Variable {name} not found")
         return value
+
+
+def _product_version(binary: bytes) -> int:
+    """The PRODUCT_VERSION a module carries (0 when it has none), for delivery bookkeeping."""
+    try:
+        return firmware.parse(binary).product_version or 0
+    except firmware.FirmwareError:
+        return 0

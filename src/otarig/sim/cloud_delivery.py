@@ -47,6 +47,11 @@ class Delivery:
         self.state = "begin"
         self._timeout = None
         self._corrupted: set[int] = set()
+        #: chunk indices in the order sent (resends included): the evidence for "retried from chunk 0"
+        self.sent_indices: list[int] = []
+        self.resent: list[int] = []
+        self.corrupted_sent: list[int] = []
+        self.started_ms = cloud.sched.now_ms
 
     # -- sending -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -80,6 +85,10 @@ class Delivery:
             corrupt = idx in faults.corrupt_chunks and idx not in self._corrupted
             if corrupt:
                 self._corrupted.add(idx)
+                self.corrupted_sent.append(idx)
+            if idx in self.sent_indices:
+                self.resent.append(idx)
+            self.sent_indices.append(idx)
             chunk = Chunk.make(self.transfer_id, idx, data, corrupt=corrupt)
             self.cloud.send_to_device(self.rec, chunk, chunk.wire_bytes, "ota")
             self.chunks_sent += 1
@@ -122,6 +131,15 @@ class Delivery:
         """spec §7.9: device disconnect mid-transfer → spark/flash/status failed."""
         if self.state not in ("done", "failed"):
             self._end("failed")
+
+    def log(self, outcome: str) -> dict:
+        """What happened in this transfer, for `SimCloud.transfer_log`."""
+        return {"transfer_id": self.transfer_id, "device_id": self.rec.device_id, "version": self.version,
+                "size": len(self.binary), "chunk_count": self.chunk_count, "outcome": outcome,
+                "first_chunk": self.sent_indices[0] if self.sent_indices else None,
+                "chunks_sent": self.chunks_sent, "rounds": self.rounds, "resent": list(self.resent),
+                "corrupted": list(self.corrupted_sent), "started_ms": self.started_ms,
+                "ended_ms": self.cloud.sched.now_ms}
 
     def _end(self, outcome: str) -> None:
         if self._timeout is not None:

@@ -152,6 +152,13 @@ void OtaGuard::loop() {
         emit("reset_released");
         if (!shutDown_) shutdownApp();
 #else
+        if (appResetHold_) {
+            if (!resetHeldReported_) {
+                resetHeldReported_ = true;
+                emit("reset_held");
+            }
+            if (!shutDown_) shutdownApp();
+        } else {
         if (!shutDown_) {
             if (!resetHeldReported_) {
                 resetHeldReported_ = true;
@@ -162,6 +169,7 @@ void OtaGuard::loop() {
         resetReleased_ = true;
         System.enableReset();
         emit("reset_released");
+        }
 #endif
     }
 

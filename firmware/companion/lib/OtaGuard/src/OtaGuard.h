@@ -59,6 +59,10 @@ public:
     void setIdle(bool idle);
 
     bool windowOpen() const { return windowOpen_; }
+    /** The app holds resets for reasons of its own (a critical section); the guard releases a
+     *  pending reset only once the hold ends. Device OS keeps receiving OTAs meanwhile (spec §2.5,
+     *  multiple_ota_no_reset). */
+    void holdReset(bool hold) { appResetHold_ = hold; }
     /** False once the app has been shut down for an update, until it may resume. */
     bool appRunning() const { return !shutDown_; }
     bool updateInProgress() const { return transferActive_; }
@@ -99,6 +103,7 @@ private:
     bool resetPendingSeen_ = false;
     bool resetReleased_ = false;
     bool resetHeldReported_ = false;
+    bool appResetHold_ = false;
     uint8_t handshakeStage_ = 0;     // 1 = disconnected, reconnect pending
     uint32_t handshakeStageMs_ = 0;
     uint32_t lastHandshakeMs_ = 0;

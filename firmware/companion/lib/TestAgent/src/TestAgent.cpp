@@ -374,6 +374,8 @@ void TestAgent::sendHelloBoot() {
     JsonLine b("boot");
     b.str("reset_reason", resetReasonName(resetReason_)).num("reset_reason_code", resetReason_);
     b.unum("records_recovered", recordsRecovered_).unum("last_seq", bootLastSeq_);
+    // Guard state at this instant: decisions taken before the host could listen are not lost.
+    b.boolean("window_open", app_.windowOpen && app_.windowOpen(app_.ctx));
     n = b.finish();
     write(b.data(), n);
 }
@@ -498,6 +500,14 @@ void TestAgent::execute(JsonObject& cmd, long id, const char* name) {
         bool busy = strcmp(st->s, "busy") == 0;
         if (!app_.setWorkload || !app_.setWorkload(busy, app_.ctx)) return fail("workload refused by the app");
         r.boolean("ok", true).str("state", busy ? "busy" : "idle");
+        send();
+    } else if (strcmp(name, "reset_hold") == 0) {
+        const JsonObject::Field* h = cmd.get("hold");
+        if (!h) return fail("missing key hold");
+        if (h->type != JsonObject::BOOL) return fail("bad key hold: expected true or false");
+        if (!app_.holdReset) return fail("reset hold not supported by the app");
+        app_.holdReset(h->b, app_.ctx);
+        r.boolean("ok", true).boolean("hold", h->b);
         send();
     } else if (strcmp(name, "cloud") == 0) {
         const JsonObject::Field* a = cmd.get("action");

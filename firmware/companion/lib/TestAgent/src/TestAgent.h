@@ -29,6 +29,7 @@ struct TestAgentApp {
     uint32_t (*records)(void* ctx);
     uint32_t (*lastSeq)(void* ctx);
     void* ctx;
+    void (*holdReset)(bool hold, void* ctx);
 };
 
 class TestAgent {

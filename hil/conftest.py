@@ -1,0 +1,36 @@
+"""Helpers shared by the certification scenarios (the `rig` fixture comes from otarig.plugin)."""
+from __future__ import annotations
+
+from otarig import verdicts as v
+from otarig.rig import Rig
+
+#: A 100 KB application, the size spec §5 uses for its data and time estimates.
+APP_SIZE = 100 * 1024
+
+
+def connected(rig: Rig, timeout: float = 120) -> None:
+    """Wait until the companion reports the cloud connected (spec §2.2 cloud_status)."""
+    rig.expect_sys("cloud_status", "connected", timeout)
+
+
+def drive(rig: Rig) -> None:
+    """The vehicle starts driving: the app is busy and the guard closes the idle window."""
+    rig.command("workload", state="busy")
+    rig.expect_guard("window_close", 30)
+
+
+def park(rig: Rig) -> None:
+    rig.command("workload", state="idle")
+
+
+def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False) -> list[v.Verdict]:
+    """The checks every OTA scenario ends with (spec §7.10)."""
+    tl = rig.timeline
+    return [
+        v.update_began_in_idle_window(tl, allow_forced=allow_forced),
+        v.shutdown_before_reset(tl),
+        v.no_record_lost(tl),
+        v.no_sleep_or_disconnect_during_download(tl),
+        v.new_version_runs(tl, version, device_id=rig.dut_id),
+        v.no_update_loop(tl),
+    ]

@@ -1,0 +1,100 @@
+"""When does a release reach the device? Standard, Intelligent, lock & flash, daily handshake."""
+from __future__ import annotations
+
+import pytest
+
+from otarig import verdicts as v
+
+from conftest import APP_SIZE, connected, drive, ota_verdicts, park
+
+
+@pytest.mark.requires("power_cut")
+def test_standard_release_lands_at_next_full_handshake(rig):
+    """A Standard release waits for a full handshake (spec §1.1, §1.2, §7.8.1); a power cycle
+    discards the retained session (§1.2), the handshake offers the update, the guard lets it in
+    only in an idle window after a clean shutdown."""
+    connected(rig)
+    park(rig)
+    rig.wait(60)
+    v2 = rig.firmware(2, size=APP_SIZE)
+    rig.upload(v2)
+    rig.release(2)
+    rig.wait(3600)  # the session stays up: no handshake, so no update (Standard release)
+    assert not rig.timeline.select(kind="sys", where=lambda e: e.get("event") == "firmware_update"), \
+        "a Standard release must not be delivered without a handshake"
+    rig.power_cycle()
+    rig.expect_version(2, 900)
+    rig.wait(30)
+    rig.check(*ota_verdicts(rig, 2), v.release_to_update_within(rig.timeline, 2, 3600 + 900))
+
+
+def test_intelligent_release_while_busy_waits_for_next_idle_window(rig):
+    """An Intelligent release to a busy device: updates/pending, firmware_update_pending, no begin
+    while busy; the update starts in the next idle window (spec §1.5, §7.8.2, §7.8.3)."""
+    connected(rig)
+    drive(rig)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    rig.expect_sys("firmware_update_pending", timeout=120)
+    rig.wait(600)
+    park(rig)
+    rig.expect_version(2, 900)
+    rig.wait(30)
+    rig.check(*ota_verdicts(rig, 2), v.pending_honoured_within(rig.timeline, 60))
+
+
+def test_busy_app_is_never_interrupted(rig):
+    """Eight hours of driving with an Intelligent release pending: no download, no reset while busy
+    (spec §2.1 disableUpdates; §7.10 first assertion); the update lands after parking."""
+    connected(rig)
+    drive(rig)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    rig.wait(8 * 3600)
+    busy_until = rig.now()
+    assert not rig.timeline.select(kind="sys", where=lambda e: e.get("event") == "firmware_update"), \
+        "the update began while the app was busy"
+    assert not rig.timeline.select(kind="hello", start=1.0, end=busy_until)[1:], "the device reset while busy"
+    park(rig)
+    rig.expect_version(2, 900)
+    rig.wait(30)
+    rig.check(*ota_verdicts(rig, 2))
+
+
+def test_lock_and_flash_now(rig):
+    """Locking a device to a version with "flash now" starts an OTA at once on an online device
+    (spec §1.4, §7.8.4); the guard still gates it through pending → idle window."""
+    connected(rig)
+    park(rig)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.lock(2, flash=True)
+    rig.expect_version(2, 900)
+    rig.wait(30)
+    rig.check(*ota_verdicts(rig, 2), v.pending_honoured_within(rig.timeline, 60))
+
+
+def test_daily_forced_handshake_brings_a_standard_release_within_a_day(rig):
+    """The guard's daily `spark/device/session/end` + reconnect (spec §1.3) turns the next idle
+    window into a full handshake, so a Standard release lands within a day instead of the
+    ~week of 3-day renegotiations (spec §1.1, §5)."""
+    connected(rig)
+    park(rig)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2)
+    rig.expect_version(2, 26 * 3600)
+    rig.wait(30)
+    rig.check(*ota_verdicts(rig, 2), v.release_to_update_within(rig.timeline, 2, 25 * 3600))
+
+
+def test_device_on_released_version_downloads_nothing(rig):
+    """Releasing the version the device already runs: no transfer, no reset, and the cloud clears
+    pending (spec §7.7 needs_update, §7.8.7)."""
+    connected(rig)
+    park(rig)
+    rig.upload(rig.firmware(1))
+    rig.release(1, intelligent=True)
+    rig.wait(2 * 3600)
+    assert not rig.timeline.select(kind="sys", where=lambda e: e.get("event") in ("firmware_update", "firmware_update_pending"))
+    assert len(rig.timeline.select(kind="hello")) == 1
+    assert rig.ota_bytes() == 0
+    rig.check(v.no_update_loop(rig.timeline, max_downloads=0))

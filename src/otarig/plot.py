@@ -1,0 +1,715 @@
+"""The timeline as one picture (`timeline.png`, issue #5 item 2; DESIGN principle 5).
+
+`plot_timeline` draws every lane on one shared bench-time axis:
+
+* per board, four rows: **state** (running / booting / offline-or-reset / sleeping / safe mode),
+  **workload** (busy spans), **window** (the guard's idle windows), **OTA** (download spans with
+  progress ticks, shutdown and held-reset spans, pending / reset / forced-handshake markers, with
+  the idle windows shaded behind so "began inside a window" is visible at a glance);
+* **cloud**: cloud stream events and rig actions (release, upload, lock, force) as markers with
+  short labels;
+* **current**: the PSU trace in mA (log scale when it spans decades), min/max-decimated;
+* injected **faults**: red lines (and light red spans for cut → restore pairs) across every lane,
+  labelled above the plot.
+
+Large timelines are decimated to the pixel grid, so 100,000 entries stay legible and quick.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from .timeline import Entry, Timeline  # noqa: E402
+
+__all__ = ["plot_timeline", "time_unit"]
+
+# ---------------------------------------------------------------- style
+
+STATE_COLORS = {
+    "running": "#43a047",
+    "booting": "#fdd835",
+    "offline": "#9e9e9e",
+    "sleeping": "#5c6bc0",
+    "safe mode": "#fb8c00",
+}
+STATE_LABELS = {"offline": "offline / reset"}
+BUSY_COLOR = "#ffb300"
+WINDOW_COLOR = "#81c784"
+WINDOW_SHADE = "#c8e6c9"
+DOWNLOAD_COLOR = "#1e88e5"
+FAILED_COLOR = "#e53935"
+SHUTDOWN_COLOR = "#8e24aa"
+PENDING_COLOR = "#f57c00"
+FAULT_COLOR = "#d32f2f"
+CURRENT_COLOR = "#00838f"
+GRID_COLOR = "#e0e0e0"
+
+#: fault kinds that start a span, and the kinds that end it
+FAULT_PAIRS = {
+    "power_cut": ("power_restore",),
+    "cellular_off": ("cellular_on",),
+    "antenna_off": ("antenna_on",),
+    "usb_off": ("usb_on",),
+    "link_outage": ("link_restore", "link_back"),
+    "cloud_outage": ("cloud_restore", "cloud_back"),
+}
+DURATION_KEYS = ("seconds", "duration_s", "duration")
+
+WIDTH_IN = 15.0
+DPI = 100
+PIXELS = int(WIDTH_IN * DPI * 0.86)   # the width of the plotting area, roughly
+
+
+def time_unit(span_s: float) -> tuple[float, str]:
+    """(seconds per unit, unit name) for an axis covering `span_s` seconds."""
+    if span_s <= 300:
+        return 1.0, "s"
+    if span_s <= 3 * 3600:
+        return 60.0, "min"
+    if span_s <= 3 * 86400:
+        return 3600.0, "h"
+    return 86400.0, "days"
+
+
+# ---------------------------------------------------------------- model
+
+
+@dataclass
+class _Marks:
+    """Point events of one style: positions (bench s) and optional labels."""
+
+    xs: list[float] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+    def add(self, x: float, label: str = "") -> None:
+        self.xs.append(x)
+        self.labels.append(label)
+
+
+@dataclass
+class _Board:
+    """What one board's rows show, as spans (start, end) and marks."""
+
+    states: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    busy: list[tuple[float, float]] = field(default_factory=list)
+    windows: list[tuple[float, float]] = field(default_factory=list)
+    downloads: list[tuple[float, float]] = field(default_factory=list)
+    failed: list[tuple[float, float]] = field(default_factory=list)
+    cut: list[tuple[float, float]] = field(default_factory=list)       # begin, then reset/end
+    shutdowns: list[tuple[float, float]] = field(default_factory=list)
+    held: list[tuple[float, float]] = field(default_factory=list)
+    progress: list[float] = field(default_factory=list)
+    boots: _Marks = field(default_factory=_Marks)
+    pending: _Marks = field(default_factory=_Marks)
+    resets: _Marks = field(default_factory=_Marks)
+    forced: _Marks = field(default_factory=_Marks)
+    versions: _Marks = field(default_factory=_Marks)
+
+
+def _board_model(entries: list[Entry], safe_at: list[float], end: float) -> _Board:
+    """Walk one board's entries (in time order) into spans and marks."""
+    b = _Board()
+    state: str | None = None
+    since = 0.0
+    busy_since: float | None = None
+    window_since: float | None = None
+    dl_since: float | None = None
+    shut_since: float | None = None
+    held_since: float | None = None
+    safe = sorted(safe_at)
+    si = 0
+
+    def go(new: str | None, t: float) -> None:
+        nonlocal state, since
+        if new == state:
+            return
+        if state is not None and t > since:
+            b.states.setdefault(state, []).append((since, t))
+        state, since = new, t
+
+    def close_app(t: float) -> None:
+        nonlocal busy_since, window_since, shut_since, held_since
+        if busy_since is not None:
+            b.busy.append((busy_since, t))
+        if window_since is not None:
+            b.windows.append((window_since, t))
+        if shut_since is not None:
+            b.shutdowns.append((shut_since, t))
+        if held_since is not None:
+            b.held.append((held_since, t))
+        busy_since = window_since = shut_since = held_since = None
+
+    def close_download(t: float) -> None:
+        nonlocal dl_since
+        if dl_since is not None:
+            b.cut.append((dl_since, t))
+            dl_since = None
+
+    for e in entries:
+        t = e.t
+        while si < len(safe) and safe[si] <= t:
+            close_app(safe[si])
+            go("safe mode", safe[si])
+            si += 1
+        k = e.kind
+        if k == "port_lost":
+            close_app(t)
+            close_download(t)
+            go("sleeping" if state == "sleeping" else "offline", t)
+        elif k == "port_back":
+            go("booting", t)
+        elif k == "hello":
+            if state == "running":
+                b.resets.add(t)  # a reboot without the port dropping
+            close_app(t)
+            close_download(t)
+            go("running", t)
+            v = e.get("product_version")
+            if v is not None and (not b.versions.labels or b.versions.labels[-1] != f"v{v}"):
+                b.versions.add(t, f"v{v}")
+        elif k == "boot":
+            b.boots.add(t, str(e.get("reset_reason", "")))
+        elif k == "reply":
+            if e.get("cmd") == "sleep" and e.get("ok", True):
+                close_app(t)
+                go("sleeping", t)
+        elif k == "log":
+            if e.get("msg") == "wake" and state == "sleeping":
+                go("running", t)
+        elif k == "app":
+            if e.get("action") == "workload":
+                if e.get("state") == "busy" and busy_since is None:
+                    busy_since = t
+                elif e.get("state") == "idle" and busy_since is not None:
+                    b.busy.append((busy_since, t))
+                    busy_since = None
+        elif k == "guard":
+            a = e.get("action")
+            if a == "window_open" and window_since is None:
+                window_since = t
+            elif a == "window_close" and window_since is not None:
+                b.windows.append((window_since, t))
+                window_since = None
+            elif a == "shutdown_begin" and shut_since is None:
+                shut_since = t
+            elif a == "shutdown_complete":
+                b.shutdowns.append((shut_since if shut_since is not None else t, t))
+                shut_since = None
+            elif a == "reset_held" and held_since is None:
+                held_since = t
+            elif a == "reset_released" and held_since is not None:
+                b.held.append((held_since, t))
+                held_since = None
+            elif a == "handshake_forced":
+                b.forced.add(t)
+        elif k == "sys":
+            ev, param = e.get("event"), e.get("param")
+            if ev == "firmware_update":
+                if param == "begin":
+                    close_download(t)
+                    dl_since = t
+                elif param == "progress":
+                    b.progress.append(t)
+                elif param in ("complete", "failed"):
+                    start = dl_since if dl_since is not None else t
+                    (b.downloads if param == "complete" else b.failed).append((start, t))
+                    dl_since = None
+            elif ev == "firmware_update_pending":
+                b.pending.add(t)
+            elif ev in ("reset_pending", "reset"):
+                b.resets.add(t, ev)
+    while si < len(safe):
+        close_app(safe[si])
+        go("safe mode", safe[si])
+        si += 1
+    close_app(end)
+    close_download(end)
+    go(None, end)
+    return b
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _thin(xs: list[float] | np.ndarray, lo: float, hi: float, n: int = PIXELS) -> np.ndarray:
+    """Indices of `xs` keeping the first point of each of `n` buckets over [lo, hi]."""
+    a = np.asarray(xs, dtype=float)
+    if a.size <= n:
+        return np.arange(a.size)
+    bucket = np.floor((a - lo) / max(hi - lo, 1e-9) * n).astype(np.int64)
+    _, first = np.unique(bucket, return_index=True)
+    return np.sort(first)
+
+
+def _label_positions(xs: list[float], min_gap: float, levels: int = 1,
+                     limit: int = 60) -> list[tuple[int, int]]:
+    """(index, level) of labels that fit: at least `min_gap` apart on the same level."""
+    last = [-math.inf] * levels
+    out: list[tuple[int, int]] = []
+    for i, x in enumerate(xs):
+        for lv in range(levels):
+            if x - last[lv] >= min_gap:
+                out.append((i, lv))
+                last[lv] = x
+                break
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _merge(spans: list[tuple[float, float]], min_w: float) -> list[tuple[float, float]]:
+    """Spans as (start, width), merging those closer than `min_w` and widening slivers."""
+    out: list[list[float]] = []
+    for s, e in sorted(spans):
+        e = max(e, s)
+        if out and s - out[-1][1] < min_w:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, max(e - s, min_w)) for s, e in out]
+
+
+def _bars(ax: Axes, spans: list[tuple[float, float]], y: float, h: float, px: float, **kw) -> None:
+    if spans:
+        ax.broken_barh(_merge(spans, px), (y - h / 2, h), **kw)
+
+
+def _minmax(t: np.ndarray, v: np.ndarray, lo: float, hi: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min/max decimation: for each of `n` time buckets, its min and max in time order."""
+    if t.size <= 2 * n:
+        return t, v
+    edges = np.linspace(lo, hi, n + 1)
+    starts = np.unique(np.searchsorted(t, edges[:-1], side="left"))
+    starts = starts[starts < t.size]
+    mins = np.minimum.reduceat(v, starts)
+    maxs = np.maximum.reduceat(v, starts)
+    ends = np.append(starts[1:], t.size)
+    tm = (t[starts] + t[ends - 1]) / 2
+    # place min and max in the order they occurred, so spikes keep their shape
+    argmax_first = np.array([np.argmax(v[s:e]) <= np.argmin(v[s:e]) for s, e in zip(starts, ends)]) \
+        if starts.size < 5000 else np.zeros(starts.size, dtype=bool)
+    first = np.where(argmax_first, maxs, mins)
+    second = np.where(argmax_first, mins, maxs)
+    tt = np.repeat(tm, 2)
+    vv = np.column_stack([first, second]).ravel()
+    # keep gaps: a bucket far from the previous one starts a new stroke
+    return tt, vv
+
+
+def _break_gaps(t: np.ndarray, v: np.ndarray, gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Insert NaN where consecutive samples are more than `gap` apart, so lines do not bridge."""
+    if t.size < 2 or not math.isfinite(gap):
+        return t, v
+    idx = np.nonzero(np.diff(t) > gap)[0]
+    if idx.size == 0:
+        return t, v
+    t = np.insert(t, idx + 1, (t[idx] + t[idx + 1]) / 2)
+    v = np.insert(v.astype(float), idx + 1, np.nan)
+    return t, v
+
+
+def _short_cloud(e: Entry) -> tuple[str, str]:
+    """(row, short label) for a cloud event."""
+    name = e.kind
+    val = str(e.get("data", "") if e.get("data") is not None else "").strip()
+    if name == "spark/flash/status":
+        return "flash", f"flash {val.split()[0] if val else ''}".strip()
+    if name.startswith("spark/status/safe-mode"):
+        return "status", "safe-mode"
+    if name == "spark/status":
+        return "status", val or "status"
+    if name.startswith("particle/device/updates/"):
+        return "updates", f"{name.rsplit('/', 1)[-1]}={val}" if val else name.rsplit("/", 1)[-1]
+    short = name.rsplit("/", 1)[-1] or name
+    return "other", short[:18]
+
+
+_CLOUD_STYLE = {  # label prefix -> (marker, color)
+    "online": ("o", "#43a047"),
+    "offline": ("o", "#757575"),
+    "safe-mode": ("X", "#fb8c00"),
+    "auto-update": ("P", "#1e88e5"),
+    "flash started": (">", "#1e88e5"),
+    "flash success": ("*", "#2e7d32"),
+    "flash failed": ("X", "#e53935"),
+    "pending=true": ("v", PENDING_COLOR),
+    "pending=false": ("v", "#bdbdbd"),
+    "forced=true": ("D", "#c62828"),
+    "forced=false": ("D", "#bdbdbd"),
+    "enabled=true": ("s", "#43a047"),
+    "enabled=false": ("s", "#757575"),
+}
+
+
+def _cloud_style(label: str) -> tuple[str, str]:
+    for prefix, style in _CLOUD_STYLE.items():
+        if label.startswith(prefix):
+            return style
+    return ".", "#616161"
+
+
+def _rig_label(e: Entry) -> str:
+    d = e.data
+    if e.kind == "release":
+        v = d.get("version")
+        tag = " intelligent" if d.get("intelligent") else ""
+        return f"release v{v}{tag}" if v is not None else f"release{tag}"
+    if e.kind == "upload":
+        v = d.get("version")
+        return f"upload v{v}" if v is not None else "upload"
+    if e.kind == "command":
+        return str(d.get("cmd") or d.get("name") or "cmd")
+    return e.kind
+
+
+def _fault_label(e: Entry) -> str:
+    d = e.data
+    for k in DURATION_KEYS:
+        if isinstance(d.get(k), (int, float)):
+            return f"{e.kind} {_human(float(d[k]))}"
+    detail = d.get("at") or d.get("phase") or d.get("where") or ""
+    return f"{e.kind} {detail}".strip() if isinstance(detail, str) else e.kind
+
+
+def _human(s: float) -> str:
+    if s < 120:
+        return f"{s:g}s"
+    if s < 7200:
+        return f"{s / 60:.0f}min"
+    if s < 172800:
+        return f"{s / 3600:.1f}h"
+    return f"{s / 86400:.1f}d"
+
+
+# ---------------------------------------------------------------- main
+
+
+def plot_timeline(timeline: Timeline | Iterable[Entry], path: Path | str, *, title: str = "") -> Path:
+    """Draw `timeline` into a PNG at `path` (parents created) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entries = list(timeline.entries if isinstance(timeline, Timeline) else timeline)
+    fig = _figure(entries, title)
+    try:
+        fig.savefig(path, dpi=DPI, facecolor="white")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _figure(entries: list[Entry], title: str) -> Figure:
+    if not entries:
+        fig = plt.figure(figsize=(WIDTH_IN, 2.0))
+        fig.text(0.5, 0.5, f"{title + ': ' if title else ''}empty timeline", ha="center", va="center",
+                 fontsize=14, color="#616161")
+        return fig
+
+    t0 = min(e.t for e in entries)
+    t1 = max(e.t for e in entries)
+    if t1 - t0 < 1.0:
+        t1 = t0 + 1.0
+    scale, unit = time_unit(t1 - t0)
+    pad = (t1 - t0) * 0.01
+    lo, hi = t0 - pad, t1 + pad
+
+    # split by source once
+    boards: dict[str, list[Entry]] = {}
+    cloud: list[Entry] = []
+    rig: list[Entry] = []
+    faults: list[Entry] = []
+    psu_t: list[float] = []
+    psu_a: list[float] = []
+    for e in entries:
+        s = e.source
+        if s.startswith("board"):
+            boards.setdefault(s.split(":", 1)[1] if ":" in s else s, []).append(e)
+        elif s == "cloud":
+            cloud.append(e)
+        elif s == "psu":
+            a = e.data.get("amps")
+            if e.kind == "sample" and isinstance(a, (int, float)):
+                psu_t.append(e.t)
+                psu_a.append(float(a))
+        elif s == "fault":
+            faults.append(e)
+        elif s == "rig":
+            rig.append(e)
+    safe: dict[str, list[float]] = {}
+    for e in cloud:
+        if e.kind.startswith("spark/status/safe-mode"):
+            safe.setdefault(str(e.get("coreid", "")), []).append(e.t)
+    if not boards and safe:
+        boards = {k: [] for k in safe}
+    models = {bid: _board_model(ents, safe.get(bid, []), t1) for bid, ents in sorted(boards.items())}
+
+    # layout
+    heights: list[float] = [1.9] * len(models)
+    has_cloud = bool(cloud or rig)
+    if has_cloud:
+        heights.append(1.35)
+    has_psu = bool(psu_t)
+    if has_psu:
+        heights.append(1.6)
+    if not heights:
+        heights.append(0.8)
+    top_pad, bottom_pad = 1.15, 1.05
+    fig_h = sum(heights) + top_pad + bottom_pad
+    fig, axes = plt.subplots(len(heights), 1, sharex=True, figsize=(WIDTH_IN, fig_h),
+                             gridspec_kw={"height_ratios": heights, "hspace": 0.12})
+    axes = list(np.atleast_1d(axes))
+    fig.subplots_adjust(left=0.105, right=0.985, top=1 - top_pad / fig_h, bottom=bottom_pad / fig_h)
+    px = (hi - lo) / PIXELS   # one pixel in bench seconds
+
+    def X(v: float) -> float:
+        return v / scale
+
+    i = 0
+    for bid, model in models.items():
+        _draw_board(axes[i], bid, model, px, scale, lo, hi)
+        i += 1
+    if has_cloud:
+        _draw_cloud(axes[i], cloud, rig, lo, hi, scale, multi=len(models) > 1)
+        i += 1
+    if has_psu:
+        _draw_current(axes[i], np.asarray(psu_t), np.asarray(psu_a), lo, hi, scale)
+        i += 1
+    for ax in axes:
+        ax.set_xlim(X(lo), X(hi))
+        ax.grid(axis="x", color=GRID_COLOR, linewidth=0.6, zorder=0)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    if not (models or has_cloud or has_psu):
+        axes[0].set_yticks([])
+        axes[0].text(0.5, 0.5, "no board, cloud or PSU entries", transform=axes[0].transAxes,
+                     ha="center", va="center", color="#757575")
+    axes[-1].set_xlabel(f"bench time ({unit})", fontsize=10)
+    _draw_faults(fig, axes, faults, lo, hi, scale)
+
+    head = title or "otarig timeline"
+    sub = (f"{len(entries):,} entries · {_human(t1 - t0)} of bench time · "
+           f"{len(models)} board{'s' if len(models) != 1 else ''} · {len(faults)} injected fault"
+           f"{'s' if len(faults) != 1 else ''}")
+    fig.text(0.012, 1 - 0.14 / fig_h, head, ha="left", va="top", fontsize=13, fontweight="bold")
+    fig.text(0.012, 1 - 0.42 / fig_h, sub, ha="left", va="top", fontsize=9, color="#616161")
+    _legend(fig, fig_h, bool(models), has_cloud, has_psu, bool(faults))
+    return fig
+
+
+def _draw_board(ax: Axes, bid: str, b: _Board, px: float, scale: float, lo: float, hi: float) -> None:
+    """Rows (top to bottom): state, workload, window, OTA."""
+    Y_STATE, Y_BUSY, Y_WIN, Y_OTA = 3.0, 2.0, 1.0, 0.0
+    S = 1.0 / scale
+
+    def sc(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        return [(s * S, e * S) for s, e in spans]
+
+    p = px * S
+    for name, spans in b.states.items():
+        kw = {"hatch": "////", "edgecolor": "#616161", "linewidth": 0} if name == "offline" else {}
+        _bars(ax, sc(spans), Y_STATE, 0.62, p, facecolor=STATE_COLORS[name], zorder=2, **kw)
+    _bars(ax, sc(b.busy), Y_BUSY, 0.55, p, facecolor=BUSY_COLOR, zorder=2)
+    _bars(ax, sc(b.windows), Y_WIN, 0.55, p, facecolor=WINDOW_COLOR, zorder=2)
+    # OTA row: windows shaded behind, then downloads
+    _bars(ax, sc(b.windows), Y_OTA, 0.9, p, facecolor=WINDOW_SHADE, zorder=1)
+    _bars(ax, sc(b.downloads), Y_OTA, 0.42, p, facecolor=DOWNLOAD_COLOR, zorder=3)
+    _bars(ax, sc(b.failed), Y_OTA, 0.42, p, facecolor=FAILED_COLOR, zorder=3)
+    _bars(ax, sc(b.cut), Y_OTA, 0.42, p, facecolor="white", edgecolor=FAILED_COLOR, hatch="xxx",
+          linewidth=0.8, zorder=3)
+    _bars(ax, sc(b.shutdowns), Y_OTA - 0.32, 0.16, p, facecolor=SHUTDOWN_COLOR, zorder=3)
+    _bars(ax, sc(b.held), Y_OTA + 0.32, 0.12, p, facecolor="white", edgecolor=SHUTDOWN_COLOR,
+          hatch="////", linewidth=0.6, zorder=3)
+    if b.progress:
+        keep = _thin(b.progress, lo, hi, PIXELS // 3)
+        xs = np.asarray(b.progress)[keep] * S
+        ax.vlines(xs, Y_OTA - 0.17, Y_OTA + 0.17, color="white", linewidth=0.7, alpha=0.9, zorder=4)
+    _scatter(ax, b.pending.xs, Y_OTA + 0.36, "v", PENDING_COLOR, lo, hi, S, size=38)
+    _scatter(ax, b.resets.xs, Y_STATE + 0.36, "v", "#212121", lo, hi, S, size=28)
+    _scatter(ax, b.forced.xs, Y_WIN + 0.33, "D", "#546e7a", lo, hi, S, size=18)
+
+    # boot reasons and version changes on the state row
+    min_gap = (hi - lo) * 0.055
+    shown = _label_positions(b.boots.xs, min_gap, levels=1, limit=40)
+    for idx, _ in shown:
+        reason = b.boots.labels[idx]
+        if reason:
+            ax.text(b.boots.xs[idx] * S, Y_STATE, f" {reason}", fontsize=7, va="center", ha="left",
+                    color="#1b1b1b", zorder=5, clip_on=True)
+    for idx, _ in _label_positions(b.versions.xs, min_gap, limit=20):
+        ax.text(b.versions.xs[idx] * S, Y_STATE + 0.42, b.versions.labels[idx], fontsize=7.5,
+                fontweight="bold", va="bottom", ha="left", color="#1b5e20", zorder=5, clip_on=True)
+    n_dl, n_fail = len(b.downloads), len(b.failed) + len(b.cut)
+    if n_dl or n_fail:
+        ax.text(1.0, -0.02, f"downloads: {n_dl} complete, {n_fail} failed/cut", transform=ax.transAxes,
+                ha="right", va="top", fontsize=7.5, color="#424242")
+
+    ax.set_ylim(-0.6, 3.75)
+    ax.set_yticks([Y_STATE, Y_BUSY, Y_WIN, Y_OTA], ["state", "workload", "idle window", "OTA"], fontsize=8)
+    ax.tick_params(axis="y", length=0)
+    for y in (0.5, 1.5, 2.5):
+        ax.axhline(y, color="#f0f0f0", linewidth=0.8, zorder=0)
+    ax.set_ylabel(f"board\n{bid}", fontsize=9, rotation=0, ha="right", va="center", labelpad=62,
+                  fontweight="bold")
+
+
+def _scatter(ax: Axes, xs: list[float], y: float, marker: str, color: str, lo: float, hi: float,
+             S: float, size: float = 30) -> None:
+    if not xs:
+        return
+    keep = _thin(xs, lo, hi)
+    a = np.asarray(xs)[keep] * S
+    ax.scatter(a, np.full(a.size, y), marker=marker, s=size, color=color, zorder=6, linewidths=0)
+
+
+def _draw_cloud(ax: Axes, cloud: list[Entry], rig: list[Entry], lo: float, hi: float, scale: float,
+                *, multi: bool) -> None:
+    """Rows: rig actions, status, flash, updates, other (only those with data)."""
+    rows: dict[str, list[tuple[float, str]]] = {"rig": [], "status": [], "flash": [], "updates": [], "other": []}
+    for e in rig:
+        rows["rig"].append((e.t, _rig_label(e)))
+    for e in cloud:
+        row, label = _short_cloud(e)
+        if multi and e.get("coreid"):
+            label = f"{label} ·{str(e.get('coreid'))[-4:]}"
+        rows[row].append((e.t, label))
+    used = [r for r in rows if rows[r]]
+    S = 1.0 / scale
+    ys = {r: len(used) - 1 - i for i, r in enumerate(used)}
+    min_gap = (hi - lo) * 0.075
+    for r in used:
+        pts = rows[r]
+        y = ys[r]
+        ax.axhline(y, color="#eeeeee", linewidth=0.8, zorder=0)
+        groups: dict[tuple[str, str], list[float]] = {}
+        for t, label in pts:
+            style = ("*", "#212121") if r == "rig" and label.startswith("release") else \
+                ("|", "#455a64") if r == "rig" else _cloud_style(label)
+            groups.setdefault(style, []).append(t)
+        for (marker, color), xs in groups.items():
+            _scatter(ax, xs, y, marker, color, lo, hi, S, size=80 if marker == "*" else 34)
+        # labels: the rig row always labels releases; others thinned
+        xs = [t for t, _ in pts]
+        for idx, lv in _label_positions(xs, min_gap, levels=2, limit=40):
+            t, label = pts[idx]
+            ax.text(t * S, y + 0.17 + 0.24 * lv, label, fontsize=7, ha="left", va="bottom",
+                    color="#263238", zorder=7, clip_on=True)
+    ax.set_ylim(-0.5, len(used) - 0.5 + 0.35)
+    ax.set_yticks([ys[r] for r in used], [("rig" if r == "rig" else f"cloud {r}") for r in used], fontsize=8)
+    ax.tick_params(axis="y", length=0)
+    ax.set_ylabel("cloud\n& rig", fontsize=9, rotation=0, ha="right", va="center", labelpad=62,
+                  fontweight="bold")
+
+
+def _draw_current(ax: Axes, t: np.ndarray, amps: np.ndarray, lo: float, hi: float, scale: float) -> None:
+    """The PSU current in mA, min/max-decimated, log scale when it spans more than two decades."""
+    order = np.argsort(t, kind="stable")
+    t, ma = t[order], amps[order] * 1000.0
+    positive = ma[ma > 0]
+    log = positive.size > 0 and positive.max() / max(positive.min(), 1e-6) > 100
+    if log:
+        floor = max(positive.min() / 2, 1e-3)
+        ma = np.maximum(ma, floor)
+    gap = 10 * float(np.median(np.diff(t))) if t.size > 2 else math.inf
+    tt, vv = _minmax(t, ma, lo, hi, PIXELS)
+    tt, vv = _break_gaps(tt, vv, max(gap, (hi - lo) / PIXELS * 3))
+    ax.plot(tt / scale, vv, color=CURRENT_COLOR, linewidth=0.8, zorder=3)
+    if log:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=min(0.0, float(np.nanmin(vv))))
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(axis="y", color=GRID_COLOR, linewidth=0.5, which="major")
+    ax.set_ylabel("current\n(mA)", fontsize=9, rotation=0, ha="right", va="center", labelpad=40,
+                  fontweight="bold")
+    peak = float(np.max(ma)) if ma.size else 0.0
+    ax.text(1.0, 1.0, f"peak {peak:.0f} mA · {t.size:,} samples{' (log scale)' if log else ''}",
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, color="#424242")
+
+
+def _draw_faults(fig: Figure, axes: list[Axes], faults: list[Entry], lo: float, hi: float, scale: float) -> None:
+    """Red lines at each fault on every lane, light red spans for cut → restore, labels on top."""
+    if not faults:
+        return
+    S = 1.0 / scale
+    ends = {end for pair in FAULT_PAIRS.values() for end in pair}
+    starts: list[Entry] = []
+    restores: list[float] = []
+    spans: list[tuple[float, float]] = []
+    open_: dict[str, float] = {}
+    for e in faults:
+        if e.kind in ends:
+            restores.append(e.t)
+            for start, finish in FAULT_PAIRS.items():
+                if e.kind in finish and start in open_:
+                    spans.append((open_.pop(start), e.t))
+            continue
+        starts.append(e)
+        dur = next((float(e.data[k]) for k in DURATION_KEYS if isinstance(e.data.get(k), (int, float))), None)
+        if dur is not None:
+            spans.append((e.t, e.t + dur))
+        elif e.kind in FAULT_PAIRS:
+            open_[e.kind] = e.t
+    for t in open_.values():
+        spans.append((t, hi))
+    sx = np.asarray([e.t for e in starts]) * S
+    keep = _thin([e.t for e in starts], lo, hi)
+    rx = np.asarray(restores)[_thin(restores, lo, hi)] * S if restores else np.array([])
+    merged = _merge(spans, (hi - lo) / PIXELS)
+    for ax in axes:
+        for s, w in merged:
+            ax.axvspan(s * S, (s + w) * S, color=FAULT_COLOR, alpha=0.07, zorder=0, linewidth=0)
+        if sx.size:
+            ax.vlines(sx[keep], 0, 1, transform=ax.get_xaxis_transform(), color=FAULT_COLOR,
+                      linewidth=1.2, alpha=0.85, zorder=8)
+        if rx.size:
+            ax.vlines(rx, 0, 1, transform=ax.get_xaxis_transform(), color=FAULT_COLOR,
+                      linewidth=0.8, linestyles=(0, (3, 2)), alpha=0.6, zorder=8)
+    top = axes[0]
+    min_gap = (hi - lo) * 0.09
+    for idx, lv in _label_positions([e.t for e in starts], min_gap, levels=3, limit=45):
+        e = starts[idx]
+        top.annotate(f"⚡ {_fault_label(e)}", xy=(e.t * S, 1.0), xycoords=("data", "axes fraction"),
+                     xytext=(2, 3 + 11 * lv), textcoords="offset points", fontsize=7.5, color=FAULT_COLOR,
+                     ha="left", va="bottom", fontweight="bold", annotation_clip=False)
+    if len(starts) > 45:
+        top.text(1.0, 1.0, f"{len(starts)} faults (labels thinned)", transform=top.transAxes,
+                 ha="right", va="bottom", fontsize=7, color=FAULT_COLOR)
+
+
+def _legend(fig: Figure, fig_h: float, boards: bool, cloud: bool, psu: bool, faults: bool) -> None:
+    handles: list = []
+    if boards:
+        handles += [Patch(facecolor=c, label=STATE_LABELS.get(n, n),
+                          hatch="////" if n == "offline" else None, edgecolor="#616161" if n == "offline" else c)
+                    for n, c in STATE_COLORS.items()]
+        handles += [Patch(facecolor=BUSY_COLOR, label="busy"),
+                    Patch(facecolor=WINDOW_COLOR, label="idle window"),
+                    Patch(facecolor=DOWNLOAD_COLOR, label="download (→ complete)"),
+                    Patch(facecolor=FAILED_COLOR, label="download failed"),
+                    Patch(facecolor="white", edgecolor=FAILED_COLOR, hatch="xxx", label="download cut"),
+                    Patch(facecolor=SHUTDOWN_COLOR, label="shutdown"),
+                    Patch(facecolor="white", edgecolor=SHUTDOWN_COLOR, hatch="////", label="reset held"),
+                    Line2D([], [], marker="v", color=PENDING_COLOR, linestyle="", label="update pending"),
+                    Line2D([], [], marker="v", color="#212121", linestyle="", label="reset")]
+    if cloud:
+        handles += [Line2D([], [], marker="*", color="#212121", linestyle="", markersize=9, label="release")]
+    if psu:
+        handles += [Line2D([], [], color=CURRENT_COLOR, label="current")]
+    if faults:
+        handles += [Line2D([], [], color=FAULT_COLOR, label="injected fault")]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 9), fontsize=7.5,
+                   frameon=False, bbox_to_anchor=(0.5, 0.0), handlelength=1.6, columnspacing=1.2)

@@ -1,0 +1,629 @@
+"""The simulated Particle Cloud over HTTP on loopback: REST API + server-sent events.
+
+DESIGN principle 1: the rig, `otarig.cloud` and the real `particle` CLI reach the simulated cloud
+over the same channel as the real one (HTTP, `Authorization: Bearer`). Routes and response shapes
+follow shared/spec/particle-cloud-api.md §3 (what the CLI sends and needs) and §5 (product OTA
+calls of particle-api-js); spec particle-ota.md §1.6 gives the device fields.
+
+Why aiohttp: REST and long-lived SSE streams with keep-alives in one well-kept library, on one
+event loop, so hundreds of idle streams cost no threads. The server runs its loop in its own
+thread. Threading rule (otarig.sim.bench): this thread never advances virtual time; every handler
+that reads or changes simulator state holds `bench.lock`, in a worker thread so the event loop
+keeps streaming while the world thread holds the lock.
+
+Never log or print the token: the request log redacts `Authorization`, `access_token` and
+`password`.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .cloud import CloudError, SimCloud
+
+if TYPE_CHECKING:
+    from .bench import SimBench
+
+log = logging.getLogger("otarig.sim.cloud_http")
+
+REDACTED = "<redacted>"
+#: particle-cloud-api.md §3: particle-cli drops a stream after 15 s of silence; keep well under.
+KEEPALIVE_S = 5.0
+#: particle-cloud-api.md §3 (CLI engineer's note): particle-cli 3.51.0 loses events sent in the
+#: packet that carries the response headers, so a stream opens with `:ok` and events follow later.
+STREAM_OPEN_DELAY_S = 0.3
+#: event keys that are bookkeeping of the simulator, not part of the wire format
+_INTERNAL_KEYS = {"name", "t_ms"}
+
+
+@dataclass
+class HttpFaults:
+    """HTTP-level faults (issue #3 item 3); cloud-side transfer faults live in `SimCloud.faults`."""
+
+    #: answer every second API request with 503 (a client must retry idempotent calls)
+    fail_every_second: bool = False
+    #: the token is expired: every request gets 401 invalid_token
+    token_expired: bool = False
+    _count: int = field(default=0, repr=False)
+
+    def take_5xx(self) -> bool:
+        if not self.fail_every_second:
+            return False
+        self._count += 1
+        return self._count % 2 == 0
+
+
+@dataclass
+class _Stream:
+    """One open event stream: its filter and the queue its events wait in."""
+
+    queue: asyncio.Queue
+    prefix: str
+    device_id: str | None
+    product_id: int | None
+
+    def wants(self, ev: dict) -> bool:
+        if not ev["name"].startswith(self.prefix):
+            return False  # particle-cloud-api.md §3: the server filters by prefix, the CLI does not
+        if self.device_id is not None and ev.get("coreid") != self.device_id:
+            return False
+        if self.product_id is not None and ev.get("productID") != self.product_id:
+            return False
+        return True
+
+
+def _json(status: int, obj: Any) -> web.Response:
+    return web.json_response(obj, status=status)
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return _json(status, {"error": message, **extra})
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    return bool(value)
+
+
+def _scalar(text: str) -> Any:
+    """A variable's text as the JSON type the API returns (`result`)."""
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    if text in ("true", "false"):
+        return text == "true"
+    return text
+
+
+def redact_headers(headers: Any) -> dict[str, str]:
+    """Request headers with credentials removed, for the log."""
+    out = {}
+    for k, v in headers.items():
+        out[k] = REDACTED if k.lower() in ("authorization", "cookie") else v
+    return out
+
+
+def redact_query(query: Any) -> str:
+    parts = []
+    for k, v in query.items():
+        parts.append(f"{k}={REDACTED if k.lower() in ('access_token', 'password') else v}")
+    return "&".join(parts)
+
+
+class CloudHttpServer:
+    """The REST API and event streams of a `SimBench`'s cloud on `http://127.0.0.1:PORT`.
+
+    `token` defaults to a fresh random one; read it from `.token` (it is never logged or printed
+    by this module). `request_log` keeps `{method, path, status}` for every request, redacted.
+    """
+
+    def __init__(self, bench: "SimBench", *, token: str | None = None, host: str = "127.0.0.1", port: int = 0,
+                 username: str = "otarig@example.com", keepalive_s: float = KEEPALIVE_S,
+                 stream_open_delay_s: float = STREAM_OPEN_DELAY_S) -> None:
+        self.bench = bench
+        self.cloud: SimCloud = bench.cloud
+        self.token = token or secrets.token_hex(20)
+        self.username = username
+        self.host = host
+        self._port = port
+        self.keepalive_s = keepalive_s
+        self.stream_open_delay_s = stream_open_delay_s
+        self.faults = HttpFaults()
+        self.request_log: list[dict[str, Any]] = []
+        self._streams: set[_Stream] = set()
+        self._streams_lock = threading.Lock()
+        self._streams_changed = threading.Condition(self._streams_lock)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="sim-cloud-api")
+        self._stopping: asyncio.Event | None = None
+        self.cloud.subscribers.append(self._on_cloud_event)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._port}"
+
+    def start(self) -> str:
+        """Start serving in a thread with its own event loop; return the API URL."""
+        if self._thread is not None:
+            return self.url
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._serve())
+            except BaseException as exc:  # noqa: BLE001 - reported to start()
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._shutdown())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="sim-cloud-http", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failure:
+            raise RuntimeError(f"simulated cloud HTTP server did not start: {failure[0]}")
+        return self.url
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 * 1024)
+        self._routes(app)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._port)
+        await site.start()
+        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+        self._port = sockets[0].getsockname()[1]
+
+    async def _shutdown(self) -> None:
+        assert self._stopping is not None
+        self._stopping.set()
+        with self._streams_lock:
+            streams = list(self._streams)
+        for s in streams:
+            s.queue.put_nowait(None)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def stop(self) -> None:
+        """Close every stream and the listener (idempotent)."""
+        if self._thread is None or self._loop is None:
+            return
+        try:
+            self.cloud.subscribers.remove(self._on_cloud_event)
+        except ValueError:
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._thread = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> "CloudHttpServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- event fan-out (called in the world thread, under bench.lock) ------------------------------
+    def _on_cloud_event(self, ev: dict) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with self._streams_lock:
+            targets = [s for s in self._streams if s.wants(ev)]
+        for s in targets:
+            try:
+                loop.call_soon_threadsafe(s.queue.put_nowait, ev)
+            except RuntimeError:
+                return  # loop closed during shutdown
+
+    @property
+    def stream_count(self) -> int:
+        with self._streams_lock:
+            return len(self._streams)
+
+    def wait_for_streams(self, count: int, timeout: float = 10.0) -> bool:
+        """Block (wall time) until `count` event streams are open, e.g. before publishing to a
+        subscriber that was just started. Event-driven, bounded by `timeout`."""
+        with self._streams_changed:
+            return self._streams_changed.wait_for(lambda: len(self._streams) >= count, timeout)
+
+    # -- plumbing ------------------------------------------------------------------------------
+    async def _locked(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` holding bench.lock, off the event loop (the world thread may hold the lock)."""
+        def call() -> Any:
+            with self.bench.lock:
+                return fn()
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._pool, call)
+
+    def _record(self, request: web.Request, status: int, note: str = "") -> None:
+        query = redact_query(request.query)
+        entry = {"method": request.method, "path": request.path + (f"?{query}" if query else ""), "status": status}
+        if note:
+            entry["note"] = note
+        self.request_log.append(entry)
+        if note:
+            log.warning("%s %s -> %d (%s)", request.method, entry["path"], status, note)
+        else:
+            log.debug("%s %s -> %d", request.method, entry["path"], status)
+
+    def _auth_error(self, request: web.Request) -> web.Response | None:
+        """Bearer token (or `access_token` query/form) as the real API; its 401 shapes."""
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else request.query.get("access_token")
+        if not token:
+            return _json(401, {"error": "invalid_request", "error_description": "The access token was not found"})
+        if not secrets.compare_digest(token, self.token):
+            return _json(401, {"error": "invalid_token", "error_description": "The access token provided is invalid."})
+        if self.faults.token_expired and not request.path.startswith("/otarig/"):
+            return _json(401, {"error": "invalid_token", "error_description": "The access token provided has expired."})
+        return None
+
+    @web.middleware
+    async def _middleware(self, request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        open_route = request.path == "/oauth/token"
+        if not open_route:
+            refused = self._auth_error(request)
+            if refused is not None:
+                self._record(request, refused.status)
+                return refused
+        if request.path.startswith("/v1/") and self.faults.take_5xx():
+            self._record(request, 503, "fault: 5xx on every second request")
+            return _error(503, "Service Unavailable")
+        try:
+            resp = await handler(request)
+        except web.HTTPNotFound:
+            self._record(request, 404, "unknown route")
+            return _error(404, "Not found")
+        except web.HTTPMethodNotAllowed:
+            self._record(request, 405, "method not allowed")
+            return _error(405, "Method not allowed")
+        except CloudError as exc:
+            self._record(request, exc.status)
+            return _error(exc.status, str(exc))
+        except (ValueError, KeyError, json.JSONDecodeError) as exc:
+            self._record(request, 400)
+            return _error(400, f"Bad request: {exc}")
+        self._record(request, resp.status)
+        return resp
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        """JSON, form or multipart body as a dict; file parts become bytes (spec §1.6: either works)."""
+        if request.content_type == "application/json":
+            data = await request.json() if request.can_read_body else {}
+            if not isinstance(data, dict):
+                raise ValueError("JSON body must be an object")
+            return data
+        if not request.can_read_body:
+            return {}
+        form = await request.post()
+        out: dict[str, Any] = {}
+        for k, v in form.items():
+            out[k] = v.file.read() if isinstance(v, web.FileField) else v
+        return out
+
+    @staticmethod
+    def _pid(request: web.Request) -> int:
+        text = request.match_info["product"]
+        if not text.isdigit():
+            raise CloudError(404, f"Product {text} not found")
+        return int(text)
+
+    # -- routes --------------------------------------------------------------------------------
+    def _routes(self, app: web.Application) -> None:
+        r = app.router
+        # event streams first: `/v1/devices/events` must not match `/v1/devices/{id}`
+        r.add_get("/v1/events", self.stream)
+        r.add_get("/v1/events/{prefix:.+}", self.stream)
+        r.add_get("/v1/devices/events", self.stream)
+        r.add_get("/v1/devices/events/{prefix:.+}", self.stream)
+        r.add_post("/v1/devices/events", self.publish)
+        r.add_get("/v1/devices/{device}/events", self.stream)
+        r.add_get("/v1/devices/{device}/events/{prefix:.+}", self.stream)
+        r.add_get("/v1/products/{product}/events", self.stream)
+        r.add_get("/v1/products/{product}/events/{prefix:.+}", self.stream)
+        r.add_post("/v1/products/{product}/events", self.publish)
+        r.add_get("/v1/products/{product}/devices/{device}/events", self.stream)
+        r.add_get("/v1/products/{product}/devices/{device}/events/{prefix:.+}", self.stream)
+
+        r.add_get("/v1/user", self.user)
+        r.add_get("/v1/access_tokens/current", self.token_info)
+        r.add_delete("/v1/access_tokens/current", self.token_delete)
+        r.add_post("/oauth/token", self.oauth_token)
+
+        r.add_get("/v1/devices", self.devices_list)
+        r.add_get("/v1/devices/{device}", self.device_get)
+        r.add_put("/v1/devices/{device}", self.device_put)
+        r.add_get("/v1/devices/{device}/{name}", self.variable)
+        r.add_post("/v1/devices/{device}/{name}", self.function)
+
+        r.add_get("/v1/products/{product}/devices", self.devices_list)
+        r.add_get("/v1/products/{product}/devices/{device}", self.device_get)
+        r.add_put("/v1/products/{product}/devices/{device}", self.device_put)
+        r.add_get("/v1/products/{product}/devices/{device}/{name}", self.variable)
+        r.add_post("/v1/products/{product}/devices/{device}/{name}", self.function)
+
+        r.add_get("/v1/products/{product}/firmware", self.firmware_list)
+        r.add_post("/v1/products/{product}/firmware", self.firmware_upload)
+        r.add_put("/v1/products/{product}/firmware/release", self.firmware_release)
+        r.add_get("/v1/products/{product}/firmware/{version:\\d+}", self.firmware_get)
+        r.add_put("/v1/products/{product}/firmware/{version:\\d+}", self.firmware_edit)
+        r.add_delete("/v1/products/{product}/firmware/{version:\\d+}", self.firmware_delete)
+        r.add_get("/v1/products/{product}/firmware/{version:\\d+}/binary", self.firmware_binary)
+
+        # not part of the Particle API: fault injection for rigs and `otarig sim` users
+        r.add_put("/otarig/v1/faults", self.faults_put)
+        r.add_get("/otarig/v1/faults", self.faults_get)
+
+    # account ---------------------------------------------------------------------------------
+    async def user(self, request: web.Request) -> web.Response:
+        return _json(200, {"username": self.username, "subscription_ids": [], "account_info": {}})
+
+    async def token_info(self, request: web.Request) -> web.Response:
+        return _json(200, {"expires_at": "2099-12-31T23:59:59.999Z", "client": "particle-cli", "scopes": []})
+
+    async def token_delete(self, request: web.Request) -> web.Response:
+        return _json(200, {"ok": True})
+
+    async def oauth_token(self, request: web.Request) -> web.Response:
+        """`particle login -u U -p P` (particle-cloud-api.md §2): any password gets the bench token."""
+        body = await self._body(request)
+        if body.get("grant_type") != "password" or not body.get("username"):
+            return _json(400, {"error": "invalid_request", "error_description": "username and password required"})
+        return _json(200, {"token_type": "bearer", "access_token": self.token, "expires_in": 7776000})
+
+    # devices ---------------------------------------------------------------------------------
+    async def devices_list(self, request: web.Request) -> web.Response:
+        pid = self._pid(request) if "product" in request.match_info else None
+        devices = await self._locked(lambda: self.cloud.list_devices(pid))
+        if pid is None:
+            return _json(200, devices)
+        return _json(200, {"devices": devices, "customers": [], "meta": {"total_pages": 1}})
+
+    def _device_in(self, request: web.Request) -> tuple[int | None, str]:
+        pid = self._pid(request) if "product" in request.match_info else None
+        device_id = request.match_info["device"]
+        rec = self.cloud.device(device_id) if device_id in self.cloud.devices else self._by_name(device_id)
+        if pid is not None and rec.product_id != pid:
+            raise CloudError(404, f"Device {device_id} is not in product {pid}")
+        return pid, rec.device_id
+
+    def _by_name(self, name: str) -> Any:
+        for rec in self.cloud.devices.values():
+            if rec.name == name:
+                return rec
+        raise CloudError(404, f"Device {name} not found")
+
+    async def device_get(self, request: web.Request) -> web.Response:
+        def get() -> dict:
+            _, device_id = self._device_in(request)
+            return self.cloud.device_json(self.cloud.device(device_id))
+        return _json(200, await self._locked(get))
+
+    async def device_put(self, request: web.Request) -> web.Response:
+        """Rename, flash a .bin (multipart `file`), lock (+flash), development, forced, groups."""
+        body = await self._body(request)
+
+        def put() -> dict:
+            pid, device_id = self._device_in(request)
+            binary = body.get("file", body.get("binary"))
+            if isinstance(binary, (bytes, bytearray)):
+                return self.cloud.flash_device(device_id, bytes(binary), pid)
+            fields: dict[str, Any] = {}
+            for key in ("development", "firmware_updates_forced", "flash"):
+                if key in body:
+                    fields[key] = _bool(body[key])
+            if "desired_firmware_version" in body:
+                v = body["desired_firmware_version"]
+                fields["desired_firmware_version"] = None if v in (None, "", "null") else int(v)
+            if "groups" in body:
+                g = body["groups"]
+                fields["groups"] = [x for x in (g.split(",") if isinstance(g, str) else g or []) if x]
+            if "name" in body:
+                fields["name"] = str(body["name"])
+            if not fields:
+                raise CloudError(400, "Nothing to update")
+            out = self.cloud.update_device(pid, device_id, **fields)
+            out["updated_at"] = self.cloud.published_at()
+            return out
+        return _json(200, await self._locked(put))
+
+    async def variable(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+
+        def get() -> dict:
+            _, device_id = self._device_in(request)
+            value = self.cloud.get_variable(device_id, name)
+            return {"name": name, "result": _scalar(value),
+                    "coreInfo": {"deviceID": device_id, "connected": True, "last_app": ""}}
+        return _json(200, await self._locked(get))
+
+    async def function(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = await self._body(request)
+        arg = str(body.get("args", body.get("arg", "")) or "")
+
+        def call() -> dict:
+            _, device_id = self._device_in(request)
+            rv = self.cloud.call_function(device_id, name, arg)
+            return {"id": device_id, "name": self.cloud.device(device_id).name, "connected": True, "return_value": rv}
+        return _json(200, await self._locked(call))
+
+    # events ------------------------------------------------------------------------------------
+    async def publish(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        name = str(body.get("name") or "")
+        if not name:
+            raise CloudError(400, "Event name is required")
+        data = body.get("data")
+        pid = self._pid(request) if "product" in request.match_info else None
+        if pid is not None:
+            await self._locked(lambda: self.cloud.product(pid))
+        await self._locked(lambda: self.cloud.publish_to_devices(name, "" if data is None else str(data), pid))
+        return _json(200, {"ok": True})
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """SSE (particle-cloud-api.md §3 subscribe): `:ok` first, events later, keep-alives."""
+        pid = self._pid(request) if "product" in request.match_info else None
+        device_id = request.match_info.get("device")
+        if pid is not None:
+            await self._locked(lambda: self.cloud.product(pid))
+        if device_id is not None:
+            device_id = (await self._locked(lambda: self._device_in(request)))[1]
+        product_stream = pid is not None
+        s = _Stream(asyncio.Queue(), request.match_info.get("prefix", ""), device_id, pid)
+        # Registered before the headers go out, so nothing published from now on is missed.
+        with self._streams_changed:
+            self._streams.add(s)
+            self._streams_changed.notify_all()
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream",
+                                                       "Cache-Control": "no-cache", "Connection": "keep-alive"})
+        try:
+            await resp.prepare(request)
+            await resp.write(b":ok\n\n")
+            await asyncio.sleep(self.stream_open_delay_s)
+            while self._stopping is not None and not self._stopping.is_set():
+                try:
+                    ev = await asyncio.wait_for(s.queue.get(), timeout=self.keepalive_s)
+                except asyncio.TimeoutError:
+                    await resp.write(b":ok\n\n")
+                    continue
+                if ev is None:
+                    break
+                await resp.write(self._frame(ev, product_stream))
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            with self._streams_changed:
+                self._streams.discard(s)
+                self._streams_changed.notify_all()
+        return resp
+
+    def _frame(self, ev: dict, product_stream: bool) -> bytes:
+        payload = {k: v for k, v in ev.items() if k not in _INTERNAL_KEYS}
+        if product_stream:
+            payload.setdefault("public", False)
+            payload.setdefault("userid", "otarig")
+        else:
+            payload.pop("productID", None)
+        return f"event: {ev['name']}\ndata: {json.dumps(payload)}\n\n".encode()
+
+    # product firmware ----------------------------------------------------------------------------
+    async def firmware_list(self, request: web.Request) -> web.Response:
+        pid = self._pid(request)
+        return _json(200, await self._locked(lambda: self.cloud.list_firmware(pid)))
+
+    async def firmware_upload(self, request: web.Request) -> web.Response:
+        """multipart `file` (or `binary`), `version`, `title`, `description` (spec §1.6)."""
+        pid = self._pid(request)
+        body = await self._body(request)
+        binary = body.get("file", body.get("binary"))
+        if not isinstance(binary, (bytes, bytearray)):
+            raise CloudError(400, "A firmware binary is required (multipart field 'file')")
+        if "version" not in body:
+            raise CloudError(400, "version is required")
+        version = int(body["version"])
+
+        def upload() -> dict:
+            fw = self.cloud.upload_firmware(pid, version, bytes(binary), str(body.get("title") or ""),
+                                            str(body.get("description") or ""))
+            return self.cloud.firmware_json(pid, fw)
+        return _json(200, await self._locked(upload))
+
+    async def firmware_get(self, request: web.Request) -> web.Response:
+        pid, version = self._pid(request), int(request.match_info["version"])
+        return _json(200, await self._locked(
+            lambda: self.cloud.firmware_json(pid, self.cloud.get_firmware(pid, version))))
+
+    async def firmware_edit(self, request: web.Request) -> web.Response:
+        pid, version = self._pid(request), int(request.match_info["version"])
+        body = await self._body(request)
+        return _json(200, await self._locked(lambda: self.cloud.firmware_json(pid, self.cloud.edit_firmware(
+            pid, version, title=body.get("title"), description=body.get("description")))))
+
+    async def firmware_delete(self, request: web.Request) -> web.Response:
+        pid, version = self._pid(request), int(request.match_info["version"])
+        await self._locked(lambda: self.cloud.delete_firmware(pid, version))
+        return _json(200, {"ok": True})
+
+    async def firmware_binary(self, request: web.Request) -> web.Response:
+        pid, version = self._pid(request), int(request.match_info["version"])
+        binary = await self._locked(lambda: self.cloud.get_firmware(pid, version).binary)
+        return web.Response(body=binary, content_type="application/octet-stream",
+                            headers={"Content-Disposition": f'attachment; filename="firmware-v{version}.bin"'})
+
+    async def firmware_release(self, request: web.Request) -> web.Response:
+        """`{version, product_default?, groups?, intelligent?}` (particle-cloud-api.md §5)."""
+        pid = self._pid(request)
+        body = await self._body(request)
+        if "version" not in body:
+            raise CloudError(400, "version is required")
+        version = int(body["version"])
+        groups = body.get("groups")
+        if isinstance(groups, str):
+            groups = [g for g in groups.split(",") if g]
+
+        def release() -> dict:
+            self.cloud.release(pid, version, product_default=_bool(body.get("product_default", False)),
+                               groups=groups, intelligent=_bool(body.get("intelligent", False)))
+            return self.cloud.firmware_json(pid, self.cloud.get_firmware(pid, version))
+        return _json(200, await self._locked(release))
+
+    # faults ----------------------------------------------------------------------------------------
+    async def faults_get(self, request: web.Request) -> web.Response:
+        return _json(200, await self._locked(self._faults_json))
+
+    def _faults_json(self) -> dict:
+        f = self.cloud.faults
+        return {"blackhole_after_chunks": f.blackhole_after_chunks, "blackhole_transfers": f.blackhole_transfers,
+                "corrupt_chunks": sorted(f.corrupt_chunks), "fail_every_second": self.faults.fail_every_second,
+                "token_expired": self.faults.token_expired}
+
+    async def faults_put(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+
+        def put() -> dict:
+            f = self.cloud.faults
+            if "blackhole_after_chunks" in body:
+                v = body["blackhole_after_chunks"]
+                f.blackhole_after_chunks = None if v is None else int(v)
+            if "blackhole_transfers" in body:
+                v = body["blackhole_transfers"]
+                f.blackhole_transfers = None if v is None else int(v)
+            if "corrupt_chunks" in body:
+                f.corrupt_chunks = {int(i) for i in body["corrupt_chunks"] or []}
+            if "fail_every_second" in body:
+                self.faults.fail_every_second = _bool(body["fail_every_second"])
+            if "token_expired" in body:
+                self.faults.token_expired = _bool(body["token_expired"])
+            return self._faults_json()
+        return _json(200, await self._locked(put))
