@@ -95,6 +95,22 @@ def _print_module_table(path: Path, info: firmware.ModuleInfo) -> None:
     Console().print(table)
 
 
+# -- sim -------------------------------------------------------------------------------------------
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """Start a simulated bench (boards, cloud API, PSU) paced to wall time; print how to reach it."""
+    from otarig.sim.launcher import run_sim
+
+    if args.speed <= 0:
+        raise CommandError("--speed must be > 0")
+    if args.boards < 1:
+        raise CommandError("--boards must be >= 1")
+    return run_sim(speed=args.speed, json_output=args.json, duration_s=args.duration, boards=args.boards,
+                   product=args.product, seed=args.seed, port=args.port, psu=not args.no_psu,
+                   link_profile=args.link)
+
+
 # -- parser and entry point --------------------------------------------------------------------
 
 
@@ -117,6 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--max-size", type=_hexint, default=firmware.USER_PART_MAX_SIZE,
                          help="size limit --check applies (default 131072)")
     inspect.set_defaults(func=cmd_firmware_inspect)
+
+    sim = groups.add_parser("sim", help="run a simulated bench (boards, cloud API, PSU) paced to wall time")
+    sim.add_argument("--json", action="store_true",
+                     help="print api_url, token, product, boards and psu as one JSON object on the first line")
+    sim.add_argument("--speed", type=float, default=1.0, help="virtual seconds per wall second (default 1)")
+    sim.add_argument("--boards", type=int, default=1, help="simulated Electrons (default 1)")
+    sim.add_argument("--product", type=int, default=4242, help="product ID (default 4242)")
+    sim.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
+    sim.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (default: any free port)")
+    sim.add_argument("--link", choices=["2g", "3g", "lan"], default="3g", help="cellular link profile")
+    sim.add_argument("--no-psu", action="store_true", help="do not start the simulated PSU")
+    sim.add_argument("--duration", type=float, default=None, help="stop after this many wall seconds")
+    sim.set_defaults(func=cmd_sim)
     return parser
 
 

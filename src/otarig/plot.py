@@ -254,16 +254,20 @@ def _thin(xs: list[float] | np.ndarray, lo: float, hi: float, n: int = PIXELS) -
     return np.sort(first)
 
 
-def _label_positions(xs: list[float], min_gap: float, levels: int = 1,
-                     limit: int = 60) -> list[tuple[int, int]]:
-    """(index, level) of labels that fit: at least `min_gap` apart on the same level."""
+def _label_positions(xs: list[float], labels: list[str] | None, px: float, *, levels: int = 1,
+                     limit: int = 60, fontsize: float = 7.0, min_px: float = 0.0) -> list[tuple[int, int]]:
+    """(index, level) of the labels that fit without overlapping, greedily left to right.
+
+    A label starting at x covers its estimated text width (`px` = bench seconds per pixel)."""
+    char_px = fontsize * 0.62 * DPI / 72
     last = [-math.inf] * levels
     out: list[tuple[int, int]] = []
     for i, x in enumerate(xs):
+        width = max(len(labels[i]) * char_px if labels else 0.0, min_px) + 6
         for lv in range(levels):
-            if x - last[lv] >= min_gap:
+            if x >= last[lv]:
                 out.append((i, lv))
-                last[lv] = x
+                last[lv] = x + width * px
                 break
         if len(out) >= limit:
             break

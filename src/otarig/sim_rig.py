@@ -72,11 +72,14 @@ class SimRig(Rig):
         self.collect()
 
     def firmware(self, version: int, *, size: int | None = None, threaded: bool | None = None,
-                 mutant: int | None = None, defect: str | None = None, **build: Any) -> FirmwareBuild:
-        """The companion at `version`, built for the host; `defect` makes a bad image on purpose."""
+                 mutant: int | None = None, defect: str | None = None, requires_system: int | None = None,
+                 **build: Any) -> FirmwareBuild:
+        """The companion at `version`, built for the host; `defect` makes a bad image on purpose;
+        `requires_system` sets the system-part dependency (a newer Device OS → safe mode, spec §2.7)."""
         so = build_companion(version, threaded=self.threaded if threaded is None else threaded,
                              mutant=self.mutant if mutant is None else mutant, product_id=self.product_id, **build)
-        image = make_app_image(so, product_id=self.product_id, product_version=version, size=size)
+        extra = {"required_system_version": requires_system} if requires_system else {}
+        image = make_app_image(so, product_id=self.product_id, product_version=version, size=size, **extra)
         label = f"companion v{version}"
         if defect:
             image = firmware_defects.apply(defect, image)
@@ -108,6 +111,58 @@ class SimRig(Rig):
         with self.bench.lock:
             dev.link.add_outage(self.bench.world.now_ms, int(seconds * 1000))
             dev.net.antenna_changed()
+
+    def cut_power_at(self, phase: str, *, chunk: int = 0, off_s: float = 5.0) -> None:
+        """Arm a power cut at an OTA phase, exact to the event (spec §2.6, §7.10 power-cut list):
+        `download` after `chunk` progress events, `complete` right after firmware_update complete
+        (before the reset), `copy` in the middle of the bootloader's slot copy."""
+        from .sim import deviceos as dos
+
+        dev = self.device
+        sched = self.bench.world.sched
+        state = {"progress": 0, "armed": True}
+
+        def cut() -> None:
+            if not dev.powered:
+                return
+            self.timeline.add(sched.now_ms / 1000.0, "fault", "power_cut", {"phase": phase, "chunk": chunk})
+            dev.power_off()
+            sched.after(int(off_s * 1000), restore)
+
+        def restore() -> None:
+            self.timeline.add(sched.now_ms / 1000.0, "fault", "power_restore", {})
+            dev.power_on()
+
+        def listener(entry: Any) -> None:
+            if not state["armed"]:
+                return
+            d = entry.data
+            hit = False
+            if phase == "download" and entry.kind == "system_event" and d.get("event") == dos.FIRMWARE_UPDATE \
+                    and d.get("param") == dos.FIRMWARE_UPDATE_PROGRESS:
+                state["progress"] += 1
+                hit = state["progress"] > chunk
+            elif phase == "complete" and entry.kind == "system_event" and d.get("event") == dos.FIRMWARE_UPDATE \
+                    and d.get("param") == dos.FIRMWARE_UPDATE_COMPLETE:
+                hit = True
+            elif phase == "copy" and entry.kind == "bootloader_copy_start":
+                state["armed"] = False
+                sched.after(dev.params.bootloader_copy_ms // 2, cut)
+                return
+            if hit:
+                state["armed"] = False
+                sched.after(0, cut)
+        if phase not in ("download", "complete", "copy"):
+            raise ValueError(f"unknown phase {phase!r}: expected download, complete or copy")
+        dev.listeners.append(listener)
+
+    def flash(self, build: FirmwareBuild) -> None:
+        """`particle flash <device> <file.bin>`: the cloud sends the bytes as they are (spec
+        particle-cloud-api.md §4: cloud flash does not parse the binary)."""
+        self.firmware_used.append(build)
+        self.timeline.add(self.now(), "rig", "flash", {"version": build.version, "label": build.label})
+        with self.bench.lock:
+            self.bench.cloud.flash_device(self.dut_id, build.image)
 
     def cloud_blackhole(self, after_chunks: int) -> None:
         """The cloud stops sending a transfer after N chunks (cloud-side fault)."""

@@ -56,12 +56,23 @@ def _boots(entries: list[Entry]) -> list[int]:
 
 
 def update_began_in_idle_window(tl: Timeline, board: str | None = None, *, allow_forced: bool = False) -> Verdict:
-    """Every `firmware_update begin` fell inside an idle window the guard had opened."""
+    """Every `firmware_update begin` fell inside an idle window the guard had opened.
+
+    With `allow_forced`, a begin after the cloud forced updates (spec §1.5) is excused: a forced
+    update overrides the app's choice by design.
+    """
     name = "update began only inside an idle window"
     window_open = False
     forced = False
     begins = 0
-    for e in _board(tl, board):
+    src = f"board:{board}" if board else "board"
+    for e in tl.entries:
+        if e.source == "rig" and e.kind == "force":
+            forced = bool(e.get("forced"))
+        elif e.source == "cloud" and e.kind == "particle/device/updates/forced":
+            forced = forced or e.get("data") == "true"
+        if not (e.source == src or e.source.startswith(src + ":")):
+            continue
         if e.kind == "hello":
             window_open = False
         elif e.kind == "boot":
@@ -70,15 +81,12 @@ def update_began_in_idle_window(tl: Timeline, board: str | None = None, *, allow
             window_open = True
         elif e.is_guard("window_close"):
             window_open = False
-        elif e.kind == "reply" and e.get("cmd") == "status":
-            forced = bool(e.get("updates_forced"))
         elif e.is_sys("firmware_update", "begin"):
             begins += 1
             if not window_open and not (allow_forced and forced):
                 return _fail(tl, name, "firmware_update begin while the idle window was closed (app busy)", e.t)
-    for f in tl.select(source="cloud", kind="particle/device/updates/forced"):
-        forced = forced or f.data.get("data") == "true"
-    return _ok(name, f"{begins} update(s) began, all inside an idle window")
+    return _ok(name, f"{begins} update(s) began, all inside an idle window"
+               + (" or forced by the cloud" if allow_forced and forced else ""))
 
 
 def shutdown_before_reset(tl: Timeline, board: str | None = None) -> Verdict:

@@ -103,8 +103,8 @@ class Delivery:
 
     def _timed_out(self) -> None:
         self._timeout = None
-        if self.state in ("done", "failed"):
-            return
+        if self.state in ("done", "failed", "blackholed"):
+            return  # a blackholed transfer stays in limbo until the device goes away (PR #1558)
         self._end("failed")
 
     # -- device replies -----------------------------------------------------------------------

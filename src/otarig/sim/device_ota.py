@@ -93,14 +93,17 @@ class DeviceOta:
             return
         missing = self.rx.missing_request()
         if missing:
+            # spec §2.4: BAD + ChunkMissed for at most MISSED_CHUNKS_TO_SEND (40) chunks per round
+            dev.note("ota_missing", transfer=msg.transfer_id, chunks=missing)
             dev.net.send(DoneReply(msg.transfer_id, missing=missing), 60 + 2 * len(missing), "ota")
             return
         ok, error = self._validate_and_register(self.rx.image())
         self._disarm_watchdog()
         transfer = self.rx.transfer_id
+        chunks, bad_crc = self.rx.chunks_received, self.rx.bad_crc
         self.rx.reset()
         self.results.append((transfer, ok, error))
-        dev.note("ota_end", transfer=transfer, ok=ok, error=error)
+        dev.note("ota_end", transfer=transfer, ok=ok, error=error, chunks=chunks, bad_crc=bad_crc)
         dev.net.send(DoneReply(transfer, ok=ok, error=error), 80, "ota")
         dev.emit(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_COMPLETE if ok else dos.FIRMWARE_UPDATE_FAILED)
         if ok or dev.params.reset_on_failed_validation:
@@ -125,8 +128,9 @@ class DeviceOta:
             return
         self._disarm_watchdog()
         transfer = self.rx.transfer_id
+        chunks = self.rx.chunks_received
         self.rx.reset()
-        self.dev.note("ota_cancelled", transfer=transfer, reason=reason)
+        self.dev.note("ota_cancelled", transfer=transfer, reason=reason, chunks=chunks)
         if emit:
             self.dev.emit(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_FAILED)
         self.dev.unfreeze()

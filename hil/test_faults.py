@@ -1,0 +1,114 @@
+"""Faults during an OTA: lost coverage, a silent cloud, power cuts, bad binaries."""
+from __future__ import annotations
+
+import pytest
+
+from otarig import verdicts as v
+from otarig.sim.cloud import CloudError
+
+from conftest import APP_SIZE, connected, ota_verdicts, park
+
+CHUNKS = APP_SIZE // 512
+
+
+def _progress_after(rig, t0: float) -> int:
+    return len(rig.timeline.select(kind="sys", start=t0, where=lambda e: e.get("param") == "progress"))
+
+
+@pytest.mark.requires("antenna_switch")
+def test_connectivity_lost_mid_download_fails_then_retries_from_chunk_0(rig):
+    """Coverage lost mid-download: the device notices, the transfer fails (`firmware_update
+    failed`), the old app keeps running, and the next attempt starts again from chunk 0 — the
+    legacy protocol cannot resume (spec §2.4, §7.9)."""
+    connected(rig)
+    park(rig)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    rig.expect_sys("firmware_update", "begin", 300)
+    for _ in range(60):
+        rig.expect_sys("firmware_update", "progress", 60)
+    rig.link_outage(180)
+    rig.expect_sys("firmware_update", "failed", 300)
+    rig.expect_sys("firmware_update", "begin", 1800)
+    rig.expect_sys("firmware_update", "complete", 600)
+    rig.expect_version(2, 600)
+    rig.wait(30)
+    begins = rig.timeline.select(kind="sys", where=lambda e: e.get("event") == "firmware_update" and e.get("param") == "begin")
+    assert len(begins) == 2
+    assert _progress_after(rig, begins[1].t) >= CHUNKS, "the retry did not send every chunk again (from chunk 0)"
+    rig.check(*ota_verdicts(rig, 2))
+
+
+@pytest.mark.sim_only
+def test_no_chunk_for_300_s_resets_with_update_timeout_and_recovers(rig):
+    """A cloud that stops sending mid-transfer: after 300 s without a chunk the update watchdog
+    hard-resets the device (`update_timeout`, spec §2.4); it reconnects and the update lands."""
+    connected(rig)
+    park(rig)
+    rig.cloud_blackhole(after_chunks=50)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    begin = rig.expect_sys("firmware_update", "begin", 300)
+    boot = rig.expect(lambda e: e.name == "boot" and e.get("reset_reason") == "update_timeout", 900)
+    assert boot is not None and begin is not None
+    rig.expect_version(2, 1800)
+    rig.wait(30)
+    tl = rig.timeline
+    rig.check(v.no_record_lost(tl), v.new_version_runs(tl, 2, device_id=rig.dut_id), v.shutdown_before_reset(tl))
+
+
+@pytest.mark.sim_only
+@pytest.mark.requires("power_cut")
+@pytest.mark.parametrize("phase, first_version", [("download", 1), ("complete", 2), ("copy", 2)])
+def test_power_cut_during_ota(rig, phase, first_version):
+    """Power lost during the download keeps the old app (no slot registered); after `complete`
+    the slot is applied at the next boot; during the bootloader copy the copy runs again
+    (spec §2.6, §7.2, §7.10 power-cut assertions). Nothing persisted is lost."""
+    connected(rig)
+    park(rig)
+    rig.cut_power_at(phase, chunk=CHUNKS // 2)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    rig.expect(lambda e: e.name == "hello" and rig.timeline.select(source="fault", kind="power_restore"), 1800)
+    first = rig.timeline.select(kind="hello")[-1]
+    assert first.get("product_version") == first_version
+    if first_version != 2:
+        rig.expect_version(2, 3600)
+    rig.wait(30)
+    tl = rig.timeline
+    rig.check(v.no_record_lost(tl), v.new_version_runs(tl, 2, device_id=rig.dut_id),
+              v.update_began_in_idle_window(tl))
+
+
+def test_corrupted_binary_is_rejected_and_the_old_app_keeps_running(rig):
+    """A module with a bad CRC reaches the device (cloud flash does not check the CRC): HAL_FLASH_End
+    rejects it, `firmware_update failed`, the v2.3.1 reset still happens, the old app runs
+    (spec §2.5, §8.7)."""
+    connected(rig)
+    park(rig)
+    rig.flash(rig.firmware(2, size=APP_SIZE, defect="bad_crc"))
+    rig.expect_sys("firmware_update", "failed", 900)
+    hello = rig.expect(lambda e: e.name == "hello", 300)
+    assert hello.get("product_version") == 1
+    assert rig.command("status")["product_version"] == 1
+    rig.wait(600)
+    tl = rig.timeline
+    assert tl.select(source="cloud", kind="spark/flash/status", where=lambda e: e.get("data", "").startswith("failed"))
+    assert not tl.select(kind="sys", where=lambda e: e.get("param") == "complete")
+    rig.check(v.no_record_lost(tl), v.shutdown_before_reset(tl), v.no_update_loop(tl, max_downloads=0))
+
+
+def test_wrong_platform_binary_is_rejected_before_it_reaches_the_device(rig):
+    """A binary built for another platform is refused by the cloud with an error naming the
+    platform; the device never downloads it and keeps running (spec §2.5 platform check, §4.1)."""
+    connected(rig)
+    park(rig)
+    bad = rig.firmware(2, size=APP_SIZE, defect="wrong_platform")
+    with pytest.raises(CloudError) as err:
+        rig.flash(bad)
+    assert "platform" in str(err.value)
+    with pytest.raises(CloudError):
+        rig.upload(bad)
+    rig.wait(600)
+    assert not rig.timeline.select(kind="sys", where=lambda e: e.get("event") == "firmware_update")
+    assert rig.command("status")["product_version"] == 1

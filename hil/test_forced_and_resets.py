@@ -1,0 +1,72 @@
+"""Forced updates, held resets, several OTAs before one reset."""
+from __future__ import annotations
+
+from otarig import verdicts as v
+
+from conftest import APP_SIZE, connected, drive, ota_verdicts, park
+
+
+def test_forced_update_overrides_disable_and_app_still_shuts_down_cleanly(rig):
+    """`firmware_updates_forced` makes the device accept UpdateBegin although updates are disabled
+    (spec §1.5, §2.1, §7.8.5); the guard must still shut the app down cleanly before the reset."""
+    connected(rig)
+    drive(rig)
+    rig.wait(30)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    rig.expect_sys("firmware_update_pending", timeout=120)
+    rig.force(True)
+    begin = rig.expect_sys("firmware_update", "begin", 300)
+    rig.expect_version(2, 900)
+    rig.wait(30)
+    shut = rig.timeline.select(kind="guard", where=lambda e: e.get("action") == "shutdown_complete")
+    assert shut, "the app never shut down"
+    rig.check(*ota_verdicts(rig, 2, allow_forced=True))
+    assert begin is not None
+
+
+def test_reset_is_held_until_persistence_is_done(rig):
+    """With resets disabled, `complete` → `reset_pending` and no reset until the app persisted its
+    records and re-enabled resets (spec §2.5, §7.4 idle pass, §7.10 third assertion)."""
+    connected(rig)
+    drive(rig)
+    rig.wait(12)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    rig.force(True)
+    rig.expect_sys("reset_pending", timeout=600)
+    rig.expect_version(2, 900)
+    rig.wait(30)
+    tl = rig.timeline
+    pending = tl.select(kind="sys", where=lambda e: e.get("event") == "reset_pending")[0]
+    released = tl.select(kind="guard", where=lambda e: e.get("action") == "reset_released")[0]
+    persisted = tl.select(kind="guard", where=lambda e: e.get("action") == "shutdown_complete")
+    reset = tl.select(kind="sys", where=lambda e: e.get("event") == "reset")[0]
+    assert pending.t <= released.t <= reset.t
+    assert persisted and persisted[0].t <= released.t, "resets were released before persistence"
+    rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 2, device_id=rig.dut_id))
+
+
+def test_several_otas_without_a_reset_apply_the_last_one(rig):
+    """While the app holds resets, Device OS keeps accepting OTAs; each registers a slot and the
+    bootloader applies them in order at the next reset, so the last one runs
+    (spec §2.5 `multiple_ota_no_reset`, §2.6)."""
+    connected(rig)
+    park(rig)
+    rig.command("reset_hold", hold=True)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    rig.expect_sys("firmware_update", "complete", 900)
+    rig.expect_guard("reset_held", 60)
+    rig.upload(rig.firmware(3, size=APP_SIZE))
+    rig.release(3, intelligent=True)
+    rig.expect_sys("firmware_update", "begin", 900)
+    rig.expect_sys("firmware_update", "complete", 900)
+    rig.wait(60)
+    assert len(rig.timeline.select(kind="hello")) == 1, "the device reset while the app held resets"
+    rig.command("reset_hold", hold=False)
+    rig.expect_version(3, 600)
+    rig.wait(30)
+    tl = rig.timeline
+    rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 3, device_id=rig.dut_id),
+              v.no_update_loop(tl, max_downloads=2))

@@ -1,0 +1,236 @@
+"""`otarig sim`: a simulated bench paced to wall time, and the pacing helpers tests use.
+
+Virtual time is normally run as fast as the CPU allows (DESIGN principle 4). Two things need the
+world to move while something outside it waits in wall time:
+
+* `otarig sim`: a person (or a script) drives the bench through its real channels (HTTP API, board
+  ptys, the simulated PSU) and expects it to live at the speed of the wall clock. `WallPacer` runs
+  the world so that virtual time follows the wall clock times `speed`.
+* A test that runs the real `particle` CLI: the CLI is a separate process that waits in wall time
+  for HTTP answers, and an OTA it starts needs virtual time to pass. `pump_while` runs the CLI in a
+  thread and advances the world in small steps until it returns. This is the one place a simulated
+  test waits on wall time, because the CLI is a real process.
+
+Threading rule (otarig.sim.bench): only the thread that created the world advances it; the HTTP
+server's handlers take `bench.lock` and never advance time.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .bench import SimBench
+from .cloud_http import CloudHttpServer
+
+T = TypeVar("T")
+
+DEFAULT_PRODUCT = 4242
+#: the pump's virtual step and wall pause: small enough that the CLI's requests are answered
+#: promptly, large enough that a 100 KB OTA (about 20 s virtual on 3G) takes a few wall seconds.
+PUMP_STEP_S = 0.05
+PUMP_WALL_S = 0.002
+
+
+def pump_while(bench: SimBench, fn: Callable[[], T], *, step: float = PUMP_STEP_S, wall: float = PUMP_WALL_S,
+               timeout: float = 120.0, on_step: Callable[[], None] | None = None) -> T:
+    """Run `fn` (e.g. a `particle` CLI call) in a thread while this thread advances the world.
+
+    Each turn advances `step` s of virtual time, then waits up to `wall` s of wall time for `fn`
+    to finish (an event wait, woken as soon as it returns). `on_step` runs in this (the world's)
+    thread after each step, e.g. to publish once a subscriber is connected. Returns what `fn`
+    returned or raises what it raised; raises TimeoutError after `timeout` wall seconds.
+    """
+    done = threading.Event()
+    result: list[Any] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            error.append(exc)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=run, name="otarig-pumped", daemon=True)
+    worker.start()
+    deadline = time.monotonic() + timeout
+    while not done.is_set():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"pumped call did not finish within {timeout} s of wall time")
+        bench.advance(step)
+        if on_step is not None:
+            on_step()
+        done.wait(wall)
+    worker.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+@dataclass
+class WallPacer:
+    """Advance `bench` so that virtual time follows wall time × `speed` (`otarig sim`)."""
+
+    bench: SimBench
+    speed: float = 1.0
+    tick_s: float = 0.01
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    loads: list[Any] = field(default_factory=list)
+
+    def run(self, duration_s: float | None = None) -> None:
+        """Pace until `stop()` (or `duration_s` of wall time)."""
+        wall0 = time.monotonic()
+        virt0 = self.bench.world.now_ms
+        while not self.stop_event.is_set():
+            elapsed = time.monotonic() - wall0
+            if duration_s is not None and elapsed >= duration_s:
+                break
+            target = virt0 + int(elapsed * self.speed * 1000)
+            while self.bench.world.now_ms < target:
+                self.bench.advance((target - self.bench.world.now_ms) / 1000)
+            self._serve_unattached_ports()
+            if self.loads:
+                with self.bench.lock:
+                    for load in self.loads:
+                        load.apply()
+            self.stop_event.wait(self.tick_s)
+
+    def _serve_unattached_ports(self) -> None:
+        """Boards nobody attached a rig `Board` to: pass a terminal's input to the device and
+        keep its output flowing (`SimBench` syncs only attached boards)."""
+        with self.bench.lock:
+            for slot in self.bench.slots.values():
+                port = slot.port
+                if slot.board is not None or port is None or not port.present:
+                    continue
+                data = port.read_available()
+                if data:
+                    slot.device.serial_input(data)
+                port.flush()
+            self.bench.world.dirty_ports.clear()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+class _PacedElectronLoad:
+    """Wires one simulated Electron to a PSU channel for `otarig sim`.
+
+    The PSU calls in from its own thread and must not touch the world (greenlets are bound to the
+    world's thread), so supply changes are queued and applied by `WallPacer` at its next tick.
+    Only VIN on/off and brown-out are modelled here (no USB/LiPo backup: docs/power.md).
+    """
+
+    def __init__(self, device: Any, vin_min_v: float) -> None:
+        self.device = device
+        self.vin_min_v = vin_min_v
+        self.pending: list[bool] = []
+        self._lock = threading.Lock()
+
+    def power_state(self, t: float) -> Any:
+        from .power_model import PowerState
+
+        if not self.device.powered:
+            return PowerState.OFF
+        return PowerState.CONNECTED_IDLE if self.device.net.cloud_connected else PowerState.BOOTING
+
+    def supply_changed(self, on: bool, volts: float) -> None:
+        with self._lock:
+            self.pending.append(on and volts >= self.vin_min_v)
+
+    def brownout(self, t: float) -> None:
+        with self._lock:
+            self.pending.append(False)
+
+    def apply(self) -> None:
+        """In the world's thread, under bench.lock."""
+        with self._lock:
+            changes, self.pending = self.pending, []
+        for powered in changes:
+            if powered:
+                self.device.power_on()
+            else:
+                self.device.power_off()
+
+
+def _device_id(i: int) -> str:
+    return f"e00fce68{i + 1:016x}"
+
+
+def start_sim(*, boards: int = 1, product: int = DEFAULT_PRODUCT, version: int = 1, seed: int = 0,
+              port: int = 0, token: str | None = None, workdir: Path | None = None, psu: bool = True,
+              link_profile: str = "3g") -> tuple[SimBench, CloudHttpServer, Any, dict]:
+    """Build the bench (companion v`version` on each board), start the API (and PSU); describe it."""
+    from .build import build_companion
+    from .images import make_app_image
+
+    image = make_app_image(build_companion(version, product_id=product), product_id=product, product_version=version)
+    bench = SimBench(seed, workdir=workdir)
+    devices = [bench.add_electron(_device_id(i), product_id=product, image=image, link_profile=link_profile)
+               for i in range(boards)]
+    server = CloudHttpServer(bench, token=token, port=port)
+    server.start()
+    psu_server = None
+    info: dict[str, Any] = {"api_url": server.url, "token": server.token, "product": product,
+                            "boards": [{"device_id": d.device_id, "port": str(bench.port_path(d.device_id))}
+                                       for d in devices]}
+    loads: list[_PacedElectronLoad] = []
+    if psu:
+        from .power_model import VIN_MIN_V
+        from .psu_server import PsuServer
+
+        # board i on channel i+1 (an E36312A has three); the outputs start as the PSU's *RST state
+        loads = [_PacedElectronLoad(d, VIN_MIN_V) for d in devices[:3]]
+        psu_server = PsuServer(time_source=bench.clock.now, loads={i + 1: ld for i, ld in enumerate(loads)})
+        info["psu"] = psu_server.start()
+        for channel, load in enumerate(loads, start=1):  # the boards start powered: 5 V, output on
+            rail = psu_server.rail(channel)
+            rail.set_voltage(5.0, bench.clock.now())
+            rail.set_output(True, bench.clock.now())
+            load.pending.clear()
+        info["psu_channels"] = {d.device_id: i + 1 for i, d in enumerate(devices[:3])}
+    info["_loads"] = loads
+    return bench, server, psu_server, info
+
+
+def run_sim(*, speed: float = 1.0, json_output: bool = False, duration_s: float | None = None,
+            out: Any = None, **kw: Any) -> int:
+    """`otarig sim`: start, print how to reach everything, pace until Ctrl-C/SIGTERM."""
+    out = out or sys.stdout
+    bench, server, psu_server, info = start_sim(**kw)
+    pacer = WallPacer(bench, speed=speed, loads=info.pop("_loads"))
+    info["speed"] = speed
+    if json_output:
+        out.write(json.dumps(info) + "\n")  # one object on the first line, for scripts
+    else:
+        out.write(f"otarig simulated bench (speed x{speed:g}, Ctrl-C to stop)\n"
+                  f"  API URL : {info['api_url']}\n  token   : {info['token']}\n"
+                  f"  product : {info['product']}\n")
+        for b in info["boards"]:
+            out.write(f"  board   : {b['device_id']}  {b['port']}\n")
+        if "psu" in info:
+            out.write(f"  PSU     : {info['psu']}\n")
+        out.write(f"  particle CLI: particle profile set apiUrl {info['api_url']} && particle login --token <token>\n")
+    out.flush()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: pacer.stop())
+    try:
+        pacer.run(duration_s)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.stop()
+        if psu_server is not None:
+            psu_server.stop()
+        bench.close()
+    return 0
