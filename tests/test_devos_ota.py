@@ -14,7 +14,7 @@ from otarig.sim.cloud import FirmwareRecord
 from otarig.sim.ota_receiver import MISSED_CHUNKS_TO_SEND
 from otarig.sim.params import CloudParams, DeviceOsParams
 
-from conftest import DEVICE_ID, OTA_SIZE, PRODUCT_ID, ImageFactory, RigFactory, SimRig
+from sim_helpers import DEVICE_ID, OTA_SIZE, PRODUCT_ID, ImageFactory, RigFactory, SimRig
 
 CHUNKS = OTA_SIZE // 512
 

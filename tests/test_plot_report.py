@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from otarig import plot, record, report
-from otarig.timeline import Timeline
+from otarig.timeline import Entry, Timeline
 from otarig.verdicts import Verdict
 
 BOARD = "e00fce68a1b2c3d4e5f60718"
@@ -26,24 +26,29 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def ota_story(tl: Timeline, *, t0: float = 0.0, board: str = BOARD, old: int = 1, new: int = 2,
-              psu: bool = True, psu_dt: float = 0.1, rng: random.Random | None = None) -> float:
+              psu: bool = True, psu_dt: float = 0.1, rng: random.Random | None = None,
+              stretch: float = 1.0, progress_step: float = 0.25) -> float:
     """An Intelligent release while busy → pending → download in the idle window, cut by a power
     cut, retried, completed, clean shutdown, reset into `new`, then a STOP sleep and a link outage.
-    Returns the bench time at which the story ends."""
+    `stretch` scales every duration; `progress_step` is the (unstretched) spacing of progress events. Returns the bench time at which the story ends."""
     rng = rng or random.Random(1)
+    out = Timeline()   # built here, merged into `tl` in time order at the end (no O(n²) inserts)
     src = f"board:{board}"
     ms = [0]
 
+    def at(t: float) -> float:
+        return t0 + t * stretch
+
     def dev(t: float, kind: str, data: dict) -> None:
-        tl.add(t0 + t, src, kind, data, device_t=int(t * 1000) - ms[0])
+        out.add(at(t), src, kind, data, device_t=int(at(t) * 1000) - ms[0])
 
     def cloud(t: float, name: str, data: str, version: int | None = None) -> None:
         d = {"data": data, "coreid": board}
         if version is not None:
             d["version"] = version
-        tl.add(t0 + t, "cloud", name, d)
+        out.add(at(t), "cloud", name, d)
 
-    tl.add(t0 + 0.5, src, "port_back")
+    out.add(at(0.5), src, "port_back")
     dev(1.0, "hello", {"proto": 1, "agent": "otarig-companion", "product_version": old, "mode": "SEMI_AUTOMATIC"})
     dev(1.01, "boot", {"reset_reason": "power_down", "records_recovered": 0, "last_seq": 0})
     dev(3.0, "sys", {"event": "cloud_status", "param": "connected"})
@@ -52,7 +57,7 @@ def ota_story(tl: Timeline, *, t0: float = 0.0, board: str = BOARD, old: int = 1
     dev(5.01, "guard", {"action": "updates_disabled"})
     for seq in range(1, 6):
         dev(5 + seq * 8, "app", {"action": "record", "seq": seq, "persisted": True})
-    tl.add(t0 + 30.0, "rig", "release", {"version": new, "intelligent": True})
+    out.add(at(30.0), "rig", "release", {"version": new, "intelligent": True})
     cloud(30.5, "particle/device/updates/pending", "true")
     dev(31.0, "sys", {"event": "firmware_update_pending"})
     dev(60.0, "app", {"action": "workload", "state": "idle"})
@@ -63,14 +68,14 @@ def ota_story(tl: Timeline, *, t0: float = 0.0, board: str = BOARD, old: int = 1
     t = 62.5
     while t < 80:
         dev(t, "sys", {"event": "firmware_update", "param": "progress"})
-        t += 0.25
-    tl.add(t0 + 80.0, "fault", "power_cut", {"phase": "download"})
-    tl.add(t0 + 80.01, src, "port_lost")
+        t += progress_step
+    out.add(at(80.0), "fault", "power_cut", {"phase": "download"})
+    out.add(at(80.01), src, "port_lost")
     cloud(80.5, "spark/flash/status", "failed ")
     cloud(81.0, "spark/status", "offline")
-    tl.add(t0 + 95.0, "fault", "power_restore", {})
-    tl.add(t0 + 96.0, src, "port_back")
-    ms[0] = 97_000 - 20  # device millis restart at the new boot
+    out.add(at(95.0), "fault", "power_restore", {})
+    out.add(at(96.0), src, "port_back")
+    ms[0] = int(at(97) * 1000) - 20  # device millis restart at the new boot
     dev(97.0, "hello", {"proto": 1, "product_version": old, "mode": "SEMI_AUTOMATIC"})
     dev(97.01, "boot", {"reset_reason": "power_down", "records_recovered": 5, "last_seq": 5})
     cloud(99.0, "spark/status", "online", old)
@@ -84,27 +89,28 @@ def ota_story(tl: Timeline, *, t0: float = 0.0, board: str = BOARD, old: int = 1
     t = 152.5
     while t < 200:
         dev(t, "sys", {"event": "firmware_update", "param": "progress"})
-        t += 0.25
+        t += progress_step
     dev(200.0, "sys", {"event": "firmware_update", "param": "complete"})
     dev(200.5, "guard", {"action": "shutdown_begin"})
     dev(200.6, "guard", {"action": "reset_held"})
     dev(203.0, "guard", {"action": "shutdown_complete", "records": 5, "last_seq": 5})
     dev(203.1, "guard", {"action": "reset_released"})
     dev(203.2, "sys", {"event": "reset_pending"})
-    tl.add(t0 + 204.0, src, "port_lost")
+    out.add(at(204.0), src, "port_lost")
     cloud(204.2, "spark/flash/status", "success ")
-    tl.add(t0 + 207.0, src, "port_back")
-    ms[0] = 208_000 - 15
+    out.add(at(207.0), src, "port_back")
+    ms[0] = int(at(208) * 1000) - 15
     dev(208.0, "hello", {"proto": 1, "product_version": new, "mode": "SEMI_AUTOMATIC"})
     dev(208.01, "boot", {"reset_reason": "update", "records_recovered": 5, "last_seq": 5})
     cloud(210.0, "spark/status", "online", new)
     cloud(210.2, "particle/device/updates/pending", "false")
-    tl.add(t0 + 230.0, "fault", "link_outage", {"seconds": 25})
+    out.add(at(230.0), "fault", "link_outage", {"seconds": 25})
     dev(260.0, "reply", {"id": 9, "cmd": "sleep", "ok": True, "mode": "stop"})
     dev(320.0, "log", {"msg": "wake", "reason": "rtc"})
     end = 340.0
     if psu:
         n = int(end / psu_dt)
+        samples = []
         for i in range(n):
             s = i * psu_dt
             if 80 <= s < 95:
@@ -117,8 +123,14 @@ def ota_story(tl: Timeline, *, t0: float = 0.0, board: str = BOARD, old: int = 1
                 amps = 0.085 + rng.random() * 0.01
             else:
                 amps = 0.045 + rng.random() * 0.005
-            tl.add(t0 + s, "psu", "sample", {"volts": 0.0 if amps == 0 else 4.2, "amps": round(amps, 5)})
-    return t0 + end
+            samples.append(Entry(round(at(s), 3), "psu", "sample",
+                                 {"volts": 0.0 if amps == 0 else 4.2, "amps": round(amps, 5)}))
+        out.entries = sorted(out.entries + samples, key=lambda e: e.t)
+    if not tl.entries or not out.entries or out.entries[0].t >= tl.entries[-1].t:
+        tl.entries.extend(out.entries)
+    else:
+        tl.entries = sorted(tl.entries + out.entries, key=lambda e: e.t)
+    return at(end)
 
 
 def story_timeline() -> Timeline:
@@ -128,33 +140,22 @@ def story_timeline() -> Timeline:
 
 
 def big_timeline(n: int = 100_000) -> Timeline:
-    """Repeat the story across a week of bench time (with a second board), padded with PSU samples."""
-    tl = Timeline()
+    """A week of bench time: the story once a day on each of two boards (thousands of progress
+    events per download) and the PSU sampled densely enough to reach `n` entries."""
     rng = random.Random(7)
-    t0 = 0.0
-    k = 0
-    while len(tl) < n * 0.6:
-        ota_story(tl, t0=t0, old=1 + k, new=2 + k, psu=False, rng=rng)
-        ota_story(tl, t0=t0 + 40, board="e00fce68ffffffffffff0002", old=1 + k, new=2 + k, psu=False, rng=rng)
-        t0 += 7 * 86400 / 40
-        k += 1
-    span = tl.entries[-1].t
-    missing = n - len(tl)
-    dt = span / missing
-    samples = [(i * dt, 0.04 + (0.5 if rng.random() < 0.02 else 0.0) + rng.random() * 0.01) for i in range(missing)]
-    merged = Timeline()
-    # merge in order without O(n^2) inserts
-    it = iter(samples)
-    nxt = next(it, None)
-    for e in tl.entries:
-        while nxt is not None and nxt[0] <= e.t:
-            merged.entries.append(type(e)(round(nxt[0], 3), "psu", "sample", {"volts": 4.2, "amps": nxt[1]}))
-            nxt = next(it, None)
-        merged.entries.append(e)
-    while nxt is not None:
-        merged.entries.append(type(e)(round(nxt[0], 3), "psu", "sample", {"volts": 4.2, "amps": nxt[1]}))
-        nxt = next(it, None)
-    return merged
+    cycle = 86400.0
+    other = Timeline()
+    for k in range(7):
+        ota_story(other, t0=k * cycle + cycle / 3, board="e00fce68ffffffffffff0002", old=1 + k, new=2 + k,
+                  psu=False, rng=rng, stretch=cycle / 600, progress_step=0.02)
+    per_day_events = 2 * len(other) // 7
+    psu_dt = 340.0 / max(1.0, n / 7 - per_day_events + 20)
+    tl = Timeline()
+    for k in range(7):
+        ota_story(tl, t0=k * cycle, old=1 + k, new=2 + k, rng=rng, stretch=cycle / 400,
+                  progress_step=0.02, psu_dt=psu_dt)
+    tl.entries = sorted(tl.entries + other.entries, key=lambda e: e.t)
+    return tl
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -207,6 +208,40 @@ def test_plot_safe_mode_and_reset_without_port_drop() -> None:
     assert m.resets.xs == [5]
 
 
+def test_plot_model_as_the_simulator_reports_it() -> None:
+    """No port drop on reset (a stable link): the power cut, `sys reset`, the boot's open window,
+    workload replies and the rig's sleep command still give the right lanes."""
+    tl = Timeline()
+    src = f"board:{BOARD}"
+    tl.add(1.0, src, "hello", {"product_version": 1})
+    tl.add(1.0, src, "boot", {"reset_reason": "power_down", "window_open": True})
+    tl.add(2.0, src, "sys", {"event": "cloud_status", "param": "connected"})
+    tl.add(3.0, src, "reply", {"cmd": "workload", "ok": True, "state": "busy"})
+    tl.add(8.0, src, "reply", {"cmd": "workload", "ok": True, "state": "idle"})
+    tl.add(10.0, "fault", "power_cut", {"phase": "download"})
+    tl.add(15.0, "fault", "power_restore", {})
+    tl.add(16.0, src, "hello", {"product_version": 1})
+    tl.add(20.0, "rig", "command", {"board": BOARD, "cmd": "sleep", "mode": "ulp", "seconds": 60})
+    tl.add(20.1, src, "reply", {"cmd": "sleep", "ok": True})
+    tl.add(80.0, src, "log", {"msg": "wake"})
+    tl.add(90.0, src, "sys", {"event": "reset"})
+    tl.add(93.0, src, "hello", {"product_version": 2})
+    faults = tl.select(source="fault")
+    rig = tl.select(source="rig")
+    entries = plot._with_context(tl.select(source="board"), sorted(faults + rig, key=lambda e: e.t), BOARD)
+    m = plot._board_model(entries, [], 100.0)
+    assert m.states["offline"] == [(10.0, 15.0), (90.0, 93.0)]
+    assert m.states["booting"] == [(15.0, 16.0)]
+    assert m.states["sleeping"] == [(20.1, 80.0)] and m.sleeps.labels == ["ulp"]
+    assert m.busy == [(3.0, 8.0)]
+    assert m.windows[0] == (1.0, 10.0)        # open from boot until the power went
+    assert m.connected == [(2.0, 10.0)]
+    # a power cut aimed at another board leaves this one alone
+    other = tl.select(source="fault")[0]
+    aimed = type(other)(other.t, other.source, other.kind, {"board": "someone-else"})
+    assert plot._with_context([], [aimed], BOARD) == []
+
+
 def test_time_unit_switches_with_span() -> None:
     assert plot.time_unit(90)[1] == "s"
     assert plot.time_unit(1800)[1] == "min"
@@ -249,15 +284,27 @@ def test_minmax_decimation_keeps_spikes() -> None:
 # ---------------------------------------------------------------- results and record
 
 
-def _results(tmp_path: Path) -> list[dict]:
-    """Two scenarios as the plugin writes them: meta.json (+ timeline.png) per test folder."""
+@pytest.fixture(scope="module")
+def story_png(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The story's timeline.png, drawn once for the report tests."""
+    out = tmp_path_factory.mktemp("png") / "timeline.png"
+    return plot.plot_timeline(story_timeline(), out, title="test_intelligent_release").read_bytes()
+
+
+@pytest.fixture
+def results(tmp_path: Path, story_png: bytes) -> list[dict]:
+    return _results(tmp_path, story_png)
+
+
+def _results(tmp_path: Path, png: bytes) -> list[dict]:
+    """Three scenarios as the plugin writes them: meta.json (+ timeline.png) per test folder."""
     tests = tmp_path / "tests"
     ok = tests / "hil__test_intelligent_release"
     bad = tests / "hil__test_power_cut_during_copy"
     skip = tests / "hil__test_psu_only"
     for d in (ok, bad, skip):
         d.mkdir(parents=True)
-    plot.plot_timeline(story_timeline(), ok / "timeline.png", title="test_intelligent_release")
+    (ok / "timeline.png").write_bytes(png)
     v_bad = Verdict("shutdown completed before reset", False,
                     "the device reset after an update without a completed shutdown",
                     story_timeline().window(200, 210))
@@ -295,8 +342,7 @@ def _record(results: list[dict], tmp_path: Path) -> dict:
     )
 
 
-def test_load_results_reads_meta_in_run_order(tmp_path: Path) -> None:
-    results = _results(tmp_path)
+def test_load_results_reads_meta_in_run_order(tmp_path: Path, results: list[dict]) -> None:
     assert [r["name"] for r in results] == ["test_intelligent_release", "test_power_cut_during_copy",
                                             "test_psu_only"]
     # a relative artifacts_dir resolves against the tests folder
@@ -321,8 +367,7 @@ def test_sha256_file(tmp_path: Path) -> None:
     assert record.sha256_file(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
-def test_record_schema_round_trip(tmp_path: Path) -> None:
-    results = _results(tmp_path)
+def test_record_schema_round_trip(tmp_path: Path, results: list[dict]) -> None:
     rec = _record(results, tmp_path)
     assert rec["schema"] == "otarig.certification/1"
     assert rec["passed"] is False
@@ -341,9 +386,9 @@ def test_record_schema_round_trip(tmp_path: Path) -> None:
     record.validate_record(again)
 
 
-def test_record_passes_only_without_failures(tmp_path: Path) -> None:
-    results = [r for r in _results(tmp_path) if r["outcome"] != "failed"]
-    assert _record(results, tmp_path)["passed"] is True
+def test_record_passes_only_without_failures(tmp_path: Path, results: list[dict]) -> None:
+    ok = [r for r in results if r["outcome"] != "failed"]
+    assert _record(ok, tmp_path)["passed"] is True
     assert _record([], tmp_path)["passed"] is False  # nothing ran: nothing certified
 
 
@@ -376,8 +421,7 @@ def test_default_tools_reports_versions() -> None:
 # ---------------------------------------------------------------- HTML and summary
 
 
-def test_html_report_is_self_contained(tmp_path: Path) -> None:
-    results = _results(tmp_path)
+def test_html_report_is_self_contained(tmp_path: Path, results: list[dict]) -> None:
     rec = _record(results, tmp_path)
     out = report.write_html(tmp_path / "report", results, rec)
     assert out == tmp_path / "report" / "report.html"
@@ -391,6 +435,10 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
     # the failed verdict's explanation with its timeline slice, escaped, in a <pre>
     pre = re.findall(r"<pre[^>]*>(.*?)</pre>", html, re.S)
     assert any("FAIL shutdown completed before reset" in p and "reset_pending" in p for p in pre)
+    # … with the PSU samples folded so the board events stay readable
+    slice_pre = next(p for p in pre if "FAIL shutdown" in p)
+    assert "psu sample ×" in slice_pre
+    assert slice_pre.count("psu                              sample") < 10 < v_bad_samples(results)
     assert "VerdictFailed: FAIL shutdown &lt;x&gt;" in html
     # header: firmware hash, board, seed, tools; summary rows with humanised device time and KB
     assert rec["firmware"][0]["sha256"] in html and BOARD in html and "42" in html and "3.23.0" in html
@@ -399,8 +447,7 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
     assert "FAIL" in html
 
 
-def test_print_summary_table(tmp_path: Path) -> None:
-    results = _results(tmp_path)
+def test_print_summary_table(tmp_path: Path, results: list[dict]) -> None:
     buf = io.StringIO()
     console = Console(file=buf, width=140, color_system=None, force_terminal=False)
     counts = report.print_summary(results, console)
@@ -409,6 +456,28 @@ def test_print_summary_table(tmp_path: Path) -> None:
     for needle in ("test_intelligent_release", "PASS", "FAIL", "SKIP", "5m 40s", "3d 2h", "120.6", "total"):
         assert needle in text, needle
     assert "1 passed, 1 failed, 1 skipped" in text
+    buf = io.StringIO()
+    report.print_summary([dict(results[0], name="test_power_cut[download-1]")], Console(file=buf, width=140))
+    assert "test_power_cut[download-1]" in buf.getvalue()   # parametrized ids are not rich markup
+
+
+def v_bad_samples(results: list[dict]) -> int:
+    """PSU sample lines in the failed verdict's raw explanation."""
+    return results[1]["verdicts"][0]["explanation"].count("psu                              sample")
+
+
+def test_condense_samples_folds_only_long_runs() -> None:
+    tl = Timeline()
+    tl.add(1.0, "board:x", "hello", {})
+    for i in range(5):
+        tl.add(1.1 + i * 0.1, "psu", "sample", {"volts": 4.2, "amps": 0.04 + i * 0.001})
+    tl.add(2.0, "fault", "power_cut", {})
+    tl.add(2.1, "psu", "sample", {"volts": 0.0, "amps": 0.0})
+    text = report.condense_samples(Timeline.render(tl.entries))
+    lines = text.splitlines()
+    assert len(lines) == 4
+    assert "psu sample ×5, 40.0–44.0 mA" in lines[1] and "1.100" in lines[1] and "1.500" in lines[1]
+    assert "power_cut" in lines[2] and "sample" in lines[3]   # a lone sample stays as it was
 
 
 def test_humanise_device_time() -> None:

@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--product", type=int, default=4242, help="product ID (default 4242)")
     sim.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     sim.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (default: any free port)")
-    sim.add_argument("--link", choices=["2g", "3g", "lan"], default="3g", help="cellular link profile")
+    sim.add_argument("--link", choices=["2g", "3g", "ltem", "lan"], default="3g", help="cellular link profile")
     sim.add_argument("--no-psu", action="store_true", help="do not start the simulated PSU")
     sim.add_argument("--duration", type=float, default=None, help="stop after this many wall seconds")
     sim.set_defaults(func=cmd_sim)

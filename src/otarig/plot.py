@@ -2,7 +2,8 @@
 
 `plot_timeline` draws every lane on one shared bench-time axis:
 
-* per board, four rows: **state** (running / booting / offline-or-reset / sleeping / safe mode),
+* per board, four rows: **state** (running / booting / offline-or-reset / sleeping / safe mode, with
+  boot reasons, version changes, resets, and a thin strip while the cloud session is connected),
   **workload** (busy spans), **window** (the guard's idle windows), **OTA** (download spans with
   progress ticks, shutdown and held-reset spans, pending / reset / forced-handshake markers, with
   the idle windows shaded behind so "began inside a window" is visible at a glance);
@@ -13,26 +14,26 @@
   labelled above the plot.
 
 Large timelines are decimated to the pixel grid, so 100,000 entries stay legible and quick.
+Drawing uses the Agg canvas directly (no pyplot), so it is safe in threads and never opens a window.
 """
 from __future__ import annotations
 
+import bisect
+import heapq
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from .timeline import Entry, Timeline  # noqa: E402
+from .timeline import Entry, Timeline
 
 __all__ = ["plot_timeline", "time_unit"]
 
@@ -55,6 +56,7 @@ SHUTDOWN_COLOR = "#8e24aa"
 PENDING_COLOR = "#f57c00"
 FAULT_COLOR = "#d32f2f"
 CURRENT_COLOR = "#00838f"
+CLOUD_COLOR = "#26a69a"
 GRID_COLOR = "#e0e0e0"
 
 #: fault kinds that start a span, and the kinds that end it
@@ -66,6 +68,7 @@ FAULT_PAIRS = {
     "link_outage": ("link_restore", "link_back"),
     "cloud_outage": ("cloud_restore", "cloud_back"),
 }
+FAULT_ENDS = {end for pair in FAULT_PAIRS.values() for end in pair}
 DURATION_KEYS = ("seconds", "duration_s", "duration")
 
 WIDTH_IN = 15.0
@@ -117,6 +120,8 @@ class _Board:
     resets: _Marks = field(default_factory=_Marks)
     forced: _Marks = field(default_factory=_Marks)
     versions: _Marks = field(default_factory=_Marks)
+    sleeps: _Marks = field(default_factory=_Marks)
+    connected: list[tuple[float, float]] = field(default_factory=list)
 
 
 def _board_model(entries: list[Entry], safe_at: list[float], end: float) -> _Board:
@@ -129,6 +134,8 @@ def _board_model(entries: list[Entry], safe_at: list[float], end: float) -> _Boa
     dl_since: float | None = None
     shut_since: float | None = None
     held_since: float | None = None
+    cloud_since: float | None = None
+    sleep_mode = "sleep"
     safe = sorted(safe_at)
     si = 0
 
@@ -140,8 +147,15 @@ def _board_model(entries: list[Entry], safe_at: list[float], end: float) -> _Boa
             b.states.setdefault(state, []).append((since, t))
         state, since = new, t
 
+    def close_cloud(t: float) -> None:
+        nonlocal cloud_since
+        if cloud_since is not None:
+            b.connected.append((cloud_since, t))
+            cloud_since = None
+
     def close_app(t: float) -> None:
         nonlocal busy_since, window_since, shut_since, held_since
+        close_cloud(t)
         if busy_since is not None:
             b.busy.append((busy_since, t))
         if window_since is not None:
@@ -165,6 +179,17 @@ def _board_model(entries: list[Entry], safe_at: list[float], end: float) -> _Boa
             go("safe mode", safe[si])
             si += 1
         k = e.kind
+        if e.source == "rig":     # the sleep command names the mode; the reply may not
+            sleep_mode = str(e.get("mode") or sleep_mode)
+            continue
+        if e.source == "fault":   # power faults aimed at this board (or at the whole bench)
+            if k == "power_cut":
+                close_app(t)
+                close_download(t)
+                go("offline", t)
+            elif k == "power_restore" and state == "offline":
+                go("booting", t)
+            continue
         if k == "port_lost":
             close_app(t)
             close_download(t)
@@ -182,10 +207,20 @@ def _board_model(entries: list[Entry], safe_at: list[float], end: float) -> _Boa
                 b.versions.add(t, f"v{v}")
         elif k == "boot":
             b.boots.add(t, str(e.get("reset_reason", "")))
+            if e.get("window_open") and window_since is None:
+                window_since = t   # the guard reports an open window at boot
+        elif k == "reply" and e.get("cmd") in ("workload", "status") and e.get("ok", True):
+            w = e.get("state") if e.get("cmd") == "workload" else e.get("workload")
+            if w == "busy" and busy_since is None:
+                busy_since = t
+            elif w == "idle" and busy_since is not None:
+                b.busy.append((busy_since, t))
+                busy_since = None
         elif k == "reply":
             if e.get("cmd") == "sleep" and e.get("ok", True):
                 close_app(t)
                 go("sleeping", t)
+                b.sleeps.add(t, str(e.get("mode") or sleep_mode))
         elif k == "log":
             if e.get("msg") == "wake" and state == "sleeping":
                 go("running", t)
@@ -231,6 +266,15 @@ def _board_model(entries: list[Entry], safe_at: list[float], end: float) -> _Boa
                 b.pending.add(t)
             elif ev in ("reset_pending", "reset"):
                 b.resets.add(t, ev)
+                if ev == "reset":     # the device is going down: a reset gap until it says hello
+                    close_app(t)
+                    close_download(t)
+                    go("offline", t)
+            elif ev == "cloud_status":
+                if param == "connected" and cloud_since is None:
+                    cloud_since = t
+                elif param in ("disconnecting", "disconnected"):
+                    close_cloud(t)
     while si < len(safe):
         close_app(safe[si])
         go("safe mode", safe[si])
@@ -255,19 +299,22 @@ def _thin(xs: list[float] | np.ndarray, lo: float, hi: float, n: int = PIXELS) -
 
 
 def _label_positions(xs: list[float], labels: list[str] | None, px: float, *, levels: int = 1,
-                     limit: int = 60, fontsize: float = 7.0, min_px: float = 0.0) -> list[tuple[int, int]]:
-    """(index, level) of the labels that fit without overlapping, greedily left to right.
+                     limit: int = 60, fontsize: float = 7.0, hi: float = math.inf) -> list[tuple[int, int, bool]]:
+    """(index, level, flipped) of the labels that fit without overlapping, greedily left to right.
 
-    A label starting at x covers its estimated text width (`px` = bench seconds per pixel)."""
-    char_px = fontsize * 0.62 * DPI / 72
+    A label starting at x covers its estimated text width (`px` = bench seconds per pixel); one
+    that would run past `hi` is flipped to end at x instead."""
+    char_px = fontsize * 0.58 * DPI / 72
     last = [-math.inf] * levels
-    out: list[tuple[int, int]] = []
+    out: list[tuple[int, int, bool]] = []
     for i, x in enumerate(xs):
-        width = max(len(labels[i]) * char_px if labels else 0.0, min_px) + 6
+        width = ((len(labels[i]) * char_px if labels else 0.0) + 6) * px
+        flip = x + width > hi
+        start, end = (x - width, x) if flip else (x, x + width)
         for lv in range(levels):
-            if x >= last[lv]:
-                out.append((i, lv))
-                last[lv] = x + width * px
+            if start >= last[lv]:
+                out.append((i, lv, flip))
+                last[lv] = end
                 break
         if len(out) >= limit:
             break
@@ -337,8 +384,7 @@ def _short_cloud(e: Entry) -> tuple[str, str]:
         return "status", val or "status"
     if name.startswith("particle/device/updates/"):
         return "updates", f"{name.rsplit('/', 1)[-1]}={val}" if val else name.rsplit("/", 1)[-1]
-    short = name.rsplit("/", 1)[-1] or name
-    return "other", short[:18]
+    return "other", name if len(name) <= 24 else "…" + name[-23:]
 
 
 _CLOUD_STYLE = {  # label prefix -> (marker, color)
@@ -390,9 +436,9 @@ def _fault_label(e: Entry) -> str:
 
 def _human(s: float) -> str:
     if s < 120:
-        return f"{s:g}s"
+        return f"{s:.3g}s"
     if s < 7200:
-        return f"{s / 60:.0f}min"
+        return f"{s / 60:.1f}min"
     if s < 172800:
         return f"{s / 3600:.1f}h"
     return f"{s / 86400:.1f}d"
@@ -407,16 +453,23 @@ def plot_timeline(timeline: Timeline | Iterable[Entry], path: Path | str, *, tit
     path.parent.mkdir(parents=True, exist_ok=True)
     entries = list(timeline.entries if isinstance(timeline, Timeline) else timeline)
     fig = _figure(entries, title)
-    try:
-        fig.savefig(path, dpi=DPI, facecolor="white")
-    finally:
-        plt.close(fig)
+    FigureCanvasAgg(fig)   # the Agg backend, without touching pyplot's global state
+    fig.savefig(path, dpi=DPI, facecolor="white")
     return path
+
+
+def _with_context(entries: list[Entry], extra: list[Entry], board: str) -> list[Entry]:
+    """A board's entries with the power faults and rig commands aimed at it (no `board`/`device`
+    key: the whole bench)."""
+    mine = [f for f in extra if str(f.data.get("board", f.data.get("device", board))) == board]
+    if not mine:
+        return entries
+    return list(heapq.merge(entries, mine, key=lambda e: e.t))
 
 
 def _figure(entries: list[Entry], title: str) -> Figure:
     if not entries:
-        fig = plt.figure(figsize=(WIDTH_IN, 2.0))
+        fig = Figure(figsize=(WIDTH_IN, 2.0))
         fig.text(0.5, 0.5, f"{title + ': ' if title else ''}empty timeline", ha="center", va="center",
                  fontsize=14, color="#616161")
         return fig
@@ -457,28 +510,29 @@ def _figure(entries: list[Entry], title: str) -> Figure:
             safe.setdefault(str(e.get("coreid", "")), []).append(e.t)
     if not boards and safe:
         boards = {k: [] for k in safe}
-    models = {bid: _board_model(ents, safe.get(bid, []), t1) for bid, ents in sorted(boards.items())}
+    context = sorted([f for f in faults if f.kind in ("power_cut", "power_restore")] +
+                     [r for r in rig if r.kind == "command" and r.data.get("cmd") == "sleep"], key=lambda e: e.t)
+    models = {bid: _board_model(_with_context(ents, context, bid), safe.get(bid, []), t1)
+              for bid, ents in sorted(boards.items())}
 
     # layout
     heights: list[float] = [1.9] * len(models)
     has_cloud = bool(cloud or rig)
     if has_cloud:
-        heights.append(1.35)
+        heights.append(0.42 * (1 + len({_short_cloud(e)[0] for e in cloud}) + (1 if rig else 0)))
     has_psu = bool(psu_t)
     if has_psu:
         heights.append(1.6)
     if not heights:
         heights.append(0.8)
-    top_pad, bottom_pad = 1.15, 1.05
+    top_pad, bottom_pad = (1.15 if faults else 0.8), 1.05
     fig_h = sum(heights) + top_pad + bottom_pad
-    fig, axes = plt.subplots(len(heights), 1, sharex=True, figsize=(WIDTH_IN, fig_h),
-                             gridspec_kw={"height_ratios": heights, "hspace": 0.12})
+    fig = Figure(figsize=(WIDTH_IN, fig_h))
+    axes = fig.subplots(len(heights), 1, sharex=True,
+                        gridspec_kw={"height_ratios": heights, "hspace": 0.12})
     axes = list(np.atleast_1d(axes))
     fig.subplots_adjust(left=0.105, right=0.985, top=1 - top_pad / fig_h, bottom=bottom_pad / fig_h)
     px = (hi - lo) / PIXELS   # one pixel in bench seconds
-
-    def X(v: float) -> float:
-        return v / scale
 
     i = 0
     for bid, model in models.items():
@@ -491,7 +545,7 @@ def _figure(entries: list[Entry], title: str) -> Figure:
         _draw_current(axes[i], np.asarray(psu_t), np.asarray(psu_a), lo, hi, scale)
         i += 1
     for ax in axes:
-        ax.set_xlim(X(lo), X(hi))
+        ax.set_xlim(lo / scale, hi / scale)
         ax.grid(axis="x", color=GRID_COLOR, linewidth=0.6, zorder=0)
         ax.set_axisbelow(True)
         for side in ("top", "right"):
@@ -501,15 +555,16 @@ def _figure(entries: list[Entry], title: str) -> Figure:
         axes[0].text(0.5, 0.5, "no board, cloud or PSU entries", transform=axes[0].transAxes,
                      ha="center", va="center", color="#757575")
     axes[-1].set_xlabel(f"bench time ({unit})", fontsize=10)
-    _draw_faults(fig, axes, faults, lo, hi, scale)
+    note = _draw_faults(fig, axes, faults, lo, hi, scale)
 
+    n_faults = sum(1 for f in faults if f.kind not in FAULT_ENDS)
     head = title or "otarig timeline"
     sub = (f"{len(entries):,} entries · {_human(t1 - t0)} of bench time · "
-           f"{len(models)} board{'s' if len(models) != 1 else ''} · {len(faults)} injected fault"
-           f"{'s' if len(faults) != 1 else ''}")
+           f"{len(models)} board{'s' if len(models) != 1 else ''} · {n_faults} injected fault"
+           f"{'s' if n_faults != 1 else ''}" + (f" · {note}" if note else ""))
     fig.text(0.012, 1 - 0.14 / fig_h, head, ha="left", va="top", fontsize=13, fontweight="bold")
     fig.text(0.012, 1 - 0.42 / fig_h, sub, ha="left", va="top", fontsize=9, color="#616161")
-    _legend(fig, fig_h, bool(models), has_cloud, has_psu, bool(faults))
+    _legend(fig, bool(models), has_cloud, has_psu, bool(faults))
     return fig
 
 
@@ -525,6 +580,7 @@ def _draw_board(ax: Axes, bid: str, b: _Board, px: float, scale: float, lo: floa
     for name, spans in b.states.items():
         kw = {"hatch": "////", "edgecolor": "#616161", "linewidth": 0} if name == "offline" else {}
         _bars(ax, sc(spans), Y_STATE, 0.62, p, facecolor=STATE_COLORS[name], zorder=2, **kw)
+    _bars(ax, sc(b.connected), Y_STATE - 0.4, 0.1, p, facecolor=CLOUD_COLOR, zorder=2)
     _bars(ax, sc(b.busy), Y_BUSY, 0.55, p, facecolor=BUSY_COLOR, zorder=2)
     _bars(ax, sc(b.windows), Y_WIN, 0.55, p, facecolor=WINDOW_COLOR, zorder=2)
     # OTA row: windows shaded behind, then downloads
@@ -536,23 +592,32 @@ def _draw_board(ax: Axes, bid: str, b: _Board, px: float, scale: float, lo: floa
     _bars(ax, sc(b.shutdowns), Y_OTA - 0.32, 0.16, p, facecolor=SHUTDOWN_COLOR, zorder=3)
     _bars(ax, sc(b.held), Y_OTA + 0.32, 0.12, p, facecolor="white", edgecolor=SHUTDOWN_COLOR,
           hatch="////", linewidth=0.6, zorder=3)
-    if b.progress:
-        keep = _thin(b.progress, lo, hi, PIXELS // 3)
+    if b.progress:   # one tick per ~5 px at most, so the bar stays a bar
+        keep = _thin(b.progress, lo, hi, PIXELS // 5)
         xs = np.asarray(b.progress)[keep] * S
-        ax.vlines(xs, Y_OTA - 0.17, Y_OTA + 0.17, color="white", linewidth=0.7, alpha=0.9, zorder=4)
+        ax.vlines(xs, Y_OTA + 0.21, Y_OTA + 0.3, color="#0d47a1", linewidth=0.6, alpha=0.55, zorder=4)
     _scatter(ax, b.pending.xs, Y_OTA + 0.36, "v", PENDING_COLOR, lo, hi, S, size=38)
     _scatter(ax, b.resets.xs, Y_STATE + 0.36, "v", "#212121", lo, hi, S, size=28)
     _scatter(ax, b.forced.xs, Y_WIN + 0.33, "D", "#546e7a", lo, hi, S, size=18)
 
-    # boot reasons and version changes on the state row
-    min_gap = (hi - lo) * 0.055
-    shown = _label_positions(b.boots.xs, min_gap, levels=1, limit=40)
-    for idx, _ in shown:
-        reason = b.boots.labels[idx]
-        if reason:
-            ax.text(b.boots.xs[idx] * S, Y_STATE, f" {reason}", fontsize=7, va="center", ha="left",
-                    color="#1b1b1b", zorder=5, clip_on=True)
-    for idx, _ in _label_positions(b.versions.xs, min_gap, limit=20):
+    # boot reasons, sleep modes and safe mode inside their state bar (when they fit), versions above
+    marks = sorted([(x, f"boot: {r}" if r else "boot", "#1b1b1b") for x, r in zip(b.boots.xs, b.boots.labels)] +
+                   [(x, f"sleep: {m}", "white") for x, m in zip(b.sleeps.xs, b.sleeps.labels)] +
+                   [(st, "safe mode", "white") for st, _ in b.states.get("safe mode", [])])
+    segments = sorted((st, en) for spans in b.states.values() for st, en in spans)
+    seg_starts = [st for st, _ in segments]
+    char_px = 7 * 0.58 * DPI / 72
+    fitting = []
+    for x, text, color in marks:
+        i = bisect.bisect_right(seg_starts, x + 0.05) - 1
+        room = segments[i][1] - x if i >= 0 and segments[i][1] > x else 0.0
+        if (len(text) * char_px + 8) * px <= room:
+            fitting.append((x, text, color))
+    for idx, _, _ in _label_positions([m[0] for m in fitting], [m[1] for m in fitting], px, limit=80):
+        x, text, color = fitting[idx]
+        ax.text(x * S, Y_STATE, f" {text}", fontsize=7, va="center", ha="left", color=color, zorder=5,
+                clip_on=True)
+    for idx, _, _ in _label_positions(b.versions.xs, b.versions.labels, px, limit=40, fontsize=7.5):
         ax.text(b.versions.xs[idx] * S, Y_STATE + 0.42, b.versions.labels[idx], fontsize=7.5,
                 fontweight="bold", va="bottom", ha="left", color="#1b5e20", zorder=5, clip_on=True)
     n_dl, n_fail = len(b.downloads), len(b.failed) + len(b.cut)
@@ -565,8 +630,7 @@ def _draw_board(ax: Axes, bid: str, b: _Board, px: float, scale: float, lo: floa
     ax.tick_params(axis="y", length=0)
     for y in (0.5, 1.5, 2.5):
         ax.axhline(y, color="#f0f0f0", linewidth=0.8, zorder=0)
-    ax.set_ylabel(f"board\n{bid}", fontsize=9, rotation=0, ha="right", va="center", labelpad=62,
-                  fontweight="bold")
+    ax.set_ylabel(f"board\n{bid}", fontsize=7.5, fontweight="bold", labelpad=8, linespacing=1.4)
 
 
 def _scatter(ax: Axes, xs: list[float], y: float, marker: str, color: str, lo: float, hi: float,
@@ -592,7 +656,7 @@ def _draw_cloud(ax: Axes, cloud: list[Entry], rig: list[Entry], lo: float, hi: f
     used = [r for r in rows if rows[r]]
     S = 1.0 / scale
     ys = {r: len(used) - 1 - i for i, r in enumerate(used)}
-    min_gap = (hi - lo) * 0.075
+    px = (hi - lo) / PIXELS
     for r in used:
         pts = rows[r]
         y = ys[r]
@@ -600,21 +664,22 @@ def _draw_cloud(ax: Axes, cloud: list[Entry], rig: list[Entry], lo: float, hi: f
         groups: dict[tuple[str, str], list[float]] = {}
         for t, label in pts:
             style = ("*", "#212121") if r == "rig" and label.startswith("release") else \
-                ("|", "#455a64") if r == "rig" else _cloud_style(label)
+                ("^", "#546e7a") if r == "rig" else _cloud_style(label)
             groups.setdefault(style, []).append(t)
         for (marker, color), xs in groups.items():
             _scatter(ax, xs, y, marker, color, lo, hi, S, size=80 if marker == "*" else 34)
         # labels: the rig row always labels releases; others thinned
         xs = [t for t, _ in pts]
-        for idx, lv in _label_positions(xs, min_gap, levels=2, limit=40):
+        # level 0 above the marker, level 1 below it
+        for idx, lv, flip in _label_positions(xs, [lb for _, lb in pts], px, levels=2, limit=80, hi=hi):
             t, label = pts[idx]
-            ax.text(t * S, y + 0.17 + 0.24 * lv, label, fontsize=7, ha="left", va="bottom",
+            ax.text(t * S, y + (0.17 if lv == 0 else -0.17), label, fontsize=7,
+                    ha="right" if flip else "left", va="bottom" if lv == 0 else "top",
                     color="#263238", zorder=7, clip_on=True)
-    ax.set_ylim(-0.5, len(used) - 0.5 + 0.35)
+    ax.set_ylim(-0.6, len(used) - 0.5 + 0.2)
     ax.set_yticks([ys[r] for r in used], [("rig" if r == "rig" else f"cloud {r}") for r in used], fontsize=8)
     ax.tick_params(axis="y", length=0)
-    ax.set_ylabel("cloud\n& rig", fontsize=9, rotation=0, ha="right", va="center", labelpad=62,
-                  fontweight="bold")
+    ax.set_ylabel("cloud & rig", fontsize=8, fontweight="bold", labelpad=8)
 
 
 def _draw_current(ax: Axes, t: np.ndarray, amps: np.ndarray, lo: float, hi: float, scale: float) -> None:
@@ -632,23 +697,26 @@ def _draw_current(ax: Axes, t: np.ndarray, amps: np.ndarray, lo: float, hi: floa
     ax.plot(tt / scale, vv, color=CURRENT_COLOR, linewidth=0.8, zorder=3)
     if log:
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     else:
         ax.set_ylim(bottom=min(0.0, float(np.nanmin(vv))))
     ax.tick_params(axis="y", labelsize=8)
     ax.grid(axis="y", color=GRID_COLOR, linewidth=0.5, which="major")
-    ax.set_ylabel("current\n(mA)", fontsize=9, rotation=0, ha="right", va="center", labelpad=40,
-                  fontweight="bold")
+    ax.set_ylabel("current (mA)", fontsize=8, fontweight="bold")
     peak = float(np.max(ma)) if ma.size else 0.0
-    ax.text(1.0, 1.0, f"peak {peak:.0f} mA · {t.size:,} samples{' (log scale)' if log else ''}",
+    off = " (log scale; 0 mA drawn at the floor)" if log and (amps <= 0).any() else " (log scale)" if log else ""
+    ax.text(1.0, 1.0, f"peak {peak:.0f} mA · {t.size:,} samples{off}",
             transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, color="#424242")
 
 
-def _draw_faults(fig: Figure, axes: list[Axes], faults: list[Entry], lo: float, hi: float, scale: float) -> None:
-    """Red lines at each fault on every lane, light red spans for cut → restore, labels on top."""
+def _draw_faults(fig: Figure, axes: list[Axes], faults: list[Entry], lo: float, hi: float, scale: float) -> str:
+    """Red lines at each fault on every lane, light red spans for cut → restore, labels on top.
+
+    Returns a note for the subtitle when the labels had to be thinned or summarised."""
     if not faults:
-        return
+        return ""
     S = 1.0 / scale
-    ends = {end for pair in FAULT_PAIRS.values() for end in pair}
+    ends = FAULT_ENDS
     starts: list[Entry] = []
     restores: list[float] = []
     spans: list[tuple[float, float]] = []
@@ -671,35 +739,47 @@ def _draw_faults(fig: Figure, axes: list[Axes], faults: list[Entry], lo: float, 
     sx = np.asarray([e.t for e in starts]) * S
     keep = _thin([e.t for e in starts], lo, hi)
     rx = np.asarray(restores)[_thin(restores, lo, hi)] * S if restores else np.array([])
-    merged = _merge(spans, (hi - lo) / PIXELS)
+    merged = [(st * S, w * S) for st, w in _merge(spans, (hi - lo) / PIXELS)]
+    dense = keep.size > 40
     for ax in axes:
-        for s, w in merged:
-            ax.axvspan(s * S, (s + w) * S, color=FAULT_COLOR, alpha=0.07, zorder=0, linewidth=0)
+        if merged:
+            ax.broken_barh(merged, (0, 1), transform=ax.get_xaxis_transform(), facecolor=FAULT_COLOR,
+                           alpha=0.07, zorder=0, linewidth=0)
         if sx.size:
             ax.vlines(sx[keep], 0, 1, transform=ax.get_xaxis_transform(), color=FAULT_COLOR,
-                      linewidth=1.2, alpha=0.85, zorder=8)
+                      linewidth=0.6 if dense else 1.2, alpha=0.55 if dense else 0.85, zorder=8)
         if rx.size:
             ax.vlines(rx, 0, 1, transform=ax.get_xaxis_transform(), color=FAULT_COLOR,
-                      linewidth=0.8, linestyles=(0, (3, 2)), alpha=0.6, zorder=8)
+                      linewidth=0.5 if dense else 0.8, linestyles=(0, (3, 2)), alpha=0.5, zorder=8)
+    labels = [f"⚡ {_fault_label(e)}" for e in starts]
+    shown = _label_positions([e.t for e in starts], labels, (hi - lo) / PIXELS, levels=3, limit=60,
+                             fontsize=8.2, hi=hi)
+    kinds: dict[str, int] = {}
+    for e in starts:
+        kinds[e.kind] = kinds.get(e.kind, 0) + 1
+    summary = ", ".join(f"{n}× {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    if len(shown) * 2 < len(starts):   # too dense to label one by one: say what they were instead
+        return f"faults: {summary} (too dense to label)"
     top = axes[0]
-    min_gap = (hi - lo) * 0.09
-    for idx, lv in _label_positions([e.t for e in starts], min_gap, levels=3, limit=45):
-        e = starts[idx]
-        top.annotate(f"⚡ {_fault_label(e)}", xy=(e.t * S, 1.0), xycoords=("data", "axes fraction"),
-                     xytext=(2, 3 + 11 * lv), textcoords="offset points", fontsize=7.5, color=FAULT_COLOR,
-                     ha="left", va="bottom", fontweight="bold", annotation_clip=False)
-    if len(starts) > 45:
-        top.text(1.0, 1.0, f"{len(starts)} faults (labels thinned)", transform=top.transAxes,
-                 ha="right", va="bottom", fontsize=7, color=FAULT_COLOR)
+    for idx, lv, flip in shown:
+        top.annotate(labels[idx], xy=(starts[idx].t * S, 1.0), xycoords=("data", "axes fraction"),
+                     xytext=(-2 if flip else 2, 3 + 11 * lv), textcoords="offset points", fontsize=7.5,
+                     color=FAULT_COLOR, ha="right" if flip else "left", va="bottom", fontweight="bold",
+                     annotation_clip=False)
+    if len(shown) < len(starts):
+        return f"faults: {summary} ({len(starts) - len(shown)} unlabelled)"
+    return ""
 
 
-def _legend(fig: Figure, fig_h: float, boards: bool, cloud: bool, psu: bool, faults: bool) -> None:
+def _legend(fig: Figure, boards: bool, cloud: bool, psu: bool, faults: bool) -> None:
+    """One legend under the plot for what the lanes can show."""
     handles: list = []
     if boards:
         handles += [Patch(facecolor=c, label=STATE_LABELS.get(n, n),
                           hatch="////" if n == "offline" else None, edgecolor="#616161" if n == "offline" else c)
                     for n, c in STATE_COLORS.items()]
-        handles += [Patch(facecolor=BUSY_COLOR, label="busy"),
+        handles += [Patch(facecolor=CLOUD_COLOR, label="cloud connected"),
+                    Patch(facecolor=BUSY_COLOR, label="busy"),
                     Patch(facecolor=WINDOW_COLOR, label="idle window"),
                     Patch(facecolor=DOWNLOAD_COLOR, label="download (→ complete)"),
                     Patch(facecolor=FAILED_COLOR, label="download failed"),

@@ -37,6 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
                                        f"({', '.join(CAPABILITIES)})")
     config.addinivalue_line("markers", "sim_only: needs the simulated bench (exact fault timing)")
     config.addinivalue_line("markers", "spec(section): the spec section a scenario demonstrates")
+    config.addinivalue_line("markers", "threaded(flag): simulated bench only: build the companion "
+                                       "with or without SYSTEM_THREAD(ENABLED)")
 
 
 def _bench_path(config: pytest.Config) -> Path:

@@ -10,6 +10,7 @@ import base64
 import html
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["load_results", "write_html", "print_summary", "human_duration", "kb"]
+__all__ = ["load_results", "write_html", "print_summary", "human_duration", "kb", "condense_samples"]
 
 RESULT_DEFAULTS: dict[str, Any] = {
     "nodeid": "", "name": "", "outcome": "error", "duration_wall_s": 0.0, "device_time_s": 0.0,
@@ -126,7 +127,7 @@ def print_summary(results: list[Mapping[str, Any]], console: Console) -> dict[st
     table.add_column("wall (s)", justify="right", footer=f"{tot['duration_wall_s']:.1f}")
     for r in results:
         o = r.get("outcome", "error")
-        table.add_row(str(r.get("name") or r.get("nodeid")),
+        table.add_row(Text(str(r.get("name") or r.get("nodeid"))),   # Text: "[param]" is not markup
                       Text(BADGE.get(o, o.upper()), style=RICH_STYLE.get(o, "")),
                       human_duration(_num(r.get("device_time_s"))),
                       f"{kb(r.get('data_bytes')):.1f}",
@@ -198,6 +199,41 @@ def _fmt(v: Any) -> str:
     if isinstance(v, dict):
         return json.dumps(v, sort_keys=True)
     return "—" if v is None else str(v)
+
+
+_PSU_LINE = re.compile(r"^\[\s*(?P<t>[-\d.]+)\]\s+psu\s+sample\s+(?P<data>\{.*\})\s*$")
+
+
+def condense_samples(text: str, *, keep: int = 1) -> str:
+    """Fold runs of more than `keep` PSU sample lines of a timeline slice into one summary line,
+    so the board and cloud events that explain a failure stay readable."""
+    out: list[str] = []
+    run: list[tuple[str, float | None]] = []
+
+    def flush() -> None:
+        if len(run) <= keep:
+            out.extend(line for line, _ in run)
+        else:
+            t0 = _PSU_LINE.match(run[0][0]).group("t")  # type: ignore[union-attr]
+            t1 = _PSU_LINE.match(run[-1][0]).group("t")  # type: ignore[union-attr]
+            amps = [a for _, a in run if a is not None]
+            rng = f", {min(amps) * 1000:.1f}–{max(amps) * 1000:.1f} mA" if amps else ""
+            out.append(f"[{t0:>12} … {t1}] psu sample ×{len(run)}{rng}")
+        run.clear()
+
+    for line in text.splitlines():
+        m = _PSU_LINE.match(line)
+        if m:
+            try:
+                a = json.loads(m.group("data")).get("amps")
+            except ValueError:
+                a = None
+            run.append((line, float(a) if isinstance(a, (int, float)) else None))
+            continue
+        flush()
+        out.append(line)
+    flush()
+    return "\n".join(out)
 
 
 def _slug(s: str) -> str:
@@ -294,7 +330,7 @@ def _scenario(r: Mapping[str, Any], report_dir: Path) -> str:
         mark = "<span class='ok'>✔</span>" if ok else "<span class='ko'>✘</span>"
         items.append(f"<li>{mark} <b>{_e(v.get('name'))}</b> — {_e(v.get('message'))}</li>")
         if not ok:
-            pres.append(f"<pre>{_e(v.get('explanation') or v.get('message'))}</pre>")
+            pres.append(f"<pre>{_e(condense_samples(str(v.get('explanation') or v.get('message'))))}</pre>")
     longrepr = str(r.get("longrepr") or "").strip()
     if longrepr:
         cls = "" if o in ("failed", "error") else " class='info'"

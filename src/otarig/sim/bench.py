@@ -96,7 +96,7 @@ class SimBench:
                      power_on: bool = True, params: DeviceOsParams | None = None, **cloud_fields: Any) -> Electron:
         """A simulated Electron, USB-flashed with `image`, registered in the cloud product."""
         link = CellularLink(self.world.sched, link_profile, loss=loss,
-                            seed=hash((self.world.seed, device_id)) & 0xFFFFFFFF)
+                            seed=self.world.derive_seed("link", device_id))
         port = SimSerialPort(self.port_dir / f"{device_id}") if with_port else None
         dev = Electron(self.world, device_id, cloud=self.cloud, link=link, port=port,
                        params=params or self.device_params)

@@ -50,11 +50,18 @@ class DeviceSleep:
             return -1  # the app does not continue: HIBERNATE wakes through reset
         if mode not in (dos.SLEEP_STOP, dos.SLEEP_ULTRA_LOW_POWER):
             return dos.WAKEUP_UNKNOWN
+        # spec §3.2: cellular is a wake source only without INACTIVE_STANDBY (the flag keeps the modem
+        # powered but not listening for wake-ups).
         self.network_wake = bool(req.wake_network) and not standby
-        if not self.network_wake or (standby and dev.params.inactive_standby_disconnects_cloud):
-            dev.net.drop_for_sleep()  # spec §3.2 cloudDisconnectRequested
-            if standby or req.wake_network:
-                dev.net.modem_pause()
+        if standby:
+            # spec §8.5: v2.3.1 code disconnects the cloud (cheap resume on wake); AN028 says it stays.
+            cloud_stays = not dev.params.inactive_standby_disconnects_cloud
+        else:
+            cloud_stays = self.network_wake  # SystemSleepConfigurationHelper::cloudDisconnectRequested
+        if not cloud_stays:
+            dev.net.drop_for_sleep()
+            if standby or self.network_wake:
+                dev.net.modem_pause()  # the modem stays registered (spec §3.2 cellular_pause)
             else:
                 dev.net.modem_off()
         self.mode = mode

@@ -99,6 +99,8 @@ class Electron:
         self.app_state = AppState.OFF
         self.image: SimImage | None = None
         self.boot_count = 0
+        #: reset reason of the next power-up: how power was lost (spec §7.1 boot_reason)
+        self.next_cold_reason = "power_down"
         self.boot_ms = 0
         self.reset_reason = dos.RESET_REASON["none"]
         self.reset_reason_data = 0
@@ -140,7 +142,9 @@ class Electron:
         if not self.params.session_survives_power_loss:
             self.session.invalidate()  # spec §1.2: cold power-up ⇒ full handshake
         self.retained_app = None
-        self._boot(dos.RESET_REASON["power_down"])
+        # The reset reason tells how power was lost last (power_off(brownout=True) → power_brownout).
+        reason, self.next_cold_reason = self.next_cold_reason, "power_down"
+        self._boot(dos.RESET_REASON[reason])
 
     def power_off(self, *, brownout: bool = False) -> None:
         """Power lost at this instant: RAM gone, a bootloader copy in progress is left unfinished."""
@@ -166,6 +170,7 @@ class Electron:
     def reset_from_app(self, reason: str, data: int = 0) -> int:
         """A reset requested by firmware code: unwind the app first if we are on its stack."""
         if self.app is not None and self.app.current:
+            self.app.aborted = True  # the bridge throws; the app unwinds, it did not exit by itself
             self.sched.after(0, lambda: self.reset(reason, data))
             return -1
         self.sched.after(0, lambda: self.reset(reason, data))
@@ -308,21 +313,28 @@ class Electron:
         return self.sched.now_ms - self.boot_ms
 
     def fw_delay(self, ms: int) -> int:
-        if self.app is None or not self.app.current:
+        app = self.app
+        if app is None or not app.current:
             return 0  # called from a handler (system context): Device OS would pump; we return at once
-        self._schedule_resume(max(int(ms), 0))
-        return self.app.yield_to_scheduler()
+        ms = max(int(ms), 0)
+        if self.sched.skip_ahead(ms):
+            return 0  # nothing else happens meanwhile: same timeline without a scheduler round trip
+        self._schedule_resume(ms)
+        return app.yield_to_scheduler()
 
     def fw_loop_done(self) -> int:
-        if self.app is None or not self.app.current:
+        app = self.app
+        if app is None or not app.current:
+            return 0
+        if self.sched.skip_ahead(self.params.loop_quantum_ms):
             return 0
         self._schedule_resume(self.params.loop_quantum_ms)
-        return self.app.yield_to_scheduler()
+        return app.yield_to_scheduler()
 
     def fw_serial(self, op: int, buf: Any, length: int) -> int:
         if op == dos.SERIAL_WRITE:
             data = ctypes.string_at(buf, length)
-            if self.port is not None and self.port.present:
+            if self.port is not None and self.world.port_present(self.port):
                 self.world.port_write(self.port, data)
             return length
         if op == dos.SERIAL_READ:
@@ -334,7 +346,7 @@ class Electron:
         if op == dos.SERIAL_AVAILABLE:
             return len(self.serial_rx)
         if op == dos.SERIAL_IS_CONNECTED:
-            return int(self.port is not None and self.port.present)
+            return int(self.port is not None and self.world.port_present(self.port))
         return -1
 
     def fw_system(self, op: int, arg: int) -> int:

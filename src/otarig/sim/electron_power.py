@@ -186,7 +186,7 @@ class ElectronPower:
         if vin_ok == self._vin_ok and not first:
             return
         self._vin_ok = vin_ok
-        self._act(self._apply_vin, vin_ok)
+        self._act(self._apply_vin)
 
     def brownout(self, t: float) -> None:
         self._act(self._apply_brownout)
@@ -203,8 +203,10 @@ class ElectronPower:
         else:
             self.post(lambda: fn(*args))  # applied by SimBench.advance at the current instant
 
-    def _apply_vin(self, vin_ok: bool) -> None:
+    def _apply_vin(self) -> None:
+        """Apply the supply's *latest* state: an action queued earlier can never undo a later one."""
         dev = self.dev
+        vin_ok = self._vin_ok
         if vin_ok and not dev.powered:
             self._record("vin_on")
             dev.power_on()
@@ -235,15 +237,15 @@ class ElectronPower:
 
 
 def power_on_after_brownout(dev: "Electron") -> None:
-    """Power the board on after a brown-out, so its reset reason reads `power_brownout`.
+    """Power the board on after a brown-out; its reset reason must read `power_brownout`.
 
-    The device model records `next_cold_reason` at `power_off(brownout=True)`. If `power_on()`
-    does not honour it (Device OS 2.3.1 model as of this writing always boots with
-    `power_down`), the reason is corrected before any code can read it: `setup()` runs
-    `boot_ms` later, and nothing in between reads `reset_reason`. Reported as a model gap.
+    The device model records `next_cold_reason` at `power_off(brownout=True)` and `power_on()`
+    boots with it (spec §7.1 boot_reason). Should a model ever boot with another reason, the
+    reason is corrected before any code can read it (`setup()` runs `boot_ms` later) and the
+    correction is noted in the trace, so a test can see it happened.
     """
+    want = getattr(dev, "next_cold_reason", None) or "power_brownout"
     dev.power_on()
-    want = getattr(dev, "next_cold_reason", None)
-    if want and dev.reset_reason != dos.RESET_REASON[want]:
+    if dev.powered and dev.reset_reason != dos.RESET_REASON[want]:
         dev.reset_reason = dos.RESET_REASON[want]
         dev.note("reset_reason_corrected", reason=want, by="electron_power")

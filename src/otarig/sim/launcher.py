@@ -176,6 +176,9 @@ def start_sim(*, boards: int = 1, product: int = DEFAULT_PRODUCT, version: int =
     bench = SimBench(seed, workdir=workdir)
     devices = [bench.add_electron(_device_id(i), product_id=product, image=image, link_profile=link_profile)
                for i in range(boards)]
+    # boot until every board's USB port has enumerated, so the ports printed exist (virtual time)
+    while not all(bench.slots[d.device_id].port.present for d in devices) and bench.world.now_ms < 30_000:
+        bench.advance(0.1)
     server = CloudHttpServer(bench, token=token, port=port)
     server.start()
     psu_server = None

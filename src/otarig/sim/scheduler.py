@@ -32,6 +32,8 @@ class Scheduler:
         self._heap: list[Timer] = []
         self._seq = itertools.count()
         self.stop_requested = False
+        #: the `until_ms` of the run in progress (None outside `run_until`)
+        self._run_limit: int | None = None
 
     def at(self, when_ms: int, fn: Callable[[], None]) -> Timer:
         """Run `fn` at absolute virtual time `when_ms` (never in the past)."""
@@ -47,6 +49,28 @@ class Scheduler:
             heapq.heappop(self._heap)
         return self._heap[0].when if self._heap else None
 
+    def skip_ahead(self, delay_ms: int) -> bool:
+        """From inside an event: move the clock `delay_ms` on at once, if that changes nothing.
+
+        A caller that would otherwise schedule its own continuation `delay_ms` later and return
+        to the loop (an app's `delay()`) may carry on directly when no timer is due up to and at
+        that instant, the current run reaches it, and nobody asked the run to stop. Nothing else
+        could have run in between, so the timeline is the one the heap round trip would give.
+        """
+        limit = self._run_limit
+        if limit is None or self.stop_requested:
+            return False
+        target = self.now_ms + delay_ms
+        if target > limit:
+            return False
+        heap = self._heap
+        while heap and heap[0].cancelled:
+            heapq.heappop(heap)
+        if heap and heap[0].when <= target:
+            return False  # a timer due first (a tie runs first too: it was scheduled earlier)
+        self.now_ms = target
+        return True
+
     def request_stop(self) -> None:
         """Ask `run_until` to return after the current event (e.g. a board printed a line)."""
         self.stop_requested = True
@@ -58,6 +82,13 @@ class Scheduler:
         rig can look at what happened at exactly that instant.
         """
         self.stop_requested = False
+        self._run_limit = until_ms
+        try:
+            return self._run(until_ms, stop_early)
+        finally:
+            self._run_limit = None
+
+    def _run(self, until_ms: int, stop_early: bool) -> int:
         heap = self._heap
         while heap:
             timer = heap[0]

@@ -6,6 +6,7 @@ or its port vanished/appeared, so the rig can read exactly what was written at t
 """
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,15 @@ class World:
         self.instance_dir = workdir / "instances"
         #: ports with output or presence changes the rig has not synchronised yet
         self.dirty_ports: set[Any] = set()
+
+    def derive_seed(self, *parts: object) -> int:
+        """A 32-bit seed for one random stream of this world (e.g. a device's link loss).
+
+        Stable across processes: Python's `hash()` of a str changes with PYTHONHASHSEED, which
+        would make "same seed, same timeline" hold only within one interpreter (principle 4).
+        """
+        text = "\0".join(map(str, (self.seed, *parts))).encode()
+        return int.from_bytes(hashlib.sha256(text).digest()[:4], "big")
 
     @property
     def now_ms(self) -> int:
@@ -55,7 +65,20 @@ class World:
         self.dirty_ports.add(port)
         self.sched.request_stop()
 
+    def port_present(self, port: Any) -> bool:
+        """The device side's view: enumerated, and not unplugged by a reset the rig has yet to see.
+
+        `port_vanish` defers the pty's close until the rig has drained it; from that instant the
+        firmware must already see its USB port gone (a rebooted app must not print into it).
+        """
+        return port.present and not getattr(port, "vanish_requested", False)
+
     def run_until(self, until_ms: int) -> int:
+        if self.dirty_ports:
+            # A port changed outside a run (a test or another thread reset the device): return at
+            # once so the rig sees that instant before time moves on (the scheduler's stop request
+            # only covers changes made while it runs).
+            return self.sched.now_ms
         return self.sched.run_until(until_ms)
 
     def run_for(self, ms: int) -> int:

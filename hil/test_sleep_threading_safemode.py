@@ -1,0 +1,82 @@
+"""Sleep with a pending update, threading during a download, and the safe-mode path."""
+from __future__ import annotations
+
+import pytest
+
+from otarig import verdicts as v
+
+from conftest import APP_SIZE, connected, drive, ota_verdicts, park
+
+
+@pytest.mark.parametrize("mode", ["stop", "ulp", "hibernate"])
+def test_pending_update_survives_sleep(rig, mode):
+    """A pending update across STOP, ULTRA_LOW_POWER and HIBERNATE sleep (spec §3.2, §7.5): STOP/ULP
+    keep the RAM flag; HIBERNATE wakes through reset, the flag is lost and the cloud notifies
+    again on reconnect. Either way the update lands in the next idle window."""
+    connected(rig)
+    drive(rig)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    rig.expect_sys("firmware_update_pending", timeout=120)
+    rig.command("sleep", mode=mode, seconds=900, network_standby=False)
+    if mode == "hibernate":
+        rig.expect(lambda e: e.name == "hello", 1200)
+    else:
+        rig.expect(lambda e: e.name == "log" and e.get("msg") == "wake", 1200)
+        rig.expect_sys("cloud_status", "connected", 300)
+        assert rig.command("status")["updates_pending"] is True
+    rig.wait(60)
+    if mode != "hibernate":  # HIBERNATE restarts the app, which boots parked (idle)
+        assert not rig.timeline.select(kind="sys", where=lambda e: e.get("event") == "firmware_update")
+    park(rig)
+    rig.expect_version(2, 1800)
+    rig.wait(30)
+    rig.check(*ota_verdicts(rig, 2))
+
+
+@pytest.mark.parametrize("threaded", [pytest.param(True, marks=pytest.mark.threaded(True), id="threaded"),
+                                      pytest.param(False, marks=pytest.mark.threaded(False), id="non-threaded")])
+def test_app_during_a_forced_download(rig, threaded):
+    """During a download a non-threaded app is frozen — loop() and delay() do not run, so the
+    guard can only shut down after `complete`, and the held reset covers the gap; a threaded app
+    keeps running and shuts down at `begin` (spec §2.8, §2.5, §3.1)."""
+    connected(rig)
+    drive(rig)
+    rig.wait(7)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    rig.force(True)
+    begin = rig.expect_sys("firmware_update", "begin", 600)
+    complete = rig.expect_sys("firmware_update", "complete", 600)
+    rig.expect_version(2, 900)
+    rig.wait(30)
+    tl = rig.timeline
+    t0, t1 = tl.select(kind="sys", where=lambda e: e.get("param") == "begin")[0].t, \
+        tl.select(kind="sys", where=lambda e: e.get("param") == "complete")[0].t
+    app_during = tl.select(source="board", start=t0, end=t1, where=lambda e: e.kind in ("app", "guard", "reply"))
+    shut = tl.select(kind="guard", where=lambda e: e.get("action") == "shutdown_complete")[0]
+    if threaded:
+        assert app_during, "a threaded app should keep running during the download"
+        assert t0 <= shut.t <= t1, "a threaded app shuts down as soon as the download begins"
+    else:
+        assert not app_during, f"a non-threaded app ran during the download: {app_during[:3]}"
+        assert shut.t >= t1, "a frozen app cannot shut down before complete"
+    assert begin is not None and complete is not None
+    rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 2, device_id=rig.dut_id))
+
+
+def test_app_needing_newer_device_os_goes_through_safe_mode(rig):
+    """An app that depends on a newer Device OS is accepted (user deps are optional at OTA time),
+    boots into safe mode, and the cloud's safe-mode healer sends the system parts one per OTA and
+    reset until the app can run (spec §2.5, §2.7, §7.8.6)."""
+    connected(rig)
+    park(rig)
+    rig.upload(rig.firmware(2, size=APP_SIZE, requires_system=2400))
+    rig.release(2, intelligent=True)
+    rig.expect_sys("firmware_update", "complete", 900)
+    rig.expect_version(2, 3600)
+    rig.wait(30)
+    tl = rig.timeline
+    healer = tl.select(source="cloud", kind="spark/status/safe-mode")
+    assert healer, "the cloud never saw the device in safe mode"
+    rig.check(v.no_record_lost(tl), v.new_version_runs(tl, 2, device_id=rig.dut_id), v.shutdown_before_reset(tl))
