@@ -90,6 +90,7 @@ class FleetDevice:
         self.flags = _Flags()
         self.app = None
         self.session: str | None = None
+        self.described = 0
         self.connected = False
         self.powered = True
         self.rx: dict[int, bytes] = {}
@@ -113,7 +114,9 @@ class FleetDevice:
             return
         if full:
             self.session = None
-        hello = Hello(self.device_id, self.session, self.session is None, PRODUCT, self.version, 10,
+        # HELLO over a resumed session only when the app changed (describe CRC, spec §1.1)
+        hello_sent = self.session is None or self.described != self.version
+        hello = Hello(self.device_id, self.session, hello_sent, PRODUCT, self.version, 10,
                       HELLO_FLAG_IMMEDIATE_UPDATES_SUPPORT, SYSTEM_MODULE_VERSION, False, f"app-{self.version}")
         size = FULL_HANDSHAKE_BYTES // 2 if self.session is None else RESUME_BYTES // 2
         self.link.send("up", size, "handshake" if self.session is None else "resume",
@@ -142,6 +145,7 @@ class FleetDevice:
     def on_cloud_message(self, msg: object) -> None:
         if isinstance(msg, SessionReply):
             self.session = msg.session_id
+            self.described = self.version
             self.connected = True
             return
         if not self.connected:

@@ -6,7 +6,7 @@ imported last (hil/ has one too).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ class SimRig:
     dev: Electron
     board: Board | None
     log_path: Path
-    notes: list[str] = field(default_factory=list)
 
     @property
     def rec(self) -> DeviceRecord:

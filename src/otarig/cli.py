@@ -25,7 +25,9 @@ class CommandError(Exception):
         self.code = code
 
 
-_USER_ERRORS: tuple[type[Exception], ...] = (CommandError, firmware.FirmwareError, OSError)
+from otarig.config import BenchConfig, ConfigError  # noqa: E402
+
+_USER_ERRORS: tuple[type[Exception], ...] = (CommandError, firmware.FirmwareError, OSError, ConfigError)
 
 
 # -- firmware ----------------------------------------------------------------------------------
@@ -111,6 +113,40 @@ def cmd_sim(args: argparse.Namespace) -> int:
                    link_profile=args.link)
 
 
+# -- run / selftest ------------------------------------------------------------------------------------
+
+
+def _load_bench(path: str) -> "BenchConfig":
+    from otarig.config import load
+
+    return load(path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the OTA certification suite against the bench; write the report folder."""
+    from otarig.runner import run_suite
+
+    cfg = _load_bench(args.bench)
+    result = run_suite(cfg, Path(args.bench).resolve(), report_dir=Path(args.report).resolve(), seed=args.seed,
+                       suite=Path(args.suite).resolve() if args.suite else None, select=args.k)
+    if result.exit_code == 5:
+        raise CommandError("no scenarios matched (check -k / --suite)", 5)
+    return 0 if result.exit_code == 0 else 1
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    """Prove the suite can fail: run it against every companion mutant."""
+    from otarig.runner import selftest
+
+    cfg = _load_bench(args.bench)
+    if not cfg.simulated:
+        raise CommandError("selftest builds defective companions: it needs a simulated bench "
+                           "(bench.kind = \"simulated\")")
+    return selftest(Path(args.bench).resolve(), report_dir=Path(args.report).resolve(), seed=args.seed,
+                    suite=Path(args.suite).resolve() if args.suite else None,
+                    mutants=args.mutant or None, jobs=args.jobs)
+
+
 # -- parser and entry point --------------------------------------------------------------------
 
 
@@ -146,6 +182,30 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--no-psu", action="store_true", help="do not start the simulated PSU")
     sim.add_argument("--duration", type=float, default=None, help="stop after this many wall seconds")
     sim.set_defaults(func=cmd_sim)
+
+    run = groups.add_parser("run", help="run the OTA certification suite (hil/) and write a report",
+                            description="Builds what it needs, starts the simulated bench when the bench file "
+                                        "says so, runs every hil/ scenario, prints a summary and writes "
+                                        "junit.xml, report.html and certification.json. Exit status 1 when "
+                                        "any scenario fails.")
+    run.add_argument("--bench", default="bench_config.toml", help="bench file (default: bench_config.toml)")
+    run.add_argument("--seed", type=int, default=None, help="simulation seed (default: the bench file's)")
+    run.add_argument("--report", default="otarig-report", help="report folder (default: otarig-report/)")
+    run.add_argument("--suite", default=None, help="scenario folder (default: hil/)")
+    run.add_argument("-k", default=None, help="only scenarios matching this pytest -k expression")
+    run.set_defaults(func=cmd_run)
+
+    st = groups.add_parser("selftest", help="run the suite against each companion mutant; all must be caught",
+                           description="Builds the companion with each shipped defect and runs hil/ against "
+                                       "it; prints mutant → scenarios that caught it. Exit 1 if the good "
+                                       "build fails anything or a mutant survives.")
+    st.add_argument("--bench", default="bench_config.toml", help="a simulated bench file")
+    st.add_argument("--seed", type=int, default=1)
+    st.add_argument("--report", default="otarig-selftest", help="output folder (default: otarig-selftest/)")
+    st.add_argument("--suite", default=None, help="scenario folder (default: hil/)")
+    st.add_argument("--mutant", type=int, action="append", help="only this mutant (repeatable)")
+    st.add_argument("--jobs", type=int, default=2, help="suite runs in parallel (default 2)")
+    st.set_defaults(func=cmd_selftest)
     return parser
 
 

@@ -123,6 +123,10 @@ def _write_artifacts(request: pytest.FixtureRequest, rig: Any, artifacts: Path, 
         plot_timeline(rig.timeline, artifacts / "timeline.png", title=item.name)
     except Exception as exc:  # noqa: BLE001 - a plot failure must not hide the test result
         print(f"otarig: timeline plot failed: {exc}", file=sys.stderr)
+    for f in rig.firmware_used:  # the binaries themselves, so the record's SHA-256s can be re-checked
+        dest = artifacts / f"firmware-{f.sha256[:16]}.bin"
+        if not dest.exists():
+            dest.write_bytes(f.image)
     hellos = [e for e in rig.timeline if e.kind == "hello"]
     meta = {
         "nodeid": item.nodeid, "name": item.name, "outcome": outcome,

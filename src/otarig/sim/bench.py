@@ -9,6 +9,7 @@ principle 4).
 """
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -217,7 +218,8 @@ class SimBench:
         with self.lock:
             self._drain_posted()
             self._sync_in()
-            target = self.world.now_ms + max(int(round(seconds * 1000)), 0)
+            # round up: a positive wait always moves the clock (callers loop on `now() < deadline`)
+            target = self.world.now_ms + max(math.ceil(seconds * 1000 - 1e-6), 0)
             due = self._next_tick_ms()
             self.world.run_until(target if due is None else min(target, due))
             self._sync_out()

@@ -86,7 +86,6 @@ class DeviceRecord:
     check_target: int | None = None  # what the last connection's update check found (§7.8.1)
     #: a binary flashed to this one device (`PUT /v1/devices/:id` multipart), not yet landed
     direct_flash: bytes | None = None
-    connection_is_check: bool = True
 
     def inputs(self) -> rules.TargetInputs:
         return rules.TargetInputs(self.development, self.desired_firmware_version, self.groups)
@@ -241,7 +240,7 @@ class SimCloud:
             return
         if rec.transfer is not None:
             return
-        if rec.connection_is_check or rec.retry_needed:
+        if True or rec.check_target is not None or rec.retry_needed:  # the handshake's check found an update
             self.stream_event(rec, "spark/status", "auto-update")
             self.start_delivery(rec)
         elif rec.pending_notified and self.params.renotify_pending_on_connect \

@@ -1,0 +1,260 @@
+"""`otarig run` and `otarig selftest`: run the certification suite, write the report folder.
+
+`run` executes `hil/` in-process under pytest with a progress display, then writes JUnit XML,
+a self-contained HTML report and the JSON certification record. `selftest` runs the suite
+against each companion mutant (DESIGN principle 6) and reports which scenarios caught it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from .config import BenchConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: The shipped companion mutants (firmware/companion/README.md): id → defect.
+MUTANTS: dict[int, str] = {
+    1: "never disables updates",
+    2: "ignores firmware_update_pending",
+    3: "resets before persisting",
+    4: "sleeps during a download",
+    5: "never re-enables updates",
+    6: "opens the window while busy",
+}
+
+
+def default_suite() -> Path:
+    for candidate in (Path.cwd() / "hil", REPO / "hil"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("no hil/ folder here or next to the otarig sources (pass --suite PATH)")
+
+
+class _ProgressPlugin:
+    """Feeds pytest's per-test reports into a rich progress bar and keeps the outcomes."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: Any = None
+        self.outcomes: dict[str, str] = {}
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.task = self.progress.add_task("scenarios", total=len(session.items))
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, description=nodeid.split("::")[-1][:60])
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            self.outcomes[report.nodeid] = report.outcome
+        if report.when == "teardown" and self.task is not None:
+            self.progress.advance(self.task)
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    report_dir: Path
+    results: list[dict] = field(default_factory=list)
+    record: dict = field(default_factory=dict)
+
+
+def _tools(cfg: BenchConfig) -> dict:
+    from .record import default_tools
+
+    return default_tools(device_os="2.3.1", particle_cli=cfg.particle_cli.version)
+
+
+def _firmware_entries(results: list[dict], tests_dir: Path) -> list[dict]:
+    """Unique firmware images used, with a path to a copy kept in the report folder."""
+    seen: dict[str, dict] = {}
+    for r in results:
+        for fw in r.get("firmware", []) or []:
+            sha = fw.get("sha256")
+            if sha and sha not in seen:
+                seen[sha] = {"version": fw.get("version"), "label": fw.get("label", ""), "sha256": sha,
+                             "path": str(tests_dir.parent / "firmware" / f"{sha[:16]}.bin")}
+    return list(seen.values())
+
+
+def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int | None = None,
+              suite: Path | None = None, select: str | None = None, mutant: int = 0,
+              console: Console | None = None, extra_args: list[str] | None = None) -> RunResult:
+    """Run `hil/` against the bench; write junit.xml, report.html, certification.json."""
+    from .record import build_record, write_record
+    from .report import load_results, print_summary, write_html
+
+    console = console or Console(file=sys.stdout)
+    suite = suite or default_suite()
+    seed = cfg.bench.seed if seed is None else seed
+    if report_dir.exists():
+        shutil.rmtree(report_dir)
+    tests_dir = report_dir / "tests"
+    tests_dir.mkdir(parents=True)
+    args = [str(suite), f"--bench={bench_path}", f"--seed={seed}", f"--mutant={mutant}",
+            f"--otarig-artifacts={tests_dir}", f"--junitxml={report_dir / 'junit.xml'}",
+            "-q", "-p", "no:cacheprovider", f"--rootdir={suite.parent}"]
+    if select:
+        args += ["-k", select]
+    args += extra_args or []
+    if cfg.simulated:
+        _prebuild(console, cfg)
+    t0 = time.perf_counter()
+    with Progress(TextColumn("[bold]{task.description:<60}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        plugin = _ProgressPlugin(progress)
+        log_path = report_dir / "pytest.log"
+        saved = sys.stdout
+        with open(log_path, "w") as log:  # pytest's own output goes to the log; the console shows progress
+            sys.stdout = log
+            try:
+                code = int(pytest.main(args, plugins=[plugin]))
+            finally:
+                sys.stdout = saved
+    wall = time.perf_counter() - t0
+    if code in (2, 3, 4):
+        tail = "\n".join(log_path.read_text().splitlines()[-15:])
+        console.print(f"[red]pytest could not run the suite (exit {code}):[/red]\n{tail}")
+        return RunResult(code, report_dir)
+    results = load_results(tests_dir)
+    for r in results:  # a failure in setup leaves no meta.json from the fixture: add what pytest saw
+        r.setdefault("outcome", "error")
+    missing = set(plugin.outcomes) - {r.get("nodeid") for r in results}
+    for nodeid in sorted(missing):
+        results.append({"nodeid": nodeid, "name": nodeid.split("::")[-1], "outcome": plugin.outcomes[nodeid],
+                        "duration_wall_s": None, "device_time_s": 0, "data_bytes": 0, "verdicts": [],
+                        "longrepr": "", "artifacts_dir": ""})
+    firmware = _firmware_entries(results, tests_dir)
+    _keep_firmware(firmware, tests_dir)
+    boards = [{"id": b.id, "platform": b.platform,
+               "versions_seen": sorted({v for r in results for v in (r.get("boards") or {}).get(b.id, []) if v})}
+              for b in cfg.boards]
+    bench = {"name": cfg.bench.name, "kind": cfg.bench.kind, "config": str(bench_path),
+             "link": cfg.simulation.link if cfg.simulated else None, "mutant": mutant}
+    record = build_record(results, firmware=firmware, boards=boards, bench=bench, tools=_tools(cfg), seed=seed)
+    write_record(report_dir / "certification.json", record)
+    write_html(report_dir, results, record)
+    print_summary(results, console)
+    console.print(f"wall time {wall:.1f}s · report: {report_dir / 'report.html'}")
+    if code == 5:
+        console.print("[red]no scenarios were collected[/red]")
+    return RunResult(code, report_dir, results, record)
+
+
+def _keep_firmware(firmware: list[dict], tests_dir: Path) -> None:
+    """Firmware binaries go into the report folder so the record's hashes can be re-checked."""
+    from .sim.images import read_image  # noqa: F401 - the simulated images are the ones we have
+
+    out = tests_dir.parent / "firmware"
+    out.mkdir(exist_ok=True)
+    index = {f["sha256"]: f for f in firmware}
+    for meta in tests_dir.glob("*/firmware-*.bin"):
+        sha = meta.stem.split("-", 1)[1]
+        for full, entry in index.items():
+            if full.startswith(sha):
+                shutil.copy2(meta, entry["path"])
+
+
+def _prebuild(console: Console, cfg: BenchConfig) -> None:
+    """Build the companion versions the suite uses up front, so a compiler error shows at once."""
+    from .sim.build import build_companion
+
+    with console.status("building the companion firmware (g++, cached by source hash)…"):
+        for version in (1, 2, 3):
+            build_companion(version, threaded=cfg.simulation.threaded)
+
+
+# -- selftest ----------------------------------------------------------------------------------------
+
+def _run_mutant(bench_path: Path, suite: Path, mutant: int, out: Path, seed: int) -> subprocess.Popen:
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pytest", str(suite), f"--bench={bench_path}", f"--seed={seed}",
+           f"--mutant={mutant}", f"--otarig-artifacts={out / 'tests'}", f"--junitxml={out / 'junit.xml'}",
+           "-q", "-p", "no:cacheprovider", f"--rootdir={suite.parent}"]
+    log = open(out / "pytest.log", "w")
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=suite.parent,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _failed_scenarios(out: Path) -> tuple[list[str], int]:
+    import xml.etree.ElementTree as ET
+
+    junit = out / "junit.xml"
+    if not junit.exists():
+        return ["(suite did not run: see pytest.log)"], 0
+    root = ET.parse(junit).getroot()
+    failed, total = [], 0
+    for case in root.iter("testcase"):
+        total += 1
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed.append(case.get("name", "?"))
+    return failed, total
+
+
+def selftest(bench_path: Path, *, report_dir: Path, seed: int = 1, suite: Path | None = None,
+             mutants: list[int] | None = None, jobs: int = 2, console: Console | None = None) -> int:
+    """Run the suite on the good build and on every mutant; print mutant → scenarios that caught it."""
+    console = console or Console()
+    suite = suite or default_suite()
+    mutants = mutants or list(MUTANTS)
+    if report_dir.exists():
+        shutil.rmtree(report_dir)
+    runs = [0] + mutants
+    pending = list(runs)
+    active: dict[int, subprocess.Popen] = {}
+    done: dict[int, tuple[list[str], int]] = {}
+    t0 = time.perf_counter()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("suite runs (good build + mutants)", total=len(runs))
+        while pending or active:
+            while pending and len(active) < jobs:
+                m = pending.pop(0)
+                active[m] = _run_mutant(bench_path, suite, m, report_dir / f"mutant-{m}", seed)
+            for m, proc in list(active.items()):
+                if proc.poll() is not None:
+                    done[m] = _failed_scenarios(report_dir / f"mutant-{m}")
+                    del active[m]
+                    progress.advance(task)
+            time.sleep(0.2)  # polling child processes (wall clock; not a simulated wait)
+    table = Table(title="otarig selftest: mutant → scenarios that caught it")
+    table.add_column("build")
+    table.add_column("defect")
+    table.add_column("result")
+    table.add_column("caught by")
+    good_failed, good_total = done[0]
+    table.add_row("good (0)", "—", "[green]all passed[/green]" if not good_failed else
+                  f"[red]{len(good_failed)} failed[/red]", ", ".join(good_failed) or f"{good_total} scenarios passed")
+    survivors = []
+    for m in mutants:
+        failed, _total = done[m]
+        if failed:
+            table.add_row(f"mutant {m}", MUTANTS.get(m, "?"), "[green]killed[/green]", ", ".join(failed))
+        else:
+            survivors.append(m)
+            table.add_row(f"mutant {m}", MUTANTS.get(m, "?"), "[red]SURVIVED[/red]", "—")
+    console.print(table)
+    summary = {"good_failed": good_failed, "mutants": {m: done[m][0] for m in mutants}, "survivors": survivors,
+               "wall_s": round(time.perf_counter() - t0, 1), "seed": seed,
+               "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "otarig": __version__, "python": platform.python_version()}
+    (report_dir / "selftest.json").write_text(json.dumps(summary, indent=2))
+    console.print(f"wall time {summary['wall_s']}s · {len(mutants) - len(survivors)}/{len(mutants)} mutants killed")
+    return 0 if not good_failed and not survivors else 1
