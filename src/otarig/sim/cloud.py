@@ -240,7 +240,7 @@ class SimCloud:
             return
         if rec.transfer is not None:
             return
-        if True or rec.check_target is not None or rec.retry_needed:  # the handshake's check found an update
+        if rec.check_target is not None or rec.retry_needed:  # the handshake's check found an update
             self.stream_event(rec, "spark/status", "auto-update")
             self.start_delivery(rec)
         elif rec.pending_notified and self.params.renotify_pending_on_connect \

@@ -281,7 +281,7 @@ class CloudHttpServer:
         token = header[7:].strip() if header.lower().startswith("bearer ") else request.query.get("access_token")
         if not token:
             return _json(401, {"error": "invalid_request", "error_description": "The access token was not found"})
-        if not secrets.compare_digest(token, self.token):
+        if not secrets.compare_digest(token.encode(), self.token.encode()):
             return _json(401, {"error": "invalid_token", "error_description": "The access token provided is invalid."})
         if self.faults.token_expired and not request.path.startswith("/otarig/"):
             return _json(401, {"error": "invalid_token", "error_description": "The access token provided has expired."})

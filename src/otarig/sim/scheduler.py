@@ -57,7 +57,6 @@ class Scheduler:
         that instant, the current run reaches it, and nobody asked the run to stop. Nothing else
         could have run in between, so the timeline is the one the heap round trip would give.
         """
-        return False
         limit = self._run_limit
         if limit is None or self.stop_requested:
             return False
