@@ -147,6 +147,56 @@ def cmd_selftest(args: argparse.Namespace) -> int:
                     mutants=args.mutant or None, jobs=args.jobs)
 
 
+# -- rollout ---------------------------------------------------------------------------------------
+
+DEFAULT_FLEET = Path(__file__).resolve().parents[2] / "examples" / "fleets" / "default.toml"
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    """Plan a release on a fleet: time to 50/90/99/100 %, data, updates begun outside idle windows."""
+    from otarig import rollout
+    from otarig.rollout import report
+    from otarig.sim.params import DAY_MS, CloudParams
+
+    try:
+        fleet = rollout.load(args.fleet or DEFAULT_FLEET)
+        strategies = rollout.parse_strategies(args.compare or args.strategy)
+    except (rollout.FleetError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    updates = {k: v for k, v in (("seed", args.seed), ("horizon_days", args.horizon)) if v is not None}
+    if args.horizon is not None and args.horizon <= 0:
+        raise CommandError("--horizon must be > 0")
+    fleet = fleet.model_copy(update=updates)
+    if args.devices is not None:
+        if args.devices < 1:
+            raise CommandError("--devices must be >= 1")
+        fleet = fleet.scaled(args.devices)
+    params = rollout.PlannerParams(cloud=CloudParams(check_on_resume=args.check_on_resume),
+                                   renegotiation=args.renegotiation,
+                                   renegotiation_lag_max_ms=int(args.lag_days * DAY_MS))
+    results = []
+    show_progress = not args.json and sys.stderr.isatty() and fleet.size * fleet.horizon_days >= 50_000
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True, disable=not show_progress) as bar:
+        for strategy in strategies:
+            task = bar.add_task(strategy.label, total=1.0)
+            results.append(rollout.plan(fleet, strategy, params, model=args.model,
+                                        progress=lambda f, task=task: bar.update(task, completed=f)))
+    if args.json:
+        print(json.dumps({"fleet": fleet.name, "devices": fleet.size, "seed": fleet.seed,
+                          "renegotiation": params.renegotiation,
+                          "strategies": [report.summary(r) for r in results]}))
+    else:
+        report.print_table(results)
+    if args.plot:
+        path = report.plot_adoption(results, args.plot)
+        if not args.json:
+            print(f"adoption curve: {path}")
+    return 0
+
+
 # -- parser and entry point --------------------------------------------------------------------
 
 
@@ -206,6 +256,30 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--mutant", type=int, action="append", help="only this mutant (repeatable)")
     st.add_argument("--jobs", type=int, default=2, help="suite runs in parallel (default 2)")
     st.set_defaults(func=cmd_selftest)
+    ro = groups.add_parser("rollout", help="plan a release on a fleet: when devices update, data, idle windows",
+                           description="Simulates a product firmware release on the fleet described in a TOML "
+                                       "file (examples/fleets/) with the simulated cloud's delivery rules, "
+                                       "and reports the time to 50/90/99/100 %% of devices on the new version, "
+                                       "cellular data, and updates begun outside idle windows.")
+    ro.add_argument("--fleet", default=None, help="fleet file (default: examples/fleets/default.toml)")
+    ro.add_argument("--strategy", default="standard",
+                    help="standard, standard_daily, intelligent, lock_flash or forced (default standard)")
+    ro.add_argument("--compare", default=None, metavar="S1,S2,…|all",
+                    help="run several strategies on the same fleet and seed")
+    ro.add_argument("--devices", type=int, default=None, help="scale the fleet's cohorts to this many devices")
+    ro.add_argument("--horizon", type=float, default=None, help="days to simulate after the release")
+    ro.add_argument("--seed", type=int, default=None, help="seed (default: the fleet file's)")
+    ro.add_argument("--model", choices=["auto", "event", "aggregate"], default="auto",
+                    help="per-device event model or its vectorised twin (auto: event up to 2,000 devices)")
+    ro.add_argument("--renegotiation", choices=["lag", "at_expiry", "next_connect"], default="lag",
+                    help="how a connected device's 3-day session is renegotiated (default lag)")
+    ro.add_argument("--lag-days", type=float, default=4.0,
+                    help="with --renegotiation lag: renegotiation up to this long after expiry (default 4)")
+    ro.add_argument("--check-on-resume", action="store_true",
+                    help="spec §8.1: treat a resumed session as a Standard-release check")
+    ro.add_argument("--json", action="store_true", help="print one JSON object")
+    ro.add_argument("--plot", default=None, metavar="PNG", help="write the adoption curves to this PNG")
+    ro.set_defaults(func=cmd_rollout)
     return parser
 
 

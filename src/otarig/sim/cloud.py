@@ -184,7 +184,8 @@ class SimCloud:
         now = self.sched.now_ms
         s = rec.session
         resumed = bool(hello.session_id and s and s.session_id == hello.session_id and not s.dropped
-                       and now - s.established_ms < self.params.session_max_age_ms)
+                       and not rules.session_expired(established_ms=s.established_ms, now_ms=now,
+                                                     max_age_ms=self.params.session_max_age_ms))
         if not resumed:
             rec.session = s = CloudSession(f"sess-{next(self._ids)}", now)
         was_online = rec.online
@@ -231,20 +232,22 @@ class SimCloud:
                 rules.updates_allowed(enabled=rec.firmware_updates_enabled, forced=rec.firmware_updates_forced):
             self._deliver_direct(rec)
             return
-        if not self.needs_update(rec):
+        action = rules.after_connect_action(
+            needs_update=self.needs_update(rec), busy=rec.transfer is not None,
+            checked=rec.check_target is not None, retry_needed=rec.retry_needed,
+            pending_notified=rec.pending_notified,
+            allowed=rules.updates_allowed(enabled=rec.firmware_updates_enabled, forced=rec.firmware_updates_forced),
+            renotify_pending=self.params.renotify_pending_on_connect)
+        if action == "clear":
             if rec.safe_mode:
                 self._heal(rec)
                 return
             rec.pending_notified = False
             self.send_event(rec, "particle/device/updates/pending", "false")  # §7.8.7
-            return
-        if rec.transfer is not None:
-            return
-        if rec.check_target is not None or rec.retry_needed:  # the handshake's check found an update
+        elif action == "deliver":  # the handshake's check found an update, or a retry
             self.stream_event(rec, "spark/status", "auto-update")
             self.start_delivery(rec)
-        elif rec.pending_notified and self.params.renotify_pending_on_connect \
-                and not (rec.firmware_updates_enabled or rec.firmware_updates_forced):
+        elif action == "renotify":
             self.send_event(rec, "particle/device/updates/pending", "true")
 
     def device_message(self, dev: "Electron", msg: object) -> None:
@@ -271,13 +274,16 @@ class SimCloud:
                 self._deliver_direct(rec)
                 return
             # spec §7.8.3: the device reports enabled while an update waits for it
-            if rec.firmware_updates_enabled and self.needs_update(rec) and rec.transfer is None and \
-                    (rec.pending_notified or self.products[rec.product_id].releases.last_release_intelligent
-                     or rec.retry_needed):
+            if rec.transfer is None and rules.deliver_on_enabled(
+                    enabled=rec.firmware_updates_enabled, needs_update=self.needs_update(rec),
+                    pending_notified=rec.pending_notified, retry_needed=rec.retry_needed,
+                    last_release_intelligent=self.products[rec.product_id].releases.last_release_intelligent):
                 self.start_delivery(rec)
         elif ev.name == "particle/device/updates/forced":
             # spec §7.8.5: after the device echoes forced=true, deliver
-            if ev.data == "true" and rec.firmware_updates_forced and self.needs_update(rec) and rec.transfer is None:
+            if rec.transfer is None and rules.deliver_on_forced_echo(
+                    echoed_forced=ev.data == "true", forced_setting=rec.firmware_updates_forced,
+                    needs_update=self.needs_update(rec)):
                 self.start_delivery(rec)
         elif ev.name == "spark/device/session/end":
             # spec §1.3 / §8.10: the cloud drops the DTLS session; the next connect is a full handshake
@@ -427,11 +433,14 @@ class SimCloud:
         if not intelligent:
             return
         for rec in self.devices.values():
-            if rec.product_id != product_id or not rec.online or not self.needs_update(rec) or rec.transfer:
+            if rec.product_id != product_id or rec.transfer:
                 continue
-            if rules.updates_allowed(enabled=rec.firmware_updates_enabled, forced=rec.firmware_updates_forced):
+            action = rules.intelligent_release_action(
+                online=rec.online, needs_update=self.needs_update(rec),
+                enabled=rec.firmware_updates_enabled, forced=rec.firmware_updates_forced)
+            if action == "deliver":
                 self.start_delivery(rec)
-            else:
+            elif action == "notify":
                 rec.pending_notified = True
                 self.send_event(rec, "particle/device/updates/pending", "true")
                 self.stream_event(rec, "particle/device/updates/pending", "true")

@@ -50,3 +50,50 @@ def connection_is_check(*, resumed: bool, hello_sent: bool, check_on_resume: boo
 def updates_allowed(*, enabled: bool, forced: bool) -> bool:
     """spec §1.5 / §7.4: the device refuses UpdateBegin (5.03) unless enabled or forced."""
     return enabled or forced
+
+
+# -- decisions that were inline in SimCloud; moved here so the fleet planner (otarig.rollout)
+# -- takes the same decisions from the same code.
+
+def session_expired(*, established_ms: int, now_ms: int, max_age_ms: int) -> bool:
+    """spec §1.2 / §7.8.1: "Sessions are automatically renegotiated every 3 days" — a session this
+    old cannot be resumed, so the next connection is a full handshake (a Standard-release check)."""
+    return now_ms - established_ms >= max_age_ms
+
+
+def intelligent_release_action(*, online: bool, needs_update: bool, enabled: bool, forced: bool) -> str | None:
+    """spec §7.8.2: an Intelligent release goes at once to each online device that needs it:
+    "deliver" when updates are allowed, else "notify" (`particle/device/updates/pending=true`)."""
+    if not (online and needs_update):
+        return None
+    return "deliver" if updates_allowed(enabled=enabled, forced=forced) else "notify"
+
+
+def deliver_on_enabled(*, enabled: bool, needs_update: bool, pending_notified: bool,
+                       last_release_intelligent: bool, retry_needed: bool) -> bool:
+    """spec §7.8.3: the device reports `updates/enabled=true` while an update waits for it."""
+    return enabled and needs_update and (pending_notified or last_release_intelligent or retry_needed)
+
+
+def deliver_on_forced_echo(*, echoed_forced: bool, forced_setting: bool, needs_update: bool) -> bool:
+    """spec §7.8.5: after the device echoes forced=true, deliver."""
+    return echoed_forced and forced_setting and needs_update
+
+
+def after_connect_action(*, needs_update: bool, busy: bool, checked: bool, retry_needed: bool,
+                         pending_notified: bool, allowed: bool, renotify_pending: bool) -> str | None:
+    """spec §7.8.1 / §7.8.7: what the cloud does just after a connection.
+
+    "clear" (nothing to deliver: send pending=false), "deliver" (the connection's check found an
+    update, or a failed transfer is retried), "renotify" (re-send pending=true to a device whose
+    RAM flag was lost at reset), or None.
+    """
+    if not needs_update:
+        return "clear"
+    if busy:
+        return None
+    if checked or retry_needed:
+        return "deliver"
+    if pending_notified and renotify_pending and not allowed:
+        return "renotify"
+    return None

@@ -74,7 +74,7 @@ class World:
         return port.present and not getattr(port, "vanish_requested", False)
 
     def run_until(self, until_ms: int) -> int:
-        if False and self.dirty_ports:
+        if self.dirty_ports:
             # A port changed outside a run (a test or another thread reset the device): return at
             # once so the rig sees that instant before time moves on (the scheduler's stop request
             # only covers changes made while it runs).
