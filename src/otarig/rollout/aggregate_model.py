@@ -306,7 +306,10 @@ class VectorSim:
 
     def _arm_guard(self, sub: np.ndarray) -> None:
         if self.strategy is Strategy.STANDARD_DAILY:
-            self.T[sub, GUARD] = np.maximum(self.guard_last[sub] + self.p.guard_handshake_interval_ms, self.now[sub])
+            self.T[sub, GUARD] = np.maximum(self._guard_due(sub), self.now[sub])
+
+    def _guard_due(self, sub: np.ndarray) -> np.ndarray:
+        return np.ceil(self.guard_last[sub] + self.p.guard_handshake_interval_ms)  # whole ms, as the heap model
 
     def _maybe_guard(self, sub: np.ndarray) -> None:
         if self.strategy is not Strategy.STANDARD_DAILY:
@@ -314,7 +317,7 @@ class VectorSim:
         m = (self.online[sub] & self.idle[sub] & np.isnan(self.xfer_start[sub]) & ~self.offer_pend[sub]
              & ~self.done[sub] & ~(self.guarded[sub] & self.enabled[sub]))
         s = sub[m]
-        early = self.now[s] - self.guard_last[s] < self.p.guard_handshake_interval_ms
+        early = self._guard_due(s) > self.now[s]
         self._arm_guard(s[early])
         go = s[~early]
         self.guard_last[go] = self.now[go]

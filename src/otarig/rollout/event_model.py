@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from otarig.sim import cloud_rules as rules
-from otarig.sim.link import FULL_HANDSHAKE_BYTES, PROFILES, RESUME_BYTES
+from otarig.sim.link import PROFILES
 from otarig.sim.params import DAY_MS
 from otarig.sim.scheduler import Scheduler
 
@@ -338,7 +338,7 @@ class _Device:
             return
         if self.c.guarded and self.enabled:
             return  # updates released: a transfer is about to begin
-        if self.now - self.guard_last < p.guard_handshake_interval_ms:
+        if _t(self.guard_last + p.guard_handshake_interval_ms) > self.now:
             self._arm_guard()
             return
         self.guard_last = float(self.now)
@@ -396,5 +396,3 @@ def simulate(fleet: Fleet, strategy: Strategy, params: PlannerParams | None = No
     res.wall_s = time.perf_counter() - t
     return res
 
-
-_ = (FULL_HANDSHAKE_BYTES, RESUME_BYTES)  # byte sizes are applied in report.py from the counts

@@ -139,7 +139,10 @@ def plot_adoption(results: Sequence[RolloutResult], path: str | Path) -> Path:
         ax.step(x, y, where="post", label=f"{r.strategy.label} (100 %: {_fmt_h(_h(time_to(r, 100))).replace('[red]', '').replace('[/red]', '')})")
     for q in (50, 90, 99):
         ax.axhline(q, color="0.85", lw=0.8, zorder=0)
-    ax.set_xlim(0, horizon)
+    last = max((float(np.nanmax(np.where(np.isfinite(r.updated_at), r.updated_at, np.nan))) / DAY_MS
+                for r in results if np.isfinite(r.updated_at).any()), default=horizon)
+    unreached = any((~np.isfinite(r.updated_at) & _targeted(r)).any() for r in results)
+    ax.set_xlim(0, horizon if unreached else min(horizon, max(last * 1.1, 0.05)))
     ax.set_ylim(0, 101)
     ax.set_xlabel("days since release")
     ax.set_ylabel("% of targeted devices on the new version")
