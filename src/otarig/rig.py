@@ -79,7 +79,7 @@ class Rig:
         while True:
             self.collect()
             remaining = end - self.clock.now()
-            if remaining <= 0:
+            if remaining < 0.0005:  # the bench clock counts whole milliseconds
                 break
             self.clock.wait(remaining)
         self.collect()

@@ -216,10 +216,12 @@ class SimBench:
         tickers run after the world step, at their exact instant (the step stops there).
         """
         with self.lock:
+            before = self.world.now_ms
             self._drain_posted()
             self._sync_in()
             # round up: a positive wait always moves the clock (callers loop on `now() < deadline`)
-            target = self.world.now_ms + max(math.ceil(seconds * 1000 - 1e-6), 0)
+            step = math.ceil(seconds * 1000 - 1e-6) if seconds > 0 else 0
+            target = self.world.now_ms + max(step, 1 if seconds > 0 else 0)
             due = self._next_tick_ms()
             self.world.run_until(target if due is None else min(target, due))
             self._sync_out()
@@ -227,6 +229,19 @@ class SimBench:
                 self._fire_ticks()
             finally:
                 self._drain_posted()
+            self._watch_stall(before, seconds)
+
+    def _watch_stall(self, before: int, seconds: float) -> None:
+        """A wait that never moves the clock is a simulator bug: fail loudly with the evidence."""
+        if seconds <= 0 or self.world.now_ms != before:
+            self._stalled = 0
+            return
+        self._stalled = getattr(self, "_stalled", 0) + 1
+        if self._stalled > 20_000:
+            tails = {d: [(e.t_ms, e.kind, e.data) for e in s.device.trace[-8:]] for d, s in self.slots.items()}
+            raise RuntimeError(f"simulated bench stalled at t={before} ms: dirty ports "
+                               f"{[getattr(p, 'link', p) for p in self.world.dirty_ports]}, next timer "
+                               f"{self.world.sched.next_time()}, device traces {tails}")
 
     def run_for(self, seconds: float) -> None:
         """Run exactly `seconds` of virtual time, synchronising the boards on the way."""
