@@ -158,17 +158,22 @@ def check_ports(cfg: BenchConfig, path: Path) -> None:
                               "is the board plugged in? (`ls /dev/serial/by-id/` lists what is there)")
 
 
-def load(path: str | os.PathLike) -> BenchConfig:
-    """Read and validate a bench file; raise `ConfigError` with one line per problem."""
-    p = Path(path)
+def read_toml(p: Path, error: type[Exception], missing_hint: str) -> dict:
+    """A TOML file as a dict; a missing or malformed file becomes one line of `error`."""
     try:
         text = p.read_text()
     except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file (pass --bench PATH, or run from the project folder)") from None
+        raise error(f"{p}: no such file ({missing_hint})") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+        raise error(f"{p}: not valid TOML: {exc}") from None
+
+
+def load(path: str | os.PathLike) -> BenchConfig:
+    """Read and validate a bench file; raise `ConfigError` with one line per problem."""
+    p = Path(path)
+    data = read_toml(p, ConfigError, "pass --bench PATH, or run from the project folder")
     try:
         cfg = BenchConfig.model_validate(data)
     except ValidationError as exc:

@@ -6,13 +6,12 @@ found and what was expected, one line each (same style as `otarig.config`).
 """
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from otarig.config import _format  # one error formatter for every TOML file the rig reads
+from otarig.config import _format, read_toml  # one reader and error formatter for the rig's TOML files
 
 
 class FleetError(Exception):
@@ -154,12 +153,4 @@ def parse(data: dict, source: str = "<fleet>") -> Fleet:
 def load(path: str | Path) -> Fleet:
     """Read and validate a fleet file; raise `FleetError` with one line per problem."""
     p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise FleetError(f"{p}: no such fleet file (see examples/fleets/)") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise FleetError(f"{p}: not valid TOML: {exc}") from None
-    return parse(data, str(p))
+    return parse(read_toml(p, FleetError, "see examples/fleets/"), str(p))
