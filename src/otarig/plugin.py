@@ -111,11 +111,55 @@ def rig(request: pytest.FixtureRequest, bench_config: BenchConfig, record_proper
             the_rig.close()
 
 
+@pytest.fixture
+def board(rig: Any) -> Any:
+    """The device under test's serial link (`otarig.board.Board`)."""
+    return rig.board
+
+
+@pytest.fixture
+def cloud(rig: Any) -> Any:
+    """The cloud as scenarios use it (`otarig.rig.CloudAccess`)."""
+    return rig.cloud
+
+
+@pytest.fixture
+def psu(rig: Any) -> Any:
+    """The bench power supply driver (`otarig.psu.PowerSupply`); skips on a bench without one."""
+    if rig.psu is None:
+        pytest.skip("this bench has no PSU (capabilities.psu = false or no [psu] section)")
+    return rig.psu
+
+
+@pytest.fixture
+def particle_cli(rig: Any, tmp_path: Path) -> Any:
+    """The pinned `particle` CLI with a fresh HOME (never the user's profile)."""
+    from .particle_cli import CliNotFound, ParticleCli
+
+    api = getattr(rig, "api_url", None)
+    if api is None:
+        pytest.skip("the rig has no cloud API URL for the particle CLI on this bench")
+    try:
+        return ParticleCli(tmp_path / "home", api, rig.api_token)
+    except CliNotFound as exc:
+        pytest.skip(str(exc))
+
+
+def _write_psu_csv(rig: Any, path: Path) -> None:
+    samples = rig.timeline.select(source="psu", kind="sample")
+    if samples:
+        with open(path, "w") as fh:
+            fh.write("t_s,volts,amps\n")
+            for e in samples:
+                fh.write(f"{e.t:.3f},{e.get('volts', '')},{e.get('amps', '')}\n")
+
+
 def _write_artifacts(request: pytest.FixtureRequest, rig: Any, artifacts: Path, record_property: Any) -> None:
     item = request.node
     rep = getattr(item, "otarig_rep_call", None)
     outcome = "error" if rep is None else rep.outcome
     rig.timeline.write_jsonl(artifacts / "timeline.jsonl")
+    _write_psu_csv(rig, artifacts / "psu.csv")
     verdicts = getattr(rig, "verdicts", [])
     try:
         from .plot import plot_timeline

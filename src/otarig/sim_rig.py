@@ -69,7 +69,25 @@ class SimRig(Rig):
                                     link_profile=cfg.simulation.link)
         for b in cfg.boards:
             self.boards[b.id] = self.bench.open_board(b.id, artifacts / f"serial-{b.id}.log")
+        self.monitor = None
+        if cfg.capabilities.psu and cfg.psu is not None:
+            self._start_psu(cfg)
         self.collect()
+
+    #: PSU sampling period on the simulated bench: coarse, so a simulated week stays cheap.
+    MONITOR_PERIOD_S = 120.0
+
+    def _start_psu(self, cfg: BenchConfig) -> None:
+        """The simulated SCPI supply feeding the DUT, reached over PyVISA like a real one."""
+        from .monitor import PowerMonitor
+        from .psu import PowerSupply
+
+        model = "DP832" if cfg.psu.model == "rigol-dp8xx" else "E36312A"
+        resource = self.bench.start_psu(model, device_id=self.dut_id, channel=cfg.psu.channel,
+                                        volts=cfg.psu.voltage, current_limit=cfg.psu.current_limit)
+        self.psu = PowerSupply.open(resource, channel=cfg.psu.channel, timeout_s=cfg.psu.timeout_s,
+                                    safe_state=cfg.psu.safe_state)
+        self.monitor = PowerMonitor(self.psu, self.timeline, self.clock, period_s=self.MONITOR_PERIOD_S).start()
 
     def firmware(self, version: int, *, size: int | None = None, threaded: bool | None = None,
                  mutant: int | None = None, defect: str | None = None, requires_system: int | None = None,
@@ -177,5 +195,9 @@ class SimRig(Rig):
         return sum(s.device.link.stats.total for s in self.bench.slots.values())
 
     def close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.psu is not None:
+            self.psu.close()
         super().close()
         self.bench.close()
