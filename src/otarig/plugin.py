@@ -136,13 +136,17 @@ def particle_cli(rig: Any, tmp_path: Path) -> Any:
     """The pinned `particle` CLI with a fresh HOME (never the user's profile)."""
     from .particle_cli import CliNotFound, ParticleCli
 
-    api = getattr(rig, "api_url", None)
-    if api is None:
+    if not hasattr(rig, "api_url"):
         pytest.skip("the rig has no cloud API URL for the particle CLI on this bench")
     try:
-        return ParticleCli(tmp_path / "home", api, rig.api_token)
+        cli = ParticleCli(tmp_path / "home", rig.api_url, rig.api_token, timeout=90)
+        cli.version()
     except CliNotFound as exc:
-        pytest.skip(str(exc))
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"{exc} (run `bash tools/particle-cli/install.sh`)")
+    rig.cli_transcripts.append(cli)
+    return cli
 
 
 def _write_psu_csv(rig: Any, path: Path) -> None:
@@ -160,6 +164,8 @@ def _write_artifacts(request: pytest.FixtureRequest, rig: Any, artifacts: Path, 
     outcome = "error" if rep is None else rep.outcome
     rig.timeline.write_jsonl(artifacts / "timeline.jsonl")
     _write_psu_csv(rig, artifacts / "psu.csv")
+    for i, cli in enumerate(getattr(rig, "cli_transcripts", [])):
+        cli.write_transcript(artifacts / (f"cli-transcript-{i}.txt" if i else "cli-transcript.txt"))
     verdicts = getattr(rig, "verdicts", [])
     try:
         from .plot import plot_timeline

@@ -59,6 +59,7 @@ class Rig:
         self._seen: dict[str, int] = {}
         self.psu: Any | None = None
         self.verdicts: list[Verdict] = []
+        self.cli_transcripts: list[Any] = []
 
     # -- boards and time -----------------------------------------------------------------------
     @property

@@ -74,6 +74,32 @@ class SimRig(Rig):
             self._start_psu(cfg)
         self.collect()
 
+    # -- the cloud API over HTTP, for tools that need it (the real particle CLI) -------------------
+    @property
+    def api_url(self) -> str:
+        """Start the simulated Cloud API on loopback on first use; its URL."""
+        if getattr(self, "_api", None) is None:
+            from .sim.cloud_http import CloudHttpServer
+
+            self._api = CloudHttpServer(self.bench)
+            self._api.start()
+        return self._api.url
+
+    @property
+    def api_token(self) -> str:
+        self.api_url  # noqa: B018 - starts the server
+        return self._api.token
+
+    def run_tool(self, fn: Any, timeout: float = 120.0) -> Any:
+        """Run a real external tool (a subprocess) while the bench keeps running, recording what
+        happens; the one place a simulated run waits on wall time (the tool is a real process)."""
+        from .sim.launcher import pump_while
+
+        try:
+            return pump_while(self.bench, fn, timeout=timeout, on_step=self.collect)
+        finally:
+            self.collect()
+
     #: PSU sampling period on the simulated bench: coarse, so a simulated week stays cheap.
     MONITOR_PERIOD_S = 120.0
 
@@ -195,6 +221,8 @@ class SimRig(Rig):
         return sum(s.device.link.stats.total for s in self.bench.slots.values())
 
     def close(self) -> None:
+        if getattr(self, "_api", None) is not None:
+            self._api.stop()
         if self.monitor is not None:
             self.monitor.stop()
         if self.psu is not None:

@@ -1,0 +1,26 @@
+"""The lab engineer's own tool: a cloud OTA started with the real `particle` CLI."""
+from __future__ import annotations
+
+from otarig import verdicts as v
+
+from conftest import APP_SIZE, connected, ota_verdicts, park
+
+
+def test_particle_cli_flash_is_still_gated_by_the_guard(rig, particle_cli, tmp_path):
+    """`particle flash <device> <file.bin>` sends the bytes as they are (particle-cloud-api.md §4);
+    a device with updates disabled answers 5.03, gets `updates/pending`, and takes the update only
+    in its idle window after a clean shutdown (particle-ota.md §1.5, §2.3). Also `particle get` /
+    `call` against the companion's cloud variables and functions."""
+    connected(rig)
+    park(rig)
+    v2 = rig.firmware(2, size=APP_SIZE)
+    binary = tmp_path / "companion-v2.bin"
+    binary.write_bytes(v2.image)
+    rig.timeline.add(rig.now(), "rig", "flash", {"version": 2, "tool": "particle flash"})
+    rig.run_tool(lambda: particle_cli.flash_cloud(rig.dut_id, binary))
+    rig.expect_version(2, 900)
+    rig.wait(30)
+    version = rig.run_tool(lambda: particle_cli.get(rig.dut_id, "version"))
+    assert int(version) == 2
+    assert int(rig.run_tool(lambda: particle_cli.call(rig.dut_id, "workload", "idle"))) == 0
+    rig.check(*ota_verdicts(rig, 2), v.pending_honoured_within(rig.timeline, 60))
