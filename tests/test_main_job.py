@@ -1,0 +1,38 @@
+"""The main job end to end: `otarig run` on the default simulated bench, and the suite's power
+to fail (`otarig selftest` on one mutant). Real subprocesses, real report files."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _otarig(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "otarig.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_otarig_run_passes_every_scenario_and_writes_the_report(tmp_path):
+    report = tmp_path / "report"
+    proc = _otarig("run", "--report", str(report), timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads((report / "certification.json").read_text())
+    assert record["passed"] is True
+    outcomes = {r["name"]: r["outcome"] for r in record["results"]}
+    assert len(outcomes) >= 20 and set(outcomes.values()) <= {"passed", "skipped"}
+    assert all(len(f["sha256"]) == 64 for f in record["firmware"])
+    assert (report / "junit.xml").exists() and (report / "report.html").read_text().count("data:image/png") >= 20
+    assert "device time" in proc.stdout
+
+
+def test_selftest_kills_a_mutant_that_resets_before_persisting(tmp_path):
+    """Mutant 3 releases resets before the app persisted its records; the suite must catch it."""
+    out = tmp_path / "selftest"
+    proc = _otarig("selftest", "--mutant", "3", "--report", str(out), timeout=900)
+    summary = json.loads((out / "selftest.json").read_text())
+    assert summary["good_failed"] == [], proc.stdout[-3000:]
+    assert summary["mutants"]["3"], "mutant 3 survived the suite"
+    assert proc.returncode == 0
