@@ -76,3 +76,32 @@ def sim_rig(tmp_path: Path) -> Iterator[RigFactory]:
             if slot.board is not None:
                 slot.board.close()
         bench.close()
+
+
+# -- the pinned particle CLI ---------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def require_particle_cli() -> None:
+    """Skip without the pinned CLI locally; in CI (env CI set) its absence is a failure."""
+    import os
+
+    from otarig.particle_cli import DEFAULT_CLI_JS
+
+    if DEFAULT_CLI_JS.is_file():
+        return
+    msg = f"particle-cli not installed ({DEFAULT_CLI_JS} missing): run tools/particle-cli/install.sh"
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+# -- the usual pair: v1 flashed over USB, a 100 KB v2 to deliver over the air ---------------------
+class OtaImages:
+    def __init__(self, v1: bytes, v2: bytes) -> None:
+        self.v1, self.v2 = v1, v2
+
+
+@pytest.fixture(scope="session")
+def images(companion_image: ImageFactory) -> OtaImages:
+    """`images.v1` (to flash) and `images.v2` (100 KB, spec §5's example size, to release)."""
+    return OtaImages(companion_image(1), companion_image(2, size=100 * 1024))
+

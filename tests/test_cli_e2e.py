@@ -10,7 +10,6 @@ Skips locally when the CLI is not installed (tools/particle-cli/install.sh); fai
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from otarig.board import Board
-from otarig.particle_cli import DEFAULT_CLI_JS, AuthError, ParticleCli
+from otarig.particle_cli import AuthError, ParticleCli
 from otarig.sim.bench import SimBench
 from otarig.sim.build import build_companion
 from otarig.sim.cloud_http import CloudHttpServer
@@ -30,14 +29,7 @@ PRODUCT = 4242
 DID = "e00fce680000000000000001"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _require_cli() -> None:
-    if DEFAULT_CLI_JS.is_file():
-        return
-    msg = f"particle-cli not installed ({DEFAULT_CLI_JS} missing): run tools/particle-cli/install.sh"
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
+pytestmark = pytest.mark.usefixtures("require_particle_cli")
 
 
 @dataclass

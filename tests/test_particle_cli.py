@@ -11,7 +11,6 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
-import os
 import socket
 import threading
 import time
@@ -24,7 +23,6 @@ import pytest
 
 from otarig import firmware as fw
 from otarig.particle_cli import (
-    DEFAULT_CLI_JS,
     AuthError,
     CliFailed,
     CliNotFound,
@@ -38,14 +36,7 @@ TOKEN = "0tar1g5ecret70ken0123456789abcdef01234567"
 DEVICE = "e00fce68aabbccddeeff0011"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _require_cli() -> None:
-    if DEFAULT_CLI_JS.is_file():
-        return
-    msg = f"particle-cli not installed ({DEFAULT_CLI_JS} missing): run tools/particle-cli/install.sh"
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
+pytestmark = pytest.mark.usefixtures("require_particle_cli")
 
 
 class Stub(ThreadingHTTPServer):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,8 +18,6 @@ from otarig.monitor import PowerMonitor, Sample, bursts
 from otarig.power_faults import PowerFaults
 from otarig.psu import PowerSupply, PsuConnectionError, PsuError, PsuProtocolError, PsuTimeoutError
 from otarig.sim.bench import SimBench
-from otarig.sim.build import build_companion
-from otarig.sim.images import make_app_image
 from otarig.sim.power_model import DEFAULT_FIGURES, VIN_MIN_V, OperatingPoint, PowerState
 from otarig.timeline import Timeline
 
@@ -31,16 +28,6 @@ FAULT_TIMEOUT_S = 0.5
 MARGIN_S = 0.5
 
 
-@dataclass(frozen=True)
-class Images:
-    v1: bytes
-    v2: bytes
-
-
-@pytest.fixture(scope="module")
-def images() -> Images:
-    return Images(make_app_image(build_companion(1), product_id=PRODUCT, product_version=1),
-                  make_app_image(build_companion(2), product_id=PRODUCT, product_version=2, size=100 * 1024))
 
 
 @pytest.fixture
@@ -66,7 +53,7 @@ def _close(value: float, want: float, rel: float = 1e-6) -> bool:
 
 
 @pytest.mark.parametrize("model", ["E36312A", "DP832"])
-def test_pyvisa_psu_powers_the_board_and_reads_its_state(bench: SimBench, images: Images, tmp_path: Path,
+def test_pyvisa_psu_powers_the_board_and_reads_its_state(bench: SimBench, images: Any, tmp_path: Path,
                                                          model: str) -> None:
     dev = bench.add_electron(DID, product_id=PRODUCT, image=images.v1, power_on=False)
     resource = bench.start_psu(model, output=False)
@@ -103,7 +90,7 @@ def test_pyvisa_psu_powers_the_board_and_reads_its_state(bench: SimBench, images
     assert not dev.powered and bench.psu_server is not None and bench.psu_server.rail(1).on is False
 
 
-def test_usb_vbus_keeps_the_board_up_when_vin_goes(bench: SimBench, images: Images, tmp_path: Path) -> None:
+def test_usb_vbus_keeps_the_board_up_when_vin_goes(bench: SimBench, images: Any, tmp_path: Path) -> None:
     """docs/power.md §4: with VBUS connected, OUTP OFF is not a power cut."""
     dev = bench.add_electron(DID, product_id=PRODUCT, image=images.v1)
     resource = bench.start_psu("E36312A", usb_vbus=True)
@@ -125,7 +112,7 @@ def _window(monitor: PowerMonitor, start: float, end: float) -> list[Sample]:
     return win
 
 
-def test_monitor_trace_shows_sleep_modes_and_ota_bursts(bench: SimBench, images: Images, tmp_path: Path) -> None:
+def test_monitor_trace_shows_sleep_modes_and_ota_bursts(bench: SimBench, images: Any, tmp_path: Path) -> None:
     dev = bench.add_electron(DID, product_id=PRODUCT, image=images.v1)
     resource = bench.start_psu("E36312A")
     timeline = Timeline()
@@ -205,7 +192,7 @@ def test_monitor_trace_shows_sleep_modes_and_ota_bursts(bench: SimBench, images:
 
 @pytest.mark.parametrize("fault", ["mute", "garbage", "drop"])
 def test_misbehaving_psu_stops_the_monitor_with_a_clear_error_and_the_bench_is_safe(
-        bench: SimBench, images: Images, tmp_path: Path, fault: str) -> None:
+        bench: SimBench, images: Any, tmp_path: Path, fault: str) -> None:
     dev = bench.add_electron(DID, product_id=PRODUCT, image=images.v1)
     resource = bench.start_psu("E36312A")
     server = bench.psu_server
@@ -246,7 +233,7 @@ def test_misbehaving_psu_stops_the_monitor_with_a_clear_error_and_the_bench_is_s
 # -- 5. brown-out by current limit --------------------------------------------------------------------
 
 
-def test_current_limit_below_the_burst_browns_the_board_out(bench: SimBench, images: Images,
+def test_current_limit_below_the_burst_browns_the_board_out(bench: SimBench, images: Any,
                                                             tmp_path: Path) -> None:
     dev = bench.add_electron(DID, product_id=PRODUCT, image=images.v1)
     resource = bench.start_psu("DP832", volts=5.0, current_limit=3.0)
@@ -290,7 +277,7 @@ def test_current_limit_below_the_burst_browns_the_board_out(bench: SimBench, ima
     assert timeline.select(source="fault", kind="current_limit")
 
 
-def test_power_faults_cut_at_progress_via_visa(bench: SimBench, images: Images, tmp_path: Path) -> None:
+def test_power_faults_cut_at_progress_via_visa(bench: SimBench, images: Any, tmp_path: Path) -> None:
     """The rig-side fault API on the simulated PSU: cut after N progress events → v1 boots again."""
     dev = bench.add_electron(DID, product_id=PRODUCT, image=images.v1)
     resource = bench.start_psu("E36312A")
@@ -312,7 +299,7 @@ def test_power_faults_cut_at_progress_via_visa(bench: SimBench, images: Images, 
         board.expect(lambda e: e.name == "hello" and e.get("product_version") == 2, 900)
 
 
-def test_power_state_tracks_the_model(bench: SimBench, images: Images, tmp_path: Path) -> None:
+def test_power_state_tracks_the_model(bench: SimBench, images: Any, tmp_path: Path) -> None:
     """The LoadModel's mapping, read directly (the PSU thread's view)."""
     dev = bench.add_electron(DID, product_id=PRODUCT, image=images.v1, power_on=False)
     bench.start_psu("E36312A", output=False)
@@ -328,7 +315,7 @@ def test_power_state_tracks_the_model(bench: SimBench, images: Images, tmp_path:
     assert load.power_state(now()) is PowerState.CONNECTED_IDLE
 
 
-def _psu_scenario(images: Images, tmp_path: Path) -> tuple[list[tuple[int, str]], list[tuple[float, float]]]:
+def _psu_scenario(images: Any, tmp_path: Path) -> tuple[list[tuple[int, str]], list[tuple[float, float]]]:
     bench = SimBench(seed=11)
     try:
         dev = bench.add_electron(DID, product_id=PRODUCT, image=images.v1)
@@ -350,7 +337,7 @@ def _psu_scenario(images: Images, tmp_path: Path) -> tuple[list[tuple[int, str]]
         bench.close()
 
 
-def test_psu_driven_faults_land_at_the_same_virtual_instants_every_run(images: Images, tmp_path: Path) -> None:
+def test_psu_driven_faults_land_at_the_same_virtual_instants_every_run(images: Any, tmp_path: Path) -> None:
     """DESIGN principle 4: PSU commands from another thread still land deterministically."""
     a = _psu_scenario(images, tmp_path)
     b = _psu_scenario(images, tmp_path)

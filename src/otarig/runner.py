@@ -160,8 +160,6 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
 
 def _keep_firmware(firmware: list[dict], tests_dir: Path) -> None:
     """Firmware binaries go into the report folder so the record's hashes can be re-checked."""
-    from .sim.images import read_image  # noqa: F401 - the simulated images are the ones we have
-
     out = tests_dir.parent / "firmware"
     out.mkdir(exist_ok=True)
     index = {f["sha256"]: f for f in firmware}

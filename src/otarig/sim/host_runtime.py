@@ -11,7 +11,7 @@ import ctypes
 import os
 import shutil
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import greenlet
 
