@@ -13,32 +13,11 @@ import pytest
 
 from otarig.sim import build as build_mod
 from otarig.sim.build import BuildError, build_companion
+from otarig.sim.host_runtime import CLOUD, DELAY, LOOP_DONE, MILLIS, SERIAL, SLEEP, SYSTEM, HostApi
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for the host build")
 
-# --- ctypes mirror of firmware/host/otarig_host.h (ABI version 1) ---------------------------
-
-MILLIS = ctypes.CFUNCTYPE(ctypes.c_uint32)
-DELAY = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint32)
-LOOP_DONE = ctypes.CFUNCTYPE(ctypes.c_int)
-SERIAL = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_uint8), ctypes.c_int)
-SYSTEM = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_int)
-CLOUD = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int)
-
-
-class SleepRequest(ctypes.Structure):
-    _fields_ = [("mode", ctypes.c_uint8), ("duration_ms", ctypes.c_uint32), ("wake_gpio", ctypes.c_uint8),
-                ("wake_network", ctypes.c_uint8), ("network_flags", ctypes.c_uint8)]
-
-
-SLEEP = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(SleepRequest))
-
-
-class HostApi(ctypes.Structure):
-    _fields_ = [("millis", MILLIS), ("delay", DELAY), ("loop_done", LOOP_DONE), ("serial", SERIAL),
-                ("system", SYSTEM), ("cloud", CLOUD), ("sleep", SLEEP),
-                ("eeprom", ctypes.POINTER(ctypes.c_uint8)), ("eeprom_len", ctypes.c_uint32)]
-
+# The bridge ABI's ctypes types are the simulator's own (one definition of otarig_host.h in Python).
 
 SYS_DISABLE_UPDATES, SYS_DISABLE_RESET, SYS_RESET_REASON, SYS_VERSION_NUMBER = 2, 7, 11, 13
 CLOUD_CONNECT, CLOUD_FUNCTION, CLOUD_VARIABLE = 1, 7, 8
