@@ -2,6 +2,8 @@
 models agreeing, determinism, fleet-file errors and the `otarig rollout` command."""
 from __future__ import annotations
 
+from otarig.sim.params import CloudParams
+
 import json
 from pathlib import Path
 
@@ -45,9 +47,9 @@ def test_standard_release_on_always_on_fleet_completes_in_about_a_week():
 def test_renegotiation_is_a_named_parameter_that_changes_the_answer():
     """PlannerParams.renegotiation: exactly every 3 days → done in 3 days; "next_connect" (what the
     simulated cloud does for a device that never reconnects) → never, with no resets."""
-    at = rollout.plan(_always_on(300), Strategy.STANDARD, PlannerParams(renegotiation="at_expiry"))
+    at = rollout.plan(_always_on(300), Strategy.STANDARD, PlannerParams(cloud=CloudParams(renegotiation="at_expiry")))
     assert _hours(at, 100) <= 3 * DAY_H
-    never = rollout.plan(_always_on(300), Strategy.STANDARD, PlannerParams(renegotiation="next_connect"))
+    never = rollout.plan(_always_on(300), Strategy.STANDARD, PlannerParams(cloud=CloudParams(renegotiation="next_connect")))
     assert report.summary(never)["not_reached"] == 300
 
 

@@ -171,9 +171,9 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         if args.devices < 1:
             raise CommandError("--devices must be >= 1")
         fleet = fleet.scaled(args.devices)
-    params = rollout.PlannerParams(cloud=CloudParams(check_on_resume=args.check_on_resume),
-                                   renegotiation=args.renegotiation,
-                                   renegotiation_lag_max_ms=int(args.lag_days * DAY_MS))
+    params = rollout.PlannerParams(cloud=CloudParams(check_on_resume=args.check_on_resume,
+                                                     renegotiation=args.renegotiation,
+                                                     renegotiation_lag_max_ms=int(args.lag_days * DAY_MS)))
     results = []
     show_progress = not args.json and sys.stderr.isatty() and fleet.size * fleet.horizon_days >= 50_000
     from rich.console import Console

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from otarig.sim import cloud_rules as rules
 from otarig.sim.link import FULL_HANDSHAKE_BYTES, PROFILES, RESUME_BYTES, ota_on_air_bytes
 from otarig.sim.params import DAY_MS, CloudParams, DeviceOsParams
 
@@ -60,18 +61,6 @@ class PlannerParams:
 
     cloud: CloudParams = field(default_factory=CloudParams)
     devos: DeviceOsParams = field(default_factory=DeviceOsParams)
-    #: How a session older than `cloud.session_max_age_ms` (3 days, spec §1.2) is renegotiated on a
-    #: device that stays connected (spec §8.2: the cloud code is not public):
-    #:  * "lag" (default): the cloud renegotiates it a uniform 0..`renegotiation_lag_max_ms` after
-    #:    expiry, so a connected device does a full handshake every 3–7 days;
-    #:  * "at_expiry": exactly every 3 days;
-    #:  * "next_connect": never while connected; the expiry only takes effect at the next
-    #:    connection (what `otarig.sim.cloud.SimCloud` does today).
-    #: The default is [inference], chosen so a Standard release to an always-on fleet with no
-    #: resets completes in about a week — spec §1.1 "an average period of about one week",
-    #: §1.2 "renegotiated every 3 days", §5 "Standard ≈ 1 week".
-    renegotiation: str = "lag"
-    renegotiation_lag_max_ms: int = 4 * DAY_MS
     #: firmware/companion OtaGuard: OTARIG_HANDSHAKE_INTERVAL_MS (the guard's forced handshake).
     guard_handshake_interval_ms: int = DAY_MS
     #: The guard decides at the top of loop(); parked loop() ends with delay(1000) (companion README).
@@ -83,8 +72,16 @@ class PlannerParams:
     boot_leak: bool = True
 
     def __post_init__(self) -> None:
-        if self.renegotiation not in ("lag", "at_expiry", "next_connect"):
-            raise ValueError(f"renegotiation = {self.renegotiation!r}: expected lag, at_expiry or next_connect")
+        rules.renegotiation_delay_ms(mode=self.renegotiation, max_age_ms=0, lag_max_ms=0, draw=0.0)  # validates
+
+    @property
+    def renegotiation(self) -> str:
+        """`CloudParams.renegotiation`: one definition for the simulated cloud and the planner."""
+        return self.cloud.renegotiation
+
+    @property
+    def renegotiation_lag_max_ms(self) -> int:
+        return self.cloud.renegotiation_lag_max_ms
 
     # -- derived timings and sizes (spec §4.3, §5) ---------------------------------------------
     def lag_max_ms(self) -> int:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import cloud_rules as rules
 from .cloud_delivery import CloudFaults, Delivery
-from .cloud_peer import Hello, SessionReply
+from .cloud_peer import Hello, SessionDiscard, SessionReply
 from .. import firmware
 from .images import ImageError, make_system_image, read_image
 from .link import FULL_HANDSHAKE_BYTES, RESUME_BYTES
@@ -216,10 +217,24 @@ class SimCloud:
         s = rec.session
         assert s is not None
 
+        p = self.params
+
         def expire() -> None:
             if rec.session is s and not s.dropped:
                 s.dropped = True  # the next connection is a full handshake
-        self.sched.at(s.established_ms + self.params.session_max_age_ms, expire)
+        self.sched.at(s.established_ms + p.session_max_age_ms, expire)
+        draw = random.Random(self.world.derive_seed("renegotiation", rec.device_id, s.session_id)).random()
+        delay = rules.renegotiation_delay_ms(mode=p.renegotiation, max_age_ms=p.session_max_age_ms,
+                                             lag_max_ms=p.renegotiation_lag_max_ms, draw=draw)
+        if delay is None:
+            return
+
+        def renegotiate() -> None:
+            """spec §1.2 handle_key_change → DISCARD_SESSION: the connected device must handshake again."""
+            if rec.session is s and rec.online:
+                s.dropped = True
+                self.send_to_device(rec, SessionDiscard(s.session_id), 60, "control", reliable=True)
+        self.sched.at(s.established_ms + delay, renegotiate)
 
     def _after_connect(self, rec: DeviceRecord) -> None:
         """Triggers that follow a connection (spec §7.8.1, .5, .7)."""

@@ -40,6 +40,13 @@ class SessionReply:
     resumed: bool
 
 
+@dataclass(frozen=True)
+class SessionDiscard:
+    """Cloud → device key change asking to discard the session (spec §1.2 handle_key_change)."""
+
+    session_id: str
+
+
 class CloudPeer(Protocol):
     def device_hello(self, device: "Electron", hello: Hello) -> None: ...
     def device_message(self, device: "Electron", msg: object) -> None: ...

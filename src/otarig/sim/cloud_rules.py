@@ -61,6 +61,19 @@ def session_expired(*, established_ms: int, now_ms: int, max_age_ms: int) -> boo
     return now_ms - established_ms >= max_age_ms
 
 
+RENEGOTIATION_MODES = ("lag", "at_expiry", "next_connect")
+
+
+def renegotiation_delay_ms(*, mode: str, max_age_ms: int, lag_max_ms: int, draw: float) -> int | None:
+    """When, after a session was established, the cloud discards it on a device that stays connected
+    (CloudParams.renegotiation); `draw` is uniform in [0, 1). None: only at the next connection."""
+    if mode not in RENEGOTIATION_MODES:
+        raise ValueError(f"renegotiation = {mode!r}: expected one of {', '.join(RENEGOTIATION_MODES)}")
+    if mode == "next_connect":
+        return None
+    return max_age_ms + (int(draw * lag_max_ms) if mode == "lag" else 0)
+
+
 def intelligent_release_action(*, online: bool, needs_update: bool, enabled: bool, forced: bool) -> str | None:
     """spec §7.8.2: an Intelligent release goes at once to each online device that needs it:
     "deliver" when updates are allowed, else "notify" (`particle/device/updates/pending=true`)."""

@@ -279,6 +279,14 @@ class Connectivity:
             if self.auto_connect and reason == "network_lost":
                 pass  # reconnects when the modem re-registers
 
+    def discard_session(self) -> None:
+        """spec §1.2 DISCARD_SESSION: drop the session and connect again with a full handshake."""
+        self.dev.note("session_discarded")
+        self.dev.session.invalidate()
+        self._drop_cloud(graceful=False, reason="session_discarded")
+        if self.auto_connect:
+            self._later(0, self._connect_now)
+
     def drop_for_sleep(self) -> None:
         self._drop_cloud(graceful=True, reason="sleep")
 

@@ -22,7 +22,7 @@ from .device_sleep import DeviceSleep
 from .flash import FlashState
 from .host_runtime import AppInstance, SleepRequest
 from .images import ImageError, SimImage, read_image
-from .cloud_peer import SessionReply
+from .cloud_peer import SessionDiscard, SessionReply
 from .link import CellularLink
 from .messages import CloudEvent
 from .params import DeviceOsParams
@@ -476,6 +476,9 @@ class Electron:
             self.net.session_reply(msg)
             return
         if not self.net.cloud_connected:
+            return
+        if isinstance(msg, SessionDiscard):
+            self.net.discard_session()
             return
         if self.sleeper.asleep:
             if not self.sleeper.network_wake:

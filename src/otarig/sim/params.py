@@ -54,6 +54,14 @@ class CloudParams:
     check_on_resume: bool = False
     #: spec §1.2 / §8.2: "Sessions are automatically renegotiated every 3 days".
     session_max_age_ms: int = 3 * DAY_MS
+    #: How an expired session is renegotiated on a device that stays connected (spec §8.2: the cloud
+    #: code is not public): "lag" (default) — the cloud discards it (key change → DISCARD_SESSION,
+    #: spec §1.2) a uniform 0..`renegotiation_lag_max_ms` after expiry, so a connected device does a
+    #: full handshake every 3–7 days; "at_expiry" — exactly at 3 days; "next_connect" — never while
+    #: connected, only at its next connection. The default is [inference], chosen so a Standard
+    #: release to an always-on fleet with no resets completes in about a week (spec §1.1, §5).
+    renegotiation: str = "lag"
+    renegotiation_lag_max_ms: int = 4 * DAY_MS
     #: spec §2.4 / §7.9: flights of <= 40 chunks of 512 B (PR #1558).
     chunk_size: int = 512
     flight_chunks: int = 40
