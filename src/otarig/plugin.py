@@ -200,4 +200,3 @@ def _write_artifacts(request: pytest.FixtureRequest, rig: Any, artifacts: Path, 
     record_property("device_time_s", meta["device_time_s"])
     record_property("data_bytes", meta["data_bytes"])
     record_property("seed", rig.seed)
-    os.environ.setdefault("OTARIG_LAST_ARTIFACTS", str(artifacts))

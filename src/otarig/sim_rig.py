@@ -10,7 +10,7 @@ from typing import Any
 
 from .config import BenchConfig
 from .rig import FirmwareBuild, Rig
-from .sim import firmware_defects
+from .sim import faults, firmware_defects
 from .sim.bench import SimBench
 from .sim.build import build_companion
 from .sim.images import make_app_image
@@ -69,6 +69,7 @@ class SimRig(Rig):
                                     link_profile=cfg.simulation.link)
         for b in cfg.boards:
             self.boards[b.id] = self.bench.open_board(b.id, artifacts / f"serial-{b.id}.log")
+        self.device.listeners.append(self._fault_notes)
         self.monitor = None
         if cfg.capabilities.psu and cfg.psu is not None:
             self._start_psu(cfg)
@@ -139,14 +140,10 @@ class SimRig(Rig):
 
     # -- faults (exact on the simulated bench) ------------------------------------------------------
     def power_cycle(self, off_s: float = 2.0) -> None:
-        """Cut the DUT's power (VIN and USB VBUS) and restore it after `off_s`."""
-        self.inject("power_cut", board=self.dut_id)
+        """Cut the DUT's power (VIN and USB VBUS) now and restore it after `off_s`."""
         with self.bench.lock:
-            self.device.power_off()
+            faults.power_cycle(self.device, int(off_s * 1000))
         self.wait(off_s)
-        self.inject("power_restore", board=self.dut_id)
-        with self.bench.lock:
-            self.device.power_on()
 
     def link_outage(self, seconds: float) -> None:
         """No coverage from now for `seconds` (the bench's antenna switch)."""
@@ -157,48 +154,22 @@ class SimRig(Rig):
             dev.net.antenna_changed()
 
     def cut_power_at(self, phase: str, *, chunk: int = 0, off_s: float = 5.0) -> None:
-        """Arm a power cut at an OTA phase, exact to the event (spec §2.6, §7.10 power-cut list):
-        `download` after `chunk` progress events, `complete` right after firmware_update complete
-        (before the reset), `copy` in the middle of the bootloader's slot copy."""
-        from .sim import deviceos as dos
+        """Arm a power cut at an OTA phase, exact to the model step (spec §2.6, §7.10): `download`
+        with `chunk` chunks in the OTA region, `complete` (slot registered, before the reset), or
+        `copy` (in the middle of the bootloader's slot copy). Uses `otarig.sim.faults`."""
+        phases = {"download": faults.OtaPhase.DOWNLOAD, "complete": faults.OtaPhase.AFTER_COMPLETE,
+                  "copy": faults.OtaPhase.BOOTLOADER_COPY}
+        if phase not in phases:
+            raise ValueError(f"unknown phase {phase!r}: expected {', '.join(phases)}")
+        point = faults.CutPoint(phases[phase], chunks=chunk,
+                                copy_offset_ms=self.device.params.bootloader_copy_ms // 2)
+        faults.SimPowerCut(self.device, point, off_ms=int(off_s * 1000)).arm()
 
-        dev = self.device
-        sched = self.bench.world.sched
-        state = {"progress": 0, "armed": True}
-
-        def cut() -> None:
-            if not dev.powered:
-                return
-            self.timeline.add(sched.now_ms / 1000.0, "fault", "power_cut", {"phase": phase, "chunk": chunk})
-            dev.power_off()
-            sched.after(int(off_s * 1000), restore)
-
-        def restore() -> None:
-            self.timeline.add(sched.now_ms / 1000.0, "fault", "power_restore", {})
-            dev.power_on()
-
-        def listener(entry: Any) -> None:
-            if not state["armed"]:
-                return
-            d = entry.data
-            hit = False
-            if phase == "download" and entry.kind == "system_event" and d.get("event") == dos.FIRMWARE_UPDATE \
-                    and d.get("param") == dos.FIRMWARE_UPDATE_PROGRESS:
-                state["progress"] += 1
-                hit = state["progress"] > chunk
-            elif phase == "complete" and entry.kind == "system_event" and d.get("event") == dos.FIRMWARE_UPDATE \
-                    and d.get("param") == dos.FIRMWARE_UPDATE_COMPLETE:
-                hit = True
-            elif phase == "copy" and entry.kind == "bootloader_copy_start":
-                state["armed"] = False
-                sched.after(dev.params.bootloader_copy_ms // 2, cut)
-                return
-            if hit:
-                state["armed"] = False
-                sched.after(0, cut)
-        if phase not in ("download", "complete", "copy"):
-            raise ValueError(f"unknown phase {phase!r}: expected download, complete or copy")
-        dev.listeners.append(listener)
+    def _fault_notes(self, entry: Any) -> None:
+        """The simulator's power faults, on the timeline at the instant they happened."""
+        if entry.kind in ("fault_power_cut", "fault_power_restore"):
+            self.timeline.add(entry.t_ms / 1000.0, "fault", entry.kind.removeprefix("fault_"),
+                              {"board": self.dut_id, **entry.data})
 
     def flash(self, build: FirmwareBuild) -> None:
         """`particle flash <device> <file.bin>`: the cloud sends the bytes as they are (spec

@@ -197,7 +197,8 @@ class SimCloud:
             rec.system_version = hello.system_version
             rec.app_hash = hello.app_hash
             rec.safe_mode = hello.safe_mode
-        size = (RESUME_BYTES if resumed else FULL_HANDSHAKE_BYTES) - (RESUME_BYTES if resumed else FULL_HANDSHAKE_BYTES) // 2
+        total = RESUME_BYTES if resumed else FULL_HANDSHAKE_BYTES
+        size = total - total // 2  # the device sent the other half with its hello
         dev.link.send("down", size, "resume" if resumed else "handshake",
                       lambda: dev.on_cloud_message(SessionReply(s.session_id, resumed)), reliable=True)
         if not was_online:

@@ -104,7 +104,6 @@ class Connectivity:
 
     def modem_off(self) -> None:
         """Cellular.off(): the cloud goes first (spec §3.3), then the modem."""
-        self.auto_connect_saved = self.auto_connect
         self._drop_cloud(graceful=True, reason="cellular_off")
         self._cancel_timers()
         self.modem = Modem.OFF
@@ -275,9 +274,7 @@ class Connectivity:
             dev.cloud.device_disconnected(dev, False)  # the cloud learns by keep-alive; modelled at once
         dev.note("cloud_disconnected", reason=reason)
         if dev.powered:
-            dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_DISCONNECTED)
-            if self.auto_connect and reason == "network_lost":
-                pass  # reconnects when the modem re-registers
+            dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_DISCONNECTED)  # after network loss: see _reregister
 
     def discard_session(self) -> None:
         """spec §1.2 DISCARD_SESSION: drop the session and connect again with a full handshake."""
@@ -297,7 +294,7 @@ class Connectivity:
         self.modem = Modem.OFF
         self.auto_connect = False
 
-    def reconnect_after_wake(self, modem_paused: bool) -> None:
+    def reconnect_after_wake(self) -> None:
         if self.auto_connect and self.cloud == Cloud.DISCONNECTED:
             self._connect_now()
 

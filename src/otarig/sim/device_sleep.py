@@ -73,7 +73,7 @@ class DeviceSleep:
         if dev.app.yield_to_scheduler():
             return -1
         reason = self.wake_reason
-        dev.net.reconnect_after_wake(modem_paused=True)
+        dev.net.reconnect_after_wake()
         return reason
 
     def wake(self, reason: int) -> None:

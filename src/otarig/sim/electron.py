@@ -101,6 +101,7 @@ class Electron:
         self.boot_count = 0
         #: reset reason of the next power-up: how power was lost (spec §7.1 boot_reason)
         self.next_cold_reason = "power_down"
+        self.pending_reset_reason = "update"
         self.boot_ms = 0
         self.reset_reason = dos.RESET_REASON["none"]
         self.reset_reason_data = 0
@@ -168,12 +169,12 @@ class Electron:
         self._boot(dos.RESET_REASON[reason])
 
     def reset_from_app(self, reason: str, data: int = 0) -> int:
-        """A reset requested by firmware code: unwind the app first if we are on its stack."""
+        """A reset requested by firmware code, done at once on the scheduler: when called on the
+        app's own stack, the app is told to unwind first (-1 makes the bridge throw)."""
+        self.sched.after(0, lambda: self.reset(reason, data))
         if self.app is not None and self.app.current:
             self.app.aborted = True  # the bridge throws; the app unwinds, it did not exit by itself
-            self.sched.after(0, lambda: self.reset(reason, data))
             return -1
-        self.sched.after(0, lambda: self.reset(reason, data))
         return 0
 
     def _halt(self, *, graceful_cloud: bool) -> None:
@@ -466,7 +467,7 @@ class Electron:
         self.emit(dos.RESET, 0)
         # Handlers ran synchronously; one may have disabled resets (docs ota-update-control "Reset control").
         if self.flags.reset_pending and self.flags.reset_enabled and self.powered:
-            self.reset(getattr(self, "pending_reset_reason", "update"))
+            self.reset(self.pending_reset_reason)
 
     # -- cloud → device (spec §7.5) --------------------------------------------------------------
     def on_cloud_message(self, msg: object) -> None:
