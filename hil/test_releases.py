@@ -8,7 +8,7 @@ from otarig import verdicts as v
 from conftest import APP_SIZE, connected, drive, ota_verdicts, park
 
 
-@pytest.mark.requires("power_cut")
+@pytest.mark.requires("power_switch", "vbus_switch")
 def test_standard_release_lands_at_next_full_handshake(rig):
     """A Standard release waits for a full handshake (spec §1.1, §1.2, §7.8.1); a power cycle
     discards the retained session (§1.2), the handshake offers the update, the guard lets it in

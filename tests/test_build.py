@@ -13,7 +13,7 @@ import pytest
 
 from otarig.sim import build as build_mod
 from otarig.sim.build import BuildError, build_companion
-from otarig.sim.host_runtime import CLOUD, DELAY, LOOP_DONE, MILLIS, SERIAL, SLEEP, SYSTEM, HostApi
+from otarig.sim.host_runtime import CLOUD, DELAY, GPIO, LOOP_DONE, MILLIS, SERIAL, SLEEP, SYSTEM, HostApi
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for the host build")
 
@@ -21,6 +21,7 @@ pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is need
 
 SYS_DISABLE_UPDATES, SYS_DISABLE_RESET, SYS_RESET_REASON, SYS_VERSION_NUMBER = 2, 7, 11, 13
 CLOUD_CONNECT, CLOUD_FUNCTION, CLOUD_VARIABLE = 1, 7, 8
+GPIO_MODE, GPIO_WRITE, GPIO_READ = 0, 1, 2
 
 
 class FakeDevice:
@@ -33,10 +34,13 @@ class FakeDevice:
         self.abort_after = abort_after
         self.out = bytearray()
         self.ops: list[tuple[str, int]] = []
+        self.gpio_ops: list[tuple[int, int, int]] = []
         self.eeprom = (ctypes.c_uint8 * 2047)(*([0xFF] * 2047))
         self._callbacks = (MILLIS(self.millis), DELAY(self.delay), LOOP_DONE(self.loop_done),
                            SERIAL(self.serial), SYSTEM(self.system), CLOUD(self.cloud), SLEEP(lambda req: -1))
-        self.api = HostApi(*self._callbacks, ctypes.cast(self.eeprom, ctypes.POINTER(ctypes.c_uint8)), 2047)
+        self._gpio = GPIO(self.gpio)
+        self.api = HostApi(*self._callbacks, ctypes.cast(self.eeprom, ctypes.POINTER(ctypes.c_uint8)), 2047,
+                           self._gpio)
         lib.otarig_bind(ctypes.byref(self.api))
 
     def millis(self) -> int:
@@ -70,6 +74,10 @@ class FakeDevice:
     def cloud(self, op: int, a: bytes | None, b: bytes | None, flags: int) -> int:
         self.ops.append(("cloud", op))
         return 1 if op in (6, 7, 8) else 0
+
+    def gpio(self, op: int, pin: int, value: int) -> int:
+        self.gpio_ops.append((op, pin, value))
+        return 1 if op == GPIO_READ else 0
 
     def lines(self) -> list[dict]:
         return [json.loads(line) for line in self.out.decode().splitlines() if line.strip()]
@@ -107,7 +115,7 @@ def variant_so(cache: Path) -> Path:
 
 def test_abi_and_config_values(variant_so: Path, tmp_path: Path) -> None:
     lib = load(variant_so, tmp_path)
-    assert lib.otarig_abi_version() == 1
+    assert lib.otarig_abi_version() == 2
     assert lib.otarig_config(0) == 2  # SEMI_AUTOMATIC
     assert lib.otarig_config(1) == 0  # built with threaded=False
     assert lib.otarig_config(2) == 1234
@@ -164,6 +172,31 @@ def test_run_says_hello_and_returns_on_abort(variant_so: Path, tmp_path: Path) -
     assert buf.value.decode().split("\n") == ["version", "records", "lastSeq", "windowOpen"]
     lib.otarig_system_event(1 << 9, 0)  # firmware_update_pending reaches the agent as a `sys` line
     assert dev.lines()[-1]["event"] == "firmware_update_pending"
+
+
+def test_gpio_reaches_the_bound_callback(variant_so: Path, tmp_path: Path) -> None:
+    """ABI 2: pinMode/digitalWrite go through `gpio`; the download status line (D6) starts LOW and
+    encodes firmware_update begin/progress as rising edges, complete as LOW (docs/protocol.md)."""
+    lib = load(variant_so, tmp_path)
+    dev = FakeDevice(lib, abort_after=1)
+    lib.otarig_run()
+    assert dev.gpio_ops[:2] == [(GPIO_MODE, 6, 1), (GPIO_WRITE, 6, 0)]  # OUTPUT, LOW in setup()
+    del dev.gpio_ops[:]
+    firmware_update = 1 << 8
+    for param in (0, 2, 1):  # begin, progress, complete
+        lib.otarig_system_event(firmware_update, param)
+    assert dev.gpio_ops == [(GPIO_WRITE, 6, 0), (GPIO_WRITE, 6, 1)] * 2 + [(GPIO_WRITE, 6, 0)]
+
+
+def test_unbound_gpio_is_inert(variant_so: Path, tmp_path: Path) -> None:
+    """A caller that leaves `gpio` NULL (an ABI-1-shaped struct) gets the bridge's inert default."""
+    lib = load(variant_so, tmp_path)
+    dev = FakeDevice(lib, abort_after=1)
+    dev.api.gpio = GPIO()  # NULL
+    lib.otarig_bind(ctypes.byref(dev.api))
+    lib.otarig_run()
+    lib.otarig_system_event(1 << 8, 0)
+    assert dev.gpio_ops == [] and dev.lines()[0]["ev"] == "hello"
 
 
 def test_garbage_input_gets_error_replies(variant_so: Path, tmp_path: Path) -> None:

@@ -50,7 +50,8 @@ def test_bad_device_id_and_unknown_key(tmp_path):
 
 def test_real_bench_port_that_does_not_exist(tmp_path):
     text = GOOD.replace('kind = "simulated"', 'kind = "real"').replace(
-        'role = "dut"', 'role = "dut"\nport = "/dev/ttyACM-otarig-missing"')
+        'role = "dut"', 'role = "dut"\nport = "/dev/ttyACM-otarig-missing"').replace(
+        'port = "sim"', 'port = "/dev/ttyACM-otarig-tester"')
     with pytest.raises(ConfigError) as err:
         load(_write(tmp_path, text))
     assert "boards[0].port = '/dev/ttyACM-otarig-missing': no such serial device" in str(err.value)

@@ -54,6 +54,7 @@ enum State { DISABLED, ENABLED };
 
 void system_thread_set_state(spark::feature::State state, void* reserved);
 
-inline void pinMode(pin_t, PinMode) {}
-inline void digitalWrite(pin_t, uint8_t) {}
-inline int32_t digitalRead(pin_t) { return LOW; }
+// Forwarded to the simulator's pin model (wiring_gpio.cpp, bridge `gpio` callback).
+void pinMode(pin_t pin, PinMode mode);
+void digitalWrite(pin_t pin, uint8_t value);
+int32_t digitalRead(pin_t pin);

@@ -1,5 +1,5 @@
 /*
- * The bridge exports (docs/dev/architecture.md "Bridge ABI", version 1): binding, the run loop
+ * The bridge exports (docs/dev/architecture.md "Bridge ABI", version 2): binding, the run loop
  * with abort semantics, build-time configuration, the retained section and the entry points
  * through which the simulator invokes the app's handlers.
  */
@@ -25,9 +25,10 @@ int default_serial(int op, uint8_t*, int len) { return op == OTARIG_SERIAL_WRITE
 int default_system(int, int) { return 0; }
 int default_cloud(int, const char*, const char*, int) { return 0; }
 int default_sleep(const otarig_sleep_request*) { return -1; }
+int default_gpio(int, int, int) { return 0; }   // no pins: writes go nowhere, reads are LOW
 
 otarig_host_api g_api = {default_millis, default_delay, default_loop_done, default_serial,
-                         default_system, default_cloud, default_sleep, nullptr, 0};
+                         default_system, default_cloud, default_sleep, nullptr, 0, default_gpio};
 
 // Build-time configuration (otarig_config). Constant-initialised, so static constructors that
 // record SYSTEM_MODE / SYSTEM_THREAD / PRODUCT_* may run in any order.
@@ -96,6 +97,7 @@ void otarig_bind(const otarig_host_api* api) {
     if (!g_api.system) g_api.system = default_system;
     if (!g_api.cloud) g_api.cloud = default_cloud;
     if (!g_api.sleep) g_api.sleep = default_sleep;
+    if (!g_api.gpio) g_api.gpio = default_gpio;
 }
 
 void otarig_run(void) {

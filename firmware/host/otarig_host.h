@@ -1,5 +1,5 @@
 /*
- * otarig bridge ABI, version 1 (docs/dev/architecture.md "Bridge ABI").
+ * otarig bridge ABI, version 2 (docs/dev/architecture.md "Bridge ABI"; 2 added `gpio`).
  *
  * The companion firmware is compiled for the host into a shared library. The simulator (Python,
  * ctypes) installs these callbacks with otarig_bind() and runs the app with otarig_run(). Every
@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#define OTARIG_ABI_VERSION 1
+#define OTARIG_ABI_VERSION 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,6 +45,7 @@ typedef struct otarig_host_api {
     int      (*sleep)(const otarig_sleep_request* req);  /* -> SystemSleepWakeupReason; <0: abort */
     uint8_t* eeprom;                                     /* emulated EEPROM, owned by the simulator */
     uint32_t eeprom_len;                                 /* 2047 on Electron */
+    int      (*gpio)(int op, int pin, int value);        /* OTARIG_GPIO_*; not switching (ABI 2) */
 } otarig_host_api;
 
 /* serial(op, ...) */
@@ -52,6 +53,11 @@ typedef struct otarig_host_api {
 #define OTARIG_SERIAL_READ         1  /* buf,len -> bytes read, non-blocking, 0 if none */
 #define OTARIG_SERIAL_AVAILABLE    2  /* -> bytes available */
 #define OTARIG_SERIAL_IS_CONNECTED 3  /* -> 0/1 */
+
+/* gpio(op, pin, value): pinMode / digitalWrite / digitalRead; the simulator keeps the pin state */
+#define OTARIG_GPIO_MODE  0  /* value = PinMode (INPUT 0, OUTPUT 1, INPUT_PULLUP 2, INPUT_PULLDOWN 3) -> 0 */
+#define OTARIG_GPIO_WRITE 1  /* value = 0/1 -> 0 */
+#define OTARIG_GPIO_READ  2  /* -> the pin's level, 0/1 */
 
 /* system(op, arg) */
 #define OTARIG_SYS_ENABLE_UPDATES     1

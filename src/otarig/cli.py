@@ -25,9 +25,11 @@ class CommandError(Exception):
         self.code = code
 
 
+from otarig.bench_companion import BenchCompanionError  # noqa: E402
 from otarig.config import BenchConfig, ConfigError  # noqa: E402
 
-_USER_ERRORS: tuple[type[Exception], ...] = (CommandError, firmware.FirmwareError, OSError, ConfigError)
+_USER_ERRORS: tuple[type[Exception], ...] = (CommandError, firmware.FirmwareError, OSError, ConfigError,
+                                             BenchCompanionError)
 
 
 # -- firmware ----------------------------------------------------------------------------------

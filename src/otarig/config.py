@@ -79,11 +79,25 @@ class ParticleCliConfig(_Strict):
     version: str = "3.51.0"
 
 
+class BenchCompanionConfig(_Strict):
+    """The tester board beside the DUT running firmware/bench/ (docs/protocol.md)."""
+
+    port: str = Field("sim", description='"sim" on a simulated bench; a serial path, by-id link or pyserial URL')
+    timeout_s: float = Field(3.0, gt=0, le=60, description="how long to wait for its hello at bench start")
+    vbus_cable: bool = Field(True, description="simulated bench: the DUT's USB carries VBUS through the companion")
+
+
 class Capabilities(_Strict):
     psu: bool = False
-    antenna_switch: bool = False
-    usb_power: bool = False
-    power_cut: bool = False
+    power_cut: bool = False       # simulated bench: cuts placed exactly at an OTA phase (otarig.sim.faults)
+    # provided by the bench companion (firmware/bench/):
+    power_switch: bool = False    # a MOSFET in series with the DUT's VIN
+    vbus_switch: bool = False     # a switch on the DUT's USB VBUS
+    antenna_switch: bool = False  # an RF switch on the DUT's antenna
+    wake_pin: bool = False        # a wire to the DUT's WKP pin
+
+
+COMPANION_CAPABILITIES = ("power_switch", "vbus_switch", "antenna_switch", "wake_pin")
 
 
 class BenchConfig(_Strict):
@@ -94,6 +108,7 @@ class BenchConfig(_Strict):
     cloud: CloudConfig = CloudConfig()
     particle_cli: ParticleCliConfig = ParticleCliConfig()
     capabilities: Capabilities = Capabilities()
+    bench_companion: BenchCompanionConfig | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "BenchConfig":
@@ -109,6 +124,13 @@ class BenchConfig(_Strict):
                                      "a pyserial URL, or usb_serial")
         if self.capabilities.psu and self.psu is None:
             raise ValueError("capabilities.psu is true but there is no [psu] section")
+        for cap in COMPANION_CAPABILITIES:
+            if getattr(self.capabilities, cap) and self.bench_companion is None:
+                raise ValueError(f"capabilities.{cap} is true but there is no [bench_companion] section "
+                                 "(the tester board running firmware/bench/ provides it)")
+        if self.bench_companion is not None and self.bench.kind == "real" and self.bench_companion.port == "sim":
+            raise ValueError('bench_companion.port: "sim" on a real bench; give the tester board\'s serial port '
+                             "(e.g. /dev/serial/by-id/usb-MicroPython_Board_in_FS_mode_...-if00)")
         return self
 
     @property

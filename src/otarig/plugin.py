@@ -17,9 +17,9 @@ from typing import Any, Iterator
 import pytest
 
 from . import __version__
-from .config import BenchConfig, ConfigError, load
+from .config import BenchConfig, Capabilities, ConfigError, load
 
-CAPABILITIES = ("psu", "antenna_switch", "usb_power", "power_cut")
+CAPABILITIES = tuple(Capabilities.model_fields)
 DEFAULT_SCENARIO_TIMEOUT = 240
 
 
@@ -83,6 +83,20 @@ def _check_capabilities(item: pytest.Item, cfg: BenchConfig, simulated: bool) ->
         pytest.skip("needs the simulated bench (exact fault timing)")
 
 
+def _check_real_bench(config: pytest.Config, cfg: BenchConfig, root: Path) -> None:
+    """Once per session: the instruments the bench declares answer (a silent companion stops the run)."""
+    if getattr(config, "_otarig_bench_checked", False):
+        return
+    from .bench_companion import BenchCompanionError, check_at_start
+
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        check_at_start(cfg, root / "bench-companion-start.log")
+    except BenchCompanionError as exc:
+        pytest.exit(f"otarig: {exc}", returncode=4)
+    config._otarig_bench_checked = True  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def rig(request: pytest.FixtureRequest, bench_config: BenchConfig, record_property: Any) -> Iterator[Any]:
     """A fresh rig on the configured bench, with its artifact folder; writes artifacts at teardown."""
@@ -95,6 +109,7 @@ def rig(request: pytest.FixtureRequest, bench_config: BenchConfig, record_proper
     artifacts = (root / _safe_name(request.node.nodeid)).resolve()
     artifacts.mkdir(parents=True, exist_ok=True)
     if not cfg.simulated:
+        _check_real_bench(config, cfg, root)
         pytest.skip("real benches: the hardware rig is not implemented in this build (see docs/real-bench.md)")
     from .sim_rig import SimRig
 

@@ -182,7 +182,7 @@ def encode_command(cmd: str, id: int, **keys: Any) -> bytes:  # noqa: A002 - pro
     return line
 
 
-def check_hello(entry: Entry) -> Event:
+def check_hello(entry: Entry, agent: str = AGENT) -> Event:
     """Check a `hello` (first line after boot, answer to `ping`); returns it.
 
     Raises ProtocolError naming both versions when the device speaks another protocol version,
@@ -191,9 +191,9 @@ def check_hello(entry: Entry) -> Event:
     if not isinstance(entry, Event) or entry.name != "hello":
         shown = entry.raw if isinstance(entry, Event) else escape_bytes(entry.raw)
         raise ProtocolError(f"not an otarig companion: expected a hello event, got {shown[:120]!r}")
-    agent = entry.get("agent")
-    if agent is not None and agent != AGENT:
-        raise ProtocolError(f"not an otarig companion: hello from agent {agent!r}, expected {AGENT!r}")
+    seen = entry.get("agent")
+    if seen is not None and seen != agent:
+        raise ProtocolError(f"not an otarig companion: hello from agent {seen!r}, expected {agent!r}")
     proto = entry.get("proto")
     if proto is None:
         raise ProtocolError("not an otarig companion: hello without 'proto'")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from .bench_companion import BenchCompanion, CompanionTimeline, edges_for_byte
 from .board import Board
 from .clock import BenchClock
 from .config import BenchConfig
@@ -60,6 +61,10 @@ class Rig:
         self.psu: Any | None = None
         self.verdicts: list[Verdict] = []
         self.cli_transcripts: list[Any] = []
+        #: the tester board beside the DUT (firmware/bench/), when the bench has one
+        self.bench_companion: BenchCompanion | None = None
+        self._companion_seen = 0
+        self._companion_tl: CompanionTimeline | None = None
 
     # -- boards and time -----------------------------------------------------------------------
     @property
@@ -122,10 +127,55 @@ class Rig:
                 else:
                     self.timeline.add(t, f"board:{bid}", "noise", {"reason": entry.reason})
             self._seen[bid] = start + len(new)
+        self._collect_companion()
         for ev in self.cloud.new_events():
             data = {k: v for k, v in ev.items() if k not in ("name", "t_ms")}
             t = ev["t_ms"] / 1000.0 if "t_ms" in ev else self.now()
             self.timeline.add(t, "cloud", ev["name"], data)
+
+    def _collect_companion(self) -> None:
+        if self.bench_companion is None:
+            return
+        if self._companion_tl is None:
+            self._companion_tl = CompanionTimeline(self.dut_id)
+        new = self.bench_companion.board.history_since(self._companion_seen)
+        self._companion_seen += len(new)
+        for t, entry in new:
+            if isinstance(entry, Event):
+                for source, kind, data in self._companion_tl.entries(entry):
+                    self.timeline.add(t, source, kind, data)
+
+    # -- the bench companion: faults and wake-ups, the same commands on every bench -----------------
+    def companion(self, capability: str) -> BenchCompanion:
+        """The bench companion, if the bench declares `capability` (scenarios mark `requires(...)`)."""
+        if self.bench_companion is None or not getattr(self.cfg.capabilities, capability, False):
+            raise RuntimeError(f"this bench has no {capability} (capabilities.{capability} = false, or no "
+                               "[bench_companion] section); mark the scenario requires({capability!r})")
+        return self.bench_companion
+
+    def link_outage(self, seconds: float) -> None:
+        """Connectivity lost from now for `seconds`: the companion disconnects the DUT's antenna
+        (an Electron is cellular: no cable to pull; instruments spec A.3, hil-anchors rec. 7)."""
+        self.companion("antenna_switch").antenna_off(int(seconds * 1000))
+        self.collect()
+
+    def power_cycle(self, off_s: float = 2.0) -> None:
+        """VIN and USB VBUS off now, back on after `off_s` (timed on the companion), then wait."""
+        self.companion("power_switch").power_off(int(off_s * 1000))
+        self.wait(off_s)
+
+    def cut_power_at_byte(self, byte: int, *, off_s: float = 5.0) -> int:
+        """Arm a cut of VIN and VBUS once `byte` bytes of the next download are in flash (rounded
+        down to a 512 B chunk), timed by the companion on the DUT's status line; returns the edge."""
+        edges = edges_for_byte(byte)
+        self.companion("power_switch").arm_cut(edges, int(off_s * 1000))
+        self.collect()
+        return edges
+
+    def wake(self, pulse_ms: int = 10) -> None:
+        """Pulse the DUT's WKP pin (a rising edge wakes it from HIBERNATE, spec particle-ota.md §3.2)."""
+        self.companion("wake_pin").wake(pulse_ms)
+        self.collect()
 
     # -- verdicts ---------------------------------------------------------------------------------
     def check(self, *verdicts: Verdict) -> None:
@@ -168,3 +218,5 @@ class Rig:
     def close(self) -> None:
         for b in self.boards.values():
             b.close()
+        if self.bench_companion is not None:
+            self.bench_companion.close()

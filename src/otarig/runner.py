@@ -116,6 +116,10 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
     args += extra_args or []
     if cfg.simulated:
         _prebuild(console, cfg)
+    else:
+        from .bench_companion import check_at_start
+
+        check_at_start(cfg, report_dir / "bench-companion-start.log")  # absent or silent: stop now
     t0 = time.perf_counter()
     with Progress(TextColumn("[bold]{task.description:<60}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as progress:

@@ -69,6 +69,8 @@ class SimRig(Rig):
                                     link_profile=cfg.simulation.link)
         for b in cfg.boards:
             self.boards[b.id] = self.bench.open_board(b.id, artifacts / f"serial-{b.id}.log")
+        if cfg.bench_companion is not None:
+            self._start_companion(cfg, artifacts)
         self.device.listeners.append(self._fault_notes)
         self.monitor = None
         if cfg.capabilities.psu and cfg.psu is not None:
@@ -100,6 +102,16 @@ class SimRig(Rig):
             return pump_while(self.bench, fn, timeout=timeout, on_step=self.collect)
         finally:
             self.collect()
+
+    def _start_companion(self, cfg: BenchConfig, artifacts: Path) -> None:
+        """firmware/bench/ in the simulated bench, on its own pty, driven like a real one."""
+        from .bench_companion import BenchCompanion
+
+        assert cfg.bench_companion is not None
+        name = "bench-companion"
+        self.bench.add_bench_companion(self.dut_id, name, vbus_cable=cfg.bench_companion.vbus_cable)
+        board = self.bench.open_board(name, artifacts / "serial-bench-companion.log")
+        self.bench_companion = BenchCompanion.connect(board, str(board.url), timeout_s=cfg.bench_companion.timeout_s)
 
     #: PSU sampling period on the simulated bench: coarse, so a simulated week stays cheap.
     MONITOR_PERIOD_S = 120.0
@@ -138,21 +150,7 @@ class SimRig(Rig):
         """The simulated DUT (for fault injection only; scenarios observe through the board)."""
         return self.bench.slots[self.dut_id].device
 
-    # -- faults (exact on the simulated bench) ------------------------------------------------------
-    def power_cycle(self, off_s: float = 2.0) -> None:
-        """Cut the DUT's power (VIN and USB VBUS) now and restore it after `off_s`."""
-        with self.bench.lock:
-            faults.power_cycle(self.device, int(off_s * 1000))
-        self.wait(off_s)
-
-    def link_outage(self, seconds: float) -> None:
-        """No coverage from now for `seconds` (the bench's antenna switch)."""
-        self.inject("link_outage", seconds=seconds)
-        dev = self.device
-        with self.bench.lock:
-            dev.link.add_outage(self.bench.world.now_ms, int(seconds * 1000))
-            dev.net.antenna_changed()
-
+    # -- faults placed exactly at an OTA phase (simulator only) -------------------------------------
     def cut_power_at(self, phase: str, *, chunk: int = 0, off_s: float = 5.0) -> None:
         """Arm a power cut at an OTA phase, exact to the model step (spec §2.6, §7.10): `download`
         with `chunk` chunks in the OTA region, `complete` (slot registered, before the reset), or

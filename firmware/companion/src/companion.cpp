@@ -7,9 +7,11 @@
  *
  * Build-time options (-D): OTARIG_PRODUCT_ID (4242), COMPANION_VERSION (1), OTARIG_THREADED (1),
  * COMPANION_MUTANT (0 = good build), OTARIG_HANDSHAKE_INTERVAL_MS (24 h),
- * OTARIG_SYSTEM_MODE (SEMI_AUTOMATIC; AUTOMATIC or MANUAL to test spec §3.1 / §7.2 boot paths).
+ * OTARIG_SYSTEM_MODE (SEMI_AUTOMATIC; AUTOMATIC or MANUAL to test spec §3.1 / §7.2 boot paths),
+ * OTARIG_STATUS_PIN (D6: the download status line the bench watches, docs/protocol.md).
  */
 #include "Particle.h"
+#include "DownloadSignal.h"
 #include "OtaGuard.h"
 #include "RecordLog.h"
 #include "TestAgent.h"
@@ -45,6 +47,7 @@ const uint32_t kDrivingLoopMs = 100;     // loop pacing: the simulator's speed d
 const uint32_t kParkedLoopMs = 1000;
 
 RecordLog recordLog;
+DownloadSignal statusLine;  // instrumentation for the bench, in every build (mutants included)
 LogRecord batch[kBatchSize];
 uint32_t batchCount = 0;
 uint32_t nextSeq = 1;
@@ -129,7 +132,10 @@ int cloudWorkload(String arg) {
     return -1;
 }
 
-void onSystemEvent(system_event_t event, int param, void*) { agent.sysEvent(event, param); }
+void onSystemEvent(system_event_t event, int param, void*) {
+    statusLine.onSystemEvent(event, param);
+    agent.sysEvent(event, param);
+}
 
 void onGuardAction(const char* action, const OtaGuardShutdownResult* r, void*) {
     agent.guardAction(action, r ? r->records : 0, r ? r->lastSeq : 0, r != nullptr);
@@ -150,6 +156,7 @@ void publishPersisted() {
 }  // namespace
 
 void setup() {
+    statusLine.begin(OTARIG_STATUS_PIN);  // LOW before the guard registers for system events
     recordLog.begin();
     nextSeq = recordLog.lastSeq() + 1;
     lastPublishedSeq = recordLog.lastSeq();

@@ -20,6 +20,7 @@ from .cloud import SimCloud
 from .electron import Electron
 from .link import CellularLink
 from .params import CloudParams, DeviceOsParams
+from .power_inputs import PowerInputs
 from .serial_port import SimSerialPort
 from .world import World
 
@@ -48,9 +49,10 @@ class Ticker:
 
 @dataclass
 class BoardSlot:
-    device: Electron
+    device: Any  # an Electron, or a SimBenchCompanion (anything with `serial_input`)
     port: SimSerialPort | None
     board: Any | None = None  # otarig.board.Board attached by the rig
+    inputs: PowerInputs | None = None  # what feeds an Electron (docs/power.md §4)
 
 
 class SimClock:
@@ -79,6 +81,8 @@ class SimBench:
         self.cloud = SimCloud(self.world, cloud_params)
         self.device_params = device_params or DeviceOsParams()
         self.slots: dict[str, BoardSlot] = {}
+        #: bench companions (tester boards) by name: their ports are synchronised like the boards'
+        self.companions: dict[str, BoardSlot] = {}
         self.clock = SimClock(self)
         self.lock = threading.RLock()  # the HTTP front takes it; the world never runs concurrently
         self.port_dir = self.world.workdir / "dev"
@@ -103,13 +107,35 @@ class SimBench:
                        params=params or self.device_params)
         self.world.add_device(dev)
         self.cloud.attach(dev, product_id, **cloud_fields)
-        self.slots[device_id] = BoardSlot(dev, port)
+        self.slots[device_id] = BoardSlot(dev, port, inputs=PowerInputs(dev))
         if image is not None:
             dev.install(image)
         if power_on:
             with self.lock:
                 dev.power_on()
         return dev
+
+    def add_bench_companion(self, device_id: str, name: str = "bench-companion", *,
+                            vbus_cable: bool = True) -> Any:
+        """A tester board running firmware/bench/ beside `device_id`, on its own pty.
+
+        `vbus_cable`: the Electron's USB cable carries VBUS through the tester's switch (the bench
+        docs/power.md §4 recommends); False models a data-only cable.
+        """
+        from .bench_companion import SimBenchCompanion
+
+        slot = self.slots[device_id]
+        assert slot.inputs is not None
+        with self.lock:
+            slot.inputs.vbus_supplied = vbus_cable
+            port = SimSerialPort(self.port_dir / name)
+            comp = SimBenchCompanion(self.world, port, slot.device, slot.inputs)
+            self.companions[name] = BoardSlot(comp, port)
+            comp.start()
+        return comp
+
+    def _port_slots(self) -> list[BoardSlot]:
+        return [*self.slots.values(), *self.companions.values()]
 
     def port_path(self, device_id: str) -> Path:
         port = self.slots[device_id].port
@@ -125,7 +151,7 @@ class SimBench:
         """Wait (virtual time) for the board's USB port, open a rig-side `Board` on it, attach it."""
         from ..board import Board  # the rig side; imported here so the simulator stays rig-agnostic
 
-        port = self.slots[device_id].port
+        port = (self.slots.get(device_id) or self.companions[device_id]).port
         if port is None:
             raise KeyError(f"simulated board {device_id} has no serial port")
         deadline = self.world.now_ms + int(timeout * 1000)
@@ -133,13 +159,13 @@ class SimBench:
             self.advance(min(0.1, (deadline - self.world.now_ms) / 1000))
         board = Board(device_id, str(port.link), clock=self.clock, log_path=log_path)
         board.open()
-        self.attach_board(device_id, board)
+        (self.slots.get(device_id) or self.companions[device_id]).board = board
         return board
 
     # -- power supply (docs/power.md) -------------------------------------------------------------
     def start_psu(self, model: str = "E36312A", *, device_id: str | None = None, channel: int = 1,
                   volts: float | None = 5.0, current_limit: float | None = 3.0, output: bool | None = True,
-                  usb_vbus: bool = False, battery: bool = False, figures: "PowerFigures | None" = None,
+                  usb_vbus: bool | None = None, battery: bool | None = None, figures: "PowerFigures | None" = None,
                   vin_min_v: float | None = None) -> str:
         """Start the simulated SCPI supply (once) and wire `device_id`'s VIN to `channel`.
 
@@ -169,7 +195,8 @@ class SimBench:
                 rail.i_limit = current_limit
             if output is not None:
                 rail.on = output
-            load = ElectronPower(self.slots[device_id].device, post=self.post, sim_thread=self.sim_thread,
+            slot = self.slots[device_id]
+            load = ElectronPower(slot.device, post=self.post, sim_thread=self.sim_thread, inputs=slot.inputs,
                                  usb_vbus=usb_vbus, battery=battery, vin_min_v=rail.vin_min_v)
             load.on_change = lambda t: server.load_changed(t, [channel])
             server.attach(load, channel)
@@ -252,7 +279,7 @@ class SimBench:
 
     def _sync_in(self) -> None:
         """Hand each device the bytes its rig-side board wrote since the last step."""
-        for slot in self.slots.values():
+        for slot in self._port_slots():
             if slot.board is None or slot.port is None or not slot.port.present:
                 continue
             slot.port.deliver(slot.board.drain_to)  # the board learns the current generation here
@@ -264,7 +291,7 @@ class SimBench:
 
     def _sync_out(self) -> None:
         dirty, self.world.dirty_ports = self.world.dirty_ports, set()
-        for slot in self.slots.values():
+        for slot in self._port_slots():
             port = slot.port
             if port is None or port not in dirty:
                 continue
@@ -281,6 +308,8 @@ class SimBench:
             self.psu_server.stop()
         for load in self.power.values():
             load.detach()
+        for comp in self.companions.values():
+            comp.device.shutdown()
         for slot in self.slots.values():
             if slot.port is not None and slot.port.present:
                 slot.port.vanish()

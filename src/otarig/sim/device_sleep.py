@@ -3,7 +3,8 @@
 HIBERNATE powers down and wakes through the reset path (retained RAM kept, pending slots
 applied). STOP / ULTRA_LOW_POWER continue after the sleep call; the cloud is disconnected
 unless cellular is a wake source (without INACTIVE_STANDBY), in which case cloud traffic
-(an OTA included) wakes the device.
+(an OTA included) wakes the device. A rising edge on the request's GPIO pin (the bench pulses
+WKP) wakes either kind (`electron_pins.ElectronPins.drive_input`).
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class DeviceSleep:
         self.wake_reason = dos.WAKEUP_UNKNOWN
         self._timer = None
         self.hibernating = False
+        #: the GPIO wake source of the current sleep (WKP = 17), None when awake or without one
+        self.wake_pin: int | None = None
 
     @property
     def asleep(self) -> bool:
@@ -35,18 +38,21 @@ class DeviceSleep:
             self._timer = None
         self.mode = dos.SLEEP_NONE
         self.hibernating = False
+        self.wake_pin = None
 
     def sleep(self, req: "SleepRequest") -> int:
         dev = self.dev
         if dev.app is None or not dev.app.current:
             return dos.WAKEUP_UNKNOWN  # only the application thread may sleep
-        mode = req.mode
+        # Copied now: `req` lives on the app's stack, which unwinds before a HIBERNATE takes effect.
+        mode, duration_ms = req.mode, req.duration_ms
+        wake_pin = req.wake_gpio or None  # ABI: 0 = no GPIO wake source
         standby = bool(req.network_flags & dos.SLEEP_NETWORK_FLAG_INACTIVE_STANDBY)
-        dev.note("sleep", mode=dos.SLEEP_MODE_NAME.get(mode, str(mode)), ms=req.duration_ms,
+        dev.note("sleep", mode=dos.SLEEP_MODE_NAME.get(mode, str(mode)), ms=duration_ms,
                  network_wake=bool(req.wake_network), standby=standby, ota=dev.ota.receiving)
         if mode == dos.SLEEP_HIBERNATE:
             dev.net.drop_for_sleep()
-            dev.sched.after(0, lambda: self._hibernate(req.duration_ms))
+            dev.sched.after(0, lambda: self._hibernate(duration_ms, wake_pin))
             return -1  # the app does not continue: HIBERNATE wakes through reset
         if mode not in (dos.SLEEP_STOP, dos.SLEEP_ULTRA_LOW_POWER):
             return dos.WAKEUP_UNKNOWN
@@ -65,11 +71,12 @@ class DeviceSleep:
             else:
                 dev.net.modem_off()
         self.mode = mode
+        self.wake_pin = wake_pin
         dev.app_state_before_sleep = dev.app_state
         from .electron import AppState
         dev.app_state = AppState.SLEEPING
-        if req.duration_ms:
-            self._timer = dev.sched.after(req.duration_ms, lambda: self.wake(dos.WAKEUP_BY_RTC))
+        if duration_ms:
+            self._timer = dev.sched.after(duration_ms, lambda: self.wake(dos.WAKEUP_BY_RTC))
         if dev.app.yield_to_scheduler():
             return -1
         reason = self.wake_reason
@@ -87,21 +94,19 @@ class DeviceSleep:
             dev.note("wake", reason=reason)
             dev.sched.after(0, dev._resume_app)
         elif self.hibernating:
-            self.hibernating = False
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self.cancel()
             dev.note("wake", reason=reason)
             dev.powered = True
             dev._boot(dos.RESET_REASON["power_management"])
 
-    def _hibernate(self, duration_ms: int) -> None:
+    def _hibernate(self, duration_ms: int, wake_pin: int | None) -> None:
         dev = self.dev
         dev._halt(graceful_cloud=True)
         from .electron import AppState
         dev.app_state = AppState.OFF
         self.hibernating = True
         self.mode = dos.SLEEP_NONE
+        self.wake_pin = wake_pin  # spec §3.2: HIBERNATE wakes on a WKP rising edge
         dev.note("hibernate")
         if duration_ms:
             self._timer = dev.sched.after(duration_ms, lambda: self.wake(dos.WAKEUP_BY_RTC))

@@ -1,8 +1,9 @@
 """A simulated Particle Electron running Device OS 2.3.1 and a firmware host build.
 
 The Device OS *behaviour* lives here (spec particle-ota.md §7.1–7.5); the application is the
-real companion firmware, run by `host_runtime.AppInstance`. Connectivity, OTA reception and
-sleep are delegated to small collaborators (`connectivity`, `device_ota`, `device_sleep`).
+real companion firmware, run by `host_runtime.AppInstance`. Connectivity, OTA reception, sleep
+and GPIO are delegated to small collaborators (`connectivity`, `device_ota`, `device_sleep`,
+`electron_pins`).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from . import deviceos as dos
 from .connectivity import Connectivity
 from .device_ota import DeviceOta
 from .device_sleep import DeviceSleep
+from .electron_pins import ElectronPins
 from .flash import FlashState
 from .host_runtime import AppInstance, SleepRequest
 from .images import ImageError, SimImage, read_image
@@ -117,6 +119,7 @@ class Electron:
         self.net = Connectivity(self)
         self.ota = DeviceOta(self)
         self.sleeper = DeviceSleep(self)
+        self.pins = ElectronPins(self)
 
     # -- observation ----------------------------------------------------------------------
     def note(self, kind: str, **data: Any) -> None:
@@ -191,6 +194,7 @@ class Electron:
         self.ota.cancel("halt", emit=False)
         self.net.shutdown(graceful=graceful_cloud)
         self._stop_app()
+        self.pins.release()  # the MCU's pins return to their reset state (a HIGH output falls)
         if self.port is not None and self.port.present:
             self.world.port_vanish(self.port)
         self.serial_rx.clear()
@@ -418,6 +422,9 @@ class Electron:
 
     def fw_sleep(self, req: SleepRequest) -> int:
         return self.sleeper.sleep(req)
+
+    def fw_gpio(self, op: int, pin: int, value: int) -> int:
+        return self.pins.fw_gpio(op, pin, value)
 
     # -- flags and events (spec §2.1, §2.2, §7.5) -----------------------------------------
     def set_updates_enabled(self, enabled: bool) -> None:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import deviceos as dos
 from .connectivity import Modem
+from .power_inputs import PowerInputs
 from .power_model import VIN_MIN_V, PowerState
 
 if TYPE_CHECKING:
@@ -75,14 +76,18 @@ class ElectronPower:
     """
 
     def __init__(self, dev: "Electron", *, post: Callable[[Callable[[], None]], None],
-                 sim_thread: int | None = None, usb_vbus: bool = False, battery: bool = False,
-                 vin_min_v: float = VIN_MIN_V, brownout_recovery_ms: int = BROWNOUT_RECOVERY_MS) -> None:
+                 sim_thread: int | None = None, usb_vbus: bool | None = None, battery: bool | None = None,
+                 vin_min_v: float = VIN_MIN_V, brownout_recovery_ms: int = BROWNOUT_RECOVERY_MS,
+                 inputs: PowerInputs | None = None) -> None:
         self.dev = dev
         self.post = post
         self.sim_thread = threading.get_ident() if sim_thread is None else sim_thread
         #: docs/power.md §4: a board with USB VBUS (or a LiPo) connected is not cut by VIN.
-        self.usb_vbus = usb_vbus
-        self.battery = battery
+        self.inputs = inputs if inputs is not None else PowerInputs(dev)
+        if usb_vbus is not None:
+            self.inputs.vbus_supplied = usb_vbus
+        if battery is not None:
+            self.inputs.battery = battery
         self.vin_min_v = vin_min_v
         self.brownout_recovery_ms = brownout_recovery_ms
         self.on_change: Callable[[float], None] | None = None
@@ -195,7 +200,7 @@ class ElectronPower:
     @property
     def other_sources(self) -> bool:
         """docs/power.md §4: VBUS or a LiPo keep the board up whatever VIN does."""
-        return self.usb_vbus or self.battery
+        return self.inputs.other_than_vin
 
     def _act(self, fn: Callable[..., None], *args: Any) -> None:
         if threading.get_ident() == self.sim_thread:
@@ -205,20 +210,16 @@ class ElectronPower:
 
     def _apply_vin(self) -> None:
         """Apply the supply's *latest* state: an action queued earlier can never undo a later one."""
-        dev = self.dev
-        vin_ok = self._vin_ok
-        if vin_ok and not dev.powered:
-            self._record("vin_on")
-            dev.power_on()
-        elif not vin_ok and dev.powered and not self.other_sources:
-            self._record("vin_off")
-            dev.power_off()
+        self.inputs.vin_supplied = self._vin_ok
+        changed = self.inputs.apply()
+        if changed:
+            self._record(f"vin_{changed}")
 
     def _apply_brownout(self) -> None:
         """VIN sagged below the minimum while the board drew current (instruments spec A.3 #5)."""
         dev = self.dev
         if not dev.powered or self.other_sources:
-            self._record("brownout_ignored", powered=dev.powered, vbus=self.usb_vbus, battery=self.battery)
+            self._record("brownout_ignored", powered=dev.powered, vbus=self.inputs.vbus, battery=self.inputs.battery)
             return
         self._record("brownout")
         dev.power_off(brownout=True)
@@ -227,7 +228,7 @@ class ElectronPower:
     def _recover(self) -> None:
         """The sag ended with the board off; VIN is back, so the board starts again (BOR released)."""
         dev = self.dev
-        if dev.powered or not self._vin_ok:
+        if dev.powered or not self.inputs.vin:
             return
         self._record("brownout_recovery")
         power_on_after_brownout(dev)

@@ -1,7 +1,7 @@
 """Runs one instance of the companion's host build (a .so) inside the simulator.
 
 The firmware is the real C++ companion compiled against `firmware/host/`; this module loads
-it with ctypes, binds the bridge callbacks (docs/dev/architecture.md, ABI 1) to a device
+it with ctypes, binds the bridge callbacks (docs/dev/architecture.md, ABI 2) to a device
 model, and runs `setup()`/`loop()` in a greenlet so that `delay()` yields to the virtual-time
 scheduler (DESIGN principle 4). One OS thread; no wall-clock waits.
 """
@@ -15,7 +15,7 @@ from typing import Protocol
 
 import greenlet
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 # otarig_config keys
 CFG_SYSTEM_MODE, CFG_THREADED, CFG_PRODUCT_ID, CFG_PRODUCT_VERSION, CFG_MUTANT = range(5)
@@ -26,6 +26,7 @@ LOOP_DONE = ctypes.CFUNCTYPE(ctypes.c_int)
 SERIAL = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_uint8), ctypes.c_int)
 SYSTEM = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_int)
 CLOUD = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int)
+GPIO = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int)
 
 
 class SleepRequest(ctypes.Structure):
@@ -52,6 +53,7 @@ class HostApi(ctypes.Structure):
         ("sleep", SLEEP),
         ("eeprom", ctypes.POINTER(ctypes.c_uint8)),
         ("eeprom_len", ctypes.c_uint32),
+        ("gpio", GPIO),  # ABI 2
     ]
 
 
@@ -65,6 +67,7 @@ class AppHost(Protocol):
     def fw_system(self, op: int, arg: int) -> int: ...
     def fw_cloud(self, op: int, a: str | None, b: str | None, flags: int) -> int: ...
     def fw_sleep(self, req: SleepRequest) -> int: ...
+    def fw_gpio(self, op: int, pin: int, value: int) -> int: ...
 
 
 class FirmwareLoadError(RuntimeError):
@@ -125,17 +128,20 @@ class AppInstance:
             self.restore_retained(retained)
 
         # Keep references: ctypes callbacks die with their Python objects.
-        self._callbacks = [
-            MILLIS(lambda: host.fw_millis() & 0xFFFFFFFF),
-            DELAY(host.fw_delay),
-            LOOP_DONE(host.fw_loop_done),
-            SERIAL(host.fw_serial),
-            SYSTEM(host.fw_system),
-            CLOUD(lambda op, a, b, f: host.fw_cloud(op, a.decode() if a else None, b.decode() if b else None, f)),
-            SLEEP(lambda req: host.fw_sleep(req.contents)),
-        ]
+        self._callbacks = {
+            "millis": MILLIS(lambda: host.fw_millis() & 0xFFFFFFFF),
+            "delay": DELAY(host.fw_delay),
+            "loop_done": LOOP_DONE(host.fw_loop_done),
+            "serial": SERIAL(host.fw_serial),
+            "system": SYSTEM(host.fw_system),
+            "cloud": CLOUD(lambda op, a, b, f: host.fw_cloud(op, a.decode() if a else None,
+                                                            b.decode() if b else None, f)),
+            "sleep": SLEEP(lambda req: host.fw_sleep(req.contents)),
+            "gpio": GPIO(host.fw_gpio),
+        }
         self._eeprom = eeprom
-        self._api = HostApi(*self._callbacks, ctypes.cast(eeprom, ctypes.POINTER(ctypes.c_uint8)), len(eeprom))
+        self._api = HostApi(eeprom=ctypes.cast(eeprom, ctypes.POINTER(ctypes.c_uint8)), eeprom_len=len(eeprom),
+                            **self._callbacks)
         lib.otarig_bind(ctypes.byref(self._api))
         self.greenlet: greenlet.greenlet | None = None
         self.aborted = False

@@ -1,0 +1,39 @@
+/*
+ * DownloadSignal: the download status line, a GPIO the bench companion watches to see the OTA
+ * download with no serial link in the way (docs/protocol.md "The download status line").
+ *
+ * Encoding (from the firmware_update system events, spec §2.2):
+ *  - begin    -> HIGH: rising edge #1, no chunk received yet;
+ *  - progress -> a short LOW pulse, then HIGH: one rising edge per progress event, so rising edge
+ *                K+1 follows the K-th progress event (one per received chunk, spec §2.2 / §2.4);
+ *  - complete, failed -> LOW, and the line stays LOW until the next begin.
+ * LOW also means "no download" at boot: begin() drives the line LOW before any event.
+ *
+ * Instrumentation, not behaviour: it exists in every build (mutants included) and decides nothing.
+ */
+#pragma once
+
+#include "Particle.h"
+
+#ifndef OTARIG_STATUS_PIN
+#define OTARIG_STATUS_PIN D6  // the bench's `status` input (firmware/bench/bench_pins.json)
+#endif
+
+#ifndef OTARIG_STATUS_PULSE_US
+#define OTARIG_STATUS_PULSE_US 10  // LOW pulse width: long enough for the tester's edge detector
+#endif
+
+class DownloadSignal {
+public:
+    /** Call in setup(), before any system event can arrive: the pin becomes an output, LOW. */
+    void begin(pin_t pin = OTARIG_STATUS_PIN);
+    /** Call with every system event a System.on handler receives; only firmware_update counts.
+     *  Never blocks (a few microseconds of busy wait), so it is safe in a handler (spec §2.2). */
+    void onSystemEvent(system_event_t event, int param);
+
+private:
+    void risingEdge();
+
+    pin_t pin_ = OTARIG_STATUS_PIN;
+    bool begun_ = false;
+};
