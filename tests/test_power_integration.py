@@ -299,6 +299,34 @@ def test_power_faults_cut_at_progress_via_visa(bench: SimBench, images: Any, tmp
         board.expect(lambda e: e.name == "hello" and e.get("product_version") == 2, 900)
 
 
+def test_power_faults_cut_at_progress_via_the_bench_companion(bench: SimBench, images: Any, tmp_path: Path) -> None:
+    """The same fault API with the bench companion: the cut is timed by the tester board on the
+    DUT's status line, so it lands with exactly N chunks in the OTA region, VIN *and* VBUS cut."""
+    from otarig.bench_companion import BenchCompanion
+
+    dev = bench.add_electron(DID, product_id=PRODUCT, image=images.v1)
+    bench.add_bench_companion(DID)  # the USB cable carries VBUS: a PSU cut alone would not do
+    tester = bench.open_board("bench-companion", tmp_path / "tester.log")
+    timeline = Timeline()
+    board = bench.open_board(DID, tmp_path / "b.log")
+    board.expect(_connected, 60)
+    faults = PowerFaults(None, bench.clock, timeline=timeline,
+                         companion=BenchCompanion.connect(tester, str(tester.url)))
+    received: list[int] = []
+    dev.listeners.append(lambda e: received.append(dev.ota.rx.chunks_received)
+                         if e.kind == "power_off" and dev.ota.receiving else None)
+    bench.cloud.upload_firmware(PRODUCT, 2, images.v2)
+    bench.cloud.release(PRODUCT, 2, product_default=True, intelligent=True)
+    faults.cut_at_progress(board, 37, off_s=1.0)
+    assert received == [37]
+    assert not dev.flash.slots
+    assert board.expect(lambda e: e.name == "hello", 30).get("product_version") == 1
+    cuts = timeline.select(source="fault")
+    assert [e.kind for e in cuts] == ["power_cut", "power_restore"] and cuts[0].get("edges") == 38
+    assert "caveat" not in cuts[0].data  # VBUS was switched too
+    board.expect(lambda e: e.name == "hello" and e.get("product_version") == 2, 900)
+
+
 def test_power_state_tracks_the_model(bench: SimBench, images: Any, tmp_path: Path) -> None:
     """The LoadModel's mapping, read directly (the PSU thread's view)."""
     dev = bench.add_electron(DID, product_id=PRODUCT, image=images.v1, power_on=False)

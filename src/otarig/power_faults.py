@@ -51,18 +51,36 @@ def _is_fw(e: Event, param: str) -> bool:
     return e.name == "sys" and e.get("event") == "firmware_update" and e.get("param") == param
 
 
-class PowerFaults:
-    """Faults done with a bench PSU (VIN). Each fault goes into `timeline` as a `fault` entry."""
+class _Switches(Protocol):
+    """The bench companion's side of a cut (otarig.bench_companion.BenchCompanion)."""
 
-    def __init__(self, psu: _Supply, clock: BenchClock, *, timeline: Timeline | None = None,
-                 lock: Any = None, vbus_switched: bool = True, source: str = "fault") -> None:
+    def power_off(self, ms: int = 0) -> dict: ...
+    def switch(self, **states: bool) -> dict: ...
+    def arm_cut(self, edges: int, off_ms: int = 0) -> dict: ...
+
+    @property
+    def board(self) -> Board: ...
+
+
+class PowerFaults:
+    """Faults done with a bench PSU (VIN) or, when given, the bench companion's VIN and VBUS
+    switches (firmware/bench/): cuts then switch both inputs, and a cut at chunk N is timed by the
+    companion on the DUT's download status line instead of over serial + LAN (docs/protocol.md).
+    Each fault goes into `timeline` as a `fault` entry."""
+
+    def __init__(self, psu: _Supply | None, clock: BenchClock, *, timeline: Timeline | None = None,
+                 lock: Any = None, vbus_switched: bool = True, source: str = "fault",
+                 companion: _Switches | None = None) -> None:
+        if psu is None and companion is None:
+            raise ValueError("PowerFaults needs a PSU or a bench companion to cut power with")
         self.psu = psu
+        self.companion = companion
         self.clock = clock
         self.timeline = timeline
         #: shared with a `PowerMonitor` on a real bench (one PyVISA session, two threads)
         self.lock = lock if lock is not None else threading.RLock()
         #: docs/power.md §4: False means USB VBUS still feeds the board, so a VIN cut is not a cut.
-        self.vbus_switched = vbus_switched
+        self.vbus_switched = vbus_switched or companion is not None
         self.source = source
 
     # -- primitives -------------------------------------------------------------------------------
@@ -79,17 +97,30 @@ class PowerFaults:
             self.clock.wait(left)
 
     def cut(self, **why: Any) -> float:
-        """Switch the output off now; returns the bench time of the command."""
+        """Switch the power off now; returns the bench time of the command."""
         t = self.clock.now()
-        with self.lock:
-            self.psu.output(False)
+        if self.companion is not None:
+            self.companion.power_off(0)
+            why["via"] = "bench_companion"
+        else:
+            with self.lock:
+                self._psu.output(False)
         self._note("power_cut", **why)
         return t
 
     def restore(self, **why: Any) -> None:
-        with self.lock:
-            self.psu.output(True)
+        if self.companion is not None:
+            self.companion.switch(vin=True, vbus=True)
+        else:
+            with self.lock:
+                self._psu.output(True)
         self._note("power_restore", **why)
+
+    @property
+    def _psu(self) -> _Supply:
+        if self.psu is None:
+            raise RuntimeError("this fault needs the bench PSU; PowerFaults was given only a bench companion")
+        return self.psu
 
     def power_cycle(self, off_s: float = 2.0, **why: Any) -> float:
         """Cut, wait `off_s` of bench time, restore. Returns the time of the cut."""
@@ -110,8 +141,20 @@ class PowerFaults:
                         off_s: float | None = 2.0) -> float:
         """Cut after the board reported `chunks` chunk `progress` events (0: at `begin`).
 
-        Waits with `board.expect`, so it consumes the board's events up to that point.
+        With a bench companion the cut is armed on the DUT's status line (edge `chunks + 1`) and
+        done by the companion itself; this waits for its `cut` event. Otherwise waits with
+        `board.expect` (consuming the board's events up to that point) and switches the PSU.
         """
+        if self.companion is not None:
+            off_ms = 0 if off_s is None else int(off_s * 1000)
+            self.companion.arm_cut(chunks + 1, off_ms)
+            cut = self.companion.board.expect(lambda e: e.name == "cut", timeout)
+            t = self.clock.now()
+            self._note("power_cut", phase="download", chunks=chunks, via="bench_companion", edges=cut.get("edges"))
+            if off_s is not None:
+                self.companion.board.expect(lambda e: e.name == "switch" and e.get("closed") is True, off_s + 5)
+                self._note("power_restore", phase="download", chunks=chunks, via="bench_companion")
+            return t
         seen = 0
 
         def hit(e: Event) -> bool:
@@ -143,14 +186,14 @@ class PowerFaults:
         """Hold the current limit at `amps` (below the burst: the supply goes CC, VIN sags, the
         board browns out — instruments spec A.3 #5); the previous limit is put back on exit."""
         with self.lock:
-            before = self.psu.current_limit()
-            self.psu.set_current_limit(amps)
+            before = self._psu.current_limit()
+            self._psu.set_current_limit(amps)
         self._note("current_limit", amps=amps, previous=before)
         try:
             yield before
         finally:
             with self.lock:
-                self.psu.set_current_limit(before)
+                self._psu.set_current_limit(before)
             self._note("current_limit_restored", amps=before)
 
     def brownout_by_current_limit(self, amps: float, until: Callable[[], bool], *,

@@ -134,7 +134,8 @@ class SimBench:
             comp.start()
         return comp
 
-    def _port_slots(self) -> list[BoardSlot]:
+    def port_slots(self) -> list[BoardSlot]:
+        """Every simulated USB serial: the boards' and the bench companions'."""
         return [*self.slots.values(), *self.companions.values()]
 
     def port_path(self, device_id: str) -> Path:
@@ -279,7 +280,7 @@ class SimBench:
 
     def _sync_in(self) -> None:
         """Hand each device the bytes its rig-side board wrote since the last step."""
-        for slot in self._port_slots():
+        for slot in self.port_slots():
             if slot.board is None or slot.port is None or not slot.port.present:
                 continue
             slot.port.deliver(slot.board.drain_to)  # the board learns the current generation here
@@ -291,7 +292,7 @@ class SimBench:
 
     def _sync_out(self) -> None:
         dirty, self.world.dirty_ports = self.world.dirty_ports, set()
-        for slot in self._port_slots():
+        for slot in self.port_slots():
             port = slot.port
             if port is None or port not in dirty:
                 continue

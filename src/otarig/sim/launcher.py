@@ -107,7 +107,7 @@ class WallPacer:
         """Boards nobody attached a rig `Board` to: pass a terminal's input to the device and
         keep its output flowing (`SimBench` syncs only attached boards)."""
         with self.bench.lock:
-            for slot in self.bench.slots.values():
+            for slot in self.bench.port_slots():
                 port = slot.port
                 if slot.board is not None or port is None or not port.present:
                     continue
@@ -179,12 +179,17 @@ def start_sim(*, boards: int = 1, product: int = DEFAULT_PRODUCT, version: int =
     # boot until every board's USB port has enumerated, so the ports printed exist (virtual time)
     while not all(bench.slots[d.device_id].port.present for d in devices) and bench.world.now_ms < 30_000:
         bench.advance(0.1)
+    # the bench companion beside board 1 (firmware/bench/ on its own pty); VBUS is not wired
+    # through it here, so the PSU's output alone still powers board 1 off (as without a companion)
+    bench.add_bench_companion(devices[0].device_id, vbus_cable=False)
     server = CloudHttpServer(bench, token=token, port=port)
     server.start()
     psu_server = None
     info: dict[str, Any] = {"api_url": server.url, "token": server.token, "product": product,
                             "boards": [{"device_id": d.device_id, "port": str(bench.port_path(d.device_id))}
-                                       for d in devices]}
+                                       for d in devices],
+                            "bench_companion": {"device_id": devices[0].device_id,
+                                                "port": str(bench.companions["bench-companion"].port.link)}}
     loads: list[_PacedElectronLoad] = []
     if psu:
         from .power_model import VIN_MIN_V
@@ -219,6 +224,9 @@ def run_sim(*, speed: float = 1.0, json_output: bool = False, duration_s: float 
                   f"  product : {info['product']}\n")
         for b in info["boards"]:
             out.write(f"  board   : {b['device_id']}  {b['port']}\n")
+        bc = info["bench_companion"]
+        out.write(f"  bench companion: {bc['port']}  (firmware/bench/, beside {bc['device_id']}; "
+                  "docs/protocol.md)\n")
         if "psu" in info:
             out.write(f"  PSU     : {info['psu']}\n")
         out.write(f"  particle CLI: particle profile set apiUrl {info['api_url']} && particle login --token <token>\n")
