@@ -68,6 +68,9 @@ def test_wake_from_hibernate_by_wkp(rig):
     assert hello.get("product_version") == 1
     assert boot.get("reset_reason") != "power_down", "a HIBERNATE wake is not a power-up"
     connected(rig)
+    if rig.psu is not None:  # asleep seen three ways: the port gone, no hello, and the supply current
+        asleep = rig.timeline.select(source="psu", kind="sample", start=slept.t + 10, end=pulse.t)
+        assert asleep and max(e.get("amps") for e in asleep) < 0.001, "HIBERNATE should draw well under 1 mA"
     woke = rig.timeline.select(kind="hello", start=pulse.t)
     assert woke and woke[0].t - pulse.t < 5, "the board did not start within 5 s of the WKP edge"
     rig.check(v.no_record_lost(rig.timeline))

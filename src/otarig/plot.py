@@ -430,6 +430,8 @@ def _fault_label(e: Entry) -> str:
     for k in DURATION_KEYS:
         if isinstance(d.get(k), (int, float)):
             return f"{e.kind} {_human(float(d[k]))}"
+    if isinstance(d.get("byte"), int):  # a cut timed by the bench companion on the status line
+        return f"{e.kind} @ byte {d['byte']:,}"
     detail = d.get("at") or d.get("phase") or d.get("where") or ""
     return f"{e.kind} {detail}".strip() if isinstance(detail, str) else e.kind
 
