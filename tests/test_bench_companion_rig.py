@@ -238,3 +238,17 @@ def test_companion_events_become_fault_spans():
 @pytest.mark.parametrize("byte, edges", [(0, 1), (511, 1), (512, 2), (51200, 101)])
 def test_edges_for_byte(byte, edges):
     assert edges_for_byte(byte) == edges
+
+
+def test_otarig_companion_on_the_simulated_bench_file_says_where_to_look():
+    out = subprocess.run([sys.executable, "-m", "otarig.cli", "companion", "status", "--bench",
+                          str(REPO / "bench_config.toml")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "otarig sim" in out.stderr and "--port" in out.stderr
+
+
+def test_otarig_companion_absent_port_is_one_error_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "otarig.cli", "companion", "status", "--port",
+                          "/dev/ttyACM-otarig-absent"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1
+    assert "'/dev/ttyACM-otarig-absent'" in out.stderr and "no serial device" in out.stderr

@@ -216,6 +216,18 @@ def test_otarig_sim_json_first_line(tmp_path: Path) -> None:
                         timeout=10).json()
         assert sorted(d["id"] for d in devices) == sorted(b["device_id"] for b in info["boards"])
         assert all(Path(b["port"]).exists() for b in info["boards"])
+        # the bench companion is there too, on its own pty, reachable by `otarig companion`
+        tester = info["bench_companion"]["port"]
+        status = subprocess.run([sys.executable, "-m", "otarig.cli", "companion", "status", "--port", tester],
+                                capture_output=True, text=True, timeout=60, env=env)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["switches"] == {"vin": True, "vbus": True, "antenna": True}
+        off = subprocess.run([sys.executable, "-m", "otarig.cli", "companion", "antenna-off", "--ms", "60000",
+                              "--port", tester], capture_output=True, text=True, timeout=60, env=env)
+        assert off.returncode == 0 and json.loads(off.stdout) == {"cmd": "antenna_off", "ms": 60000}, off.stderr
+        status = subprocess.run([sys.executable, "-m", "otarig.cli", "companion", "status", "--port", tester],
+                                capture_output=True, text=True, timeout=60, env=env)
+        assert json.loads(status.stdout)["switches"]["antenna"] is False
     finally:
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=20)

@@ -115,6 +115,59 @@ def cmd_sim(args: argparse.Namespace) -> int:
                    link_profile=args.link)
 
 
+# -- bench companion ----------------------------------------------------------------------------------
+
+_COMPANION_ACTIONS = ("status", "ping", "power-off", "power-on", "antenna-off", "antenna-on", "wake",
+                      "arm-cut", "disarm")
+
+
+def cmd_companion(args: argparse.Namespace) -> int:
+    """Talk to the bench companion (tester board) directly: wiring checks at the bench."""
+    import tempfile
+
+    from otarig.bench_companion import BenchCompanion
+    from otarig.clock import WallClock
+
+    port = args.port
+    if port is None:
+        cfg = _load_bench(args.bench)
+        if cfg.bench_companion is None:
+            raise CommandError(f"{args.bench} has no [bench_companion] section; pass --port")
+        port = cfg.bench_companion.port
+        if port == "sim":
+            raise CommandError("the simulated bench companion runs inside `otarig sim` (or a test run): "
+                               "pass --port with the path `otarig sim` prints")
+    log = Path(tempfile.gettempdir()) / "otarig-companion.log"
+    comp = BenchCompanion.open(port, clock=WallClock(), log_path=log, timeout_s=args.timeout)
+    try:
+        action = args.action
+        if action == "status":
+            out = comp.status()
+        elif action == "ping":
+            out = comp.hello
+        elif action == "power-off":
+            out = comp.power_off(args.ms)
+        elif action == "power-on":
+            out = comp.switch(vin=True, vbus=True)
+        elif action == "antenna-off":
+            out = comp.antenna_off(args.ms)
+        elif action == "antenna-on":
+            out = comp.switch(antenna=True)
+        elif action == "wake":
+            out = comp.wake(args.ms or 10)
+        elif action == "arm-cut":
+            if args.edges is None:
+                raise CommandError("arm-cut needs --edges K (the K-th rising edge of the status line)")
+            out = comp.arm_cut(args.edges, args.ms)
+        else:
+            out = comp.disarm()
+    finally:
+        comp.close()
+    out = {k: v for k, v in out.items() if k not in ("id", "ok")}
+    print(json.dumps(out, sort_keys=True))
+    return 0
+
+
 # -- run / selftest ------------------------------------------------------------------------------------
 
 
@@ -234,6 +287,25 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--no-psu", action="store_true", help="do not start the simulated PSU")
     sim.add_argument("--duration", type=float, default=None, help="stop after this many wall seconds")
     sim.set_defaults(func=cmd_sim)
+
+    comp = groups.add_parser("companion", help="talk to the bench companion (tester board): check its wiring",
+                             description="Sends one command to the bench companion (firmware/bench/, "
+                                         "docs/protocol.md) and prints its reply as JSON. Examples: "
+                                         "`otarig companion status`; `otarig companion power-off --ms 2000` "
+                                         "(VIN and VBUS off for 2 s); `otarig companion wake` (a WKP pulse); "
+                                         "`otarig companion arm-cut --edges 101 --ms 5000` (cut once 50 KB "
+                                         "of the next download are in flash).")
+    comp.add_argument("action", choices=_COMPANION_ACTIONS)
+    comp.add_argument("--port", default=None,
+                      help="its serial port (default: [bench_companion] port of the bench file); "
+                           "`otarig sim` prints the simulated one")
+    comp.add_argument("--bench", default="bench_config.toml", help="bench file (default: bench_config.toml)")
+    comp.add_argument("--ms", type=int, default=0,
+                      help="power-off / antenna-off: back on after this many ms (0: stay off); "
+                           "wake: pulse width (default 10); arm-cut: how long the cut lasts")
+    comp.add_argument("--edges", type=int, default=None, help="arm-cut: cut at this rising edge (1 = begin)")
+    comp.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for its answer (default 3)")
+    comp.set_defaults(func=cmd_companion)
 
     run = groups.add_parser("run", help="run the OTA certification suite (hil/) and write a report",
                             description="Builds what it needs, starts the simulated bench when the bench file "
