@@ -6,6 +6,8 @@ principle 4); nothing here sleeps in wall time.
 """
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,20 +80,46 @@ def sim_rig(tmp_path: Path) -> Iterator[RigFactory]:
         bench.close()
 
 
-# -- the pinned particle CLI ---------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def require_particle_cli() -> None:
-    """Skip without the pinned CLI locally; in CI (env CI set) its absence is a failure."""
-    import os
-
-    from otarig.particle_cli import DEFAULT_CLI_JS
-
-    if DEFAULT_CLI_JS.is_file():
-        return
-    msg = f"particle-cli not installed ({DEFAULT_CLI_JS} missing): run tools/particle-cli/install.sh"
+# -- installed tools: skip without them locally; in CI (env CI set) their absence is a failure -----
+def _not_installed(msg: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(msg)
     pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def require_particle_cli() -> None:
+    """The pinned particle CLI (tools/particle-cli/install.sh)."""
+    from otarig.particle_cli import DEFAULT_CLI_JS
+
+    if not DEFAULT_CLI_JS.is_file():
+        _not_installed(f"particle-cli not installed ({DEFAULT_CLI_JS} missing): run tools/particle-cli/install.sh")
+
+
+MICROPYTHON_TOOLS = Path(__file__).resolve().parents[1] / "tools" / "micropython"
+MICROPYTHON_INSTALL = "run `bash tools/micropython/install.sh`"
+
+
+@pytest.fixture(scope="session")
+def micropython_cmd() -> list[str]:
+    """`[node, run.mjs]`: runs Python on MicroPython 1.27 (WebAssembly; tools/micropython/run.mjs)."""
+    port = MICROPYTHON_TOOLS / "node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs"
+    pinned = sorted((MICROPYTHON_TOOLS.parent / "particle-cli/node_modules").glob("node-linux-*/bin/node"))
+    node = str(pinned[0]) if pinned else shutil.which("node")
+    if node is None:
+        _not_installed(f"no Node.js (tools/particle-cli's pinned Node 22 or node on PATH): {MICROPYTHON_INSTALL}")
+    if not port.is_file():
+        _not_installed(f"MicroPython (WebAssembly) not installed ({port} missing): {MICROPYTHON_INSTALL}")
+    return [str(node), str(MICROPYTHON_TOOLS / "run.mjs")]
+
+
+@pytest.fixture(scope="session")
+def micropython_stubs() -> Path:
+    """tools/micropython/stubs: MicroPython 1.27's rp2 type stubs (for tools/micropython/mypy.ini)."""
+    stubs = MICROPYTHON_TOOLS / "stubs"
+    if not (stubs / "machine.pyi").is_file():
+        _not_installed(f"MicroPython rp2 stubs not installed ({stubs} missing): {MICROPYTHON_INSTALL}")
+    return stubs
 
 
 # -- the usual pair: v1 flashed over USB, a 100 KB v2 to deliver over the air ---------------------

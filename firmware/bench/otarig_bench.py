@@ -75,6 +75,8 @@ class BenchCompanion:
         self.cut_at = 0  # 0: no cut armed; else cut at this many edges
         self.cut_off_ms = 0
         self.cut_t = 0
+        self.cut_vin = False  # which rails the cut opened (plain bools: set in a hard IRQ)
+        self.cut_vbus = False
         self.events = []  # lines waiting for the main loop (callbacks never print themselves)
         self.timers = {}  # what -> Timer, so a new command cancels the old timer
         self._after_cut_ref = self._after_cut  # bound once: a hard IRQ must not allocate
@@ -133,6 +135,8 @@ class BenchCompanion:
     def _on_status(self, _pin):
         self.edges += 1
         if self.cut_at and self.edges >= self.cut_at:
+            self.cut_vin = self.switches["vin"].closed
+            self.cut_vbus = self.switches["vbus"].closed
             self.switches["vin"].set(False)
             self.switches["vbus"].set(False)
             self.cut_at = 0
@@ -142,10 +146,14 @@ class BenchCompanion:
     def _after_cut(self, edges):
         t = self.cut_t
         self.emit("cut", {"edges": edges, "off_ms": self.cut_off_ms}, t)
-        for name in ("vin", "vbus"):
-            self.emit("switch", {"name": name, "closed": False, "by": "cut"}, t)
+        if self.cut_vin:
+            self.emit("switch", {"name": "vin", "closed": False, "by": "cut"}, t)
+        if self.cut_vbus:
+            self.emit("switch", {"name": "vbus", "closed": False, "by": "cut"}, t)
         if self.cut_off_ms:
             self._close_later(("vin", "vbus"), self.cut_off_ms, "power")
+        else:
+            self._cancel("power")  # an older power_off timer must not undo a cut meant to last
 
     # -- commands -------------------------------------------------------------------------------
     def handle(self, line, too_long=False):
@@ -161,7 +169,7 @@ class BenchCompanion:
                 raise BadCommand("not JSON: %s" % line[:60])
             if not isinstance(cmd, dict):
                 raise BadCommand("not a JSON object")
-            cmd_id = cmd.get("id", -1)
+            cmd_id = cmd.get("id")
             if not isinstance(cmd_id, int) or isinstance(cmd_id, bool):
                 cmd_id = -1
                 raise BadCommand("missing key id (an integer)")
@@ -260,6 +268,8 @@ def _ms(cmd, key, default=0):
 def serve(companion, stdin, stdout, poller, idle_ms=10):
     """The main loop: read command lines from USB serial, print queued events and replies.
 
+    A line ends at LF or CR, so a terminal's Enter works too; an empty line is ignored.
+
     Callbacks only queue lines; this loop prints them, so a line is never cut in two by an
     interrupt. `poller` is a `select.poll()` with `stdin` registered for input.
     """
@@ -273,11 +283,12 @@ def serve(companion, stdin, stdout, poller, idle_ms=10):
         ch = stdin.read(1)
         if not ch:
             continue
-        if ch == "\n":
-            companion.handle("".join(buf), size >= MAX_LINE)
+        if ch == "\n" or ch == "\r":  # LF, CR (a terminal's Enter) or CRLF; empty lines are skipped
+            if size:
+                companion.handle("".join(buf), size >= MAX_LINE)
             buf = []
             size = 0
-        elif ch != "\r":
+        else:
             size += 1
             if size < MAX_LINE:
                 buf.append(ch)
