@@ -252,3 +252,19 @@ def test_otarig_companion_absent_port_is_one_error_line(tmp_path):
                           "/dev/ttyACM-otarig-absent"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and out.stderr.count("\n") == 1
     assert "'/dev/ttyACM-otarig-absent'" in out.stderr and "no serial device" in out.stderr
+
+
+def test_a_fault_the_bench_cannot_do_names_the_capability(tmp_path):
+    """A scenario asking for the antenna switch on a bench without it gets told which capability
+    and how to mark the scenario, not an AttributeError."""
+    from otarig.sim_rig import SimRig
+
+    cfg = load(REPO / "bench_config.toml")
+    cfg.capabilities.antenna_switch = False
+    rig = SimRig(cfg, tmp_path, seed=1)
+    try:
+        with pytest.raises(RuntimeError) as err:
+            rig.link_outage(10)
+    finally:
+        rig.close()
+    assert "capabilities.antenna_switch = false" in str(err.value) and "requires('antenna_switch')" in str(err.value)

@@ -150,7 +150,7 @@ class Rig:
         """The bench companion, if the bench declares `capability` (scenarios mark `requires(...)`)."""
         if self.bench_companion is None or not getattr(self.cfg.capabilities, capability, False):
             raise RuntimeError(f"this bench has no {capability} (capabilities.{capability} = false, or no "
-                               "[bench_companion] section); mark the scenario requires({capability!r})")
+                               f"[bench_companion] section); mark the scenario requires({capability!r})")
         return self.bench_companion
 
     def link_outage(self, seconds: float) -> None:
