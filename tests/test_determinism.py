@@ -19,13 +19,22 @@ from otarig.sim.images import make_app_image
 DID = "e00fce680000000000000001"
 
 
-def scenario(seed: int, workdir: Path) -> bytes:
-    """Run the lossy OTA and return the board's log (importable by a child interpreter)."""
+def scenario(seed: int, workdir: Path, cut_at_edge: int = 0) -> bytes:
+    """Run the lossy OTA and return the board's log (importable by a child interpreter).
+
+    `cut_at_edge`: also run the bench companion (firmware/bench/ on its pty) and have it cut power
+    at that rising edge of the status line; its log then follows the board's in the result.
+    """
     img1 = make_app_image(build_companion(1), product_id=4242, product_version=1)
     img2 = make_app_image(build_companion(2), product_id=4242, product_version=2, size=100 * 1024)
     bench = SimBench(seed=seed, workdir=workdir / "bench")
+    tester = None
     try:
         dev = bench.add_electron(DID, product_id=4242, image=img1, loss=0.05)
+        if cut_at_edge:
+            bench.add_bench_companion(DID)
+            tester = bench.open_board("bench-companion", workdir / "tester.log")
+            tester.command("arm_cut", edges=cut_at_edge, off_ms=3000)
         board = bench.open_board(DID, workdir / "board.log")
         board.expect(lambda e: e.name == "sys" and e.get("param") == "connected", 60)
         board.command("workload", state="busy")
@@ -38,9 +47,13 @@ def scenario(seed: int, workdir: Path) -> bytes:
         bench.run_for(30)
         assert dev.link.stats.dropped > 0, "the link lost something: the seed mattered"
         board.close()
+        if tester is not None:
+            assert tester.events("cut"), "the companion's cut fired"
+            tester.close()
     finally:
         bench.close()
-    return (workdir / "board.log").read_bytes()
+    log = (workdir / "board.log").read_bytes()
+    return log + (workdir / "tester.log").read_bytes() if cut_at_edge else log
 
 
 def test_same_seed_gives_byte_identical_logs(tmp_path: Path) -> None:
@@ -54,6 +67,21 @@ def test_same_seed_gives_byte_identical_logs(tmp_path: Path) -> None:
             "from test_determinism import scenario; "
             "sys.stdout.buffer.write(scenario(11, Path(sys.argv[2])))")
     env = {**os.environ, "PYTHONHASHSEED": "4321"}
+    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path / "c")],
+                         capture_output=True, env=env, timeout=120, check=True).stdout
+    assert out == first
+
+
+def test_same_seed_same_logs_with_the_bench_companion(tmp_path: Path) -> None:
+    """The bench companion's MicroPython program runs in the same virtual time: a cut it times on
+    the status line lands at the same instant in every run, in this process and in another."""
+    first = scenario(11, tmp_path / "a", cut_at_edge=60)
+    assert first == scenario(11, tmp_path / "b", cut_at_edge=60)
+    assert b'"ev": "cut"' in first and b'"reset_reason":"power_down"' in first
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+            "from test_determinism import scenario; "
+            "sys.stdout.buffer.write(scenario(11, Path(sys.argv[2]), cut_at_edge=60))")
+    env = {**os.environ, "PYTHONHASHSEED": "99"}
     out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path / "c")],
                          capture_output=True, env=env, timeout=120, check=True).stdout
     assert out == first
