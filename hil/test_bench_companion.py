@@ -66,7 +66,7 @@ def test_wake_from_hibernate_by_wkp(rig):
     hello = rig.expect(lambda e: e.name == "hello", 60)
     boot = rig.expect(lambda e: e.name == "boot", 60)
     assert hello.get("product_version") == 1
-    assert boot.get("reset_reason") != "power_down", "a HIBERNATE wake is not a power-up"
+    assert boot.get("reset_reason") == "power_management", "a HIBERNATE wake boots through reset (§3.2)"
     connected(rig)
     if rig.psu is not None:  # asleep seen three ways: the port gone, no hello, and the supply current
         asleep = rig.timeline.select(source="psu", kind="sample", start=slept.t + 10, end=pulse.t)

@@ -206,6 +206,16 @@ def test_an_active_low_pin_map_is_honoured(bench, tmp_path):
     assert not slot.device.powered and sim.board.levels[2] == 1
 
 
+def test_release_clears_what_a_previous_run_left_on_the_tester(bench, comp):
+    """A real tester keeps its state between runs: the rig disarms it and switches all on."""
+    comp.arm_cut(3, 0)
+    comp.switch(vbus=False, antenna=False)
+    comp.release()
+    st = comp.status()
+    assert st["armed"] == 0 and st["switches"] == {"vin": True, "vbus": True, "antenna": True}
+    assert comp.hello["switches"] == st["switches"]
+
+
 def test_wkp_pulse_reaches_the_electron_pin(bench, comp):
     pins = bench.slots[DUT].device.pins
     comp.wake(20)
@@ -233,6 +243,7 @@ def test_companion_events_become_fault_spans():
     assert edge[0][1] == "power_cut" and edge[0][2]["byte"] == 80 * 512 and edge[0][2]["edges"] == 81
     assert tl.entries(_ev("switch", name="vin", closed=False, by="cut")) == []  # already counted by `cut`
     assert [k for _, k, _ in tl.entries(_ev("wkp", level=1))] == ["wake_pulse"]
+    assert tl.entries(_ev("wkp", level=1)) == []  # a second wake while WKP is high: no new edge
 
 
 @pytest.mark.parametrize("byte, edges", [(0, 1), (511, 1), (512, 2), (51200, 101)])

@@ -16,13 +16,18 @@ import time
 from machine import Pin, Timer
 
 try:
-    from micropython import alloc_emergency_exception_buf, schedule
-
-    alloc_emergency_exception_buf(100)
+    from micropython import schedule
 except ImportError:  # CPython (the simulated bench, the tests): callbacks are not hard interrupts
 
     def schedule(fn, arg):  # type: ignore[misc]
         fn(arg)
+
+try:
+    from micropython import alloc_emergency_exception_buf
+
+    alloc_emergency_exception_buf(100)  # a traceback from the hard IRQ can still be printed
+except ImportError:
+    pass
 
 
 PROTO = 1
@@ -151,7 +156,10 @@ class BenchCompanion:
         if self.cut_vbus:
             self.emit("switch", {"name": "vbus", "closed": False, "by": "cut"}, t)
         if self.cut_off_ms:
-            self._close_later(("vin", "vbus"), self.cut_off_ms, "power")
+            # the cut takes over a pending power_off restore; a rail opened by `switch` stays open
+            pending = "power" in self.timers
+            opened = [n for n, was in (("vin", self.cut_vin), ("vbus", self.cut_vbus)) if was or pending]
+            self._close_later(opened, self.cut_off_ms, "power")
         else:
             self._cancel("power")  # an older power_off timer must not undo a cut meant to last
 

@@ -122,6 +122,14 @@ class BenchCompanion:
         """A pulse on the DUT's WKP pin (a rising edge wakes it from HIBERNATE, spec §3.2)."""
         return self.command("wake", ms=int(ms))
 
+    def release(self) -> None:
+        """Disarm any cut and switch everything on (the Electron powered, its antenna connected).
+
+        A real tester keeps its state between runs (an armed cut, a rail left off): the rig calls
+        this when it starts and when it closes."""
+        self.disarm()
+        self.hello["switches"] = self.switch(vin=True, vbus=True, antenna=True)["switches"]
+
     def close(self) -> None:
         self.board.close()
 
@@ -143,9 +151,10 @@ class CompanionTimeline:
     Power is off for the DUT when both VIN and VBUS are open (docs/power.md §4).
     """
 
-    def __init__(self, dut: str) -> None:
+    def __init__(self, dut: str, switches: dict[str, bool] | None = None) -> None:
         self.dut = dut
-        self.closed = {"vin": True, "vbus": True, "antenna": True}
+        self.closed = {"vin": True, "vbus": True, "antenna": True, **(switches or {})}
+        self.wkp = 0
 
     def entries(self, ev: Event) -> list[tuple[str, str, dict[str, Any]]]:
         """(source, kind, data) for one event of the companion."""
@@ -173,6 +182,8 @@ class CompanionTimeline:
             if powered and not powered_before:
                 return [("fault", "power_restore", by)]
             return []
-        if ev.name == "wkp" and ev.get("level") == 1:
-            return [("rig", "wake_pulse", base)]
+        if ev.name == "wkp":
+            rising = ev.get("level") == 1 and self.wkp == 0
+            self.wkp = 1 if ev.get("level") == 1 else 0
+            return [("rig", "wake_pulse", base)] if rising else []
         return []

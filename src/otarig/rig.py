@@ -136,8 +136,8 @@ class Rig:
     def _collect_companion(self) -> None:
         if self.bench_companion is None:
             return
-        if self._companion_tl is None:
-            self._companion_tl = CompanionTimeline(self.dut_id)
+        if self._companion_tl is None:  # its switches as it answered at start, not assumed closed
+            self._companion_tl = CompanionTimeline(self.dut_id, self.bench_companion.hello.get("switches"))
         new = self.bench_companion.board.history_since(self._companion_seen)
         self._companion_seen += len(new)
         for t, entry in new:
@@ -156,19 +156,21 @@ class Rig:
     def link_outage(self, seconds: float) -> None:
         """Connectivity lost from now for `seconds`: the companion disconnects the DUT's antenna
         (an Electron is cellular: no cable to pull; instruments spec A.3, hil-anchors rec. 7)."""
-        self.companion("antenna_switch").antenna_off(int(seconds * 1000))
+        self.companion("antenna_switch").antenna_off(_ms(seconds))
         self.collect()
 
     def power_cycle(self, off_s: float = 2.0) -> None:
         """VIN and USB VBUS off now, back on after `off_s` (timed on the companion), then wait."""
-        self.companion("power_switch").power_off(int(off_s * 1000))
+        self.companion("vbus_switch")
+        self.companion("power_switch").power_off(_ms(off_s))
         self.wait(off_s)
 
     def cut_power_at_byte(self, byte: int, *, off_s: float = 5.0) -> int:
         """Arm a cut of VIN and VBUS once `byte` bytes of the next download are in flash (rounded
         down to a 512 B chunk), timed by the companion on the DUT's status line; returns the edge."""
         edges = edges_for_byte(byte)
-        self.companion("power_switch").arm_cut(edges, int(off_s * 1000))
+        self.companion("vbus_switch")
+        self.companion("power_switch").arm_cut(edges, _ms(off_s))
         self.collect()
         return edges
 
@@ -219,4 +221,12 @@ class Rig:
         for b in self.boards.values():
             b.close()
         if self.bench_companion is not None:
+            self.bench_companion.release()  # a real tester outlives the run: nothing armed or left off
             self.bench_companion.close()
+
+
+def _ms(seconds: float) -> int:
+    """A duration for the bench companion: whole ms, at least 1 (0 there means "until told")."""
+    if seconds <= 0:
+        raise ValueError(f"a fault duration must be positive, got {seconds} s")
+    return max(1, round(seconds * 1000))

@@ -112,6 +112,7 @@ class SimRig(Rig):
         self.bench.add_bench_companion(self.dut_id, name, vbus_cable=cfg.bench_companion.vbus_cable)
         board = self.bench.open_board(name, artifacts / "serial-bench-companion.log")
         self.bench_companion = BenchCompanion.connect(board, str(board.url), timeout_s=cfg.bench_companion.timeout_s)
+        self.bench_companion.release()
 
     #: PSU sampling period on the simulated bench: coarse, so a simulated week stays cheap.
     MONITOR_PERIOD_S = 120.0

@@ -527,6 +527,8 @@ def case_cut_reports_only_the_rails_it_opened(mk):
     b.ok("arm_cut", edges=1, off_ms=10)
     b.pulse_status(1)
     eq(switches_of(b.lines()), [("vin", False, "cut")], "switch events at a cut with VBUS already off")
+    eq(switches_of(b.advance(10)), [("vin", True, "timer")], "the restore closes only what the cut opened")
+    b.expect_closed("VBUS left open by hand", vin=True, vbus=False)
 
 
 # -- bad lines -----------------------------------------------------------------------------------------

@@ -167,7 +167,7 @@ class ElectronPower:
     def power_state(self, t: float) -> PowerState:
         """Read-only view of the device at virtual time `t` (seconds)."""
         dev = self.dev
-        if not dev.powered:
+        if not dev.powered or not self.inputs.vin_switch:  # VIN switch open: nothing flows from the PSU
             return PowerState.OFF
         sleeper = dev.sleeper
         if sleeper.hibernating:
