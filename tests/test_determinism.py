@@ -56,6 +56,16 @@ def scenario(seed: int, workdir: Path, cut_at_edge: int = 0) -> bytes:
     return log + (workdir / "tester.log").read_bytes() if cut_at_edge else log
 
 
+def _in_another_interpreter(workdir: Path, hashseed: str, cut_at_edge: int = 0) -> bytes:
+    """`scenario(11, …)` run by a child Python with another PYTHONHASHSEED."""
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+            "from test_determinism import scenario; "
+            "sys.stdout.buffer.write(scenario(11, Path(sys.argv[2]), cut_at_edge=int(sys.argv[3])))")
+    env = {**os.environ, "PYTHONHASHSEED": hashseed}
+    return subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(workdir), str(cut_at_edge)],
+                          capture_output=True, env=env, timeout=120, check=True).stdout
+
+
 def test_same_seed_gives_byte_identical_logs(tmp_path: Path) -> None:
     """Principle 4: one seed → one serial log, in this process and in another one."""
     first = scenario(11, tmp_path / "a")
@@ -63,13 +73,7 @@ def test_same_seed_gives_byte_identical_logs(tmp_path: Path) -> None:
     assert first == second
     assert b'"param":"progress"' in first and b'"product_version":2' in first
     # Another interpreter, another str-hash seed: nothing may depend on hash() or on object ids.
-    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
-            "from test_determinism import scenario; "
-            "sys.stdout.buffer.write(scenario(11, Path(sys.argv[2])))")
-    env = {**os.environ, "PYTHONHASHSEED": "4321"}
-    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path / "c")],
-                         capture_output=True, env=env, timeout=120, check=True).stdout
-    assert out == first
+    assert _in_another_interpreter(tmp_path / "c", "4321") == first
 
 
 def test_same_seed_same_logs_with_the_bench_companion(tmp_path: Path) -> None:
@@ -78,13 +82,7 @@ def test_same_seed_same_logs_with_the_bench_companion(tmp_path: Path) -> None:
     first = scenario(11, tmp_path / "a", cut_at_edge=60)
     assert first == scenario(11, tmp_path / "b", cut_at_edge=60)
     assert b'"ev": "cut"' in first and b'"reset_reason":"power_down"' in first
-    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
-            "from test_determinism import scenario; "
-            "sys.stdout.buffer.write(scenario(11, Path(sys.argv[2]), cut_at_edge=60))")
-    env = {**os.environ, "PYTHONHASHSEED": "99"}
-    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path / "c")],
-                         capture_output=True, env=env, timeout=120, check=True).stdout
-    assert out == first
+    assert _in_another_interpreter(tmp_path / "c", "99", cut_at_edge=60) == first
 
 
 def test_different_seed_differs_where_loss_matters(tmp_path: Path) -> None:

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+from . import deviceos as dos
+
 if TYPE_CHECKING:
     from .electron import Electron
     from .power_inputs import PowerInputs
 
-#: Electron pins (firmware/host/core_hal.h): the companion's download status line and WKP.
-STATUS_PIN = 6   # D6 (OTARIG_STATUS_PIN in the companion)
-WKP_PIN = 17     # A7 = WKP
+#: Electron pins: the companion's download status line (OTARIG_STATUS_PIN) and WKP.
+STATUS_PIN = dos.D6
+WKP_PIN = dos.WKP
 
 
 class BenchWiring:
