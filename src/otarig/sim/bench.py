@@ -144,15 +144,19 @@ class SimBench:
             raise KeyError(f"simulated board {device_id} has no serial port")
         return port.link
 
+    def _slot(self, device_id: str) -> BoardSlot:
+        """A board's or a bench companion's slot, by device ID or companion name."""
+        return self.slots.get(device_id) or self.companions[device_id]
+
     def attach_board(self, device_id: str, board: Any) -> None:
-        """Let the rig's `Board` for this device take part in the clock's synchronisation."""
-        self.slots[device_id].board = board
+        """Let the rig's `Board` for this port take part in the clock's synchronisation."""
+        self._slot(device_id).board = board
 
     def open_board(self, device_id: str, log_path: Path, *, timeout: float = 30.0) -> Any:
         """Wait (virtual time) for the board's USB port, open a rig-side `Board` on it, attach it."""
         from ..board import Board  # the rig side; imported here so the simulator stays rig-agnostic
 
-        port = (self.slots.get(device_id) or self.companions[device_id]).port
+        port = self._slot(device_id).port
         if port is None:
             raise KeyError(f"simulated board {device_id} has no serial port")
         deadline = self.world.now_ms + int(timeout * 1000)
@@ -160,7 +164,7 @@ class SimBench:
             self.advance(min(0.1, (deadline - self.world.now_ms) / 1000))
         board = Board(device_id, str(port.link), clock=self.clock, log_path=log_path)
         board.open()
-        (self.slots.get(device_id) or self.companions[device_id]).board = board
+        self.attach_board(device_id, board)
         return board
 
     # -- power supply (docs/power.md) -------------------------------------------------------------
