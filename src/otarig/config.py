@@ -9,7 +9,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -138,14 +138,44 @@ class BenchConfig(_Strict):
         return self.bench.kind == "simulated"
 
 
+#: key names that would hold a credential; the bench file is shared and committed, so none belongs
+#: in it (`*_env` keys name an environment variable instead and are fine)
+_SECRET_KEY = re.compile(r"token|secret|passw|credential|api_?key|private_?key", re.IGNORECASE)
+_TOKEN_HINT = ("tokens and passwords never go in this file: put the access token in an environment variable "
+               "and name that variable in cloud.token_env (default PARTICLE_ACCESS_TOKEN)")
+#: a bare TOML key; anything else is shown quoted so a key cannot break the one-line format
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: longest value text shown in an error line (a hostile file must not flood the terminal)
+_SHOW_MAX = 80
+_REDACTED = "<redacted>"
+
+
+def _is_secret_key(part: object) -> bool:
+    """A key that names a credential (why: its value must never reach a terminal or a CI log)."""
+    return isinstance(part, str) and not part.endswith("_env") and bool(_SECRET_KEY.search(part))
+
+
+def _key_text(part: str) -> str:
+    """One key as TOML would spell it, quoted and shortened when not bare, so it stays on one line."""
+    if _BARE_KEY.match(part):
+        return part
+    text = repr(part)
+    return text if len(text) <= _SHOW_MAX else text[:_SHOW_MAX - 4] + "...'"
+
+
 def _loc(loc: tuple) -> str:
+    """`("boards", 0, "id")` → `boards[0].id`: the key path a lab engineer finds in the file."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{_key_text(str(part))}" if out else _key_text(str(part))
     return out
 
 
 def _value_at(data: dict, loc: tuple) -> object:
+    """The raw value at `loc`, or `<missing>` (why: the error shows what the file really says)."""
     cur: object = data
     for part in loc:
         try:
@@ -155,19 +185,142 @@ def _value_at(data: dict, loc: tuple) -> object:
     return cur
 
 
-def _format(exc: ValidationError, data: dict, path: Path) -> str:
-    lines = []
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _show(value: object, loc: tuple = ()) -> str:
+    """A value for an error line: scalars shortened, tables and arrays by shape only, secrets redacted.
+
+    Why shapes: a section's content may hold anything (a token included) and can be huge or nested
+    thousands deep; the line only has to tell the user what kind of thing is there.
+    """
+    if any(_is_secret_key(part) for part in loc):
+        return _REDACTED
+    if isinstance(value, dict):
+        return f"<a table of {_plural(len(value), 'key')}>"
+    if isinstance(value, list):
+        kind = "table" if value and all(isinstance(v, dict) for v in value) else "item"
+        return f"<an array of {_plural(len(value), kind)}>"
+    if value == "<missing>":
+        return "<missing>"
+    if isinstance(value, str) and len(value) > _SHOW_MAX:
+        return f"{value[:_SHOW_MAX]!r}... ({len(value)} characters)"
+    return repr(value)
+
+
+def _unwrap(annotation: object) -> tuple[object, bool]:
+    """`X | None` → X, `list[X]` → (X, True): the type a TOML table or array entry must match."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) is list and args:
+        return args[0], True
+    if args and get_origin(annotation) is not Literal and len(args) == 1:
+        return _unwrap(args[0])
+    return annotation, False
+
+
+def _model_at(model: type[BaseModel] | None, loc: tuple) -> tuple[type[BaseModel] | None, bool]:
+    """The pydantic model a location must hold, and whether it is an array of them (or None)."""
+    current: object = model
+    is_list = False
+    for part in loc:
+        if isinstance(part, int):
+            if not is_list:
+                return None, False
+            is_list = False
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return None, False
+        current, is_list = _unwrap(current.model_fields[part].annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return current, is_list
+    return None, False
+
+
+def _shape(model: type[BaseModel] | None, loc: tuple) -> str | None:
+    """What a section must look like, from the model itself (so new sections are described too)."""
+    section, is_list = _model_at(model, loc)
+    if section is None:
+        return None
+    keys = ", ".join(section.model_fields)
+    name = _loc(loc)
+    if is_list:
+        return f"expected [[{name}]] tables (one per entry) with keys {keys}"
+    if loc and isinstance(loc[-1], int):
+        return f"expected a table (one [[{_loc(loc[:-1])}]] entry) with keys {keys}"
+    return f"expected one [{name}] table with keys {keys}"
+
+
+_NO_SECTION = re.compile(r"no \[(\w+)\] section")
+
+
+def _model_problem(msg: str, model: type[BaseModel] | None) -> str:
+    """A whole-file rule broken: its message, plus the shape of a section it says is missing."""
+    m = _NO_SECTION.search(msg)
+    shape = _shape(model, (m.group(1),)) if m else None
+    return f"{msg}; {shape}" if shape else msg
+
+
+def _error_line(err: Any, data: dict, path: Path, model: type[BaseModel] | None) -> str:
+    """One pydantic error as `path: key = value: what was expected`."""
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    msg = err["msg"].removeprefix("Value error, ")
+    if not loc:
+        return f"{path}: {_model_problem(msg, model)}"  # never the whole file as one value
+    key = _loc(loc)
+    if any(_is_secret_key(part) for part in loc):
+        return f"{path}: {key}: not allowed (value {_REDACTED}); {_TOKEN_HINT}"
+    shape = _shape(model, loc)
+    if err["type"] == "missing":
+        return f"{path}: {key}: missing (required)" + (f"; {shape}" if shape else "")
+    if err["type"] == "extra_forbidden":
+        return f"{path}: {key}: unknown key (value {_show(_value_at(data, loc))}); check the spelling"
+    if shape and err["type"] in ("model_type", "model_attributes_type", "dict_type", "list_type"):
+        msg = shape
+    return f"{path}: {key} = {_show(_value_at(data, loc))}: {msg}"
+
+
+def _format(exc: ValidationError, data: dict, path: Path, model: type[BaseModel] | None = None) -> str:
+    """Every validation problem on its own line, naming key, value (redacted) and expectation.
+
+    `model` (the validated class) lets a misshapen or missing section be described by its keys.
+    """
+    lines: list[str] = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        key = _loc(loc) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
-            lines.append(f"{path}: {key}: missing (required)")
-        elif err["type"] == "extra_forbidden":
-            lines.append(f"{path}: {key}: unknown key (value {_value_at(data, loc)!r}); check the spelling")
-        else:
-            lines.append(f"{path}: {key} = {_value_at(data, loc)!r}: {msg}")
+        line = _error_line(err, data, path, model)
+        if line not in lines:
+            lines.append(line)
     return "\n".join(lines)
+
+
+def _secret_locs(data: dict) -> list[tuple]:
+    """Every key in the file that looks like a credential, at any depth (iterative: files can be deep)."""
+    found: list[tuple] = []
+    stack: list[tuple[tuple, object]] = [((), data)]
+    while stack:
+        loc, value = stack.pop()
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for part, child in items:
+            if _is_secret_key(part):
+                found.append((*loc, part))
+            else:
+                stack.append(((*loc, part), child))
+    return sorted(found, key=_loc)
+
+
+def _secret_problems(data: dict, path: Path) -> list[str]:
+    """Credentials written into the file: one line each, value never shown."""
+    lines = [f"{path}: {_loc(loc)}: not allowed (value {_REDACTED}); {_TOKEN_HINT}" for loc in _secret_locs(data)]
+    token_env = _value_at(data, ("cloud", "token_env"))
+    if isinstance(token_env, str) and _looks_like_token(token_env):
+        lines.append(f"{path}: cloud.token_env = {_REDACTED}: looks like an access token itself; "
+                     "token_env names the environment variable that holds the token (e.g. PARTICLE_ACCESS_TOKEN)")
+    return lines
+
+
+def _looks_like_token(text: str) -> bool:
+    """A Particle access token is 40 hex digits; no sane environment variable name is."""
+    return bool(re.fullmatch(r"[0-9a-fA-F]{32,}", text))
 
 
 def check_ports(cfg: BenchConfig, path: Path) -> None:
@@ -181,24 +334,50 @@ def check_ports(cfg: BenchConfig, path: Path) -> None:
 
 
 def read_toml(p: Path, error: type[Exception], missing_hint: str) -> dict:
-    """A TOML file as a dict; a missing or malformed file becomes one line of `error`."""
+    """A TOML file as a dict; a missing, unreadable, non-UTF-8 or malformed file becomes one line of `error`."""
     try:
-        text = p.read_text()
+        raw = p.read_bytes()
     except FileNotFoundError:
         raise error(f"{p}: no such file ({missing_hint})") from None
+    except OSError as exc:
+        raise error(f"{p}: cannot read: {exc.strerror or exc}") from None
+    return _parse_toml(_decode(raw, p, error), p, error)
+
+
+def _decode(raw: bytes, p: Path, error: type[Exception]) -> str:
+    """The file's text; TOML is UTF-8 only, so say where the first other byte is and how to fix it."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise error(f"{p}: not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, column {column} "
+                    "(TOML files must be UTF-8; re-save the file as UTF-8)") from None
+
+
+def _parse_toml(text: str, p: Path, error: type[Exception]) -> dict:
+    """tomllib, with its two failure modes turned into one line each (deep nesting recurses)."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{p}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise error(f"{p}: not valid TOML here: arrays or inline tables nested too deeply "
+                    "(a bench file needs at most two levels)") from None
 
 
 def load(path: str | os.PathLike) -> BenchConfig:
     """Read and validate a bench file; raise `ConfigError` with one line per problem."""
     p = Path(path)
     data = read_toml(p, ConfigError, "pass --bench PATH, or run from the project folder")
+    problems = _secret_problems(data, p)
     try:
         cfg = BenchConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format(exc, data, p)) from None
+        problems += [line for line in _format(exc, data, p, BenchConfig).splitlines() if line not in problems]
+    except RecursionError:
+        problems.append(f"{p}: values nested too deeply to check (a bench file needs at most two levels)")
+    if problems:
+        raise ConfigError("\n".join(problems))
     check_ports(cfg, p)
     return cfg
