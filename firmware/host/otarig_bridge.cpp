@@ -11,6 +11,10 @@
 #include "Particle.h"
 #include "otarig_registry.h"
 
+// COMPANION_MUTANT as the app sees it: -D, else the companion's generated build config, else 0.
+#if __has_include("otarig_options.h")
+#include "otarig_options.h"
+#endif
 #ifndef COMPANION_MUTANT
 #define COMPANION_MUTANT 0
 #endif

@@ -5,30 +5,18 @@
  * transactions of 5), idle while "parked". The OTA guard lets updates land only while parked,
  * after a clean shutdown that persists the partial batch (DESIGN.md; spec particle-ota.md §2, §3).
  *
- * Build-time options (-D): OTARIG_PRODUCT_ID (4242), COMPANION_VERSION (1), OTARIG_THREADED (1),
+ * Build-time options (otarig_options.h: -D, or a generated otarig_build_config.h, or defaults):
+ * OTARIG_PRODUCT_ID (4242), COMPANION_VERSION (1), OTARIG_THREADED (1),
  * COMPANION_MUTANT (0 = good build), OTARIG_HANDSHAKE_INTERVAL_MS (24 h),
  * OTARIG_SYSTEM_MODE (SEMI_AUTOMATIC; AUTOMATIC or MANUAL to test spec §3.1 / §7.2 boot paths),
  * OTARIG_STATUS_PIN (D6: the download status line the bench watches, docs/protocol.md).
  */
+#include "otarig_options.h"
 #include "Particle.h"
 #include "DownloadSignal.h"
 #include "OtaGuard.h"
 #include "RecordLog.h"
 #include "TestAgent.h"
-
-#ifndef OTARIG_PRODUCT_ID
-#define OTARIG_PRODUCT_ID 4242
-#endif
-#ifndef COMPANION_VERSION
-#define COMPANION_VERSION 1
-#endif
-#ifndef OTARIG_THREADED
-#define OTARIG_THREADED 1
-#endif
-
-#ifndef OTARIG_SYSTEM_MODE
-#define OTARIG_SYSTEM_MODE SEMI_AUTOMATIC
-#endif
 
 // spec §3.1: SEMI_AUTOMATIC by default, so updates are disabled before the first connection.
 // Other modes exist only so the rig can show why (AUTOMATIC non-threaded runs setup() after connect).

@@ -14,14 +14,7 @@
 #pragma once
 
 #include "Particle.h"
-
-#ifndef OTARIG_STATUS_PIN
-#define OTARIG_STATUS_PIN D6  // the bench's `status` input (firmware/bench/bench_pins.json)
-#endif
-
-#ifndef OTARIG_STATUS_PULSE_US
-#define OTARIG_STATUS_PULSE_US 10  // LOW pulse width: long enough for the tester's edge detector
-#endif
+#include "otarig_options.h"  // OTARIG_STATUS_PIN, OTARIG_STATUS_PULSE_US
 
 class DownloadSignal {
 public:

@@ -17,14 +17,7 @@
 #pragma once
 
 #include "Particle.h"
-
-#ifndef COMPANION_MUTANT
-#define COMPANION_MUTANT 0  // 0 = good build; see README in firmware/companion (mutants 1..6)
-#endif
-
-#ifndef OTARIG_HANDSHAKE_INTERVAL_MS
-#define OTARIG_HANDSHAKE_INTERVAL_MS (24ul * 60ul * 60ul * 1000ul)  // forced handshake once a day
-#endif
+#include "otarig_options.h"  // COMPANION_MUTANT, OTARIG_HANDSHAKE_INTERVAL_MS
 
 /** What the app reports after a clean shutdown. */
 struct OtaGuardShutdownResult {
