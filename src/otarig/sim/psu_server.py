@@ -18,6 +18,15 @@ case, optional nodes (`SOUR`, `LEV`, `IMM`, `AMPL`, `DC`, `STAT`, `NEXT`), numer
 unknown commands, `-222,"Data out of range"`, `0,"No error"` when empty). Unknown queries get no
 reply, as on a real instrument (the client times out and finds -113 in the queue).
 
+Hostile input (a client is not trusted to be sane): a program message is at most `MAX_LINE` bytes;
+a longer one is discarded up to its newline while it streams in (memory stays bounded, the
+instrument lock never sees it) and queues `-363,"Input buffer overrun"`. Numbers follow SCPI's
+decimal syntax: an overflow (`1e400`) or `INF` is `-222`, `NAN` is `-224`, anything else that is not
+a number `-104`. Channel lists are checked before they are expanded (`-222` for a channel that does
+not exist, `-224` for a malformed list, `-223` past `MAX_CHANNEL_LIST` entries). The error queue
+holds `ERROR_QUEUE` entries; past that the last becomes `-350,"Queue overflow"`. A command is never
+answered by dropping the connection or printing a traceback.
+
 Fault knobs for tests (plain attributes, safe to flip while serving):
 `mute` (queries get no reply; set commands still act, like a stuck reply path),
 `garbage` (every reply is replaced by junk), `drop_connections` (n: the next n commands make the
@@ -25,6 +34,8 @@ server close that connection instead of answering), `frozen` (ignore everything)
 """
 from __future__ import annotations
 
+import logging
+import math
 import re
 import socket
 import socketserver
@@ -43,6 +54,19 @@ from otarig.sim.power_model import (
 )
 
 TimeSource = Callable[[], float]
+
+log = logging.getLogger("otarig.sim.psu_server")
+
+#: longest program message, terminator included (a real SCPI input buffer is a few KB)
+MAX_LINE = 4096
+#: channel-list entries one command may name after expansion (an instrument has at most a few outputs)
+MAX_CHANNEL_LIST = 64
+#: SCPI error queue depth; the last slot reports -350 when more errors arrive
+ERROR_QUEUE = 20
+#: digits a header suffix may have (`SOUR1`); more is -114, never a huge int
+MAX_SUFFIX_DIGITS = 3
+#: executed lines kept for `wait_for_command` (a long `otarig sim` session must not grow forever)
+COMMANDS_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -133,6 +157,9 @@ _LONG_TO_CANON = dict(_MNEMONICS)
 _OPTIONAL = {"LEV", "IMM", "AMPL", "DC", "SCAL", "NEXT"}
 _NODE_RE = re.compile(r"^([A-Za-z]+?)(\d*)$")
 _CHANLIST_RE = re.compile(r"^\(@\s*([0-9,:\s]+)\)$")
+#: SCPI decimal numeric program data (IEEE 488.2 §7.7.2): no `0x`, `_`, `nan` or `inf` spellings
+_DECIMAL_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)(E[+-]?\d+)?$")
+_INFINITIES = {"INF", "+INF", "NINF", "-INF", "INFINITY", "+INFINITY", "-INFINITY"}
 
 
 class ScpiError(Exception):
@@ -145,6 +172,13 @@ class ScpiError(Exception):
 
 
 UNDEFINED_HEADER = (-113, "Undefined header")
+DATA_TYPE_ERROR = (-104, "Data type error")
+DATA_OUT_OF_RANGE = (-222, "Data out of range")
+TOO_MUCH_DATA = (-223, "Too much data")
+ILLEGAL_PARAMETER = (-224, "Illegal parameter value")
+INPUT_BUFFER_OVERRUN = (-363, "Input buffer overrun")
+QUEUE_OVERFLOW = (-350, "Queue overflow")
+DEVICE_SPECIFIC = (-300, "Device-specific error")
 
 
 def _canon_node(token: str) -> tuple[str, int | None]:
@@ -155,7 +189,28 @@ def _canon_node(token: str) -> tuple[str, int | None]:
     canon = _LONG_TO_CANON.get(word) or _SHORT_TO_CANON.get(word)
     if canon is None:
         raise ScpiError(*UNDEFINED_HEADER)
+    if len(suffix) > MAX_SUFFIX_DIGITS:
+        raise ScpiError(-114, "Header suffix out of range")  # before int(): thousands of digits are slow
     return canon, (int(suffix) if suffix else None)
+
+
+def _decimal(token: str) -> float:
+    """SCPI numeric data as a finite float; the SCPI error for anything else.
+
+    Why not plain `float()`: it accepts `nan`, `inf`, `1_0` and overflows `1e400` to infinity, all
+    of which would reach a set point or `int()` (OverflowError) unchecked.
+    """
+    tok = token.strip().upper()
+    if tok == "NAN":
+        raise ScpiError(*ILLEGAL_PARAMETER)
+    if tok in _INFINITIES:
+        raise ScpiError(*DATA_OUT_OF_RANGE)
+    if not _DECIMAL_RE.match(tok):
+        raise ScpiError(*DATA_TYPE_ERROR)
+    value = float(tok)
+    if not math.isfinite(value):
+        raise ScpiError(*DATA_OUT_OF_RANGE)  # syntactically a number, beyond any float
+    return value
 
 
 def _split_params(text: str) -> list[str]:
@@ -197,7 +252,7 @@ class SimulatedPsu:
         }
         self._specs = {ch.number: ch for ch in dialect.channels}
         self.selected = dialect.channels[0].number
-        self.errors: deque[tuple[int, str]] = deque(maxlen=20)
+        self.errors: deque[tuple[int, str]] = deque()
         self.lock = threading.RLock()
         for number, load in (loads or {}).items():
             self.rails[number].attach(load)
@@ -216,11 +271,27 @@ class SimulatedPsu:
                 try:
                     reply, prev_path = self._execute(unit, prev_path)
                 except ScpiError as err:
-                    self.errors.append((err.code, err.message))
+                    self._queue_error(err.code, err.message)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a simulator bug must not cost the client its link
+                    log.error("simulated PSU: %r raised %r (queued -300)", unit[:80], exc)
+                    self._queue_error(*DEVICE_SPECIFIC)
                     continue
                 if reply is not None:
                     replies.append(reply)
         return replies
+
+    def report(self, code: int, message: str) -> None:
+        """Queue an error found outside a command (the transport's -363), under the lock."""
+        with self.lock:
+            self._queue_error(code, message)
+
+    def _queue_error(self, code: int, message: str) -> None:
+        """SCPI queue semantics: the oldest errors are kept; when full, the last says -350."""
+        if len(self.errors) < ERROR_QUEUE - 1:
+            self.errors.append((code, message))
+        elif len(self.errors) == ERROR_QUEUE - 1:
+            self.errors.append(QUEUE_OVERFLOW)
 
     def reset(self) -> None:
         """`*RST`: outputs off, set points to defaults (0 V, maximum-ish limit)."""
@@ -289,7 +360,7 @@ class SimulatedPsu:
                 if len(chans) != 1:
                     raise ScpiError(-108, "Parameter not allowed")
                 return chans[0]
-            raise ScpiError(-224, "Illegal parameter value")
+            raise ScpiError(*ILLEGAL_PARAMETER)
         if suffix is not None:
             if suffix not in self._specs:
                 raise ScpiError(-114, "Header suffix out of range")
@@ -297,18 +368,28 @@ class SimulatedPsu:
         return self.selected
 
     def _chanlist(self, body: str) -> list[int]:
+        """`1,2:3` → [1, 2, 3]. Each entry is checked before a range is expanded, so a list can
+        never name more channels than exist (`(@1:30000000)` is -222, not 30 million ints)."""
         chans: list[int] = []
         for part in body.split(","):
-            part = part.strip()
-            if ":" in part:
-                a, b = (int(x) for x in part.split(":"))
-                chans.extend(range(a, b + 1))
-            elif part:
-                chans.append(int(part))
-        for c in chans:
-            if c not in self._specs:
-                raise ScpiError(-222, "Data out of range")
+            ends = [self._list_channel(x) for x in part.split(":")]
+            if len(ends) > 2:
+                raise ScpiError(*ILLEGAL_PARAMETER)  # `1:2:3`
+            first, last = ends[0], ends[-1]
+            step = 1 if last >= first else -1
+            chans.extend(range(first, last + step, step))
+            if len(chans) > MAX_CHANNEL_LIST:
+                raise ScpiError(*TOO_MUCH_DATA)
         return chans
+
+    def _list_channel(self, text: str) -> int:
+        """One channel number of a channel list, naming an output of this model."""
+        text = text.strip()
+        if not text.isdecimal() or not text.isascii():
+            raise ScpiError(*ILLEGAL_PARAMETER)  # empty: `1,,2`, `(@:)`
+        if len(text) > MAX_SUFFIX_DIGITS or int(text) not in self._specs:
+            raise ScpiError(*DATA_OUT_OF_RANGE)  # a channel this model does not have
+        return int(text)
 
     def _targets(self, token: str | None) -> list[int]:
         """Channels named by an optional trailing channel list or channel name."""
@@ -328,12 +409,9 @@ class SimulatedPsu:
             return hi
         if tok in ("DEF", "DEFAULT"):
             return default
-        try:
-            value = float(tok.rstrip("VA") if tok.endswith(("V", "A")) and tok[:-1] else tok)
-        except ValueError:
-            raise ScpiError(-104, "Data type error") from None
+        value = _decimal(tok.rstrip("VA") if tok.endswith(("V", "A")) and tok[:-1] else tok)
         if not lo <= value <= hi:
-            raise ScpiError(-222, "Data out of range")
+            raise ScpiError(*DATA_OUT_OF_RANGE)
         return value
 
     @staticmethod
@@ -370,12 +448,10 @@ class SimulatedPsu:
             if not params:
                 raise ScpiError(-109, "Missing parameter")
             if path == "INST:NSEL":
-                try:
-                    n = int(float(params[0]))
-                except ValueError:
-                    raise ScpiError(-104, "Data type error") from None
+                first, last = min(self._specs), max(self._specs)
+                n = int(self._number(params[0], first, last, first))  # finite and in range: int() is safe
                 if n not in self._specs:
-                    raise ScpiError(-222, "Data out of range")
+                    raise ScpiError(*DATA_OUT_OF_RANGE)
                 self.selected = n
             else:
                 self.selected = self._channel(params[0])
@@ -432,12 +508,15 @@ class SimulatedPsu:
             chans = [self._channel(None, suffix)]
         else:
             chans = self._targets(params[1] if len(params) > 1 else None)
-        for c in chans:
-            spec, rail = self._specs[c], self.rails[c]
-            if what == "VOLT":
-                rail.set_voltage(self._number(params[0], 0.0, spec.v_max, 0.0), t)
-            else:
-                rail.set_current_limit(self._number(params[0], 0.0, spec.i_max, 1.0), t)
+        # every channel's value is checked before any is applied: a -222 on one leaves all unchanged
+        if what == "VOLT":
+            volts = {c: self._number(params[0], 0.0, self._specs[c].v_max, 0.0) for c in chans}
+            for c, v in volts.items():
+                self.rails[c].set_voltage(v, t)
+        else:
+            amps = {c: self._number(params[0], 0.0, self._specs[c].i_max, 1.0) for c in chans}
+            for c, a in amps.items():
+                self.rails[c].set_current_limit(a, t)
         return None
 
     def _output(self, query: bool, params: list[str], t: float) -> str | None:
@@ -487,10 +566,27 @@ class SimulatedPsu:
 GARBAGE_REPLY = "\x15#?~garbled\x7f%!"
 
 
+_OVERLONG = b"<overlong>"  # sentinel from `_Handler._read_line` (compared by identity)
+
+
 class _Handler(socketserver.StreamRequestHandler):
     """One client connection: read `\\n`-terminated lines, answer them."""
 
     server: "_TcpServer"
+
+    def _read_line(self) -> bytes | None:
+        """The next program message, None at end of stream, or `_OVERLONG` for one longer than
+        `MAX_LINE`: that one is reported (-363) as soon as it is known and skipped in `MAX_LINE`
+        pieces up to its newline, so a 200 MB line costs 4 KB of memory and no lock time."""
+        raw = self.rfile.readline(MAX_LINE + 1)
+        if len(raw) <= MAX_LINE:
+            return raw or None
+        self.server.owner.instrument.report(*INPUT_BUFFER_OVERRUN)
+        while not raw.endswith(b"\n"):
+            raw = self.rfile.readline(MAX_LINE)
+            if not raw:
+                return None
+        return _OVERLONG
 
     def handle(self) -> None:
         owner = self.server.owner
@@ -498,11 +594,13 @@ class _Handler(socketserver.StreamRequestHandler):
         try:
             while True:
                 try:
-                    raw = self.rfile.readline()
+                    raw = self._read_line()
                 except OSError:
                     return
-                if not raw:
+                if raw is None:
                     return
+                if raw is _OVERLONG:
+                    continue
                 line = raw.decode("ascii", errors="replace").strip("\r\n")
                 if owner.frozen:
                     continue
@@ -564,7 +662,7 @@ class PsuServer:
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
-        self.commands_seen: list[str] = []
+        self.commands_seen: deque[str] = deque(maxlen=COMMANDS_KEPT)
         self._seen_cond = threading.Condition()
         # fault knobs
         self.mute = False
