@@ -44,7 +44,7 @@ def test_power_cut_at_a_chosen_byte_keeps_the_old_app_then_the_update_lands(rig,
     # Edge k+1 follows the k-th chunk's progress event; on a real bench the last line may die with
     # the power (the USB serial goes with it), on the simulated one every line arrives.
     expected = edges - 1
-    assert len(progress) == expected if rig.cfg.simulated else expected - 1 <= len(progress) <= expected
+    assert len(progress) == expected if rig.simulated else expected - 1 <= len(progress) <= expected
     rig.expect_version(2, 3600)
     rig.wait(30)
     rig.check(*ota_verdicts(rig, 2), v.update_began_in_idle_window(rig.timeline))
@@ -72,7 +72,7 @@ def test_wake_from_hibernate_by_wkp(rig):
         asleep = rig.timeline.select(source="psu", kind="sample", start=slept.t + 10, end=pulse.t)
         assert asleep and max(e.get("amps") for e in asleep) < 0.001, "HIBERNATE should draw well under 1 mA"
     woke = rig.timeline.select(kind="hello", start=pulse.t)
-    assert woke and woke[0].t - pulse.t < 5, "the board did not start within 5 s of the WKP edge"
+    assert woke and woke[0].t - pulse.t < 5 + rig.clock_tolerance_s, "the board did not start within 5 s of the WKP edge"
     rig.check(v.no_record_lost(rig.timeline))
 
 
@@ -88,7 +88,8 @@ def test_antenna_off_drops_the_cloud_and_it_comes_back(rig):
     rig.expect_sys("cloud_status", "disconnected", 120)
     rig.wait(600)
     on = rig.timeline.select(source="fault", kind="antenna_on")
-    assert on and abs(on[-1].t - off.t - 600) < 0.01, "the companion restores the antenna after exactly 600 s"
+    assert on and abs(on[-1].t - off.t - 600) <= rig.clock_tolerance_s, \
+        "the companion restores the antenna after exactly 600 s"
     rig.expect_sys("cloud_status", "connected", 300)
     back = rig.timeline.select(kind="sys", start=on[-1].t,
                                where=lambda e: e.get("event") == "cloud_status" and e.get("param") == "connected")

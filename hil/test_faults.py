@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from otarig import verdicts as v
-from otarig.sim.cloud import CloudError
+from otarig.cloud import CloudError
 
 from conftest import APP_SIZE, connected, ota_verdicts, park
 
@@ -40,12 +40,13 @@ def test_connectivity_lost_mid_download_fails_then_retries_from_chunk_0(rig):
 
 
 @pytest.mark.sim_only
+@pytest.mark.budget(3600)
 def test_no_chunk_for_300_s_resets_with_update_timeout_and_recovers(rig):
     """A cloud that stops sending mid-transfer: after 300 s without a chunk the update watchdog
     hard-resets the device (`update_timeout`, spec §2.4); it reconnects and the update lands."""
     connected(rig)
     park(rig)
-    rig.cloud_blackhole(after_chunks=50)
+    rig.sim.cloud_blackhole(after_chunks=50)
     rig.upload(rig.firmware(2, size=APP_SIZE))
     rig.release(2, intelligent=True)
     rig.expect_sys("firmware_update", "begin", 300)
@@ -65,7 +66,7 @@ def test_power_cut_during_ota(rig, phase, first_version):
     (spec §2.6, §7.2, §7.10 power-cut assertions). Nothing persisted is lost."""
     connected(rig)
     park(rig)
-    rig.cut_power_at(phase, chunk=CHUNKS // 2)
+    rig.sim.cut_power_at(phase, chunk=CHUNKS // 2)
     rig.upload(rig.firmware(2, size=APP_SIZE))
     rig.release(2, intelligent=True)
     rig.expect(lambda e: e.name == "hello" and rig.timeline.select(source="fault", kind="power_restore"), 1800)
@@ -79,13 +80,15 @@ def test_power_cut_during_ota(rig, phase, first_version):
               v.update_began_in_idle_window(tl))
 
 
+@pytest.mark.sim_only
+@pytest.mark.budget(1800)
 def test_corrupted_binary_is_rejected_and_the_old_app_keeps_running(rig):
     """A module with a bad CRC reaches the device (cloud flash does not check the CRC): HAL_FLASH_End
     rejects it, `firmware_update failed`, the v2.3.1 reset still happens, the old app runs
     (spec §2.5, §8.7)."""
     connected(rig)
     park(rig)
-    rig.flash(rig.firmware(2, size=APP_SIZE, defect="bad_crc"))
+    rig.flash(rig.sim.firmware(2, size=APP_SIZE, defect="bad_crc"))
     rig.expect_sys("firmware_update", "failed", 900)
     hello = rig.expect(lambda e: e.name == "hello", 300)
     assert hello.get("product_version") == 1
@@ -97,12 +100,14 @@ def test_corrupted_binary_is_rejected_and_the_old_app_keeps_running(rig):
     rig.check(v.no_record_lost(tl), v.shutdown_before_reset(tl), v.no_update_loop(tl, max_downloads=0))
 
 
+@pytest.mark.sim_only
+@pytest.mark.budget(900)
 def test_wrong_platform_binary_is_rejected_before_it_reaches_the_device(rig):
     """A binary built for another platform is refused by the cloud with an error naming the
     platform; the device never downloads it and keeps running (spec §2.5 platform check, §4.1)."""
     connected(rig)
     park(rig)
-    bad = rig.firmware(2, size=APP_SIZE, defect="wrong_platform")
+    bad = rig.sim.firmware(2, size=APP_SIZE, defect="wrong_platform")
     with pytest.raises(CloudError) as err:
         rig.flash(bad)
     assert "platform" in str(err.value)

@@ -64,13 +64,15 @@ def test_app_during_a_forced_download(rig, threaded):
     rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 2, device_id=rig.dut_id))
 
 
+@pytest.mark.sim_only
+@pytest.mark.budget(3 * 3600)
 def test_app_needing_newer_device_os_goes_through_safe_mode(rig):
     """An app that depends on a newer Device OS is accepted (user deps are optional at OTA time),
     boots into safe mode, and the cloud's safe-mode healer sends the system parts one per OTA and
     reset until the app can run (spec §2.5, §2.7, §7.8.6)."""
     connected(rig)
     park(rig)
-    rig.upload(rig.firmware(2, size=APP_SIZE, requires_system=2400))
+    rig.upload(rig.sim.firmware(2, size=APP_SIZE, requires_system=2400))
     rig.release(2, intelligent=True)
     rig.expect_sys("firmware_update", "complete", 900)
     rig.expect_version(2, 3600)

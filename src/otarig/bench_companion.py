@@ -57,6 +57,7 @@ class BenchCompanion:
             board.open()
         except (PortUnavailable, OSError) as exc:
             raise BenchCompanionError(f"bench companion: cannot open {port!r}: {exc}") from None
+        clock.attach(board)  # a virtual clock keeps the port in step; a wall clock has nothing to do
         return cls.connect(board, port, timeout_s=timeout_s)
 
     @classmethod

@@ -86,11 +86,12 @@ def particle_profile_path(home: Path | None = None) -> Path:
 
 
 def find_credentials(api_url: str | None = None, *, home: Path | None = None,
-                     env: dict[str, str] | None = None) -> Credentials:
-    """Token from the environment, else from the particle CLI's profile (which may also give
-    `apiUrl`). Raises AuthError naming where it looked."""
+                     env: dict[str, str] | None = None, token_env: str | None = None) -> Credentials:
+    """Token from the environment (`token_env` first: the bench file's `cloud.token_env`), else
+    from the particle CLI's profile (which may also give `apiUrl`). Raises AuthError naming
+    where it looked, never the token."""
     env = os.environ if env is None else env
-    for var in TOKEN_ENV_VARS:
+    for var in ((token_env,) if token_env else ()) + tuple(TOKEN_ENV_VARS):
         if env.get(var):
             return Credentials(api_url or env.get("OTARIG_PARTICLE_API_URL") or DEFAULT_API_URL, env[var], f"${var}")
     path = particle_profile_path(home)
@@ -101,7 +102,8 @@ def find_credentials(api_url: str | None = None, *, home: Path | None = None,
     token = cfg.get("access_token") if isinstance(cfg, dict) else None
     if token:
         return Credentials(api_url or cfg.get("apiUrl") or DEFAULT_API_URL, str(token), str(path))
-    raise AuthError(f"no Particle access token: set ${TOKEN_ENV_VARS[0]} (or ${TOKEN_ENV_VARS[1]}) "
+    first = token_env or TOKEN_ENV_VARS[0]
+    raise AuthError(f"no Particle access token: set ${first} (or ${TOKEN_ENV_VARS[1]}) "
                     f"or log in with `particle login` (looked in {path})", 401)
 
 
@@ -145,6 +147,9 @@ class EventStream:
         self.read_timeout = read_timeout
         self.reconnect_delay = reconnect_delay
         self.events: list[Event] = []
+        #: the SSE `id:` of the newest event read (0 if the server sends none)
+        self.last_id = 0
+        self._seen = threading.Condition()
         self.connects = 0
         self.error: CloudError | None = None
         self._queue: queue.Queue[Event | None] = queue.Queue()
@@ -184,6 +189,10 @@ class EventStream:
                     ev = Event.parse(msg.event, msg.data)
                     self.events.append(ev)
                     self._queue.put(ev)
+                    if msg.id and msg.id.isdigit():
+                        with self._seen:
+                            self.last_id = int(msg.id)
+                            self._seen.notify_all()
             except (requests.RequestException, OSError, ValueError, AttributeError) as exc:
                 if not self._closed.is_set():
                     log.info("event stream %s dropped (%s); reconnecting", self.path, type(exc).__name__)
@@ -192,6 +201,26 @@ class EventStream:
             if not self._closed.is_set():
                 self._open.clear()
                 self._closed.wait(self.reconnect_delay)
+
+    def wait_seen(self, event_id: int, timeout: float = 10.0) -> bool:
+        """Block until the event with SSE id `event_id` (or a later one) has been read; a bench
+        whose server numbers its events uses this to hand the rig everything published so far."""
+        with self._seen:
+            return self._seen.wait_for(lambda: self.last_id >= event_id or self._closed.is_set(), timeout)
+
+    def drain(self) -> list[Event]:
+        """Every event read since the last `drain`/`get`, without waiting."""
+        out: list[Event] = []
+        while True:
+            try:
+                ev = self._queue.get_nowait()
+            except queue.Empty:
+                return out
+            if ev is None:
+                self._queue.put(None)
+                assert self.error is not None
+                raise self.error
+            out.append(ev)
 
     def get(self, timeout: float = 10.0) -> Event:
         """The next event; raises TimeoutError, or the stream's AuthError."""
@@ -223,6 +252,8 @@ class EventStream:
 
     def close(self) -> None:
         self._closed.set()
+        with self._seen:
+            self._seen.notify_all()
         resp = self._response
         if resp is not None:
             try:

@@ -30,6 +30,10 @@ class BenchSection(_Strict):
     name: str = "bench"
     kind: Literal["simulated", "real"] = "simulated"
     seed: int = 1
+    time_scale: float = Field(1.0, gt=0, le=100_000, description=(
+        "bench seconds per wall second; other than 1 only for a stand-in bench (a simulated world in "
+        "another process, every endpoint on loopback) written by `otarig sim --bench-file`"))
+    stand_in: bool = Field(False, description="the bench is a simulated world reached as a real one, not hardware")
 
 
 class SimulationSection(_Strict):
@@ -66,12 +70,34 @@ class PsuConfig(_Strict):
     current_limit: float = Field(2.5, gt=0, le=10)
     safe_state: Literal["off", "restore"] = "off"
     timeout_s: float = Field(2.0, gt=0, le=60)
+    monitor_period_s: float = Field(120.0, gt=0, le=3600, description="bench seconds between PSU samples")
 
 
 class CloudConfig(_Strict):
     api_url: str = "sim"
     product_id: int = Field(4242, ge=1)
     token_env: str = "PARTICLE_ACCESS_TOKEN"
+    group: str = Field("otarig-bench", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                       description="device group the bench's boards join; releases go to it only")
+    allocate_versions: bool = Field(True, description=(
+        "map the scenarios' versions 1, 2, 3 above the product's highest existing version"))
+
+
+class FirmwareConfig(_Strict):
+    """Electron binaries by logical version (docs/building-firmware.md); checked before any flash."""
+
+    baseline: int = Field(1, ge=1, le=65535, description="the version every scenario starts from")
+    versions: dict[int, str] = Field(default_factory=dict, description="logical version → .bin path")
+    nonthreaded: dict[int, str] = Field(default_factory=dict,
+                                        description="the same versions built without SYSTEM_THREAD(ENABLED)")
+
+
+class FlasherConfig(_Strict):
+    """How the rig puts the baseline on a board that runs something else."""
+
+    method: Literal["usb", "cloud"] = Field("usb", description=(
+        "usb: `particle flash --local <device> FILE --application-only`; cloud: an OTA over the Cloud API"))
+    timeout_s: float = Field(180.0, gt=0, le=3600)
 
 
 class ParticleCliConfig(_Strict):
@@ -109,6 +135,8 @@ class BenchConfig(_Strict):
     particle_cli: ParticleCliConfig = ParticleCliConfig()
     capabilities: Capabilities = Capabilities()
     bench_companion: BenchCompanionConfig | None = None
+    firmware: FirmwareConfig | None = None
+    flasher: FlasherConfig = FlasherConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> "BenchConfig":
@@ -128,14 +156,67 @@ class BenchConfig(_Strict):
             if getattr(self.capabilities, cap) and self.bench_companion is None:
                 raise ValueError(f"capabilities.{cap} is true but there is no [bench_companion] section "
                                  "(the tester board running firmware/bench/ provides it)")
+        if self.bench.kind == "real":
+            self._check_real()
+        elif self.bench.time_scale != 1.0:
+            raise ValueError("bench.time_scale: only a real (stand-in) bench runs on a scaled clock; "
+                             "the simulated bench has virtual time")
         if self.bench_companion is not None and self.bench.kind == "real" and self.bench_companion.port == "sim":
             raise ValueError('bench_companion.port: "sim" on a real bench; give the tester board\'s serial port '
                              "(e.g. /dev/serial/by-id/usb-MicroPython_Board_in_FS_mode_...-if00)")
         return self
 
+    def _check_real(self) -> None:
+        """What a real bench must name, and the loopback rule for a scaled clock."""
+        if self.cloud.api_url == "sim":
+            raise ValueError('cloud.api_url: "sim" on a real bench; give the API URL, e.g. "https://api.particle.io"')
+        if self.psu is not None and self.capabilities.psu and self.psu.resource == "sim":
+            raise ValueError('psu.resource: "sim" on a real bench; give the VISA resource, '
+                             'e.g. "TCPIP::192.168.1.50::5025::SOCKET"')
+        if self.capabilities.power_cut:
+            raise ValueError("capabilities.power_cut: exact-phase power cuts exist only on the simulated bench; "
+                             "on a real bench the tester board cuts power (power_switch, vbus_switch)")
+        if self.firmware is None or not self.firmware.versions:
+            raise ValueError("firmware: missing — a real bench needs a [firmware.versions] table mapping the "
+                             "scenarios' versions 1, 2, 3 to Electron binaries (docs/building-firmware.md)")
+        if self.firmware.baseline not in self.firmware.versions:
+            raise ValueError(f"firmware.baseline = {self.firmware.baseline}: no binary for it in [firmware.versions]")
+        if self.bench.time_scale != 1.0 or self.bench.stand_in:
+            far = [e for e in self.endpoints() if not _on_loopback(e)]
+            if far:
+                raise ValueError(f"bench.time_scale = {self.bench.time_scale:g}: a scaled clock is for a stand-in "
+                                 f"bench whose endpoints are all on loopback; not on loopback: {', '.join(far)}")
+
+    def endpoints(self) -> list[str]:
+        """Every address the bench file names (API URL, ports, VISA resource)."""
+        out = [self.cloud.api_url]
+        out += [b.port for b in self.boards if b.port]
+        if self.bench_companion is not None:
+            out.append(self.bench_companion.port)
+        if self.psu is not None and self.capabilities.psu:
+            out.append(self.psu.resource)
+        return out
+
     @property
     def simulated(self) -> bool:
         return self.bench.kind == "simulated"
+
+    @property
+    def stand_in(self) -> bool:
+        """A simulated world in another process, reached as a real bench (never hardware)."""
+        return self.bench.kind == "real" and (self.bench.stand_in or self.bench.time_scale != 1.0)
+
+
+_LOOPBACK = re.compile(r"^(https?://|rfc2217://|socket://|TCPIP\d*::)(127\.\d+\.\d+\.\d+|localhost|\[::1\])([:/]|$)",
+                       re.IGNORECASE)
+
+
+def _on_loopback(endpoint: str) -> bool:
+    """A URL or VISA resource on this machine's loopback, or a local device path (a pty)."""
+    if endpoint.startswith("/"):  # a pty of the stand-in, not a USB device of real hardware
+        real = os.path.realpath(endpoint)
+        return real.startswith("/dev/pts/") or not real.startswith("/dev/")
+    return bool(_LOOPBACK.match(endpoint))
 
 
 #: key names that would hold a credential; the bench file is shared and committed, so none belongs

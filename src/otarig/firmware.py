@@ -439,6 +439,25 @@ def build_module(
     return head + struct.pack(">I", zlib.crc32(head) & 0xFFFFFFFF)
 
 
+def with_product(data: bytes, *, product_id: int, product_version: int) -> bytes:
+    """The same module with its suffix's product ID and version rewritten, SHA-256 and CRC-32
+    recomputed. Device OS reports these suffix fields at the handshake, and the cloud checks an
+    upload's version against them (spec §4.2), so this is how one build serves a run whose
+    product versions are allocated above those the product already has."""
+    info = parse(data)
+    if info.product_id is None or info.suffix_size < SUFFIX_SIZE:
+        raise NotAModule("module has no product fields in its suffix (built without PRODUCT_ID/PRODUCT_VERSION?)")
+    if not 0 <= product_id <= 0xFFFF or not 0 <= product_version <= 0xFFFF:
+        raise ValueError("product_id and product_version are 16-bit (spec §4.2)")
+    if (info.product_id, info.product_version) == (product_id, product_version):
+        return bytes(data)
+    n = len(data)
+    head = bytearray(data[: n - 38])
+    struct.pack_into("<HH", head, n - 44, product_id, product_version)
+    head += hashlib.sha256(head).digest() + data[n - 6 : n - 4]
+    return bytes(head) + struct.pack(">I", zlib.crc32(head) & 0xFFFFFFFF)
+
+
 def build_manifest_module(manifest: dict[str, Any], **kwargs: Any) -> bytes:
     """``build_module`` with a JSON manifest as payload, NUL-padded (JSON never contains NUL)."""
     kwargs.setdefault("pad", b"\x00")

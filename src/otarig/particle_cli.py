@@ -299,6 +299,14 @@ class ParticleCli:
         """``flash --local FILE``. Raises NoDevices when no USB device is attached."""
         return self.run("flash", "--local", str(Path(file).resolve()))
 
+    def flash_local_to(self, device: str, file: os.PathLike[str] | str) -> CliResult:
+        """``flash --local <device> FILE --application-only``: the application over USB to the named
+        device (so several boards can share a host), never touching Device OS."""
+        path = Path(file)
+        if not path.is_file():
+            raise FileNotFoundError(f"firmware file not found: {path}")
+        return self.run("flash", "--local", device, str(path.resolve()), "--application-only")
+
     def usb_list(self) -> list[dict[str, str]]:
         """USB devices as ``{name, id, type}``; ``[]`` when the CLI says "No devices found." (rc 0)."""
         result = self.run("usb", "list")

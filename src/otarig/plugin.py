@@ -21,6 +21,14 @@ from .config import BenchConfig, Capabilities, ConfigError, load
 
 CAPABILITIES = tuple(Capabilities.model_fields)
 DEFAULT_SCENARIO_TIMEOUT = 240
+#: a scenario without a `budget` marker is assumed to need this much bench time
+DEFAULT_BUDGET_S = 3600.0
+#: on a real bench, scenarios whose budget exceeds this are skipped unless `--long`
+LONG_BUDGET_S = 4 * 3600.0
+#: skip reasons: a scenario not run by policy (sim_only on hardware, over budget) does not fail a
+#: run; one skipped for want of a capability, a firmware or a tool does, unless --allow-skips
+SKIP_POLICY = "not run on this bench: "
+SKIP_NEEDS = "needs "
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,15 +38,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--mutant", type=int, default=0,
                 help="simulated bench only: build the companion with defect N (otarig selftest uses this)")
     g.addoption("--otarig-artifacts", default="otarig-artifacts", help="folder for per-test artifacts")
+    g.addoption("--long", action="store_true", default=False,
+                help=f"real bench: also run scenarios whose budget exceeds {LONG_BUDGET_S / 3600:g} h of bench time")
+    g.addoption("--max-budget", type=float, default=None,
+                help="skip scenarios whose bench-time budget exceeds this many seconds (e.g. a CI profile)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(*capabilities): skip unless the bench has them "
                                        f"({', '.join(CAPABILITIES)})")
-    config.addinivalue_line("markers", "sim_only: needs the simulated bench (exact fault timing)")
-    config.addinivalue_line("markers", "spec(section): the spec section a scenario demonstrates")
-    config.addinivalue_line("markers", "threaded(flag): simulated bench only: build the companion "
-                                       "with or without SYSTEM_THREAD(ENABLED)")
+    config.addinivalue_line("markers", "sim_only: needs the simulated bench; the only scenarios that may use rig.sim")
+    config.addinivalue_line("markers", "spec(section): the reference section a scenario demonstrates")
+    config.addinivalue_line("markers", "threaded(flag): run the firmware built with (True) or without (False) "
+                                       "SYSTEM_THREAD(ENABLED); a real bench takes it from [firmware.nonthreaded]")
+    config.addinivalue_line("markers", "budget(seconds): the bench time a scenario needs; on a real bench its "
+                                       "timeout follows it and long ones need --long")
 
 
 def _bench_path(config: pytest.Config) -> Path:
@@ -55,10 +69,31 @@ def bench_config(pytestconfig: pytest.Config) -> BenchConfig:
         pytest.exit(f"otarig: {exc}", returncode=4)
 
 
+def budget_of(item: pytest.Item) -> float:
+    mark = item.get_closest_marker("budget")
+    return float(mark.args[0]) if mark else DEFAULT_BUDGET_S
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every scenario gets a wall-clock timeout: fixed on the simulated bench (virtual time), from
+    its budget on a real one (bench seconds / time scale, with room for the baseline transition)."""
+    scale = _time_scale(config)
     for item in items:
-        if "rig" in getattr(item, "fixturenames", ()) and item.get_closest_marker("timeout") is None:
+        if "rig" not in getattr(item, "fixturenames", ()) or item.get_closest_marker("timeout") is not None:
+            continue
+        if scale is None:
             item.add_marker(pytest.mark.timeout(DEFAULT_SCENARIO_TIMEOUT))
+        else:
+            item.add_marker(pytest.mark.timeout(int(budget_of(item) / scale * 1.5 + 600)))
+
+
+def _time_scale(config: pytest.Config) -> float | None:
+    """None on a simulated bench (virtual time), else bench seconds per wall second."""
+    try:
+        cfg = load(_bench_path(config))
+    except ConfigError:
+        return None
+    return None if cfg.simulated else cfg.bench.time_scale
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -72,15 +107,112 @@ def _safe_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
 
 
-def _check_capabilities(item: pytest.Item, cfg: BenchConfig, simulated: bool) -> None:
+def _check_applicable(item: pytest.Item, cfg: BenchConfig) -> None:
+    """Skip, with a reason of the right kind, what this bench cannot or should not run."""
     for mark in item.iter_markers("requires"):
         for cap in mark.args:
             if cap not in CAPABILITIES:
                 raise pytest.UsageError(f"{item.nodeid}: unknown capability {cap!r}; known: {CAPABILITIES}")
             if not getattr(cfg.capabilities, cap):
-                pytest.skip(f"bench '{cfg.bench.name}' has no {cap} (capabilities.{cap} = false)")
-    if item.get_closest_marker("sim_only") and not simulated:
-        pytest.skip("needs the simulated bench (exact fault timing)")
+                pytest.skip(f"{SKIP_NEEDS}capability {cap} (capabilities.{cap} = false on bench '{cfg.bench.name}')")
+    if item.get_closest_marker("sim_only") and not cfg.simulated:
+        pytest.skip(f"{SKIP_POLICY}sim_only (uses what only the simulated bench can do)")
+    budget = budget_of(item)
+    limit = item.config.getoption("--max-budget")
+    if limit is not None and budget > limit:
+        pytest.skip(f"{SKIP_POLICY}budget {budget / 3600:.1f} h of bench time is over --max-budget {limit / 3600:.1f} h")
+    if not cfg.simulated and budget > LONG_BUDGET_S and not item.config.getoption("--long"):
+        pytest.skip(f"{SKIP_POLICY}long (budget {budget / 3600:.1f} h of bench time; run with --long)")
+
+
+def _threaded(item: pytest.Item) -> bool | None:
+    params = item.get_closest_marker("threaded")
+    return params.args[0] if params else None
+
+
+class _BenchSession:
+    """The bench for a whole pytest session: a real bench is composed once (one board, one cloud
+    session, one allocation of product versions); the simulated bench builds a fresh world per
+    scenario so scenarios stay independent and reproducible."""
+
+    def __init__(self, config: pytest.Config, cfg: BenchConfig) -> None:
+        self.config = config
+        self.cfg = cfg
+        self.shared: dict[bool, Any] = {}  # threaded → parts (real benches)
+        self.root = Path(config.getoption("--otarig-artifacts")).resolve()
+
+    def parts_for(self, item: pytest.Item, artifacts: Path, seed: int) -> tuple[Any, bool]:
+        """(parts, owned): owned parts are closed after the scenario."""
+        from .compose import compose
+
+        threaded = _threaded(item)
+        if self.cfg.simulated:
+            return compose(self.cfg, _bench_path(self.config), artifacts, seed=seed,
+                           mutant=self.config.getoption("--mutant"), threaded=threaded), True
+        if not self.shared:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.shared[True] = compose(self.cfg, _bench_path(self.config), self.root, seed=seed)
+        parts = self.shared[True]
+        want = self.cfg.simulation.threaded if threaded is None else threaded
+        if want != parts.threaded:
+            if not parts.firmware.has(self.cfg.firmware.baseline if self.cfg.firmware else 1, threaded=want):
+                pytest.skip(f"{SKIP_NEEDS}firmware: no {'threaded' if want else 'non-threaded'} build in the "
+                            "[firmware] catalog of the bench file")
+            parts.threaded = want
+        return parts, False
+
+    def close(self) -> None:
+        for parts in self.shared.values():
+            parts.close()
+        self.shared.clear()
+
+
+@pytest.fixture(scope="session")
+def otarig_bench(pytestconfig: pytest.Config, bench_config: BenchConfig) -> Iterator[_BenchSession]:
+    """The bench of this session; torn down at the end, also after Ctrl-C or SIGTERM."""
+    session = _BenchSession(pytestconfig, bench_config)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture
+def rig(request: pytest.FixtureRequest, otarig_bench: _BenchSession, bench_config: BenchConfig,
+        record_property: Any) -> Iterator[Any]:
+    """A rig on the configured bench at its baseline, with its artifact folder; writes artifacts at teardown."""
+    from .rig import Rig
+    from .strategy import BaselineStrategy
+
+    config = request.config
+    cfg = bench_config
+    _check_applicable(request.node, cfg)
+    seed = config.getoption("--seed")
+    seed = cfg.bench.seed if seed is None else seed
+    root = Path(config.getoption("--otarig-artifacts"))
+    artifacts = (root / _safe_name(request.node.nodeid)).resolve()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    if not cfg.simulated:
+        _check_real_bench(config, cfg, root)
+    parts, owned = otarig_bench.parts_for(request.node, artifacts, seed)
+    the_rig = Rig(cfg, parts, artifacts, seed, sim_allowed=request.node.get_closest_marker("sim_only") is not None)
+    try:
+        baseline = cfg.firmware.baseline if cfg.firmware is not None and not cfg.simulated \
+            else cfg.simulation.firmware_version
+        BaselineStrategy(baseline).transition(the_rig)
+        the_rig.start_scenario()
+        yield the_rig
+    finally:
+        try:
+            the_rig.collect()
+        finally:
+            try:
+                _write_artifacts(request, the_rig, artifacts, record_property)
+            finally:
+                if owned:
+                    the_rig.close()
+                else:
+                    the_rig.detach()
 
 
 def _check_real_bench(config: pytest.Config, cfg: BenchConfig, root: Path) -> None:
@@ -95,35 +227,6 @@ def _check_real_bench(config: pytest.Config, cfg: BenchConfig, root: Path) -> No
     except BenchCompanionError as exc:
         pytest.exit(f"otarig: {exc}", returncode=4)
     config._otarig_bench_checked = True  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def rig(request: pytest.FixtureRequest, bench_config: BenchConfig, record_property: Any) -> Iterator[Any]:
-    """A fresh rig on the configured bench, with its artifact folder; writes artifacts at teardown."""
-    config = request.config
-    cfg = bench_config
-    _check_capabilities(request.node, cfg, cfg.simulated)
-    seed = config.getoption("--seed")
-    seed = cfg.bench.seed if seed is None else seed
-    root = Path(config.getoption("--otarig-artifacts"))
-    artifacts = (root / _safe_name(request.node.nodeid)).resolve()
-    artifacts.mkdir(parents=True, exist_ok=True)
-    if not cfg.simulated:
-        _check_real_bench(config, cfg, root)
-        pytest.skip("real benches: the hardware rig is not implemented in this build (see docs/real-bench.md)")
-    from .sim_rig import SimRig
-
-    params = request.node.get_closest_marker("threaded")
-    threaded = params.args[0] if params else None
-    the_rig = SimRig(cfg, artifacts, seed=seed, mutant=config.getoption("--mutant"), threaded=threaded)
-    try:
-        yield the_rig
-    finally:
-        try:
-            the_rig.collect()
-        finally:
-            _write_artifacts(request, the_rig, artifacts, record_property)
-            the_rig.close()
 
 
 @pytest.fixture
@@ -148,18 +251,17 @@ def psu(rig: Any) -> Any:
 
 @pytest.fixture
 def particle_cli(rig: Any, tmp_path: Path) -> Any:
-    """The pinned `particle` CLI with a fresh HOME (never the user's profile)."""
+    """The pinned `particle` CLI aimed at the bench's cloud, with a fresh HOME (never the user's
+    profile; it holds the token and is deleted with the test's temporary folder)."""
     from .particle_cli import CliNotFound, ParticleCli
 
-    if not hasattr(rig, "api_url"):
-        pytest.skip("the rig has no cloud API URL for the particle CLI on this bench")
     try:
-        cli = ParticleCli(tmp_path / "home", rig.api_url, rig.api_token, timeout=90)
+        cli = ParticleCli(tmp_path / "home", rig.parts.api_url, rig.parts.token, timeout=90)
         cli.version()
     except CliNotFound as exc:
         if os.environ.get("CI"):
             raise
-        pytest.skip(f"{exc} (run `bash tools/particle-cli/install.sh`)")
+        pytest.skip(f"{SKIP_NEEDS}tool: {exc} (run `bash tools/particle-cli/install.sh`)")
     rig.cli_transcripts.append(cli)
     return cli
 

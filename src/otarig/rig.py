@@ -2,69 +2,98 @@
 
 A `hil/` scenario talks only to a `Rig`: it waits through the rig (bench clock), commands
 boards over serial, releases firmware through the cloud, injects faults, and checks verdicts
-over `rig.timeline`. `SimRig` builds the simulated bench from `bench_config.toml`; a real
-bench plugs a `CloudAccess` over the Cloud API and a PSU driver into the same facade.
+over `rig.timeline`. The rig is composed from the bench file by `otarig.compose` out of small
+parts (`otarig.interfaces`): the same drivers on a real bench, a stand-in and the simulated one.
+What only a simulator can do is `rig.sim`, which exists only on a simulated bench and only for
+scenarios marked `sim_only`.
 """
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from .bench_companion import BenchCompanion, CompanionTimeline, edges_for_byte
 from .board import Board
-from .clock import BenchClock
 from .config import BenchConfig
+from .interfaces import BenchParts, CloudAccess, FirmwareBuild  # noqa: F401 - re-exported for scenarios
 from .protocol import Event
 from .timeline import Timeline
 from .verdicts import Verdict, VerdictFailed
 
 
-class CloudAccess(Protocol):
-    """What scenarios need from the cloud (real API client or the simulated cloud)."""
-
-    def upload(self, version: int, binary: bytes, title: str = "") -> None: ...
-    def release(self, version: int, *, intelligent: bool = False, groups: list[str] | None = None) -> None: ...
-    def lock(self, device_id: str, version: int | None, *, flash: bool = True) -> None: ...
-    def force(self, device_id: str, forced: bool) -> None: ...
-    def device(self, device_id: str) -> dict: ...
-    def new_events(self) -> list[dict]: ...
-
-
-@dataclass
-class FirmwareBuild:
-    """A firmware image the rig made or was given, for the certification record."""
-
-    version: int
-    image: bytes
-    label: str = ""
-    sha256: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.sha256 = hashlib.sha256(self.image).hexdigest()
+class SimOnlyError(RuntimeError):
+    """A scenario reached for the simulator handle without being marked `sim_only`."""
 
 
 class Rig:
     """Bench-independent scenario API. Subclasses supply the bench specifics."""
 
-    def __init__(self, cfg: BenchConfig, clock: BenchClock, cloud: CloudAccess, artifacts: Path, seed: int) -> None:
+    def __init__(self, cfg: BenchConfig, parts: BenchParts, artifacts: Path, seed: int, *,
+                 sim_allowed: bool = False) -> None:
         self.cfg = cfg
-        self.clock = clock
-        self.cloud = cloud
+        self.parts = parts
+        self.clock = parts.clock
+        self.cloud = parts.cloud
         self.artifacts = artifacts
         self.seed = seed
         self.timeline = Timeline()
-        self.boards: dict[str, Board] = {}
+        self.boards: dict[str, Board] = dict(parts.boards)
         self.firmware_used: list[FirmwareBuild] = []
         self._seen: dict[str, int] = {}
-        self.psu: Any | None = None
+        self.psu: Any | None = parts.psu
+        self.monitor: Any | None = None
         self.verdicts: list[Verdict] = []
         self.cli_transcripts: list[Any] = []
         #: the tester board beside the DUT (firmware/bench/), when the bench has one
-        self.bench_companion: BenchCompanion | None = None
+        self.bench_companion: BenchCompanion | None = parts.tester
         self._companion_seen = 0
         self._companion_tl: CompanionTimeline | None = None
+        self._sim_allowed = sim_allowed
+        #: what happened before the scenario proper (the baseline transition), kept for the record
+        self.setup_timeline: Timeline | None = None
+        self.t0 = self.clock.now()
+        # a bench shared between scenarios (hardware): start from what its boards say from now on
+        self._seen = {bid: len(b.history_since(0)) for bid, b in self.boards.items()}
+        if self.bench_companion is not None:
+            self._companion_seen = len(self.bench_companion.board.history_since(0))
+        if parts.sim is not None:
+            parts.sim.bind(self)
+
+    def start_scenario(self) -> None:
+        """The scenario begins: a fresh timeline (the transition's entries go to `setup_timeline`),
+        seeded with the DUT's state now, and the PSU monitor sampling into it."""
+        self.collect()
+        self.setup_timeline, self.timeline = self.timeline, Timeline()
+        self.t0 = self.now()
+        status = self.board.command("status")
+        self.timeline.add(self.t0, f"board:{self.dut_id}", "state",
+                          {k: status.get(k) for k in ("product_version", "window_open", "workload", "records",
+                                                       "last_seq", "cloud_connected", "updates_pending",
+                                                       "reset_enabled", "uptime_ms")})
+        if self.parts.start_monitor is not None:
+            self.monitor = self.parts.start_monitor(self.timeline)
+
+    @property
+    def sim(self) -> Any:
+        """What only the simulated bench can do (exact-phase cuts, a silent cloud, defective
+        images, byte counters). Only for scenarios marked `sim_only`; absent on other benches."""
+        if not self._sim_allowed:
+            raise SimOnlyError("this scenario uses rig.sim (a simulator-only ability) but is not marked "
+                               "@pytest.mark.sim_only; mark it, or use what every bench has")
+        if self.parts.sim is None:
+            raise SimOnlyError(f"bench {self.cfg.bench.name!r} ({self.cfg.bench.kind}) has no simulator handle")
+        return self.parts.sim
+
+    @property
+    def clock_tolerance_s(self) -> float:
+        """How far apart two bench times of the same instant may be on this bench (exact to the ms
+        in virtual time; a few polls on a wall clock, more on a fast stand-in)."""
+        return max(0.01, 20 * self.clock.resolution_s)
+
+    @property
+    def simulated(self) -> bool:
+        """True when the bench is the in-process simulated one (timings are then exact)."""
+        return self.parts.sim is not None
 
     # -- boards and time -----------------------------------------------------------------------
     @property
@@ -129,9 +158,8 @@ class Rig:
             self._seen[bid] = start + len(new)
         self._collect_companion()
         for ev in self.cloud.new_events():
-            data = {k: v for k, v in ev.items() if k not in ("name", "t_ms")}
-            t = ev["t_ms"] / 1000.0 if "t_ms" in ev else self.now()
-            self.timeline.add(t, "cloud", ev["name"], data)
+            data = {k: v for k, v in ev.items() if k not in ("name", "t")}
+            self.timeline.add(ev["t"], "cloud", ev["name"], data)
 
     def _collect_companion(self) -> None:
         if self.bench_companion is None:
@@ -210,19 +238,47 @@ class Rig:
         """Record an injected fault (the verdicts excuse what was injected)."""
         self.timeline.add(self.now(), "fault", kind, data)
 
-    # -- bench specifics ----------------------------------------------------------------------------
-    def firmware(self, version: int, **options: Any) -> FirmwareBuild:
-        raise NotImplementedError
+    # -- firmware ----------------------------------------------------------------------------------
+    def firmware(self, version: int, *, size: int | None = None) -> FirmwareBuild:
+        """The firmware at logical `version` from the bench's firmware source (built for the host on
+        a simulated bench, the `[firmware]` catalog on a real one); `size` is a hint for the image
+        size, honoured where the source builds images."""
+        build = self.parts.firmware.get(version, size=size, threaded=self.parts.threaded)
+        self.firmware_used.append(build)
+        return build
 
-    def data_bytes(self) -> int:
-        return 0
+    def flash(self, build: FirmwareBuild) -> None:
+        """A cloud OTA of one binary to the DUT (`particle flash <device> <file.bin>`): the cloud
+        sends the bytes as they are (docs/reference/particle-cloud-api.md §4)."""
+        self.firmware_used.append(build)
+        self.timeline.add(self.now(), "rig", "flash", {"version": build.version, "label": build.label})
+        self.cloud.flash(self.dut_id, build.image, build.version)
+
+    def run_tool(self, fn: Callable[[], Any], timeout: float = 120.0) -> Any:
+        """Run a real external tool (e.g. the `particle` CLI) while the bench goes on."""
+        try:
+            return self.clock.run_external(fn, timeout)
+        finally:
+            self.collect()
+
+    def data_bytes(self) -> int | None:
+        """Cellular bytes the DUTs spent, where the bench can count them (None on hardware)."""
+        return self.parts.sim.data_bytes() if self.parts.sim is not None else None
+
+    def detach(self) -> None:
+        """The scenario is over but the bench goes on (a real bench serves the whole run)."""
+        if self.monitor is not None:
+            self.monitor.stop()
+            self.monitor = None
+        if self.bench_companion is not None:
+            self.bench_companion.release()
 
     def close(self) -> None:
-        for b in self.boards.values():
-            b.close()
-        if self.bench_companion is not None:
-            self.bench_companion.release()  # a real tester outlives the run: nothing armed or left off
-            self.bench_companion.close()
+        """Teardown that always runs: every part's closer, in reverse order of opening."""
+        try:
+            self.detach()
+        finally:
+            self.parts.close()
 
 
 def _ms(seconds: float) -> int:

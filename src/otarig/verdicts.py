@@ -75,7 +75,7 @@ def update_began_in_idle_window(tl: Timeline, board: str | None = None, *, allow
             continue
         if e.kind == "hello":
             window_open = False
-        elif e.kind == "boot":
+        elif e.kind in ("boot", "state"):  # `state`: the app as it was when the scenario began
             window_open = bool(e.get("window_open", False))
         elif e.is_guard("window_open"):
             window_open = True

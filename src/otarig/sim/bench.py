@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .cloud import SimCloud
 from .electron import Electron
@@ -24,10 +24,16 @@ from .power_inputs import PowerInputs
 from .serial_port import SimSerialPort
 from .world import World
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
     from .electron_power import ElectronPower
     from .power_model import PowerFigures
     from .psu_server import PsuServer
+
+
+#: how long (wall) a rig-side event stream may take to read what the simulated cloud published
+STREAM_SETTLE_S = 10.0
 
 
 @dataclass
@@ -56,7 +62,15 @@ class BoardSlot:
 
 
 class SimClock:
-    """`otarig.clock.BenchClock` over virtual time."""
+    """`otarig.clock.BenchClock` over virtual time.
+
+    `attach` is how the simulated bench keeps the rig-side ends of its channels in step: a board
+    opened on one of its ports takes part in the pty synchronisation, and an event stream on its
+    Cloud API is handed every event published up to the current virtual instant.
+    """
+
+    time_scale = 0.0  # virtual: no fixed relation to wall time
+    resolution_s = 0.001  # the world counts whole milliseconds, and every line arrives at its instant
 
     def __init__(self, bench: "SimBench") -> None:
         self.bench = bench
@@ -70,6 +84,29 @@ class SimClock:
     def every(self, period_s: float, fn: Callable[[], None], *, start_now: bool = True) -> Ticker:
         """Run `fn` every `period_s` of virtual time while the bench runs (see `Ticker`)."""
         return self.bench.every(period_s, fn, start_now=start_now)
+
+    def attach(self, endpoint: Any) -> None:
+        """A rig `Board` on one of the bench's ports, or an `otarig.cloud.EventStream` on its API."""
+        if hasattr(endpoint, "drain_to"):
+            self.bench.attach_port_user(endpoint)
+        elif hasattr(endpoint, "wait_seen"):
+            self.bench.attach_event_stream(endpoint)
+        else:
+            raise TypeError(f"the simulated bench cannot keep {endpoint!r} in step")
+
+    def event_time(self, published_at: str) -> float:
+        """Exact: the simulated cloud stamps events with virtual time from its epoch."""
+        from ..clock import parse_utc
+        from .cloud import EPOCH
+
+        t = parse_utc(published_at)
+        return self.now() if t is None else (t - EPOCH).total_seconds()
+
+    def run_external(self, fn: Callable[[], T], timeout: float) -> T:
+        """A real process (the `particle` CLI) waits in wall time: pump the world meanwhile."""
+        from .launcher import pump_while
+
+        return pump_while(self.bench, fn, timeout=timeout)
 
 
 class SimBench:
@@ -92,6 +129,7 @@ class SimBench:
         #: actions posted from other threads (the PSU server's), applied at the start of `advance`
         self._posted: deque[Callable[[], None]] = deque()
         self._tickers: list[Ticker] = []
+        self._streams: list[tuple[Any, int]] = []
         self.psu_server: "PsuServer | None" = None
         self.power: dict[str, "ElectronPower"] = {}
 
@@ -152,6 +190,31 @@ class SimBench:
         """Let the rig's `Board` for this port take part in the clock's synchronisation."""
         self._slot(device_id).board = board
 
+    def attach_port_user(self, board: Any) -> None:
+        """The rig opened one of the bench's ports by its path: find which and attach it."""
+        path = str(getattr(board, "url", ""))
+        for name, slot in [*self.slots.items(), *self.companions.items()]:
+            if slot.port is not None and str(slot.port.link) == path:
+                self.attach_board(name, board)
+                return
+        raise KeyError(f"{path}: not a port of this simulated bench "
+                       f"(its ports: {[str(s.port.link) for s in self.port_slots() if s.port]})")
+
+    def attach_event_stream(self, stream: Any) -> None:
+        """An event stream on this bench's Cloud API: from now on each `advance` returns only once
+        the stream has read every event of its product published so far (SSE ids)."""
+        parts = str(stream.path).strip("/").split("/")
+        if len(parts) < 4 or parts[:2] != ["v1", "products"] or not parts[2].isdigit():
+            raise ValueError(f"{stream.path}: only product event streams can be kept in step")
+        self._streams.append((stream, int(parts[2])))
+
+    def _settle_streams(self) -> None:
+        for stream, pid in self._streams:
+            target = self.cloud.last_seq_by_product.get(pid, 0)
+            if stream.last_id < target and not stream.wait_seen(target, timeout=STREAM_SETTLE_S):
+                raise RuntimeError(f"event stream {stream.path} did not receive event {target} within "
+                                   f"{STREAM_SETTLE_S} s of wall time (last read: {stream.last_id})")
+
     def open_board(self, device_id: str, log_path: Path, *, timeout: float = 30.0) -> Any:
         """Wait (virtual time) for the board's USB port, open a rig-side `Board` on it, attach it."""
         from ..board import Board  # the rig side; imported here so the simulator stays rig-agnostic
@@ -164,7 +227,7 @@ class SimBench:
             self.advance(min(0.1, (deadline - self.world.now_ms) / 1000))
         board = Board(device_id, str(port.link), clock=self.clock, log_path=log_path)
         board.open()
-        self.attach_board(device_id, board)
+        self.clock.attach(board)
         return board
 
     # -- power supply (docs/power.md) -------------------------------------------------------------
@@ -257,6 +320,7 @@ class SimBench:
             due = self._next_tick_ms()
             self.world.run_until(target if due is None else min(target, due))
             self._sync_out()
+            self._settle_streams()
             try:
                 self._fire_ticks()
             finally:

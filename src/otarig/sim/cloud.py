@@ -104,6 +104,9 @@ class SimCloud:
         self.devices: dict[str, DeviceRecord] = {}
         self.attached: dict[str, "Electron"] = {}
         self.events: list[dict] = []
+        #: sequence number of the newest event on each product's stream (its SSE `id`), so the
+        #: bench clock can wait until a rig-side stream has read everything published so far
+        self.last_seq_by_product: dict[int, int] = {}
         self.subscribers: list[Callable[[dict], None]] = []
         self._ids = itertools.count(1)
         self.blackholed_ids: set[int] = set()
@@ -154,6 +157,9 @@ class SimCloud:
         if rec is not None and rec.running_version is not None:
             ev["version"] = rec.running_version
         ev["t_ms"] = self.sched.now_ms
+        ev["seq"] = len(self.events) + 1
+        if pid is not None:
+            self.last_seq_by_product[pid] = ev["seq"]
         self.events.append(ev)
         for fn in list(self.subscribers):
             fn(ev)

@@ -42,7 +42,7 @@ KEEPALIVE_S = 5.0
 #: packet that carries the response headers, so a stream opens with `:ok` and events follow later.
 STREAM_OPEN_DELAY_S = 0.3
 #: event keys that are bookkeeping of the simulator, not part of the wire format
-_INTERNAL_KEYS = {"name", "t_ms"}
+_INTERNAL_KEYS = {"name", "t_ms", "seq"}
 
 
 @dataclass
@@ -541,7 +541,9 @@ class CloudHttpServer:
             payload.setdefault("userid", "otarig")
         else:
             payload.pop("productID", None)
-        return f"event: {ev['name']}\ndata: {json.dumps(payload)}\n\n".encode()
+        # `id:` is the cloud's event sequence number (SSE allows it; clients that do not use it
+        # ignore it): the simulated bench's clock uses it to keep a rig-side stream in step.
+        return f"id: {ev['seq']}\nevent: {ev['name']}\ndata: {json.dumps(payload)}\n\n".encode()
 
     # product firmware ----------------------------------------------------------------------------
     async def firmware_list(self, request: web.Request) -> web.Response:

@@ -1,0 +1,167 @@
+"""The cloud as scenarios use it, over the Particle Cloud API on any bench (real or simulated).
+
+Scenarios speak in *logical* versions (1 = the baseline, 2 and 3 = candidates). A real product
+already has versions, and the cloud refuses to upload one that exists, so each run maps logical
+versions onto product versions above the product's highest existing one (`VersionMap`); the
+binaries uploaded carry the mapped version in their module suffix (docs/real-bench.md,
+"Versions"). Releases go to the bench's device group only, never to the whole product.
+
+Cloud events come in over one server-sent event stream on the product; their times are the
+clock's business (`BenchClock.event_time`), and on a simulated bench the clock keeps the stream
+in step with virtual time (`BenchClock.attach`).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import firmware as fw
+from .clock import BenchClock
+from .cloud import CloudError, EventStream, ParticleCloud
+
+log = logging.getLogger(__name__)
+
+#: events the simulated bench uses for its own bookkeeping; never part of a scenario's timeline
+_PRIVATE_PREFIXES = ("otarig/",)
+
+
+class VersionMap:
+    """Logical (scenario) versions ↔ product versions for one run: product = offset + logical."""
+
+    def __init__(self, offset: int = 0) -> None:
+        if not 0 <= offset <= 0xFFFF:
+            raise ValueError(f"version offset {offset} is not a 16-bit product version")
+        self.offset = offset
+
+    @classmethod
+    def above(cls, existing: list[int], *, highest_logical: int = 3) -> "VersionMap":
+        """A map whose product versions all lie above every version the product has."""
+        top = max(existing, default=0)
+        if top + highest_logical > 0xFFFF:
+            raise CloudError(f"the product's highest firmware version is {top}: no room for "
+                             f"{highest_logical} more below 65535 (PRODUCT_VERSION is 16-bit); "
+                             "delete old versions in the console")
+        return cls(top)
+
+    def product(self, logical: int) -> int:
+        return self.offset + logical
+
+    def logical(self, product: int | None) -> int | None:
+        if product is None:
+            return None
+        return product - self.offset if product > self.offset else product
+
+
+@dataclass
+class ApiCloudAccess:
+    """`otarig.rig.CloudAccess` over `otarig.cloud.ParticleCloud` and a product event stream."""
+
+    api: ParticleCloud
+    product_id: int
+    clock: BenchClock
+    group: str
+    versions: VersionMap = field(default_factory=VersionMap)
+    #: product versions uploaded by this run, and the SHA-256 of what was uploaded
+    uploaded: dict[int, str] = field(default_factory=dict)
+    stream: EventStream | None = None
+
+    @classmethod
+    def connect(cls, api: ParticleCloud, product_id: int, clock: BenchClock, *, group: str,
+                device_ids: list[str], allocate: bool = True) -> "ApiCloudAccess":
+        """Check the token and product, allocate this run's versions, put the bench's devices in
+        `group`, and open the product's event stream (before anything is published)."""
+        existing = [int(f["version"]) for f in api.list_firmware(product_id)]
+        versions = VersionMap.above(existing) if allocate else VersionMap()
+        access = cls(api, product_id, clock, group, versions)
+        for did in device_ids:
+            groups = set(api.device(did, product_id).get("groups") or [])
+            if group not in groups:
+                api.set_groups(did, sorted(groups | {group}), product_id)
+        access.stream = api.events(product=product_id)
+        if not access.stream.wait_open(10):
+            access.close()
+            raise CloudError(f"the event stream of product {product_id} did not open within 10 s "
+                             f"({api.api_url}); check the network and the token's scope")
+        clock.attach(access.stream)
+        return access
+
+    # -- CloudAccess ------------------------------------------------------------------------------
+    def prepare(self, binary: bytes, version: int) -> bytes:
+        """The binary as this run uploads it: its suffix carries the mapped product version."""
+        return fw.with_product(binary, product_id=self.product_id, product_version=self.versions.product(version))
+
+    def upload(self, version: int, binary: bytes, title: str = "") -> None:
+        """Upload once per run; the same logical version again with the same bytes is a no-op."""
+        product_version = self.versions.product(version)
+        image = self.prepare(binary, version)
+        sha = fw.parse(image).sha256_computed
+        if self.uploaded.get(product_version) == sha:
+            return
+        if product_version in self.uploaded:
+            raise CloudError(f"version {version} (product version {product_version}) was already uploaded in "
+                             "this run with other bytes; a product version cannot be replaced")
+        self.api.upload_firmware(product_version, image, title=title or f"otarig v{version}",
+                                 description="uploaded by otarig", product=self.product_id)
+        self.uploaded[product_version] = sha
+
+    def release(self, version: int, *, intelligent: bool = False, groups: list[str] | None = None) -> None:
+        self.api.release(self.versions.product(version), groups=groups or [self.group], intelligent=intelligent,
+                         product=self.product_id)
+
+    def lock(self, device_id: str, version: int | None, *, flash: bool = True) -> None:
+        if version is None:
+            self.api.unlock(device_id, self.product_id)
+        else:
+            self.api.lock(device_id, self.versions.product(version), flash=flash, product=self.product_id)
+
+    def force(self, device_id: str, forced: bool) -> None:
+        self.api.force_updates(device_id, forced, self.product_id)
+
+    def flash(self, device_id: str, binary: bytes, version: int | None = None) -> None:
+        """A cloud OTA of one binary to one device (as `particle flash <device> <file>`)."""
+        image = self.prepare(binary, version) if version is not None else binary
+        self.api.flash_device(device_id, image, product=self.product_id)
+
+    def device(self, device_id: str) -> dict:
+        info = dict(self.api.device(device_id, self.product_id))
+        for key in ("firmware_version", "desired_firmware_version", "targeted_firmware_release_version"):
+            if isinstance(info.get(key), int):
+                info[key] = self.versions.logical(info[key])
+        return info
+
+    def new_events(self) -> list[dict]:
+        """Events read since the last call, as timeline data (versions in logical terms)."""
+        if self.stream is None:
+            return []
+        out = []
+        for ev in self.stream.drain():
+            if ev.name.startswith(_PRIVATE_PREFIXES):
+                continue
+            data: dict[str, Any] = {k: v for k, v in ev.raw.items() if k not in ("name",)}
+            data["data"] = ev.data
+            if isinstance(data.get("version"), int):
+                data["version"] = self.versions.logical(data["version"])
+            out.append({"name": ev.name, "t": self.clock.event_time(ev.published_at), **data})
+        return out
+
+    # -- bench state --------------------------------------------------------------------------------
+    def reset_device(self, device_id: str) -> None:
+        """Clean cloud state before a scenario: updates not forced, the device not locked."""
+        info = self.api.device(device_id, self.product_id)
+        if info.get("firmware_updates_forced"):
+            self.api.force_updates(device_id, False, self.product_id)
+        if info.get("desired_firmware_version") is not None:
+            self.api.unlock(device_id, self.product_id)
+
+    def reset_group(self, baseline: int) -> None:
+        """The bench group's release back to the baseline, if this run released anything to it
+        (a Standard release of what the board already runs: nothing is sent)."""
+        product_version = self.versions.product(baseline)
+        if len(self.uploaded) > 1 and product_version in self.uploaded:
+            self.api.release(product_version, groups=[self.group], product=self.product_id)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None

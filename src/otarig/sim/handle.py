@@ -1,0 +1,80 @@
+"""`rig.sim`: what only the simulated bench can do, behind one explicit handle.
+
+Exact-phase power cuts, a cloud that goes silent mid-transfer, images with a defect, and byte
+counters of the simulated cellular link have no counterpart on hardware. Scenarios that use
+them are marked `sim_only`; the rig refuses the handle to any other scenario (`Rig.sim`).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..interfaces import FirmwareBuild
+from . import faults
+
+if TYPE_CHECKING:
+    from .bench import SimBench
+    from .firmware_source import SimFirmwareSource
+
+
+class SimHandle:
+    """The simulator's abilities for one rig (bound to it when the rig is made)."""
+
+    def __init__(self, bench: "SimBench", source: "SimFirmwareSource", dut_id: str, *, threaded: bool) -> None:
+        self.bench = bench
+        self.source = source
+        self.dut_id = dut_id
+        self.threaded = threaded
+        self._rig: Any = None
+
+    def bind(self, rig: Any) -> None:
+        """The simulator's own power faults go on the rig's timeline at the instant they happen."""
+        self._rig = rig
+        self.device.listeners.append(self._fault_notes)
+
+    @property
+    def device(self) -> Any:
+        """The simulated DUT (for fault injection only; scenarios observe through the board)."""
+        return self.bench.slots[self.dut_id].device
+
+    # -- firmware a real bench would never be given ------------------------------------------------
+    def firmware(self, version: int, *, size: int | None = None, defect: str | None = None,
+                 requires_system: int | None = None) -> FirmwareBuild:
+        """The companion with a defect (`bad_crc`, `wrong_platform`, `truncated`) or a dependency
+        on a newer Device OS (docs/reference/particle-ota.md §2.5, §2.7)."""
+        build = self.source.build(version, size=size, threaded=self.threaded, defect=defect,
+                                  requires_system=requires_system)
+        if self._rig is not None:
+            self._rig.firmware_used.append(build)
+        return build
+
+    # -- faults placed exactly --------------------------------------------------------------------
+    def cut_power_at(self, phase: str, *, chunk: int = 0, off_s: float = 5.0) -> None:
+        """Arm a power cut at an OTA phase, exact to the model step (docs/reference/particle-ota.md
+        §2.6, §7.10): `download` with `chunk` chunks in the OTA region, `complete` (slot registered,
+        before the reset), or `copy` (in the middle of the bootloader's slot copy)."""
+        phases = {"download": faults.OtaPhase.DOWNLOAD, "complete": faults.OtaPhase.AFTER_COMPLETE,
+                  "copy": faults.OtaPhase.BOOTLOADER_COPY}
+        if phase not in phases:
+            raise ValueError(f"unknown phase {phase!r}: expected {', '.join(phases)}")
+        point = faults.CutPoint(phases[phase], chunks=chunk,
+                                copy_offset_ms=self.device.params.bootloader_copy_ms // 2)
+        faults.SimPowerCut(self.device, point, off_ms=int(off_s * 1000)).arm()
+
+    def cloud_blackhole(self, after_chunks: int) -> None:
+        """The cloud stops sending a transfer after N chunks (cloud-side fault)."""
+        if self._rig is not None:
+            self._rig.inject("cloud_blackhole", after_chunks=after_chunks)
+        self.bench.cloud.faults.blackhole_after_chunks = after_chunks
+
+    # -- counters ---------------------------------------------------------------------------------
+    def ota_bytes(self) -> int:
+        return sum(n for s in self.bench.slots.values() for d in (s.device.link.stats.up, s.device.link.stats.down)
+                   for k, n in d.items() if k == "ota")
+
+    def data_bytes(self) -> int:
+        return sum(s.device.link.stats.total for s in self.bench.slots.values())
+
+    def _fault_notes(self, entry: Any) -> None:
+        if entry.kind in ("fault_power_cut", "fault_power_restore") and self._rig is not None:
+            self._rig.timeline.add(entry.t_ms / 1000.0, "fault", entry.kind.removeprefix("fault_"),
+                                   {"board": self.dut_id, **entry.data})

@@ -1,0 +1,92 @@
+"""The baseline transition: bring the bench to a known state before every scenario.
+
+In labgrid's words a *strategy*: whatever the previous scenario left behind (a candidate version
+installed, updates forced, the device locked, the group released to a candidate, the app busy or
+holding resets, the tester with a cut armed), the next scenario starts from the same place:
+the baseline version running, the cloud state clean, the app idle, the cloud connected. It uses
+only what every bench has, so it runs the same on hardware, a stand-in and the simulated bench.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .board import BoardError
+
+#: bench seconds to wait for the test agent to answer (a board may be booting or asleep)
+AGENT_WAIT_S = 180.0
+#: bench seconds for the baseline to be flashed and boot
+FLASH_WAIT_S = 900.0
+#: bench seconds for the cloud connection
+CONNECT_WAIT_S = 600.0
+
+
+class TransitionFailed(RuntimeError):
+    """The bench could not be brought to the baseline; the scenario errors with this message."""
+
+
+class BaselineStrategy:
+    """`transition(rig)`: baseline version, clean cloud state, app idle, cloud connected."""
+
+    def __init__(self, baseline: int) -> None:
+        self.baseline = baseline
+
+    def transition(self, rig: Any) -> None:
+        rig.timeline.add(rig.now(), "rig", "baseline", {"version": self.baseline})
+        if rig.bench_companion is not None:
+            rig.bench_companion.release()  # nothing armed, rails on, antenna connected
+        status = self._status(rig, AGENT_WAIT_S)
+        if status.get("product_version") != self.baseline:
+            self._flash_baseline(rig, status.get("product_version"))
+            status = self._status(rig, AGENT_WAIT_S)
+        rig.cloud.reset_device(rig.dut_id)
+        rig.cloud.reset_group(self.baseline)
+        if status.get("workload") != "idle":
+            rig.command("workload", state="idle")
+        if not status.get("reset_enabled", True):
+            rig.command("reset_hold", hold=False)
+        self.wait_connected(rig, CONNECT_WAIT_S)
+        rig.collect()
+
+    def _flash_baseline(self, rig: Any, running: Any) -> None:
+        flasher = rig.parts.flasher
+        if flasher is None:
+            raise TransitionFailed(f"board {rig.dut_id} runs version {running}, not the baseline {self.baseline}, "
+                                   "and the bench has no flasher")
+        build = rig.parts.firmware.get(self.baseline, threaded=rig.parts.threaded)
+        rig.timeline.add(rig.now(), "rig", "baseline_flash", {"from": running, "to": self.baseline,
+                                                               "method": flasher.method})
+        if flasher.method == "cloud":
+            rig.cloud.upload(self.baseline, build.image, build.label)
+            self.wait_connected(rig, CONNECT_WAIT_S)
+        flasher.flash(rig.dut_id, build)
+        rig.expect_version(self.baseline, FLASH_WAIT_S)
+
+    @staticmethod
+    def _status(rig: Any, timeout: float) -> dict:
+        """The agent's status, retried through reboots until `timeout` bench seconds."""
+        deadline = rig.now() + timeout
+        last: Exception | None = None
+        while rig.now() < deadline:
+            try:
+                return rig.command("status", timeout=min(10.0, max(deadline - rig.now(), 0.1)))
+            except BoardError as exc:
+                last = exc
+                rig.wait(1.0)
+        raise TransitionFailed(f"board {rig.dut_id}: its test agent did not answer `status` within {timeout:g} s "
+                               f"(last: {last}); is the companion firmware (TestAgent) running on it?")
+
+    @staticmethod
+    def wait_connected(rig: Any, timeout: float) -> None:
+        """Until the agent reports the cloud connected (a state, not an event: on a real bench the
+        board may have connected long before the scenario started)."""
+        deadline = rig.now() + timeout
+        while True:
+            if rig.command("status").get("cloud_connected"):
+                return
+            left = deadline - rig.now()
+            if left <= 0:
+                raise TransitionFailed(f"board {rig.dut_id}: not connected to the cloud within {timeout:g} s")
+            try:
+                rig.expect_sys("cloud_status", "connected", min(left, 30.0))
+            except BoardError:
+                pass
