@@ -1,0 +1,60 @@
+"""The SimPy yardstick (bench/rollout_simpy.py, issue 15) follows the planner's rules: same draws,
+and on a 10,000-device fleet the same adoption percentiles within the stated tolerance."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("simpy", reason="the SimPy yardstick needs the bench extra: pip install -e '.[bench]'")
+
+from otarig import rollout  # noqa: E402
+from otarig.rollout import patterns, report  # noqa: E402
+from otarig.rollout.strategies import Strategy  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import rollout_simpy  # noqa: E402
+
+DEFAULT = ROOT / "examples" / "fleets" / "default.toml"
+
+
+def test_scalar_draws_are_the_planner_draws():
+    """The yardstick's per-device draws are `patterns.u01`'s, including negative k (window days
+    before day 0) and seeds wider than 32 bits."""
+    rng = np.random.default_rng(7)
+    for seed in (1, 12345, 2**40 + 3):
+        gid = rng.integers(0, 10_000_000, 50)
+        k = rng.integers(-300, 3000, 50)
+        for stream in (patterns.S_PC, patterns.S_LAG, patterns.S_WIN):
+            want = patterns.u01(seed, stream, gid, k)
+            got = [rollout_simpy.draw(rollout_simpy.draw_head(seed, stream, int(g)), int(kk)) for g, kk in zip(gid, k)]
+            assert np.array_equal(want, np.array(got))
+
+
+@pytest.fixture(scope="module")
+def fleet_10k() -> rollout.Fleet:
+    return rollout.load(DEFAULT).scaled(10_000)
+
+
+@pytest.mark.parametrize("strategy", list(Strategy), ids=lambda s: s.value)
+def test_simpy_yardstick_agrees_with_the_planner_on_10000_devices(fleet_10k, strategy):
+    plan = rollout.plan(fleet_10k, strategy)
+    assert plan.model == "aggregate"
+    simp = rollout_simpy.simulate(fleet_10k, strategy)
+    sp, ss = report.summary(plan), report.summary(simp)
+    for q in ("50", "90", "99", "100"):
+        a, b = sp["hours_to"][q], ss["hours_to"][q]
+        assert a is not None and b is not None
+        assert abs(a - b) <= rollout_simpy.AGREEMENT_H, (q, a, b)
+    assert sp["not_reached"] == ss["not_reached"]
+    assert sp["began_outside_idle"] == ss["began_outside_idle"]
+    assert sp["ended_in_same_idle_window"] == ss["ended_in_same_idle_window"]
+    for k in ("full_handshakes", "resumes", "retry_count", "fleet_total"):
+        assert sp["data_bytes"][k] == pytest.approx(ss["data_bytes"][k], rel=0.005), k
+    # per device, not only the percentiles: every device updates within a second of its SimPy twin
+    both = np.isfinite(plan.updated_at) & np.isfinite(simp.updated_at)
+    assert np.array_equal(np.isfinite(plan.updated_at), np.isfinite(simp.updated_at))
+    assert np.abs(plan.updated_at[both] - simp.updated_at[both]).max() <= 1_000
