@@ -20,6 +20,8 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import math
+import re
 import secrets
 import threading
 from collections.abc import Awaitable, Callable
@@ -41,6 +43,15 @@ KEEPALIVE_S = 5.0
 #: particle-cloud-api.md §3 (CLI engineer's note): particle-cli 3.51.0 loses events sent in the
 #: packet that carries the response headers, so a stream opens with `:ok` and events follow later.
 STREAM_OPEN_DELAY_S = 0.3
+#: product firmware versions are PRODUCT_VERSION, a uint16 (spec §1.6); 0 is not a version
+VERSION_MIN, VERSION_MAX = 1, 65535
+#: longest value quoted back in a 400 (a hostile body must not come back at full length)
+_QUOTE_MAX = 40
+_JSON_INT = re.compile(r"-?(0|[1-9][0-9]{0,17})")
+_JSON_INT_DIGITS = 32
+_JSON_FLOAT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off", "")
 #: event keys that are bookkeeping of the simulator, not part of the wire format
 _INTERNAL_KEYS = {"name", "t_ms", "seq"}
 
@@ -86,22 +97,116 @@ def _json(status: int, obj: Any) -> web.Response:
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
-    return _json(status, {"error": message, **extra})
+    """The real API's error shape: `{"ok": false, "error": ...}`."""
+    return _json(status, {"ok": False, "error": message, **extra})
 
 
-def _bool(value: Any) -> bool:
+def _quote(value: Any) -> str:
+    """A request value for an error message: short, on one line, whatever the client sent."""
+    text = repr(value)
+    return text if len(text) <= _QUOTE_MAX else text[:_QUOTE_MAX] + "..."
+
+
+def _bad(key: str, expected: str, value: Any) -> CloudError:
+    """A 400 naming the field, what was expected and what came (why: the client can fix its call)."""
+    return CloudError(400, f"{key} must be {expected}, got {_quote(value)}")
+
+
+def _bool(value: Any, key: str = "value") -> bool:
+    """A JSON bool or a form's text for one; anything else is a 400, not a silent False."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    if value is None or isinstance(value, bool) or (type(value) is int and value in (0, 1)):
+        return bool(value)
+    raise _bad(key, "true or false", value)
+
+
+def _version(value: Any, key: str = "version") -> int:
+    """A firmware version (1..65535) from JSON or form text; bools, floats and floods are 400s."""
+    text = value.decode("ascii", errors="replace") if isinstance(value, bytes) else value
+    if isinstance(text, str) and text.strip().isdecimal() and text.strip().isascii() and len(text.strip()) <= 5:
+        text = int(text.strip())
+    if type(text) is int and VERSION_MIN <= text <= VERSION_MAX:
+        return text
+    raise _bad(key, f"an integer from {VERSION_MIN} to {VERSION_MAX}", value)
+
+
+def _groups(value: Any) -> list[str]:
+    """Device groups: a list of names or one comma-separated string (spec §5)."""
     if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes", "on")
-    return bool(value)
+        return [g.strip() for g in value.split(",") if g.strip()]
+    if value is None:
+        return []
+    if isinstance(value, list) and all(isinstance(g, str) for g in value):
+        return [g for g in value if g]
+    raise _bad("groups", "a list of group names or a comma-separated string", value)
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    """An optional text field (title, description, name): a string, or UTF-8 bytes of a file part."""
+    value = body.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _bad(key, "UTF-8 text", value) from None
+    if isinstance(value, str):
+        return value
+    raise _bad(key, "a string", value)
+
+
+def _reject_constant(name: str) -> Any:
+    """`NaN`/`Infinity` are not JSON (RFC 8259) though Python's parser takes them."""
+    raise CloudError(400, f"Invalid JSON body: {name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    """A JSON number that overflows a double (`1e999`) would become infinity: refuse it here."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise CloudError(400, f"Invalid JSON body: number {_quote(text)} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    """A JSON integer of a sane length (Python refuses past 4300 digits with an unhelpful message)."""
+    if len(text.lstrip("-")) > _JSON_INT_DIGITS:
+        raise CloudError(400, f"Invalid JSON body: integer of {len(text)} digits is out of range")
+    return int(text)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object from the raw body; every way it can be bad is a 400 that says which."""
+    try:
+        text = raw.decode("utf-8")  # RFC 8259: JSON between systems is UTF-8, whatever charset= says
+    except UnicodeDecodeError as exc:
+        raise CloudError(400, f"Invalid JSON body: not UTF-8 (byte {exc.start})") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite,
+                          parse_int=_bounded_int) if text.strip() else {}
+    except RecursionError:
+        raise CloudError(400, "Invalid JSON body: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError: the parser says where
+        raise CloudError(400, f"Invalid JSON body: {str(exc)[:120]}") from None
+    if not isinstance(data, dict):
+        raise CloudError(400, "Invalid JSON body: expected an object")
+    return data
 
 
 def _scalar(text: str) -> Any:
-    """A variable's text as the JSON type the API returns (`result`)."""
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
+    """A variable's text as the JSON type the API returns (`result`).
+
+    Only text that is a JSON number becomes one (not `nan`, `1_000`, ` 5` or `1e999`, which
+    Python's `int`/`float` take and `json.dumps` would turn into invalid JSON).
+    """
+    if _JSON_INT.fullmatch(text):
+        return int(text)
+    if _JSON_FLOAT.fullmatch(text) and math.isfinite(float(text)):
+        return float(text)
     if text in ("true", "false"):
         return text == "true"
     return text
@@ -323,19 +428,27 @@ class CloudHttpServer:
         return resp
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
-        """JSON, form or multipart body as a dict; file parts become bytes (spec §1.6: either works)."""
-        if request.content_type == "application/json":
-            data = await request.json() if request.can_read_body else {}
-            if not isinstance(data, dict):
-                raise ValueError("JSON body must be an object")
-            return data
+        """JSON, form or multipart body as a dict; file parts become bytes (spec §1.6: either works).
+
+        The body is untrusted: whatever is wrong with it (syntax, nesting, encoding, a broken
+        multipart) is a 400 `{"ok": false, "error": ...}` naming the problem, never a 500.
+        """
         if not request.can_read_body:
             return {}
-        form = await request.post()
-        out: dict[str, Any] = {}
-        for k, v in form.items():
-            out[k] = v.file.read() if isinstance(v, web.FileField) else v
-        return out
+        try:
+            if request.content_type == "application/json":
+                return _json_object(await request.read())
+            form = await request.post()
+            return {k: v.file.read() if isinstance(v, web.FileField) else v for k, v in form.items()}
+        except CloudError:
+            raise
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise CloudError(413, f"Request body larger than allowed: {exc.text}") from None
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - aiohttp's multipart/form decoders raise many types
+            raise CloudError(400, f"Malformed {request.content_type} body: {str(exc)[:120] or type(exc).__name__}") \
+                from None
 
     @staticmethod
     def _pid(request: web.Request) -> int:
@@ -444,24 +557,32 @@ class CloudHttpServer:
             binary = body.get("file", body.get("binary"))
             if isinstance(binary, (bytes, bytearray)):
                 return self.cloud.flash_device(device_id, bytes(binary), pid)
-            fields: dict[str, Any] = {}
-            for key in ("development", "firmware_updates_forced", "flash"):
-                if key in body:
-                    fields[key] = _bool(body[key])
-            if "desired_firmware_version" in body:
-                v = body["desired_firmware_version"]
-                fields["desired_firmware_version"] = None if v in (None, "", "null") else int(v)
-            if "groups" in body:
-                g = body["groups"]
-                fields["groups"] = [x for x in (g.split(",") if isinstance(g, str) else g or []) if x]
-            if "name" in body:
-                fields["name"] = str(body["name"])
+            fields = self._device_fields(body)
             if not fields:
                 raise CloudError(400, "Nothing to update")
             out = self.cloud.update_device(pid, device_id, **fields)
             out["updated_at"] = self.cloud.published_at()
             return out
         return _json(200, await self._locked(put))
+
+    @staticmethod
+    def _device_fields(body: dict[str, Any]) -> dict[str, Any]:
+        """The device PUT fields present in `body`, each checked (a 400 names the first bad one)."""
+        fields: dict[str, Any] = {}
+        for key in ("development", "firmware_updates_forced", "flash"):
+            if key in body:
+                fields[key] = _bool(body[key], key)
+        if "desired_firmware_version" in body:
+            v = body["desired_firmware_version"]
+            unset = v is None or (isinstance(v, str) and v.strip() in ("", "null"))
+            fields["desired_firmware_version"] = None if unset else _version(v, "desired_firmware_version")
+        if "groups" in body:
+            fields["groups"] = _groups(body["groups"])
+        if "name" in body:
+            if not isinstance(body["name"], str) or not body["name"].strip():
+                raise _bad("name", "a non-empty string", body["name"])
+            fields["name"] = body["name"]
+        return fields
 
     async def variable(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -559,11 +680,11 @@ class CloudHttpServer:
             raise CloudError(400, "A firmware binary is required (multipart field 'file')")
         if "version" not in body:
             raise CloudError(400, "version is required")
-        version = int(body["version"])
+        version = _version(body["version"])
+        title, description = _text(body, "title"), _text(body, "description")
 
         def upload() -> dict:
-            fw = self.cloud.upload_firmware(pid, version, bytes(binary), str(body.get("title") or ""),
-                                            str(body.get("description") or ""))
+            fw = self.cloud.upload_firmware(pid, version, bytes(binary), title, description)
             return self.cloud.firmware_json(pid, fw)
         return _json(200, await self._locked(upload))
 
@@ -595,14 +716,14 @@ class CloudHttpServer:
         body = await self._body(request)
         if "version" not in body:
             raise CloudError(400, "version is required")
-        version = int(body["version"])
-        groups = body.get("groups")
-        if isinstance(groups, str):
-            groups = [g for g in groups.split(",") if g]
+        version = _version(body["version"])
+        groups = _groups(body.get("groups"))
+        product_default = _bool(body.get("product_default", False), "product_default")
+        intelligent = _bool(body.get("intelligent", False), "intelligent")
 
         def release() -> dict:
-            self.cloud.release(pid, version, product_default=_bool(body.get("product_default", False)),
-                               groups=groups, intelligent=_bool(body.get("intelligent", False)))
+            self.cloud.release(pid, version, product_default=product_default, groups=groups,
+                               intelligent=intelligent)
             return self.cloud.firmware_json(pid, self.cloud.get_firmware(pid, version))
         return _json(200, await self._locked(release))
 
