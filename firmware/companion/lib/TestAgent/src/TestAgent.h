@@ -51,6 +51,10 @@ public:
 
 private:
     void sendHelloBoot();
+    /** Drops the rest of an over-long line, reading at most `backlog` bytes; true once its newline was seen. */
+    bool skipOverlong(int& backlog);
+    /** A newline arrived: handle the buffered line (one error if it was over-long) and start afresh. */
+    void endLine();
     void handleLine(char* line, int len, bool overlong);
     void execute(JsonObject& cmd, long id, const char* name);
     void write(const char* line, int len);
