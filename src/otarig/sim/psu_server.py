@@ -581,7 +581,8 @@ class _Handler(socketserver.StreamRequestHandler):
         raw = self.rfile.readline(MAX_LINE + 1)
         if len(raw) <= MAX_LINE:
             return raw or None
-        self.server.owner.instrument.report(*INPUT_BUFFER_OVERRUN)
+        if not self.server.owner.frozen:  # a frozen instrument ignores everything, overruns included
+            self.server.owner.instrument.report(*INPUT_BUFFER_OVERRUN)
         while not raw.endswith(b"\n"):
             raw = self.rfile.readline(MAX_LINE)
             if not raw:
