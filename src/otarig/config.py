@@ -355,10 +355,10 @@ def _error_line(err: Any, data: dict, path: Path, model: type[BaseModel] | None)
     if err["type"] == "missing":
         return f"{path}: {key}: missing (required)" + (f"; {shape}" if shape else "")
     if err["type"] == "extra_forbidden":
-        return f"{path}: {key}: unknown key (value {_show(_value_at(data, loc))}); check the spelling"
+        return f"{path}: {key}: unknown key (value {_show(_value_at(data, loc), loc)}); check the spelling"
     if shape and err["type"] in ("model_type", "model_attributes_type", "dict_type", "list_type"):
         msg = shape
-    return f"{path}: {key} = {_show(_value_at(data, loc))}: {msg}"
+    return f"{path}: {key} = {_show(_value_at(data, loc), loc)}: {msg}"
 
 
 def _format(exc: ValidationError, data: dict, path: Path, model: type[BaseModel] | None = None) -> str:
