@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -211,6 +212,8 @@ def test_garbage_input_gets_error_replies(variant_so: Path, tmp_path: Path) -> N
             ctypes.memmove(buf, bytes(rx[:n]), n)
             del rx[:n]
             return n
+        if op == 2:  # available(): what is still queued, as a real USB CDC reports it
+            return len(rx)
         return dev.serial(op, buf, length)
 
     dev._callbacks = (*dev._callbacks[:3], SERIAL(serial), *dev._callbacks[4:])
@@ -259,3 +262,86 @@ def test_dlclose_unloads_and_reload_reinitialises_statics(variant_so: Path, tmp_
         del lib, dev
         _ctypes.dlclose(handle)
         assert str(copy) not in Path("/proc/self/maps").read_text()
+
+
+# -- build options from the generated header (docs/building-firmware.md) ---------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD_VARIANTS = REPO / "tools" / "electron" / "build-variants.sh"
+
+
+def variant_tree(tmp_path: Path, *args: str) -> Path:
+    """A firmware/ tree whose companion is the project copy `build-variants.sh --config-only` writes
+    (with its generated otarig_build_config.h) beside the real host layer."""
+    apps = tmp_path / "apps"
+    proc = subprocess.run(["bash", str(BUILD_VARIANTS), "--config-only", str(apps), *args],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (app,) = [Path(line) for line in proc.stdout.splitlines()]
+    fw = tmp_path / "firmware"
+    fw.mkdir()
+    shutil.copytree(REPO / "firmware" / "host", fw / "host")
+    shutil.copytree(app, fw / "companion")
+    return fw
+
+
+def test_generated_header_configures_a_build_without_defines(tmp_path: Path) -> None:
+    """Like the Device OS makefiles and `particle compile`: no -D at all, every option from
+    src/otarig_build_config.h (through otarig_options.h), the bridge's mutant included."""
+    fw = variant_tree(tmp_path, "--non-threaded-only", "--mutant", "3", "--product-id", "1234",
+                      "--define", "OTARIG_SYSTEM_MODE=MANUAL", "7")
+    header = (fw / "companion" / "src" / "otarig_build_config.h").read_text()
+    assert "#define COMPANION_VERSION 7" in header and "#define OTARIG_THREADED 0" in header
+    compiled, _, include_dirs = build_mod._sources(fw)
+    flags = [*build_mod.BASE_FLAGS, *(f"-I{d}" for d in include_dirs)]
+    assert not any(f.startswith("-D") for f in flags)
+    so = tmp_path / "header-only.so"
+    build_mod._compile_and_link(build_mod._compiler(), flags,
+                                [f"-Wl,--version-script={fw / 'host' / 'otarig_exports.map'}"],
+                                compiled, tmp_path, so, "header only")
+    lib = load(so, tmp_path)
+    assert [lib.otarig_config(k) for k in range(5)] == [3, 0, 1234, 7, 3]  # MANUAL, nt, id, version, mutant
+
+
+def test_defines_win_over_the_generated_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A header left in a tree does not change what build_companion (the host build) asks for."""
+    fw = variant_tree(tmp_path, "--non-threaded-only", "--mutant", "5", "9")
+    monkeypatch.setenv("OTARIG_FIRMWARE_DIR", str(fw))
+    monkeypatch.setenv("OTARIG_CACHE", str(tmp_path / "cache"))
+    lib = load(build_companion(2, threaded=True, mutant=1, product_id=4242), tmp_path)
+    assert [lib.otarig_config(k) for k in range(5)] == [2, 1, 4242, 2, 1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["0"], "bad VERSION"),
+    (["--mutant", "7", "2"], "bad --mutant"),
+    (["--define", "NO VALUE", "2"], "bad --define"),
+    ([], "no VERSION"),
+])
+def test_build_variants_refuses_bad_arguments(args: list[str], message: str) -> None:
+    proc = subprocess.run(["bash", str(BUILD_VARIANTS), *args], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "DEVICE_OS_PATH": "/nonexistent"})
+    assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_build_variants_needs_a_device_os_tree(tmp_path: Path) -> None:
+    proc = subprocess.run(["bash", str(BUILD_VARIANTS), "-o", str(tmp_path), "2"], capture_output=True,
+                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2 and "DEVICE_OS_PATH" in proc.stderr
+
+
+@pytest.mark.skipif(not (os.environ.get("DEVICE_OS_PATH") and shutil.which("arm-none-eabi-gcc")),
+                    reason="the Electron build needs DEVICE_OS_PATH (a Device OS 2.3.1 tree) and arm-none-eabi-gcc")
+def test_electron_build_passes_firmware_inspect(tmp_path: Path) -> None:
+    """The real thing (about 30 s): companion-v2.bin for platform 10, checked by otarig's parser."""
+    from otarig import firmware
+
+    proc = subprocess.run(["bash", str(BUILD_VARIANTS), "-o", str(tmp_path), "--threaded-only", "2"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    data = (tmp_path / "companion-v2.bin").read_bytes()
+    firmware.validate(data, platform_id=firmware.ELECTRON_PLATFORM_ID, max_size=firmware.USER_PART_MAX_SIZE)
+    info = firmware.parse(data)
+    assert (info.platform_id, info.module_function_name, info.product_id, info.product_version) == \
+        (10, "user-part", 4242, 2)
+    assert info.crc_ok and info.sha256_ok
