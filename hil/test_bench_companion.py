@@ -23,6 +23,7 @@ def _fw(e, param: str) -> bool:
 @pytest.mark.spec("particle-ota.md §2.4, §2.6, §7.10")
 @pytest.mark.requires("power_switch", "vbus_switch")
 @pytest.mark.parametrize("byte", [50 * 1024, APP_SIZE - CHUNK], ids=["at-50KB", "at-last-chunk"])
+@pytest.mark.budget(900)
 def test_power_cut_at_a_chosen_byte_keeps_the_old_app_then_the_update_lands(rig, byte):
     """VIN and VBUS cut once `byte` bytes of a 100 KB download are in flash: no DCT slot was
     registered, so the old app boots (spec §2.6); nothing persisted is lost; the cloud sends the
@@ -52,6 +53,7 @@ def test_power_cut_at_a_chosen_byte_keeps_the_old_app_then_the_update_lands(rig,
 
 @pytest.mark.spec("particle-ota.md §3.2")
 @pytest.mark.requires("wake_pin")
+@pytest.mark.budget(4500)
 def test_wake_from_hibernate_by_wkp(rig):
     """HIBERNATE without a timer: the Electron stays down until a rising edge on WKP, then boots
     through reset (spec §3.2, legacy SLEEP_MODE_DEEP); the app starts again and reconnects."""
@@ -78,6 +80,7 @@ def test_wake_from_hibernate_by_wkp(rig):
 
 @pytest.mark.spec("instruments-and-faults.md A.3")
 @pytest.mark.requires("antenna_switch")
+@pytest.mark.budget(1200)
 def test_antenna_off_drops_the_cloud_and_it_comes_back(rig):
     """The antenna disconnected for 10 minutes: the device notices the lost coverage and drops the
     cloud; when the antenna is back it reconnects on its own; the app loses nothing."""

@@ -16,6 +16,7 @@ def _progress_after(rig, t0: float) -> int:
 
 
 @pytest.mark.requires("antenna_switch")
+@pytest.mark.budget(1800)
 def test_connectivity_lost_mid_download_fails_then_retries_from_chunk_0(rig):
     """Coverage lost mid-download: the device notices, the transfer fails (`firmware_update
     failed`), the old app keeps running, and the next attempt starts again from chunk 0 — the
@@ -60,6 +61,7 @@ def test_no_chunk_for_300_s_resets_with_update_timeout_and_recovers(rig):
 @pytest.mark.sim_only
 @pytest.mark.requires("power_cut")
 @pytest.mark.parametrize("phase, first_version", [("download", 1), ("complete", 2), ("copy", 2)])
+@pytest.mark.budget(1800)
 def test_power_cut_during_ota(rig, phase, first_version):
     """Power lost during the download keeps the old app (no slot registered); after `complete`
     the slot is applied at the next boot; during the bootloader copy the copy runs again

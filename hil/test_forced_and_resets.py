@@ -1,11 +1,14 @@
 """Forced updates, held resets, several OTAs before one reset."""
 from __future__ import annotations
 
+import pytest
+
 from otarig import verdicts as v
 
 from conftest import APP_SIZE, connected, drive, ota_verdicts, park
 
 
+@pytest.mark.budget(1200)
 def test_forced_update_overrides_disable_and_app_still_shuts_down_cleanly(rig):
     """`firmware_updates_forced` makes the device accept UpdateBegin although updates are disabled
     (spec §1.5, §2.1, §7.8.5); the guard must still shut the app down cleanly before the reset."""
@@ -24,6 +27,7 @@ def test_forced_update_overrides_disable_and_app_still_shuts_down_cleanly(rig):
     rig.check(*ota_verdicts(rig, 2, allow_forced=True))
 
 
+@pytest.mark.budget(1200)
 def test_reset_is_held_until_persistence_is_done(rig):
     """With resets disabled, `complete` → `reset_pending` and no reset until the app persisted its
     records and re-enabled resets (spec §2.5, §7.4 idle pass, §7.10 third assertion)."""
@@ -46,6 +50,7 @@ def test_reset_is_held_until_persistence_is_done(rig):
     rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 2, device_id=rig.dut_id))
 
 
+@pytest.mark.budget(1800)
 def test_several_otas_without_a_reset_apply_the_last_one(rig):
     """While the app holds resets, Device OS keeps accepting OTAs; each registers a slot and the
     bootloader applies them in order at the next reset, so the last one runs

@@ -1,11 +1,14 @@
 """The lab engineer's own tool: a cloud OTA started with the real `particle` CLI."""
 from __future__ import annotations
 
+import pytest
+
 from otarig import verdicts as v
 
 from conftest import APP_SIZE, connected, ota_verdicts, park
 
 
+@pytest.mark.budget(1200)
 def test_particle_cli_flash_is_still_gated_by_the_guard(rig, particle_cli, tmp_path):
     """`particle flash <device> <file.bin>` sends the bytes as they are (particle-cloud-api.md §4);
     a device with updates disabled answers 5.03, gets `updates/pending`, and takes the update only
@@ -19,7 +22,7 @@ def test_particle_cli_flash_is_still_gated_by_the_guard(rig, particle_cli, tmp_p
     rig.timeline.add(rig.now(), "rig", "flash", {"version": 2, "tool": "particle flash"})
     rig.run_tool(lambda: particle_cli.flash_cloud(rig.dut_id, binary))
     rig.expect_version(2, 900)
-    rig.wait(30)
+    connected(rig, 300)  # the CLI's `get` needs the device online again after the update's reset
     version = rig.run_tool(lambda: particle_cli.get(rig.dut_id, "version"))
     assert int(version) == 2
     assert int(rig.run_tool(lambda: particle_cli.call(rig.dut_id, "workload", "idle"))) == 0

@@ -9,6 +9,7 @@ from conftest import APP_SIZE, connected, drive, ota_verdicts, park
 
 
 @pytest.mark.requires("power_switch", "vbus_switch")
+@pytest.mark.budget(7200)
 def test_standard_release_lands_at_next_full_handshake(rig):
     """A Standard release waits for a full handshake (spec §1.1, §1.2, §7.8.1); a power cycle
     discards the retained session (§1.2), the handshake offers the update, the guard lets it in
@@ -28,6 +29,7 @@ def test_standard_release_lands_at_next_full_handshake(rig):
     rig.check(*ota_verdicts(rig, 2), v.release_to_update_within(rig.timeline, 2, 3600 + 900))
 
 
+@pytest.mark.budget(1800)
 def test_intelligent_release_while_busy_waits_for_next_idle_window(rig):
     """An Intelligent release to a busy device: updates/pending, firmware_update_pending, no begin
     while busy; the update starts in the next idle window (spec §1.5, §7.8.2, §7.8.3)."""
@@ -43,6 +45,7 @@ def test_intelligent_release_while_busy_waits_for_next_idle_window(rig):
     rig.check(*ota_verdicts(rig, 2), v.pending_honoured_within(rig.timeline, 60))
 
 
+@pytest.mark.budget(10800)
 def test_busy_app_is_never_interrupted(rig):
     """Two hours of driving with an Intelligent release pending: no download, no reset while busy
     (spec §2.1 disableUpdates; §7.10 first assertion); the update lands after parking."""
@@ -61,6 +64,7 @@ def test_busy_app_is_never_interrupted(rig):
     rig.check(*ota_verdicts(rig, 2))
 
 
+@pytest.mark.budget(1200)
 def test_lock_and_flash_now(rig):
     """Locking a device to a version with "flash now" starts an OTA at once on an online device
     (spec §1.4, §7.8.4); the guard still gates it through pending → idle window."""
@@ -73,6 +77,7 @@ def test_lock_and_flash_now(rig):
     rig.check(*ota_verdicts(rig, 2), v.pending_honoured_within(rig.timeline, 60))
 
 
+@pytest.mark.budget(100800)
 def test_daily_forced_handshake_brings_a_standard_release_within_a_day(rig):
     """The guard's daily `spark/device/session/end` + reconnect (spec §1.3) turns the next idle
     window into a full handshake, so a Standard release lands within a day instead of the
@@ -86,6 +91,7 @@ def test_daily_forced_handshake_brings_a_standard_release_within_a_day(rig):
     rig.check(*ota_verdicts(rig, 2), v.release_to_update_within(rig.timeline, 2, 25 * 3600))
 
 
+@pytest.mark.budget(10800)
 def test_device_on_released_version_downloads_nothing(rig):
     """Releasing the version the device already runs: no transfer, no reset, and the cloud clears
     pending (spec §7.7 needs_update, §7.8.7)."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 import pytest
 
 from otarig import verdicts as v
+from otarig.board import BoardError
 
 from conftest import APP_SIZE, connected, drive, ota_verdicts, park
 
 
 @pytest.mark.parametrize("mode", ["stop", "ulp", "hibernate"])
+@pytest.mark.budget(2400)
 def test_pending_update_survives_sleep(rig, mode):
     """A pending update across STOP, ULTRA_LOW_POWER and HIBERNATE sleep (spec §3.2, §7.5): STOP/ULP
     keep the RAM flag; HIBERNATE wakes through reset, the flag is lost and the cloud notifies
@@ -18,7 +20,11 @@ def test_pending_update_survives_sleep(rig, mode):
     rig.upload(rig.firmware(2, size=APP_SIZE))
     rig.release(2, intelligent=True)
     rig.expect_sys("firmware_update_pending", timeout=120)
-    rig.command("sleep", mode=mode, seconds=900, network_standby=False)
+    try:
+        rig.command("sleep", mode=mode, seconds=900, network_standby=False)
+    except BoardError:  # HIBERNATE takes USB down at once: on a real port the reply can die with it
+        if mode != "hibernate":
+            raise
     if mode == "hibernate":
         rig.expect(lambda e: e.name == "hello", 1200)
     else:
@@ -36,6 +42,7 @@ def test_pending_update_survives_sleep(rig, mode):
 
 @pytest.mark.parametrize("threaded", [pytest.param(True, marks=pytest.mark.threaded(True), id="threaded"),
                                       pytest.param(False, marks=pytest.mark.threaded(False), id="non-threaded")])
+@pytest.mark.budget(1200)
 def test_app_during_a_forced_download(rig, threaded):
     """During a download a non-threaded app is frozen — loop() and delay() do not run, so the
     guard can only shut down after `complete`, and the held reset covers the gap; a threaded app
@@ -65,7 +72,7 @@ def test_app_during_a_forced_download(rig, threaded):
 
 
 @pytest.mark.sim_only
-@pytest.mark.budget(3 * 3600)
+@pytest.mark.budget(1800)
 def test_app_needing_newer_device_os_goes_through_safe_mode(rig):
     """An app that depends on a newer Device OS is accepted (user deps are optional at OTA time),
     boots into safe mode, and the cloud's safe-mode healer sends the system parts one per OTA and

@@ -1,6 +1,8 @@
 """A week of vehicle life: the long view a release manager certifies against."""
 from __future__ import annotations
 
+import pytest
+
 from otarig import verdicts as v
 
 from conftest import APP_SIZE, connected, drive, ota_verdicts, park
@@ -8,6 +10,7 @@ from conftest import APP_SIZE, connected, drive, ota_verdicts, park
 DAY = 24 * 3600
 
 
+@pytest.mark.budget(691200)
 def test_week_of_daily_drives_with_a_midweek_standard_release(rig):
     """Seven days: two 15-minute drives a day, parked otherwise. A Standard release on day 3
     lands within a day thanks to the guard's daily forced handshake (spec §1.3, §1.1), only in

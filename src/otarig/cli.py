@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,9 +111,18 @@ def cmd_sim(args: argparse.Namespace) -> int:
         raise CommandError("--speed must be > 0")
     if args.boards < 1:
         raise CommandError("--boards must be >= 1")
+    token = None
+    if args.bench_file:
+        token = os.environ.get(args.token_env)
+        if not token:
+            raise CommandError(f"--bench-file: set ${args.token_env} to any secret string first (e.g. "
+                               f"`export {args.token_env}=$(python3 -c 'import secrets; print(secrets.token_hex(20))')`);"
+                               " the stand-in's API accepts it and `otarig run` reads it from there")
     return run_sim(speed=args.speed, json_output=args.json, duration_s=args.duration, boards=args.boards,
                    product=args.product, seed=args.seed, port=args.port, psu=not args.no_psu,
-                   link_profile=args.link)
+                   link_profile=args.link, token=token,
+                   bench_file=Path(args.bench_file) if args.bench_file else None,
+                   token_env=args.token_env if args.bench_file else None)
 
 
 # -- bench companion ----------------------------------------------------------------------------------
@@ -183,7 +193,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _load_bench(args.bench)
     result = run_suite(cfg, Path(args.bench).resolve(), report_dir=Path(args.report).resolve(), seed=args.seed,
-                       suite=Path(args.suite).resolve() if args.suite else None, select=args.k)
+                       suite=Path(args.suite).resolve() if args.suite else None, select=args.k,
+                       allow_skips=args.allow_skips, long=args.long, max_budget=args.max_budget)
     if result.exit_code == 5:
         raise CommandError("no scenarios matched (check -k / --suite)", 5)
     return 0 if result.exit_code == 0 else 1
@@ -286,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--link", choices=["2g", "3g", "ltem", "lan"], default="3g", help="cellular link profile")
     sim.add_argument("--no-psu", action="store_true", help="do not start the simulated PSU")
     sim.add_argument("--duration", type=float, default=None, help="stop after this many wall seconds")
+    sim.add_argument("--bench-file", default=None, metavar="PATH",
+                     help="write a stand-in bench file (kind = \"real\", time_scale = --speed) naming what this "
+                          "world serves, and its firmware catalog, for `otarig run --bench PATH` in another process")
+    sim.add_argument("--token-env", default="OTARIG_STANDIN_TOKEN", metavar="NAME",
+                     help="with --bench-file: the variable holding the API token (set it before starting)")
     sim.set_defaults(func=cmd_sim)
 
     comp = groups.add_parser("companion", help="talk to the bench companion (tester board): check its wiring",
@@ -310,13 +326,24 @@ def build_parser() -> argparse.ArgumentParser:
     run = groups.add_parser("run", help="run the OTA certification suite (hil/) and write a report",
                             description="Builds what it needs, starts the simulated bench when the bench file "
                                         "says so, runs every hil/ scenario, prints a summary and writes "
-                                        "junit.xml, report.html and certification.json. Exit status 1 when "
-                                        "any scenario fails.")
+                                        "junit.xml, report.html and certification.json. Exit status 0 exactly "
+                                        "when the record says passed: every scenario that ran passed, at least "
+                                        "one ran, and none was skipped for want of a capability, firmware or "
+                                        "tool (see --allow-skips). Scenarios marked sim_only are not run on a "
+                                        "real bench, and long ones only with --long; neither fails the run.")
     run.add_argument("--bench", default="bench_config.toml", help="bench file (default: bench_config.toml)")
     run.add_argument("--seed", type=int, default=None, help="simulation seed (default: the bench file's)")
     run.add_argument("--report", default="otarig-report", help="report folder (default: otarig-report/)")
     run.add_argument("--suite", default=None, help="scenario folder (default: hil/)")
     run.add_argument("-k", default=None, help="only scenarios matching this pytest -k expression")
+    run.add_argument("--allow-skips", action="store_true",
+                     help="pass even when scenarios are skipped for want of a capability, firmware or tool "
+                          "(without it such a skip fails the run)")
+    run.add_argument("--long", action="store_true",
+                     help="real bench: also run scenarios whose bench-time budget is over 4 h (a week is a week)")
+    run.add_argument("--max-budget", type=float, default=None, metavar="SECONDS",
+                     help="skip scenarios whose bench-time budget exceeds SECONDS (a CI profile); "
+                          "such skips do not fail the run")
     run.set_defaults(func=cmd_run)
 
     st = groups.add_parser("selftest", help="run the suite against each companion mutant; all must be caught",

@@ -25,6 +25,11 @@ class SimOnlyError(RuntimeError):
     """A scenario reached for the simulator handle without being marked `sim_only`."""
 
 
+class ClockDrift(RuntimeError):
+    """The bench clock and the board's own uptime disagree: on a stand-in, the world could not keep
+    up with its time scale, so the scenario's timings mean nothing."""
+
+
 class Rig:
     """Bench-independent scenario API. Subclasses supply the bench specifics."""
 
@@ -51,7 +56,9 @@ class Rig:
         self._sim_allowed = sim_allowed
         #: what happened before the scenario proper (the baseline transition), kept for the record
         self.setup_timeline: Timeline | None = None
-        self.t0 = self.clock.now()
+        self.t0 = self.t_created = self.clock.now()
+        #: bench time minus the DUT's uptime over the scenario (wall clocks only; see check_drift)
+        self.drift_s: float | None = None
         # a bench shared between scenarios (hardware): start from what its boards say from now on
         self._seen = {bid: len(b.history_since(0)) for bid, b in self.boards.items()}
         if self.bench_companion is not None:
@@ -148,6 +155,7 @@ class Rig:
     def collect(self) -> None:
         """Bring board events and cloud events into the timeline."""
         for bid, b in self.boards.items():
+            b.poll()  # on a wall clock nobody else reads a board the scenario is not waiting on
             start = self._seen.get(bid, 0)
             new = b.history_since(start)
             for t, entry in new:
@@ -166,6 +174,7 @@ class Rig:
             return
         if self._companion_tl is None:  # its switches as it answered at start, not assumed closed
             self._companion_tl = CompanionTimeline(self.dut_id, self.bench_companion.hello.get("switches"))
+        self.bench_companion.board.poll()
         new = self.bench_companion.board.history_since(self._companion_seen)
         self._companion_seen += len(new)
         for t, entry in new:
@@ -264,6 +273,29 @@ class Rig:
     def data_bytes(self) -> int | None:
         """Cellular bytes the DUTs spent, where the bench can count them (None on hardware)."""
         return self.parts.sim.data_bytes() if self.parts.sim is not None else None
+
+    def check_drift(self) -> None:
+        """On a wall clock, compare bench time with the DUT's own uptime over the scenario; raise
+        ClockDrift when they part by more than the clock's resolution allows (2 % plus 2 s)."""
+        if self.clock.time_scale == 0:
+            return  # virtual time: the board's clock is the bench's
+        start = self.timeline.select(kind="state")
+        if not start or start[0].get("uptime_ms") is None:
+            return
+        if self.timeline.select(kind="hello") or self.timeline.select(kind="boot") or \
+                self.timeline.select(source="rig", kind="command", where=lambda e: e.get("cmd") == "sleep"):
+            return  # a reset or sleep restarts or pauses the board's clock: nothing to compare
+        try:
+            status = self.board.command("status", timeout=10)
+        except Exception:  # noqa: BLE001 - a board that does not answer is the scenario's problem, not drift's
+            return
+        elapsed = self.now() - start[0].t
+        self.drift_s = round(elapsed - (int(status["uptime_ms"]) - int(start[0].get("uptime_ms"))) / 1000.0, 3)
+        allowed = max(2.0, 2 * self.clock_tolerance_s) + 0.02 * elapsed
+        if abs(self.drift_s) > allowed:
+            raise ClockDrift(f"bench time and the board's uptime parted by {self.drift_s:+.1f} s over {elapsed:.0f} s "
+                             f"(allowed {allowed:.1f} s): at time scale x{self.clock.time_scale:g} the stand-in "
+                             "could not keep up; run it with a lower --speed")
 
     def detach(self) -> None:
         """The scenario is over but the bench goes on (a real bench serves the whole run)."""

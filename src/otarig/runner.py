@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import contextlib
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -46,16 +48,67 @@ def default_suite() -> Path:
     raise FileNotFoundError("no hil/ folder here or next to the otarig sources (pass --suite PATH)")
 
 
+#: a file in every folder otarig writes a report to: only such a folder is ever cleared
+REPORT_MARKER = ".otarig-report"
+
+
+class ReportFolderError(OSError):
+    """The report folder exists and is not one otarig made: it is never cleared."""
+
+
+def prepare_report_dir(report_dir: Path) -> None:
+    """Make `report_dir` empty and ours. An existing folder is cleared only when it carries the
+    marker of an earlier otarig report, or is empty; anything else (a project, a lab folder) is
+    refused with the reason, and nothing in it is touched."""
+    if report_dir.exists():
+        if not report_dir.is_dir():
+            raise ReportFolderError(f"--report {report_dir}: exists and is not a folder")
+        if (report_dir / REPORT_MARKER).is_file():
+            shutil.rmtree(report_dir)
+        elif any(report_dir.iterdir()):
+            raise ReportFolderError(f"--report {report_dir}: the folder exists and is not an otarig report "
+                                    f"(no {REPORT_MARKER} in it); refusing to clear it — name a new folder")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / REPORT_MARKER).write_text("written by otarig; this folder is replaced by the next run\n")
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Any:
+    """SIGTERM (CI cancelling, `timeout`) ends the run like Ctrl-C: teardowns run, a record is written."""
+    if threading_main():
+        def raise_interrupt(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        previous = signal.signal(signal.SIGTERM, raise_interrupt)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    else:
+        yield
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
 class _ProgressPlugin:
-    """Feeds pytest's per-test reports into a rich progress bar and keeps the outcomes."""
+    """Feeds pytest's per-test reports into a rich progress bar and keeps outcomes and skip reasons."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.task: Any = None
         self.outcomes: dict[str, str] = {}
+        self.reasons: dict[str, str] = {}
+        self.interrupted = False
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.task = self.progress.add_task("scenarios", total=len(session.items))
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        self.interrupted = True
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         if self.task is not None:
@@ -63,7 +116,11 @@ class _ProgressPlugin:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-            self.outcomes[report.nodeid] = report.outcome
+            self.outcomes[report.nodeid] = "error" if report.when == "setup" and report.failed else report.outcome
+        elif report.when == "teardown" and report.failed and self.outcomes.get(report.nodeid) == "passed":
+            self.outcomes[report.nodeid] = "error"  # a teardown that failed (e.g. the bench did not come back)
+        if report.skipped and isinstance(report.longrepr, tuple):
+            self.reasons[report.nodeid] = str(report.longrepr[2]).removeprefix("Skipped: ")
         if report.when == "teardown" and self.task is not None:
             self.progress.advance(self.task)
 
@@ -94,25 +151,51 @@ def _firmware_entries(results: list[dict], tests_dir: Path) -> list[dict]:
     return list(seen.values())
 
 
+def run_verdict(results: list[dict], *, allow_skips: bool, interrupted: bool) -> tuple[bool, list[str]]:
+    """The run's one verdict, and why not: every scenario that ran passed, at least one ran, the
+    run was not interrupted, and nothing was skipped for want of a capability, a firmware or a
+    tool (unless allowed). Skips by policy (sim_only on hardware, over budget) do not count."""
+    from .plugin import SKIP_POLICY
+
+    why = []
+    bad = [r for r in results if r.get("outcome") in ("failed", "error")]
+    if bad:
+        why.append(f"{len(bad)} scenario(s) failed or errored")
+    needs = [r for r in results if r.get("outcome") == "skipped" and not str(r.get("reason", "")).startswith(SKIP_POLICY)]
+    if needs and not allow_skips:
+        why.append(f"{len(needs)} scenario(s) skipped for want of a capability, firmware or tool "
+                   "(--allow-skips accepts that)")
+    if not any(r.get("outcome") == "passed" for r in results):
+        why.append("no scenario ran")
+    if interrupted:
+        why.append("the run was interrupted")
+    return not why, why
+
+
 def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int | None = None,
               suite: Path | None = None, select: str | None = None, mutant: int = 0,
-              console: Console | None = None, extra_args: list[str] | None = None) -> RunResult:
-    """Run `hil/` against the bench; write junit.xml, report.html, certification.json."""
+              console: Console | None = None, extra_args: list[str] | None = None,
+              allow_skips: bool = False, long: bool = False, max_budget: float | None = None) -> RunResult:
+    """Run `hil/` against the bench; write junit.xml, report.html, certification.json. The exit
+    code is 0 exactly when the record says `passed: true`."""
     from .record import build_record, write_record
     from .report import load_results, print_summary, write_html
 
     console = console or Console(file=sys.stdout)
     suite = suite or default_suite()
     seed = cfg.bench.seed if seed is None else seed
-    if report_dir.exists():
-        shutil.rmtree(report_dir)
+    prepare_report_dir(report_dir)
     tests_dir = report_dir / "tests"
     tests_dir.mkdir(parents=True)
     args = [str(suite), f"--bench={bench_path}", f"--seed={seed}", f"--mutant={mutant}",
             f"--otarig-artifacts={tests_dir}", f"--junitxml={report_dir / 'junit.xml'}",
-            "-q", "-p", "no:cacheprovider", f"--rootdir={suite.parent}"]
+            "-q", "-p", "no:cacheprovider", f"--rootdir={suite.parent}", "-o", "junit_family=xunit1"]
     if select:
         args += ["-k", select]
+    if long:
+        args.append("--long")
+    if max_budget is not None:
+        args.append(f"--max-budget={max_budget}")
     args += extra_args or []
     if cfg.simulated:
         _prebuild(console, cfg)
@@ -126,40 +209,59 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
         plugin = _ProgressPlugin(progress)
         log_path = report_dir / "pytest.log"
         saved = sys.stdout
-        with open(log_path, "w") as log:  # pytest's own output goes to the log; the console shows progress
+        with open(log_path, "w") as log, sigterm_interrupts():  # pytest's output goes to the log
             sys.stdout = log
             try:
                 code = int(pytest.main(args, plugins=[plugin]))
+            except KeyboardInterrupt:  # a second signal while pytest was already stopping
+                code, plugin.interrupted = 2, True
             finally:
                 sys.stdout = saved
     wall = time.perf_counter() - t0
-    if code in (2, 3, 4):
+    interrupted = plugin.interrupted or code == 2
+    if code in (3, 4) or (code == 2 and not plugin.outcomes):
         tail = "\n".join(log_path.read_text().splitlines()[-15:])
         console.print(f"[red]pytest could not run the suite (exit {code}):[/red]\n{tail}")
         return RunResult(code, report_dir)
     results = load_results(tests_dir)
-    for r in results:  # a failure in setup leaves no meta.json from the fixture: add what pytest saw
-        r.setdefault("outcome", "error")
+    for r in results:  # pytest's view wins: a teardown error or a skip in setup is not in meta.json
+        r["outcome"] = plugin.outcomes.get(r.get("nodeid"), r.get("outcome", "error"))
+        if r.get("nodeid") in plugin.reasons:
+            r["reason"] = plugin.reasons[r["nodeid"]]
     missing = set(plugin.outcomes) - {r.get("nodeid") for r in results}
     for nodeid in sorted(missing):
         results.append({"nodeid": nodeid, "name": nodeid.split("::")[-1], "outcome": plugin.outcomes[nodeid],
-                        "duration_wall_s": None, "device_time_s": 0, "data_bytes": 0, "verdicts": [],
-                        "longrepr": "", "artifacts_dir": ""})
+                        "reason": plugin.reasons.get(nodeid, ""), "duration_wall_s": None, "device_time_s": 0,
+                        "data_bytes": 0, "verdicts": [], "longrepr": "", "artifacts_dir": ""})
+    passed, why = run_verdict(results, allow_skips=allow_skips, interrupted=interrupted)
     firmware = _firmware_entries(results, tests_dir)
     _keep_firmware(firmware, tests_dir)
     boards = [{"id": b.id, "platform": b.platform,
                "versions_seen": sorted({v for r in results for v in (r.get("boards") or {}).get(b.id, []) if v})}
               for b in cfg.boards]
     bench = {"name": cfg.bench.name, "kind": cfg.bench.kind, "config": str(bench_path),
+             "stand_in": cfg.stand_in, "hardware": not cfg.simulated and not cfg.stand_in,
+             "time_scale": None if cfg.simulated else cfg.bench.time_scale,
              "link": cfg.simulation.link if cfg.simulated else None, "mutant": mutant}
     record = build_record(results, firmware=firmware, boards=boards, bench=bench, tools=_tools(cfg), seed=seed)
+    record["passed"] = passed  # the run's verdict, the same as the exit status
+    record["not_passed_because"] = why
+    record["skips_allowed"] = allow_skips
+    record["interrupted"] = interrupted
     write_record(report_dir / "certification.json", record)
     write_html(report_dir, results, record)
     print_summary(results, console)
+    for r in results:
+        if r.get("outcome") == "skipped":
+            console.print(f"[yellow]SKIP[/yellow] {r.get('name')}: {r.get('reason') or '(no reason given)'}")
+    if cfg.stand_in:
+        console.print(f"[bold]stand-in bench[/bold] (a simulated world at x{cfg.bench.time_scale:g}, not hardware)")
     console.print(f"wall time {wall:.1f}s · report: {report_dir / 'report.html'}")
     if code == 5:
         console.print("[red]no scenarios were collected[/red]")
-    return RunResult(code, report_dir, results, record)
+    if not passed:
+        console.print(f"[red]not passed: {'; '.join(why)}[/red]")
+    return RunResult(0 if passed else (code if code not in (0, 5) else 1), report_dir, results, record)
 
 
 def _keep_firmware(firmware: list[dict], tests_dir: Path) -> None:
@@ -216,8 +318,7 @@ def selftest(bench_path: Path, *, report_dir: Path, seed: int = 1, suite: Path |
     console = console or Console()
     suite = suite or default_suite()
     mutants = mutants or list(MUTANTS)
-    if report_dir.exists():
-        shutil.rmtree(report_dir)
+    prepare_report_dir(report_dir)
     runs = [0] + mutants
     pending = list(runs)
     active: dict[int, subprocess.Popen] = {}

@@ -20,6 +20,23 @@ FLASH_WAIT_S = 900.0
 CONNECT_WAIT_S = 600.0
 
 
+#: bench seconds of silence before each remedy (wake on WKP, then a power cycle)
+REMEDY_AFTER_S = 30.0
+
+
+def _remedies(rig: Any) -> list[tuple[str, Any]]:
+    """What the tester board can do for a silent DUT, gentlest first."""
+    tester, caps = rig.bench_companion, rig.cfg.capabilities
+    out: list[tuple[str, Any]] = []
+    if tester is None:
+        return out
+    if caps.wake_pin:
+        out.append(("wake", lambda: tester.wake(10)))
+    if caps.power_switch and caps.vbus_switch:
+        out.append(("power_cycle", lambda: tester.power_off(2000)))
+    return out
+
+
 class TransitionFailed(RuntimeError):
     """The bench could not be brought to the baseline; the scenario errors with this message."""
 
@@ -63,14 +80,22 @@ class BaselineStrategy:
 
     @staticmethod
     def _status(rig: Any, timeout: float) -> dict:
-        """The agent's status, retried through reboots until `timeout` bench seconds."""
-        deadline = rig.now() + timeout
+        """The agent's status, retried through reboots until `timeout` bench seconds. A board that
+        stays silent is woken on WKP, then power-cycled, when the tester board can (a scenario may
+        have left it asleep in HIBERNATE, or hung)."""
+        start = rig.now()
+        deadline = start + timeout
         last: Exception | None = None
+        remedies = _remedies(rig)
         while rig.now() < deadline:
             try:
                 return rig.command("status", timeout=min(10.0, max(deadline - rig.now(), 0.1)))
             except BoardError as exc:
                 last = exc
+                if remedies and rig.now() - start >= REMEDY_AFTER_S * (len(_remedies(rig)) - len(remedies) + 1):
+                    name, remedy = remedies.pop(0)
+                    rig.timeline.add(rig.now(), "rig", "baseline_remedy", {"action": name})
+                    remedy()
                 rig.wait(1.0)
         raise TransitionFailed(f"board {rig.dut_id}: its test agent did not answer `status` within {timeout:g} s "
                                f"(last: {last}); is the companion firmware (TestAgent) running on it?")

@@ -210,17 +210,26 @@ def start_sim(*, boards: int = 1, product: int = DEFAULT_PRODUCT, version: int =
 
 
 def run_sim(*, speed: float = 1.0, json_output: bool = False, duration_s: float | None = None,
-            out: Any = None, **kw: Any) -> int:
-    """`otarig sim`: start, print how to reach everything, pace until Ctrl-C/SIGTERM."""
+            out: Any = None, bench_file: Path | None = None, token_env: str | None = None, **kw: Any) -> int:
+    """`otarig sim`: start, print how to reach everything, pace until Ctrl-C/SIGTERM. With
+    `bench_file`, also write a stand-in bench file for `otarig run` in another process."""
     out = out or sys.stdout
     bench, server, psu_server, info = start_sim(**kw)
     pacer = WallPacer(bench, speed=speed, loads=info.pop("_loads"))
     info["speed"] = speed
+    if bench_file is not None:
+        from .standin import write_bench_file
+
+        write_bench_file(bench_file, info, speed=speed, token_env=token_env or "PARTICLE_ACCESS_TOKEN",
+                         link=kw.get("link_profile", "3g"))
+        info["bench_file"] = str(bench_file)
     if json_output:
-        out.write(json.dumps(info) + "\n")  # one object on the first line, for scripts
+        shown = {k: v for k, v in info.items() if not (k == "token" and token_env)}
+        out.write(json.dumps(shown) + "\n")  # one object on the first line, for scripts
     else:
         out.write(f"otarig simulated bench (speed x{speed:g}, Ctrl-C to stop)\n"
-                  f"  API URL : {info['api_url']}\n  token   : {info['token']}\n"
+                  f"  API URL : {info['api_url']}\n"
+                  f"  token   : {'$' + token_env if token_env else info['token']}\n"
                   f"  product : {info['product']}\n")
         for b in info["boards"]:
             out.write(f"  board   : {b['device_id']}  {b['port']}\n")
@@ -230,6 +239,9 @@ def run_sim(*, speed: float = 1.0, json_output: bool = False, duration_s: float 
         if "psu" in info:
             out.write(f"  PSU     : {info['psu']}\n")
         out.write(f"  particle CLI: particle profile set apiUrl {info['api_url']} && particle login --token <token>\n")
+        if bench_file is not None:
+            out.write(f"  stand-in bench file: {bench_file}  (otarig run --bench {bench_file}; token from "
+                      f"${token_env})\n")
     out.flush()
     previous = {}
     if threading.current_thread() is threading.main_thread():
