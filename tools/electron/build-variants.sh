@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Builds the companion (firmware/companion) for the Electron, one .bin per variant, with a local
-# Device OS tree and arm-none-eabi-gcc. docs/building-firmware.md is the lab's guide.
+# Prepares the companion (firmware/companion) for Particle's compiler, one project folder per
+# Electron variant, and prints the `particle compile` command for each. It compiles nothing.
+# docs/building-firmware.md is the lab's guide.
 #
-# The Device OS makefiles and `particle compile` take no -D for the app, so each variant's options
-# go into a generated src/otarig_build_config.h (read by src/otarig_options.h) inside a temporary
-# copy of the project; the working tree is never written.
+# `particle compile` takes no -D for the app, so each variant's options go into a generated
+# src/otarig_build_config.h (read by src/otarig_options.h) inside a copy of the project;
+# firmware/companion itself is never written.
 #
-#   DEVICE_OS_PATH=/tmp/deviceos tools/electron/build-variants.sh 1 2 3
-#     -> build/electron/companion-v1.bin companion-v1-nt.bin companion-v2.bin ... companion-v3-nt.bin
-#
-# Each binary is checked with `otarig firmware inspect --check --json` (platform 10, user part,
-# product id/version as configured, CRC and SHA-256 ok) when otarig is available.
+#   tools/electron/build-variants.sh 1 2 3
+#     -> build/electron-src/companion-v1 companion-v1-nt companion-v2 ... companion-v3-nt
+#        (one folder per line on stdout; the `particle compile electron ... --target 2.3.1
+#        --saveTo build/electron/<name>.bin` commands on stderr)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,54 +18,52 @@ repo=$(cd "$here/../.." && pwd)
 
 usage() {
     cat <<EOF
-usage: DEVICE_OS_PATH=DIR $(basename "$0") [options] VERSION...
+usage: $(basename "$0") [options] VERSION...
 
-Builds companion-vN.bin (threaded) and companion-vN-nt.bin (non-threaded) for each VERSION
-(PRODUCT_VERSION, 1..65535) with the Device OS tree at \$DEVICE_OS_PATH (tag v2.3.1 expected).
+Writes a copy of firmware/companion with its generated src/otarig_build_config.h for
+companion-vN (threaded) and companion-vN-nt (non-threaded), for each VERSION (PRODUCT_VERSION,
+1..65535), prints each folder on stdout and, on stderr, the command that compiles it with
+Particle's cloud compiler against Device OS 2.3.1 (after \`particle login\`).
 
 options:
-  -o, --out DIR            where the .bin files go (default: $repo/build/electron)
+  --config-only DIR        where the project folders go (default: $repo/build/electron-src);
+                           preparing folders is all this script does, the flag stays for old callers
+  -o, --out DIR            where the printed commands save the .bin files
+                           (default: $repo/build/electron)
   --threaded-only          skip the non-threaded variants
   --non-threaded-only      skip the threaded variants
-  --mutant N               build mutant N (1..6, firmware/companion/README.md); names get -mN
+  --mutant N               mutant N (1..6, firmware/companion/README.md); names get -mN
   --product-id N           PRODUCT_ID (default 4242)
   --define NAME=VALUE      one more option for the header (repeatable), e.g.
                            OTARIG_SYSTEM_MODE=MANUAL; use --suffix to keep the names apart
-  --suffix TEXT            appended to each file name (companion-v2-TEXT.bin)
-  --config-only DIR        write each variant's project copy (with its header) under DIR and build
-                           nothing: for \`particle compile electron DIR/companion-v2 --target 2.3.1\`
-  --keep                   keep the temporary build folder (objects, .elf, .map, .lst)
+  --suffix TEXT            appended to each name (companion-v2-TEXT)
   -h, --help               this text
-
-environment: DEVICE_OS_PATH (required unless --config-only), OTARIG (the otarig command used for
-the check; default: $repo/.venv/bin/otarig, else otarig on PATH), GCC_ARM_PATH (folder of
-arm-none-eabi-gcc with a final slash, as Device OS expects; default: PATH).
 EOF
 }
 
 die() { echo "build-variants: $*" >&2; exit 2; }
 
+src_dir="$repo/build/electron-src"
 out_dir="$repo/build/electron"
 threaded_modes=(1 0)
 mutant=0
 product_id=4242
 suffix=""
-config_only=""
-keep=0
 defines=()
 versions=()
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        -o|--out) out_dir=${2:?}; shift 2 ;;
+        --config-only|-o|--out|--mutant|--product-id|--define|--suffix)
+            [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value" ;;&
+        --config-only) src_dir=$2; shift 2 ;;
+        -o|--out) out_dir=$2; shift 2 ;;
         --threaded-only) threaded_modes=(1); shift ;;
         --non-threaded-only) threaded_modes=(0); shift ;;
-        --mutant) mutant=${2:?}; shift 2 ;;
-        --product-id) product_id=${2:?}; shift 2 ;;
-        --define) defines+=("${2:?}"); shift 2 ;;
-        --suffix) suffix=${2:?}; shift 2 ;;
-        --config-only) config_only=${2:?}; shift 2 ;;
-        --keep) keep=1; shift ;;
+        --mutant) mutant=$2; shift 2 ;;
+        --product-id) product_id=$2; shift 2 ;;
+        --define) defines+=("$2"); shift 2 ;;
+        --suffix) suffix=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         -*) usage >&2; die "unknown option $1" ;;
         *) versions+=("$1"); shift ;;
@@ -110,98 +108,30 @@ write_config() {  # file version threaded
     } > "$1"
 }
 
-make_copy() {  # dest version threaded: the project as the cloud compiler would get it
+make_copy() {  # dest version threaded: the project as the cloud compiler gets it
     rm -rf "$1"
     mkdir -p "$1"
     cp -R "$src/src" "$src/lib" "$src/project.properties" "$1/"
     write_config "$1/src/otarig_build_config.h" "$2" "$3"
 }
 
-if [[ -n $config_only ]]; then
-    mkdir -p "$config_only"
-    for v in "${versions[@]}"; do
-        for t in "${threaded_modes[@]}"; do
-            name=$(variant_name "$v" "$t")
-            make_copy "$config_only/$name" "$v" "$t"
-            echo "$config_only/$name"
-        done
-    done
-    exit 0
-fi
+particle=particle
+[[ -x $repo/tools/particle-cli/node_modules/.bin/particle ]] && particle=$repo/tools/particle-cli/node_modules/.bin/particle
 
-# -- toolchain and Device OS tree ------------------------------------------------------------------
-dos=${DEVICE_OS_PATH:-}
-[[ -n $dos ]] || die "set DEVICE_OS_PATH to a Device OS source tree (tag v2.3.1), e.g. DEVICE_OS_PATH=/tmp/deviceos"
-dos=$(cd "$dos" && pwd) || die "DEVICE_OS_PATH=$DEVICE_OS_PATH is not a folder"
-[[ -f $dos/main/makefile && -f $dos/build/version.mk ]] || die "$dos is not a Device OS tree (no main/makefile, build/version.mk)"
-dos_version=$(sed -n 's/^VERSION_STRING *= *//p' "$dos/build/version.mk" | head -n1)
-[[ $dos_version == 2.3.1 ]] || echo "build-variants: warning: Device OS $dos_version at $dos; the rig targets 2.3.1" >&2
-
-cc="${GCC_ARM_PATH:-}arm-none-eabi-gcc"
-command -v "$cc" >/dev/null || die "$cc not found (Debian: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib)"
-for tool in make crc32 xxd; do
-    command -v "$tool" >/dev/null || die "$tool not found (Debian: make; crc32 is in libarchive-zip-perl; xxd)"
-done
-gcc_version=$("$cc" -dumpversion)
-gcc_major=${gcc_version%%.*}
-compat_flags=""
-if (( gcc_major >= 10 )); then
-    compat_flags="-include $here/gcc-gthr-compat.h"
-    echo "build-variants: arm-none-eabi-gcc $gcc_version (Device OS 2.3.x is made for 9.2.1): adding tools/electron/gcc-gthr-compat.h" >&2
-fi
-
-otarig=${OTARIG:-}
-if [[ -z $otarig ]]; then
-    if [[ -x $repo/.venv/bin/otarig ]]; then otarig=$repo/.venv/bin/otarig
-    elif command -v otarig >/dev/null; then otarig=otarig
-    fi
-fi
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/otarig-electron.XXXXXX")
-if [[ $keep == 1 ]]; then echo "build-variants: keeping $work" >&2; else trap 'rm -rf "$work"' EXIT; fi
-mkdir -p "$out_dir"
-out_dir=$(cd "$out_dir" && pwd)
-
-check() {  # bin version threaded
-    if [[ -z $otarig ]]; then
-        echo "build-variants: warning: otarig not found, $1 not checked (set OTARIG or create .venv)" >&2
-        return 0
-    fi
-    local json
-    json=$("$otarig" firmware inspect "$1" --check --json) || { echo "$json" >&2; die "$1 failed otarig firmware inspect --check"; }
-    python3 - "$json" "$product_id" "$2" <<'EOF' || die "$1: wrong header (above)"
-import json, sys
-info, pid, ver = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-want = {"valid": True, "platform_id": 10, "module_function_name": "user-part", "product_id": pid,
-        "product_version": ver, "crc_ok": True, "sha256_ok": True}
-bad = {k: info.get(k) for k, v in want.items() if info.get(k) != v}
-deps = ", ".join(f"{d['module_function_name']} {d['module_index']} >= v{d['module_version']}" for d in info["dependencies"])
-print(f"  {info['file']}: {info['size']} bytes, platform {info['platform_id']}, {info['module_function_name']}, "
-      f"product {info['product_id']} v{info['product_version']}, needs {deps}, crc {info['crc_stored']} ok")
-if bad:
-    print(f"  expected {want}, got {bad}", file=sys.stderr)
-    sys.exit(1)
-EOF
-}
-
-# One object folder for the whole run (the Device OS libraries are built once); each variant's app
-# has its own name, hence its own user objects. The Device OS tree itself is not written.
-built=()
+mkdir -p "$src_dir"
+commands=()
 for v in "${versions[@]}"; do
     for t in "${threaded_modes[@]}"; do
         name=$(variant_name "$v" "$t")
-        app="$work/apps/$name"
-        make_copy "$app" "$v" "$t"
-        echo "build-variants: $name (PRODUCT_VERSION $v, threaded $t, mutant $mutant, product $product_id)" >&2
-        log="$work/$name.log"
-        if ! CPPFLAGS="${CPPFLAGS:-} $compat_flags" make -s -C "$dos/main" PLATFORM=electron \
-                APPDIR="$app" TARGET_DIR="$work/out/$name" BUILD_PATH_BASE="$work/obj" all >"$log" 2>&1; then
-            grep -m 20 -B 2 -A 6 -i "error" "$log" >&2 || tail -n 40 "$log" >&2
-            die "$name: the Device OS build failed (log: $log; rerun with --keep to keep it)"
-        fi
-        cp "$work/out/$name/$name.bin" "$out_dir/$name.bin"
-        check "$out_dir/$name.bin" "$v" "$t"
-        built+=("$out_dir/$name.bin")
+        make_copy "$src_dir/$name" "$v" "$t"
+        echo "$src_dir/$name"
+        commands+=("$(printf '%q ' "$particle" compile electron "$src_dir/$name" --target 2.3.1 \
+                      --saveTo "$out_dir/$name.bin")")
     done
 done
-printf '%s\n' "${built[@]}"
+
+{
+    echo "build-variants: compile each folder with Particle's cloud compiler (after \`particle login\`):"
+    echo "mkdir -p $(printf '%q' "$out_dir")"
+    printf '%s\n' "${commands[@]% }"
+} >&2
