@@ -423,9 +423,10 @@ class Board:
             ser.port = self.url
             ser.open()
             return ser
-        return serial.serial_for_url(
-            self.url, baudrate=self.baudrate, timeout=0, write_timeout=_WRITE_TIMEOUT
-        )
+        # pyserial's RFC 2217 client refuses any write_timeout ("not supported") at open: a
+        # remote port (ser2net, a labgrid exporter) is opened without one.
+        write_timeout = None if self.url.startswith("rfc2217://") else _WRITE_TIMEOUT
+        return serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0, write_timeout=write_timeout)
 
     def _reopen(self) -> bool:
         """Try to open the port once; on success log the reconnection and restart the counts."""

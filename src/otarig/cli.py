@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -120,9 +121,42 @@ def cmd_sim(args: argparse.Namespace) -> int:
                                " the stand-in's API accepts it and `otarig run` reads it from there")
     return run_sim(speed=args.speed, json_output=args.json, duration_s=args.duration, boards=args.boards,
                    product=args.product, seed=args.seed, port=args.port, psu=not args.no_psu,
-                   link_profile=args.link, token=token,
+                   link_profile=args.link, token=token, mutant=args.mutant,
                    bench_file=Path(args.bench_file) if args.bench_file else None,
                    token_env=args.token_env if args.bench_file else None)
+
+
+# -- bench ---------------------------------------------------------------------------------------------
+
+
+def cmd_bench_safe(args: argparse.Namespace) -> int:
+    """What the rig's teardown does, by hand: nothing armed on the tester and every rail back on,
+    the PSU in its configured safe state. For after a crash, a kill -9 or a pulled cable."""
+    from otarig.bench_companion import BenchCompanion
+    from otarig.clock import WallClock
+
+    cfg = _load_bench(args.bench)
+    if cfg.simulated:
+        raise CommandError("the simulated bench has nothing left on between runs; `bench safe` is for a real one")
+    done = []
+    if cfg.bench_companion is not None:
+        log = Path(tempfile.gettempdir()) / "otarig-bench-safe.log"
+        tester = BenchCompanion.open(cfg.bench_companion.port, clock=WallClock(), log_path=log,
+                                     timeout_s=cfg.bench_companion.timeout_s)
+        try:
+            tester.release()
+        finally:
+            tester.close()
+        done.append(f"tester {cfg.bench_companion.port}: disarmed, VIN/VBUS/antenna on")
+    if cfg.psu is not None and cfg.capabilities.psu:
+        from otarig.psu import PowerSupply
+
+        psu = PowerSupply.open(cfg.psu.resource, channel=cfg.psu.channel, timeout_s=cfg.psu.timeout_s,
+                               safe_state=cfg.psu.safe_state)
+        psu.close()  # close applies the configured safe state
+        done.append(f"PSU {cfg.psu.resource} channel {cfg.psu.channel}: safe state {cfg.psu.safe_state!r}")
+    print("\n".join(done) if done else "nothing to make safe: the bench file names no tester and no PSU")
+    return 0
 
 
 # -- bench companion ----------------------------------------------------------------------------------
@@ -300,9 +334,22 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--bench-file", default=None, metavar="PATH",
                      help="write a stand-in bench file (kind = \"real\", time_scale = --speed) naming what this "
                           "world serves, and its firmware catalog, for `otarig run --bench PATH` in another process")
+    sim.add_argument("--mutant", type=int, default=0, metavar="N",
+                     help="run (and, with --bench-file, catalog) the companion with shipped defect N "
+                          "(`otarig selftest` lists them): the suite must fail against it")
     sim.add_argument("--token-env", default="OTARIG_STANDIN_TOKEN", metavar="NAME",
                      help="with --bench-file: the variable holding the API token (set it before starting)")
     sim.set_defaults(func=cmd_sim)
+
+    bench = groups.add_parser("bench", help="the bench itself: make it safe by hand")
+    bench_cmds = bench.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    bench_cmds.required = True
+    safe = bench_cmds.add_parser("safe", help="tester disarmed with rails on, PSU in its safe state (as teardown)",
+                                 description="Does by hand what the rig's teardown does after every run: "
+                                             "disarms the tester board and switches VIN, VBUS and the antenna "
+                                             "on, and puts the PSU in its configured safe state.")
+    safe.add_argument("--bench", default="bench_config.toml", help="bench file (default: bench_config.toml)")
+    safe.set_defaults(func=cmd_bench_safe)
 
     comp = groups.add_parser("companion", help="talk to the bench companion (tester board): check its wiring",
                              description="Sends one command to the bench companion (firmware/bench/, "

@@ -134,6 +134,19 @@ class Rig:
         finally:
             self.collect()
 
+    def await_entry(self, source: str, kind: str, timeout: float, *, start: float | None = None) -> Any:
+        """Wait (bench clock) until the timeline has an entry of `source`/`kind` at or after `start`
+        — for what arrives on its own (a tester's timed switch, a PSU sample), not as a reply."""
+        deadline = self.now() + timeout
+        while True:
+            self.collect()
+            found = self.timeline.select(source=source, kind=kind, start=start)
+            if found:
+                return found[-1]
+            if self.now() >= deadline:
+                raise TimeoutError(f"no {source} {kind} entry within {timeout:g} s of bench time")
+            self.clock.wait(min(1.0, deadline - self.now()))
+
     def expect_sys(self, event: str, param: str | None = None, timeout: float = 600, **kw: Any) -> Event:
         return self.expect(lambda e: e.name == "sys" and e.get("event") == event and
                            (param is None or e.get("param") == param), timeout, **kw)

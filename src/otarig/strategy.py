@@ -59,8 +59,7 @@ class BaselineStrategy:
         rig.cloud.reset_group(self.baseline)
         if status.get("workload") != "idle":
             rig.command("workload", state="idle")
-        if not status.get("reset_enabled", True):
-            rig.command("reset_hold", hold=False)
+        rig.command("reset_hold", hold=False)  # the test agent's hold; idempotent (the status cannot tell it)
         self.wait_connected(rig, CONNECT_WAIT_S)
         rig.collect()
 

@@ -130,6 +130,9 @@ class SimBench:
         self._posted: deque[Callable[[], None]] = deque()
         self._tickers: list[Ticker] = []
         self._streams: list[tuple[Any, int]] = []
+        #: run paced to wall time for readers in other processes (`otarig sim`): a vanishing port
+        #: first lets its reader have what was written (`SimSerialPort.drain_out`)
+        self.paced = False
         self.psu_server: "PsuServer | None" = None
         self.power: dict[str, "ElectronPower"] = {}
 
@@ -368,6 +371,8 @@ class SimBench:
                 port.deliver(slot.board.drain_to)
             if getattr(port, "vanish_requested", False):
                 port.vanish_requested = False
+                if slot.board is None and self.paced:  # read by another process: let it have the last lines
+                    port.drain_out()
                 port.vanish()
                 if slot.board is not None:
                     slot.board.poll()  # the board notices at this instant and marks the gap

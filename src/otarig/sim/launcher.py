@@ -87,6 +87,7 @@ class WallPacer:
 
     def run(self, duration_s: float | None = None) -> None:
         """Pace until `stop()` (or `duration_s` of wall time)."""
+        self.bench.paced = True
         wall0 = time.monotonic()
         virt0 = self.bench.world.now_ms
         while not self.stop_event.is_set():
@@ -167,12 +168,14 @@ def _device_id(i: int) -> str:
 
 def start_sim(*, boards: int = 1, product: int = DEFAULT_PRODUCT, version: int = 1, seed: int = 0,
               port: int = 0, token: str | None = None, workdir: Path | None = None, psu: bool = True,
-              link_profile: str = "3g") -> tuple[SimBench, CloudHttpServer, Any, dict]:
-    """Build the bench (companion v`version` on each board), start the API (and PSU); describe it."""
+              link_profile: str = "3g", mutant: int = 0) -> tuple[SimBench, CloudHttpServer, Any, dict]:
+    """Build the bench (companion v`version` on each board, with defect `mutant`), start the API
+    (and PSU); describe it."""
     from .build import build_companion
     from .images import make_app_image
 
-    image = make_app_image(build_companion(version, product_id=product), product_id=product, product_version=version)
+    image = make_app_image(build_companion(version, product_id=product, mutant=mutant), product_id=product,
+                           product_version=version)
     bench = SimBench(seed, workdir=workdir)
     devices = [bench.add_electron(_device_id(i), product_id=product, image=image, link_profile=link_profile)
                for i in range(boards)]
@@ -221,7 +224,7 @@ def run_sim(*, speed: float = 1.0, json_output: bool = False, duration_s: float 
         from .standin import write_bench_file
 
         write_bench_file(bench_file, info, speed=speed, token_env=token_env or "PARTICLE_ACCESS_TOKEN",
-                         link=kw.get("link_profile", "3g"))
+                         link=kw.get("link_profile", "3g"), mutant=kw.get("mutant", 0))
         info["bench_file"] = str(bench_file)
     if json_output:
         shown = {k: v for k, v in info.items() if not (k == "token" and token_env)}

@@ -26,6 +26,8 @@ import errno
 import fcntl
 import os
 import select
+import struct
+import termios
 import time
 import tty
 from collections.abc import Callable
@@ -101,6 +103,25 @@ class SimSerialPort:
                 os.close(fd)
         self._master = self._slave = None
         self._pending.clear()
+
+    def drain_out(self, timeout_wall: float = 0.5) -> bool:
+        """Before vanishing with a reader in another process (a stand-in bench): hand over what is
+        queued and wait, bounded, until that reader has read it. A real Electron's last lines
+        before a reset reach the host (Device OS resets a moment after `complete`); a pty closed
+        at once would drop them. Returns False if the reader did not read it in time."""
+        deadline = time.monotonic() + timeout_wall
+        while self._master is not None and self._slave is not None:
+            self.flush()
+            try:
+                waiting = struct.unpack("i", fcntl.ioctl(self._slave, termios.FIONREAD, b"\0\0\0\0"))[0]
+            except OSError:
+                return False
+            if not self._pending and waiting == 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)  # wall time: the reader is another process
+        return False
 
     def close(self) -> None:
         """Release the pty for good (end of simulation)."""

@@ -21,13 +21,14 @@ APP_SIZE = 100 * 1024
 VERSIONS = (1, 2, 3)
 
 
-def write_catalog(folder: Path, product: int) -> dict[str, dict[int, str]]:
-    """Host builds of the companion at versions 1-3, threaded and not, as module binaries."""
+def write_catalog(folder: Path, product: int, *, mutant: int = 0) -> dict[str, dict[int, str]]:
+    """Host builds of the companion at versions 1-3, threaded and not, as module binaries (with the
+    shipped defect `mutant`, to prove the suite catches it over the stand-in path too)."""
     folder.mkdir(parents=True, exist_ok=True)
     tables: dict[str, dict[int, str]] = {"versions": {}, "nonthreaded": {}}
     for threaded, table in ((True, "versions"), (False, "nonthreaded")):
         for v in VERSIONS:
-            so = build_companion(v, threaded=threaded, product_id=product)
+            so = build_companion(v, threaded=threaded, product_id=product, mutant=mutant)
             path = folder / f"companion-v{v}{'' if threaded else '-nonthreaded'}.bin"
             path.write_bytes(make_app_image(so, product_id=product, product_version=v, size=APP_SIZE))
             tables[table][v] = str(path.resolve())
@@ -67,8 +68,9 @@ def bench_file_text(info: dict[str, Any], *, speed: float, token_env: str, catal
     return "\n".join(lines)
 
 
-def write_bench_file(path: Path, info: dict[str, Any], *, speed: float, token_env: str, link: str) -> Path:
+def write_bench_file(path: Path, info: dict[str, Any], *, speed: float, token_env: str, link: str,
+                     mutant: int = 0) -> Path:
     """Write the stand-in's bench file and its firmware catalog (beside it)."""
-    catalog = write_catalog(path.resolve().parent / f"{path.stem}-firmware", int(info["product"]))
+    catalog = write_catalog(path.resolve().parent / f"{path.stem}-firmware", int(info["product"]), mutant=mutant)
     path.write_text(bench_file_text(info, speed=speed, token_env=token_env, catalog=catalog, link=link))
     return path
