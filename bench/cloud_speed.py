@@ -15,8 +15,8 @@ fleet and extrapolated, and both figures are printed.
 
 Fleet behaviour model ([inference], for load, not a claim about real fleets): each device drops
 its cellular connection every 6-18 h and reconnects with a session resume (no update check,
-spec §8.1 parameter off) and power-cycles on average every 4 days (full handshake, spec §1.2);
-the cloud forces a full handshake after 3 days (spec §1.2).
+docs/reference/particle-ota.md §8.1 parameter off) and power-cycles on average every 4 days (full handshake, §1.2);
+the cloud forces a full handshake after 3 days (docs/reference/particle-ota.md §1.2).
 
     .venv/bin/python bench/cloud_speed.py [--devices 1000] [--days 7] [--requests 500]
 """
@@ -77,7 +77,7 @@ class _Flags:
 
 
 class FleetDevice:
-    """A device without firmware: the device side of the cloud protocol (spec §7.3, §2.3-2.5)."""
+    """A device without firmware: the device side of the cloud protocol (docs/reference/particle-ota.md §7.3, §2.3-2.5)."""
 
     PLATFORM_ID = 10
 
@@ -114,7 +114,7 @@ class FleetDevice:
             return
         if full:
             self.session = None
-        # HELLO over a resumed session only when the app changed (describe CRC, spec §1.1)
+        # HELLO over a resumed session only when the app changed (describe CRC, docs/reference/particle-ota.md §1.1)
         hello_sent = self.session is None or self.described != self.version
         hello = Hello(self.device_id, self.session, hello_sent, PRODUCT, self.version, 10,
                       HELLO_FLAG_IMMEDIATE_UPDATES_SUPPORT, SYSTEM_MODULE_VERSION, False, f"app-{self.version}")

@@ -5,7 +5,7 @@ from otarig import verdicts as v
 from otarig.rig import Rig
 from otarig.strategy import BaselineStrategy
 
-#: A 100 KB application, the size spec §5 uses for its data and time estimates.
+#: A 100 KB application, the size docs/reference/particle-ota.md §5 uses for its data and time estimates.
 APP_SIZE = 100 * 1024
 
 
@@ -26,7 +26,7 @@ def park(rig: Rig) -> None:
 
 
 def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False) -> list[v.Verdict]:
-    """The checks every OTA scenario ends with (spec §7.10)."""
+    """The checks every OTA scenario ends with (docs/reference/particle-ota.md §7.10)."""
     tl = rig.timeline
     return [
         v.update_began_in_idle_window(tl, allow_forced=allow_forced),

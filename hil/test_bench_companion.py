@@ -3,7 +3,7 @@
 On a real bench the tester board switches the Electron's VIN, USB VBUS and antenna and pulses WKP;
 on the simulated bench the same MicroPython program does it to the simulated Electron. A power cut
 "at byte N" is timed by the companion on the DUT's download status line, with no host round trip
-(instruments spec B.1, recommendation 6).
+(docs/reference/instruments-and-faults.md B.1, recommendation 6).
 """
 from __future__ import annotations
 
@@ -24,13 +24,13 @@ def _fw(e, param: str) -> bool:
     return e.kind == "sys" and e.get("event") == "firmware_update" and e.get("param") == param
 
 
-@pytest.mark.spec("particle-ota.md §2.4, §2.6, §7.10")
+@pytest.mark.spec("docs/reference/particle-ota.md §2.4, §2.6, §7.10")
 @pytest.mark.requires("power_switch", "vbus_switch")
 @pytest.mark.parametrize("byte", [50 * 1024, APP_SIZE - CHUNK], ids=["at-50KB", "at-last-chunk"])
 @pytest.mark.budget(900)
 def test_power_cut_at_a_chosen_byte_keeps_the_old_app_then_the_update_lands(rig, byte):
     """VIN and VBUS cut once `byte` bytes of a 100 KB download are in flash: no DCT slot was
-    registered, so the old app boots (spec §2.6); nothing persisted is lost; the cloud sends the
+    registered, so the old app boots (docs/reference/particle-ota.md §2.6); nothing persisted is lost; the cloud sends the
     update again from chunk 0 (no resume, §2.4) and it lands."""
     connected(rig)
     park(rig)
@@ -57,12 +57,12 @@ def test_power_cut_at_a_chosen_byte_keeps_the_old_app_then_the_update_lands(rig,
     rig.check(*ota_verdicts(rig, 2), v.update_began_in_idle_window(rig.timeline))
 
 
-@pytest.mark.spec("particle-ota.md §3.2")
+@pytest.mark.spec("docs/reference/particle-ota.md §3.2")
 @pytest.mark.requires("wake_pin")
 @pytest.mark.budget(4500)
 def test_wake_from_hibernate_by_wkp(rig):
     """HIBERNATE without a timer: the Electron stays down until a rising edge on WKP, then boots
-    through reset (spec §3.2, legacy SLEEP_MODE_DEEP); the app starts again and reconnects."""
+    through reset (docs/reference/particle-ota.md §3.2, legacy SLEEP_MODE_DEEP); the app starts again and reconnects."""
     connected(rig)
     park(rig)
     rig.command("sleep", mode="hibernate", seconds=0)
@@ -84,7 +84,7 @@ def test_wake_from_hibernate_by_wkp(rig):
     rig.check(v.no_record_lost(rig.timeline))
 
 
-@pytest.mark.spec("instruments-and-faults.md A.3")
+@pytest.mark.spec("docs/reference/instruments-and-faults.md A.3")
 @pytest.mark.requires("antenna_switch")
 @pytest.mark.budget(1200)
 def test_antenna_off_drops_the_cloud_and_it_comes_back(rig):

@@ -20,7 +20,7 @@ def _progress_after(rig, t0: float) -> int:
 def test_connectivity_lost_mid_download_fails_then_retries_from_chunk_0(rig):
     """Coverage lost mid-download: the device notices, the transfer fails (`firmware_update
     failed`), the old app keeps running, and the next attempt starts again from chunk 0 — the
-    legacy protocol cannot resume (spec §2.4, §7.9)."""
+    legacy protocol cannot resume (docs/reference/particle-ota.md §2.4, §7.9)."""
     connected(rig)
     park(rig)
     rig.upload(rig.firmware(2, size=APP_SIZE))
@@ -44,7 +44,7 @@ def test_connectivity_lost_mid_download_fails_then_retries_from_chunk_0(rig):
 @pytest.mark.budget(3600)
 def test_no_chunk_for_300_s_resets_with_update_timeout_and_recovers(rig):
     """A cloud that stops sending mid-transfer: after 300 s without a chunk the update watchdog
-    hard-resets the device (`update_timeout`, spec §2.4); it reconnects and the update lands."""
+    hard-resets the device (`update_timeout`, docs/reference/particle-ota.md §2.4); it reconnects and the update lands."""
     connected(rig)
     park(rig)
     rig.sim.cloud_blackhole(after_chunks=50)
@@ -65,7 +65,7 @@ def test_no_chunk_for_300_s_resets_with_update_timeout_and_recovers(rig):
 def test_power_cut_during_ota(rig, phase, first_version):
     """Power lost during the download keeps the old app (no slot registered); after `complete`
     the slot is applied at the next boot; during the bootloader copy the copy runs again
-    (spec §2.6, §7.2, §7.10 power-cut assertions). Nothing persisted is lost."""
+    (docs/reference/particle-ota.md §2.6, §7.2, §7.10 power-cut assertions). Nothing persisted is lost."""
     connected(rig)
     park(rig)
     rig.sim.cut_power_at(phase, chunk=CHUNKS // 2)
@@ -87,7 +87,7 @@ def test_power_cut_during_ota(rig, phase, first_version):
 def test_corrupted_binary_is_rejected_and_the_old_app_keeps_running(rig):
     """A module with a bad CRC reaches the device (cloud flash does not check the CRC): HAL_FLASH_End
     rejects it, `firmware_update failed`, the v2.3.1 reset still happens, the old app runs
-    (spec §2.5, §8.7)."""
+    (docs/reference/particle-ota.md §2.5, §8.7)."""
     connected(rig)
     park(rig)
     rig.flash(rig.sim.firmware(2, size=APP_SIZE, defect="bad_crc"))
@@ -106,7 +106,7 @@ def test_corrupted_binary_is_rejected_and_the_old_app_keeps_running(rig):
 @pytest.mark.budget(900)
 def test_wrong_platform_binary_is_rejected_before_it_reaches_the_device(rig):
     """A binary built for another platform is refused by the cloud with an error naming the
-    platform; the device never downloads it and keeps running (spec §2.5 platform check, §4.1)."""
+    platform; the device never downloads it and keeps running (docs/reference/particle-ota.md §2.5 platform check, §4.1)."""
     connected(rig)
     park(rig)
     bad = rig.sim.firmware(2, size=APP_SIZE, defect="wrong_platform")

@@ -11,7 +11,7 @@ from conftest import APP_SIZE, connected, drive, ota_verdicts, park
 @pytest.mark.budget(1200)
 def test_forced_update_overrides_disable_and_app_still_shuts_down_cleanly(rig):
     """`firmware_updates_forced` makes the device accept UpdateBegin although updates are disabled
-    (spec §1.5, §2.1, §7.8.5); the guard must still shut the app down cleanly before the reset."""
+    (docs/reference/particle-ota.md §1.5, §2.1, §7.8.5); the guard must still shut the app down cleanly before the reset."""
     connected(rig)
     drive(rig)
     rig.wait(30)
@@ -30,7 +30,7 @@ def test_forced_update_overrides_disable_and_app_still_shuts_down_cleanly(rig):
 @pytest.mark.budget(1200)
 def test_reset_is_held_until_persistence_is_done(rig):
     """With resets disabled, `complete` → `reset_pending` and no reset until the app persisted its
-    records and re-enabled resets (spec §2.5, §7.4 idle pass, §7.10 third assertion)."""
+    records and re-enabled resets (docs/reference/particle-ota.md §2.5, §7.4 idle pass, §7.10 third assertion)."""
     connected(rig)
     drive(rig)
     rig.wait(12)
@@ -54,7 +54,7 @@ def test_reset_is_held_until_persistence_is_done(rig):
 def test_several_otas_without_a_reset_apply_the_last_one(rig):
     """While the app holds resets, Device OS keeps accepting OTAs; each registers a slot and the
     bootloader applies them in order at the next reset, so the last one runs
-    (spec §2.5 `multiple_ota_no_reset`, §2.6)."""
+    (docs/reference/particle-ota.md §2.5 `multiple_ota_no_reset`, §2.6)."""
     connected(rig)
     park(rig)
     rig.command("reset_hold", hold=True)

@@ -10,12 +10,13 @@ from conftest import APP_SIZE, connected, ota_verdicts, park
 
 @pytest.mark.budget(1200)
 def test_particle_cli_flash_is_still_gated_by_the_guard(rig, particle_cli, tmp_path):
-    """`particle flash <device> <file.bin>` sends the bytes as they are (particle-cloud-api.md §4);
+    """`particle flash <device> <file.bin>` sends the bytes as they are (docs/reference/particle-cloud-api.md §4);
     a device with updates disabled answers 5.03, gets `updates/pending`, and takes the update only
-    in its idle window after a clean shutdown (particle-ota.md §1.5, §2.3). Also `particle get` /
+    in its idle window after a clean shutdown (docs/reference/particle-ota.md §1.5, §2.3). Also `particle get` /
     `call` against the companion's cloud variables and functions."""
     connected(rig)
     park(rig)
+    rig.development(True)  # a one-off binary on a product device: the bench group's release must not pull it back
     v2 = rig.firmware(2, size=APP_SIZE)
     binary = tmp_path / "companion-v2.bin"
     binary.write_bytes(v2.image)

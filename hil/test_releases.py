@@ -11,7 +11,7 @@ from conftest import APP_SIZE, connected, drive, ota_verdicts, park
 @pytest.mark.requires("power_switch", "vbus_switch")
 @pytest.mark.budget(7200)
 def test_standard_release_lands_at_next_full_handshake(rig):
-    """A Standard release waits for a full handshake (spec §1.1, §1.2, §7.8.1); a power cycle
+    """A Standard release waits for a full handshake (docs/reference/particle-ota.md §1.1, §1.2, §7.8.1); a power cycle
     discards the retained session (§1.2), the handshake offers the update, the guard lets it in
     only in an idle window after a clean shutdown."""
     connected(rig)
@@ -32,7 +32,7 @@ def test_standard_release_lands_at_next_full_handshake(rig):
 @pytest.mark.budget(1800)
 def test_intelligent_release_while_busy_waits_for_next_idle_window(rig):
     """An Intelligent release to a busy device: updates/pending, firmware_update_pending, no begin
-    while busy; the update starts in the next idle window (spec §1.5, §7.8.2, §7.8.3)."""
+    while busy; the update starts in the next idle window (docs/reference/particle-ota.md §1.5, §7.8.2, §7.8.3)."""
     connected(rig)
     drive(rig)
     rig.upload(rig.firmware(2, size=APP_SIZE))
@@ -48,7 +48,7 @@ def test_intelligent_release_while_busy_waits_for_next_idle_window(rig):
 @pytest.mark.budget(10800)
 def test_busy_app_is_never_interrupted(rig):
     """Two hours of driving with an Intelligent release pending: no download, no reset while busy
-    (spec §2.1 disableUpdates; §7.10 first assertion); the update lands after parking."""
+    (docs/reference/particle-ota.md §2.1 disableUpdates; §7.10 first assertion); the update lands after parking."""
     connected(rig)
     drive(rig)
     rig.upload(rig.firmware(2, size=APP_SIZE))
@@ -67,7 +67,7 @@ def test_busy_app_is_never_interrupted(rig):
 @pytest.mark.budget(1200)
 def test_lock_and_flash_now(rig):
     """Locking a device to a version with "flash now" starts an OTA at once on an online device
-    (spec §1.4, §7.8.4); the guard still gates it through pending → idle window."""
+    (docs/reference/particle-ota.md §1.4, §7.8.4); the guard still gates it through pending → idle window."""
     connected(rig)
     park(rig)
     rig.upload(rig.firmware(2, size=APP_SIZE))
@@ -79,9 +79,9 @@ def test_lock_and_flash_now(rig):
 
 @pytest.mark.budget(100800)
 def test_daily_forced_handshake_brings_a_standard_release_within_a_day(rig):
-    """The guard's daily `spark/device/session/end` + reconnect (spec §1.3) turns the next idle
+    """The guard's daily `spark/device/session/end` + reconnect (docs/reference/particle-ota.md §1.3) turns the next idle
     window into a full handshake, so a Standard release lands within a day instead of the
-    ~week of 3-day renegotiations (spec §1.1, §5)."""
+    ~week of 3-day renegotiations (docs/reference/particle-ota.md §1.1, §5)."""
     connected(rig)
     park(rig)
     rig.upload(rig.firmware(2, size=APP_SIZE))
@@ -94,7 +94,7 @@ def test_daily_forced_handshake_brings_a_standard_release_within_a_day(rig):
 @pytest.mark.budget(10800)
 def test_device_on_released_version_downloads_nothing(rig):
     """Releasing the version the device already runs: no transfer, no reset, and the cloud clears
-    pending (spec §7.7 needs_update, §7.8.7)."""
+    pending (docs/reference/particle-ota.md §7.7 needs_update, §7.8.7)."""
     connected(rig)
     park(rig)
     rig.upload(rig.firmware(1))

@@ -12,7 +12,7 @@ from conftest import APP_SIZE, connected, drive, ota_verdicts, park
 @pytest.mark.parametrize("mode", ["stop", "ulp", "hibernate"])
 @pytest.mark.budget(2400)
 def test_pending_update_survives_sleep(rig, mode):
-    """A pending update across STOP, ULTRA_LOW_POWER and HIBERNATE sleep (spec §3.2, §7.5): STOP/ULP
+    """A pending update across STOP, ULTRA_LOW_POWER and HIBERNATE sleep (docs/reference/particle-ota.md §3.2, §7.5): STOP/ULP
     keep the RAM flag; HIBERNATE wakes through reset, the flag is lost and the cloud notifies
     again on reconnect. Either way the update lands in the next idle window."""
     connected(rig)
@@ -46,7 +46,7 @@ def test_pending_update_survives_sleep(rig, mode):
 def test_app_during_a_forced_download(rig, threaded):
     """During a download a non-threaded app is frozen — loop() and delay() do not run, so the
     guard can only shut down after `complete`, and the held reset covers the gap; a threaded app
-    keeps running and shuts down at `begin` (spec §2.8, §2.5, §3.1)."""
+    keeps running and shuts down at `begin` (docs/reference/particle-ota.md §2.8, §2.5, §3.1)."""
     connected(rig)
     drive(rig)
     rig.wait(7)
@@ -76,7 +76,7 @@ def test_app_during_a_forced_download(rig, threaded):
 def test_app_needing_newer_device_os_goes_through_safe_mode(rig):
     """An app that depends on a newer Device OS is accepted (user deps are optional at OTA time),
     boots into safe mode, and the cloud's safe-mode healer sends the system parts one per OTA and
-    reset until the app can run (spec §2.5, §2.7, §7.8.6)."""
+    reset until the app can run (docs/reference/particle-ota.md §2.5, §2.7, §7.8.6)."""
     connected(rig)
     park(rig)
     rig.upload(rig.sim.firmware(2, size=APP_SIZE, requires_system=2400))

@@ -13,9 +13,9 @@ DAY = 24 * 3600
 @pytest.mark.budget(691200)
 def test_week_of_daily_drives_with_a_midweek_standard_release(rig):
     """Seven days: two 15-minute drives a day, parked otherwise. A Standard release on day 3
-    lands within a day thanks to the guard's daily forced handshake (spec §1.3, §1.1), only in
+    lands within a day thanks to the guard's daily forced handshake (docs/reference/particle-ota.md §1.3, §1.1), only in
     an idle window, after a clean shutdown, with every persisted record kept, and exactly one
-    download (spec §7.10)."""
+    download (docs/reference/particle-ota.md §7.10)."""
     connected(rig)
     for day in range(7):
         start = day * DAY

@@ -1,7 +1,7 @@
 """Shared fixtures for the rig's own tests: companion builds, simulated benches, boards.
 
 Keep this file small: a fixture belongs here when two or more test files use it; plain helpers
-(SimRig, constants) live in `sim_helpers.py`. Everything simulated runs in virtual time (DESIGN
+(SimRig, constants) live in `sim_helpers.py`. Everything simulated runs in virtual time (docs/design.md
 principle 4); nothing here sleeps in wall time.
 """
 from __future__ import annotations
@@ -130,6 +130,6 @@ class OtaImages:
 
 @pytest.fixture(scope="session")
 def images(companion_image: ImageFactory) -> OtaImages:
-    """`images.v1` (to flash) and `images.v2` (100 KB, spec §5's example size, to release)."""
+    """`images.v1` (to flash) and `images.v2` (100 KB, docs/reference/particle-ota.md §5's example size, to release)."""
     return OtaImages(companion_image(1), companion_image(2, size=100 * 1024))
 

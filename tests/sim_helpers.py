@@ -18,7 +18,7 @@ from otarig.sim.electron import Electron, TraceEntry
 
 DEVICE_ID = "e00fce680000000000000001"
 PRODUCT_ID = 4242
-#: spec §2.6: apps up to 128 KB; the issue's OTA transfers are 100 KB (200 chunks of 512 B).
+#: docs/reference/particle-ota.md §2.6: apps up to 128 KB; the issue's OTA transfers are 100 KB (200 chunks of 512 B).
 OTA_SIZE = 100 * 1024
 
 #: `companion_image(version, *, threaded=True, mode=None, mutant=0, defines=None, **image)` → bytes
@@ -36,7 +36,7 @@ class SimRig:
 
     @property
     def rec(self) -> DeviceRecord:
-        """The cloud's record of this device (spec §7.6)."""
+        """The cloud's record of this device (docs/reference/particle-ota.md §7.6)."""
         return self.bench.cloud.devices[self.dev.device_id]
 
     @property
@@ -44,7 +44,7 @@ class SimRig:
         return self.bench.world.now_ms
 
     def power_on(self) -> None:
-        """Power the device (spec §7.2 POWER_ON) and open its board once the port is there."""
+        """Power the device (docs/reference/particle-ota.md §7.2 POWER_ON) and open its board once the port is there."""
         self.dev.power_on()
         if self.board is None:
             self.board = self.bench.open_board(self.dev.device_id, self.log_path)
@@ -82,7 +82,7 @@ class SimRig:
                           timeout, f"{kind} {data}")
 
     def until_event(self, event: int, param: int | None = None, timeout: float = 60) -> TraceEntry:
-        """Until the model emits a Device OS system event (spec §2.2)."""
+        """Until the model emits a Device OS system event (docs/reference/particle-ota.md §2.2)."""
         return self.until(lambda e: e.kind == "system_event" and e.data["event"] == event
                           and (param is None or e.data["param"] == param), timeout, f"event {event}/{param}")
 
@@ -109,10 +109,20 @@ class SimRig:
                 and (data is None or e["data"] == data)]
 
     def release(self, image: bytes, version: int, *, intelligent: bool = True) -> None:
-        """Upload product firmware `version` and make it the product default (spec §7.8.2)."""
+        """Upload product firmware `version` and make it the product default (docs/reference/particle-ota.md §7.8.2)."""
         self.bench.cloud.upload_firmware(PRODUCT_ID, version, image)
         self.bench.cloud.release(PRODUCT_ID, version, product_default=True, intelligent=intelligent)
 
 
 #: `sim_rig(image, *, seed=1, board=True, factory=None, bench_kw=None, **add_electron)` → SimRig
 RigFactory = Callable[..., SimRig]
+
+
+def real_bench_text(simulated: str) -> str:
+    """The shipped (simulated) bench file turned into a valid `kind = "real"` one: an API URL, a
+    VISA resource, no simulator-only capability and a firmware catalog (read only at compose time)."""
+    return (simulated.replace('kind = "simulated"', 'kind = "real"')
+            .replace('api_url = "sim"', 'api_url = "https://api.particle.io"')
+            .replace('resource = "sim"', 'resource = "TCPIP::192.0.2.10::5025::SOCKET"')
+            .replace("power_cut = true", "power_cut = false")
+            + '\n[firmware.versions]\n1 = "companion-v1.bin"\n')

@@ -152,7 +152,7 @@ def test_run_says_hello_and_returns_on_abort(variant_so: Path, tmp_path: Path) -
     assert hello["threaded"] is False and hello["mode"] == "SEMI_AUTOMATIC" and hello["device_os"] == "2.3.1"
     assert boot["ev"] == "boot" and boot["reset_reason"] == "power_down" and boot["reset_reason_code"] == 40
     assert all(len(line.encode()) + 1 <= 512 for line in dev.out.decode().splitlines())
-    # spec §3.1: updates disabled before connecting; parked loop paces itself with delay(1000)
+    # docs/reference/particle-ota.md §3.1: updates disabled before connecting; parked loop paces itself with delay(1000)
     assert dev.ops.index(("sys", SYS_DISABLE_UPDATES)) < dev.ops.index(("cloud", CLOUD_CONNECT))
     assert dev.delays == [1000, 1000, 1000]
 

@@ -56,7 +56,7 @@ def _rig(tmp_path: Path, mutant: int) -> Iterator[tuple[Rig, bytes]]:
     client = ParticleCloud(server.url, server.token, product=PRODUCT, backoff=0.01)
     board = bench.open_board(DID, tmp_path / "board.log")
     board.expect(lambda e: e.name == "sys" and e.get("param") == "connected", 120)
-    bench.run_for(30)  # past the cloud's post-connection check (spec §7.8.1), so a release waits
+    bench.run_for(30)  # past the cloud's post-connection check (docs/reference/particle-ota.md §7.8.1), so a release waits
     try:
         yield Rig(bench, server, client, dev, board), v2
     finally:
@@ -73,7 +73,7 @@ def updates_enabled(tmp_path: Path) -> Iterator[tuple[Rig, bytes]]:
 
 @pytest.fixture
 def guarded(tmp_path: Path) -> Iterator[tuple[Rig, bytes]]:
-    """The good companion: its OTA guard disables updates until an idle window (spec §3.1)."""
+    """The good companion: its OTA guard disables updates until an idle window (docs/reference/particle-ota.md §3.1)."""
     yield from _rig(tmp_path, mutant=0)
 
 
@@ -86,7 +86,7 @@ def _begins(board: Board) -> list:
 
 def test_standard_release_lands_at_next_full_handshake(updates_enabled: tuple[Rig, bytes]) -> None:
     """Client uploads v2 over HTTP and releases it (Standard, product default). The device (mutant 1:
-    updates enabled) gets it only at its next full handshake — a power cycle, spec §1.2 — and
+    updates enabled) gets it only at its next full handshake — a power cycle, docs/reference/particle-ota.md §1.2 — and
     `spark/flash/status success` reaches the client's SSE stream; the board boots v2 on its pty."""
     rig, v2 = updates_enabled
     c = rig.client
@@ -99,7 +99,7 @@ def test_standard_release_lands_at_next_full_handshake(updates_enabled: tuple[Ri
     assert rel["product_default"] is True
     assert c.device(DID)["targeted_firmware_release_version"] == 2
 
-    # Standard: nothing happens on the live session (spec §1.1)
+    # Standard: nothing happens on the live session (docs/reference/particle-ota.md §1.1)
     rig.bench.run_for(120)
     assert not _begins(rig.board) and rig.dev.running_version == 1
 
@@ -119,7 +119,7 @@ def test_standard_release_lands_at_next_full_handshake(updates_enabled: tuple[Ri
     stats = rig.dev.link.stats
     spent = stats.total - stats_before
     print(f"\nbytes the device spent for the update cycle: {spent} (total {stats.as_dict()})")
-    assert stats.down["ota"] >= ota_on_air_bytes(APP_SIZE) - 1024  # spec §5: ≈117 KB on air for 100 KB
+    assert stats.down["ota"] >= ota_on_air_bytes(APP_SIZE) - 1024  # docs/reference/particle-ota.md §5: ≈117 KB on air for 100 KB
     assert stats.up["handshake"] + stats.down["handshake"] >= 2 * FULL_HANDSHAKE_BYTES  # boot + power cycle
     assert spent < ota_on_air_bytes(APP_SIZE) + 3 * FULL_HANDSHAKE_BYTES
 
@@ -130,7 +130,7 @@ def test_standard_release_lands_at_next_full_handshake(updates_enabled: tuple[Ri
 def test_intelligent_release_waits_for_idle_window(guarded: tuple[Rig, bytes]) -> None:
     """Intelligent release while the app is busy (updates disabled): `updates/pending` on the
     stream and `firmware_update_pending` on the board, no `firmware_update begin` while busy; the
-    update lands once the companion opens its idle window (spec §1.5, §7.8.2-3)."""
+    update lands once the companion opens its idle window (docs/reference/particle-ota.md §1.5, §7.8.2-3)."""
     rig, v2 = guarded
     c, board = rig.client, rig.board
     assert board.command("workload", state="busy")["ok"]
@@ -163,7 +163,7 @@ def test_intelligent_release_waits_for_idle_window(guarded: tuple[Rig, bytes]) -
 
 def test_blackholed_transfer_is_retried_from_chunk_0(updates_enabled: tuple[Rig, bytes]) -> None:
     """Blackhole after 60 chunks (set over HTTP): the transfer fails, and the cloud's retry starts
-    again from chunk 0 (legacy protocol, spec §7.9) and lands."""
+    again from chunk 0 (legacy protocol, docs/reference/particle-ota.md §7.9) and lands."""
     rig, v2 = updates_enabled
     faults = rig.client.session.put(f"{rig.server.url}/otarig/v1/faults", json={"blackhole_after_chunks": 60},
                                     headers={"Authorization": f"Bearer {rig.server.token}"}).json()
@@ -242,7 +242,7 @@ def test_lock_flash_force_and_errors(updates_enabled: tuple[Rig, bytes]) -> None
         c.device("e00fce68ffffffffffffffff")
     assert c.force_updates(DID)["firmware_updates_forced"] is True
     assert c.set_groups(DID, ["beta"])["groups"] == ["beta"]
-    out = c.lock(DID, 2, flash=True)  # spec §7.8.4: lock + flash now, device online
+    out = c.lock(DID, 2, flash=True)  # docs/reference/particle-ota.md §7.8.4: lock + flash now, device online
     assert out["desired_firmware_version"] == 2
     rig.board.expect(lambda e: e.name == "hello" and e.get("product_version") == 2, 600)
     rig.board.expect(lambda e: e.name == "sys" and e.get("param") == "connected", 120)

@@ -1,5 +1,5 @@
 """The simulated cloud over real HTTP on 127.0.0.1 (otarig.sim.cloud_http), spoken to with plain
-`requests` so the wire shapes themselves are checked (shared/spec/particle-cloud-api.md §3, §5).
+`requests` so the wire shapes themselves are checked (docs/reference/particle-cloud-api.md §3, §5).
 
 These tests need no firmware except where a device route is exercised. Waits on the event stream
 are bounded reads of a real socket (wall time, event-driven), never sleeps.
@@ -84,7 +84,7 @@ def test_product_firmware_upload_checks_version_list_get_download(api: requests.
     base = f"{server.url}/v1/products/{PRODUCT}/firmware"
     image = make_app_image(build_companion(2), product_id=PRODUCT, product_version=2)
     r = api.post(base, files={"file": ("firmware.bin", image)}, data={"version": "3", "title": "t"})
-    assert r.status_code == 400 and "PRODUCT_VERSION" in r.json()["error"]  # spec §1.6
+    assert r.status_code == 400 and "PRODUCT_VERSION" in r.json()["error"]  # docs/reference/particle-ota.md §1.6
     r = api.post(base, files={"file": ("firmware.bin", b"not a module" * 20)}, data={"version": "2"})
     assert r.status_code == 400 and r.json()["error"].startswith("Invalid firmware binary")
     r = api.post(base, files={"file": ("firmware.bin", image)}, data={"version": "2", "title": "two"})
@@ -129,7 +129,7 @@ def test_event_stream_filters_by_prefix_opens_with_ok_and_keeps_alive(api: reque
         assert api.post(f"{server.url}/v1/devices/events", json={"name": name, "data": name[-1]}).json() == {"ok": True}
     it = resp.iter_lines(chunk_size=1, decode_unicode=True)
     lines, events = _read_stream(it, 2)
-    assert lines[0] == ":ok"  # spec §3: a comment first; events follow in later packets
+    assert lines[0] == ":ok"  # docs/reference/particle-cloud-api.md §3: a comment first; events follow in later packets
     assert [e["name"] for e in events] == ["otarig/a", "otarig/c"]
     assert events[0]["data"] == "a" and events[0]["ttl"] == 60 and events[0]["published_at"].endswith("Z")
     # keep-alives while idle (every 0.2 s in this fixture; 5 s by default, under the CLI's 15 s)
@@ -179,7 +179,7 @@ def test_device_routes_with_firmware(bench: SimBench, api: requests.Session, ser
     assert [d["id"] for d in got] == [DID] and got[0]["connected"] is True and got[0]["platform_id"] == 10
     one = api.get(f"{server.url}/v1/products/{PRODUCT}/devices/{DID}").json()
     assert one["firmware_version"] == 1 and "workload" in one["functions"] and "version" in one["variables"]
-    assert one["firmware_updates_enabled"] is False  # the companion's guard disabled updates (spec §3.1)
+    assert one["firmware_updates_enabled"] is False  # the companion's guard disabled updates (docs/reference/particle-ota.md §3.1)
     assert api.get(f"{server.url}/v1/devices/{DID}/version").json()["result"] == 1
     assert api.post(f"{server.url}/v1/devices/{DID}/workload", json={"args": "busy"}).json()["return_value"] == 0
     assert api.post(f"{server.url}/v1/devices/{DID}/nofn", json={"args": ""}).status_code == 404

@@ -1,4 +1,4 @@
-"""spec §1.2 "Sessions are automatically renegotiated every 3 days": how the simulated cloud does it
+"""docs/reference/particle-ota.md §1.2 "Sessions are automatically renegotiated every 3 days": how the simulated cloud does it
 for a device that stays connected (CloudParams.renegotiation, one rule shared with the planner)."""
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _full_handshakes(image: bytes, params: CloudParams, days: int) -> tuple[int,
 
 def test_expired_session_of_a_connected_device_is_discarded_within_the_lag(image):
     """Default "lag": the cloud discards a connected device's session 3 to 7 days after it began;
-    the device handshakes again at once (spec §1.2 DISCARD_SESSION)."""
+    the device handshakes again at once (docs/reference/particle-ota.md §1.2 DISCARD_SESSION)."""
     full, discards = _full_handshakes(image, CloudParams(), 15)
     assert discards, "the cloud never renegotiated"
     gaps = [b - a for a, b in zip([0] + discards, discards)]

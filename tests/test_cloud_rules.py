@@ -1,4 +1,4 @@
-"""Firmware precedence and update checks (spec particle-ota.md §1.4, §7.7, §7.8)."""
+"""Firmware precedence and update checks (docs/reference/particle-ota.md §1.4, §7.7, §7.8)."""
 from otarig.sim.cloud_rules import (ReleaseState, TargetInputs, connection_is_check, needs_update,
                                     target_version, updates_allowed)
 

@@ -1,4 +1,4 @@
-"""Same seed, same timeline, byte for byte (DESIGN principle 4).
+"""Same seed, same timeline, byte for byte (docs/design.md principle 4).
 
 The scenario is an Intelligent-release OTA of a 100 KB app over a lossy link (5 % of chunks lost,
 so missed-chunk rounds depend on the seed). Its product is the board's serial log, whose lines carry

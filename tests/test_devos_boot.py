@@ -1,4 +1,4 @@
-"""Boot paths of the simulated Electron: one test per path of spec particle-ota.md §7.2.
+"""Boot paths of the simulated Electron: one test per path of docs/reference/particle-ota.md §7.2.
 
 POWER_ON / RESET / WAKE → BOOTLOADER (copy DCT slots) → VALIDATE_USER (run, factory restore, safe
 mode) → session handling → system mode. The companion's serial lines come through the board's pty;

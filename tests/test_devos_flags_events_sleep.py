@@ -1,4 +1,4 @@
-"""Device OS flags, cloud system events and sleep: one test per rule of spec particle-ota.md §7.5.
+"""Device OS flags, cloud system events and sleep: one test per rule of docs/reference/particle-ota.md §7.5.
 
 The companion runs on a simulated Electron; its serial lines come through the board's pty, the
 model's ground truth through `Electron.trace`. Where a rule is about a Device OS call the companion
@@ -137,7 +137,7 @@ def test_session_end_makes_next_connect_a_full_handshake(companion_image: ImageF
     assert rig.dev.net.full_handshakes == 2 and rig.dev.net.resumes == 1
 
 
-# -- sleep (spec §3.2) -------------------------------------------------------------------------------
+# -- sleep (docs/reference/particle-ota.md §3.2) -----------------------------------------------------
 def test_hibernate_wakes_through_reset_keeps_retained_and_applies_pending_slot(
         companion_image: ImageFactory, sim_rig: RigFactory) -> None:
     """§7.5 / §3.2: HIBERNATE disconnects the cloud and powers down; the wake is the reset path

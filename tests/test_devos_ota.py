@@ -1,4 +1,4 @@
-"""Device OS OTA handling on the simulated Electron: one test per rule of spec particle-ota.md §7.4.
+"""Device OS OTA handling on the simulated Electron: one test per rule of docs/reference/particle-ota.md §7.4.
 
 Each test runs the real companion (host build) on a simulated bench and observes it twice: through
 the board (the companion's serial lines, read with pyserial from the pty) and through the model's
@@ -49,7 +49,7 @@ def test_update_begin_refused_with_503_while_disabled_and_not_forced(companion_i
     rig.connected()
     rig.board.command("workload", state="busy")  # the guard keeps updates disabled while busy
     rig.bench.cloud.upload_firmware(PRODUCT_ID, 2, v2)
-    # lock + flash starts a delivery whatever the device reported (spec §7.8.4)
+    # lock + flash starts a delivery whatever the device reported (docs/reference/particle-ota.md §7.8.4)
     rig.bench.cloud.update_device(PRODUCT_ID, DEVICE_ID, desired_firmware_version=2, flash=True)
     refused = rig.until_kind("ota_refused", 30)
     rig.expect_sys("firmware_update_pending", timeout=30)
@@ -165,7 +165,7 @@ def test_validation_failure_emits_failed_and_still_pends_reset(companion_image: 
     ("always restart for now", param `reset_on_failed_validation`) and the old app runs after it."""
     v1 = companion_image(1)
     if defect == "wrong_platform":
-        bad = companion_image(3, platform_id=12, size=OTA_SIZE)  # a Boron build (spec §4.1)
+        bad = companion_image(3, platform_id=12, size=OTA_SIZE)  # a Boron build (docs/reference/particle-ota.md §4.1)
     else:
         good = bytearray(companion_image(3, size=OTA_SIZE))
         good[len(good) // 2] ^= 0x40

@@ -2,7 +2,7 @@
 
 The companion drives the download status line (D6, docs/protocol.md "The download status line"):
 rising edge #1 at firmware_update begin, one more after each progress event, LOW at complete or
-failed. The bench pulses WKP (A7) to wake a sleeping Electron (spec particle-ota.md §3.2). Virtual
+failed. The bench pulses WKP (A7) to wake a sleeping Electron (docs/reference/particle-ota.md §3.2). Virtual
 time only; the serial side is read through the board's pty, the model's ground truth from the trace.
 """
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _ota_rig(companion_image: ImageFactory, sim_rig: RigFactory) -> tuple[SimRig
 # -- the download status line -------------------------------------------------------------------
 def test_status_line_counts_progress_and_falls_at_complete(companion_image: ImageFactory,
                                                            sim_rig: RigFactory) -> None:
-    """1 + N rising edges for N progress events (edge K+1 at the K-th progress, spec §2.2); HIGH from
+    """1 + N rising edges for N progress events (edge K+1 at the K-th progress, docs/reference/particle-ota.md §2.2); HIGH from
     begin to complete; LOW from complete on, before the update's reset."""
     rig, probe = _ota_rig(companion_image, sim_rig)
     begin = rig.until_event(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_BEGIN, timeout=60)
@@ -94,7 +94,7 @@ def test_status_line_counts_progress_and_falls_at_complete(companion_image: Imag
 
 def test_status_line_ends_low_when_the_transfer_fails(companion_image: ImageFactory,
                                                       sim_rig: RigFactory) -> None:
-    """A disconnect mid-transfer → firmware_update failed (spec §2.4) → LOW, and it stays LOW."""
+    """A disconnect mid-transfer → firmware_update failed (docs/reference/particle-ota.md §2.4) → LOW, and it stays LOW."""
     rig, probe = _ota_rig(companion_image, sim_rig)
     rig.expect_sys("firmware_update", "begin")
     for _ in range(10):
@@ -122,7 +122,7 @@ def test_power_loss_mid_download_drops_the_line(companion_image: ImageFactory, s
     assert rig.dev.pins.modes == {} and rig.dev.pins.level(dos.D6) == 0
 
 
-# -- WKP wakes a sleeping Electron (spec §3.2) ----------------------------------------------------
+# -- WKP wakes a sleeping Electron (docs/reference/particle-ota.md §3.2) --------------------------
 def test_hibernate_without_timer_sleeps_until_a_wkp_rising_edge(companion_image: ImageFactory,
                                                                 sim_rig: RigFactory) -> None:
     """HIBERNATE with seconds=0 has no RTC wake: an hour later it still sleeps; a WKP rising edge

@@ -131,7 +131,7 @@ def test_too_large() -> None:
         fw.validate(data)
     assert "131076" in str(exc.value) and "131072" in str(exc.value)
     assert fw.validate(_module(size=128 * 1024)).size == 128 * 1024
-    # A bigger limit does not help an Electron image: it would overrun the 128 KB slot (§2.6).
+    # A bigger limit does not help an Electron image: it would overrun the 128 KB slot (docs/reference/particle-ota.md §2.6).
     with pytest.raises(fw.BadRange):
         fw.validate(data, max_size=256 * 1024)
 

@@ -1,10 +1,10 @@
-"""The cellular link: latency, outages, loss, byte accounting (spec particle-ota.md §4.3, §5)."""
+"""The cellular link: latency, outages, loss, byte accounting (docs/reference/particle-ota.md §4.3, §5)."""
 from otarig.sim.link import CellularLink, ota_on_air_bytes
 from otarig.sim.scheduler import Scheduler
 
 
 def test_ota_on_air_bytes_matches_the_cli_formula_for_100_kb():
-    # spec §5: 102,400 B → 200 chunks → ≈117 KB on air
+    # docs/reference/particle-ota.md §5: 102,400 B → 200 chunks → ≈117 KB on air
     assert ota_on_air_bytes(102_400) == 200 * 73 + 48 + 6 * 57 + 102_400
     assert 116_000 < ota_on_air_bytes(102_400) < 118_000
 

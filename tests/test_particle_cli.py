@@ -2,7 +2,7 @@
 
 The stub below (``http.server`` in a thread) stands in for the simulated Particle Cloud, which is
 built separately (otarig.sim); it answers exactly the minimal responses that
-``shared/spec/particle-cloud-api.md`` §3 lists, records every request, and answers unknown routes
+``docs/reference/particle-cloud-api.md`` §3 lists, records every request, and answers unknown routes
 with 404 so a new CLI call is noticed (Risks 4).
 """
 
@@ -128,7 +128,7 @@ class Handler(BaseHTTPRequestHandler):
         self._json(404, {"error": "not found"})
 
     def _sse(self, path: str) -> None:
-        """Two events then keep-alive comments until the client hangs up (spec §3 subscribe)."""
+        """Two events then keep-alive comments until the client hangs up (docs/reference/particle-cloud-api.md §3 subscribe)."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -197,7 +197,7 @@ def test_config_file_per_spec(cli: ParticleCli, stub: Stub) -> None:
 
 
 def test_publish_get_call(cli: ParticleCli, stub: Stub, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A proxy in the environment must not capture loopback traffic (spec §2 item 3).
+    # A proxy in the environment must not capture loopback traffic (docs/reference/particle-cloud-api.md §2 item 3).
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     result = cli.publish("otarig/test", "hello")
@@ -252,7 +252,7 @@ def test_unauthorized_is_auth_error(stub: Stub, tmp_path: Path) -> None:
     with pytest.raises(AuthError) as exc:
         cli.get(DEVICE, "temperature")
     assert exc.value.rc != 0
-    # The CLI nulls the token on a 401 (spec §2 item 4); the next run rewrites it.
+    # The CLI nulls the token on a 401 (docs/reference/particle-cloud-api.md §2 item 4); the next run rewrites it.
     assert json.loads((tmp_path / "home/.particle/particle.config.json").read_text())["access_token"] is None
     cli.write_config()
     assert json.loads((tmp_path / "home/.particle/particle.config.json").read_text())["access_token"] == bad

@@ -1,9 +1,9 @@
-"""Power-cut sweep on the simulated bench (issue #4 "Must show"; instruments spec A.2 MCUboot method).
+"""Power-cut sweep on the simulated bench (issue #4 "Must show"; docs/reference/instruments-and-faults.md A.2 MCUboot method).
 
 One fresh bench per case: the board boots v1, drives for a while (records persisted to EEPROM),
 parks; v2 (100 KB = 200 chunks of 512 B) is released; power is cut at the case's point and restored
 1 s later. Cases: every chunk boundary 0..200 of the download, after `complete`, and three instants
-of the bootloader copy — 205 cuts. Oracle (spec particle-ota.md §2.6, §7.10):
+of the bootloader copy — 205 cuts. Oracle (docs/reference/particle-ota.md §2.6, §7.10):
 
 * the first boot after the cut runs a valid app, v1 when the cut came before the DCT slot was
   registered and v2 after; no case leaves the board without a runnable app (no safe mode, a valid
@@ -86,7 +86,7 @@ def run_case(images: Any, point: CutPoint, log: Path, seed: int = 1) -> str:
             problems.append("no runnable app")
         else:
             read_image(dev.flash.user)  # raises on a torn or invalid user module
-        # And the update still lands: a lost download is retried from chunk 0 (spec §7.9).
+        # And the update still lands: a lost download is retried from chunk 0 (docs/reference/particle-ota.md §7.9).
         if want == 1:
             board.expect(lambda e: e.name == "hello" and e.get("product_version") == 2, 900)
         return "; ".join(problems)
@@ -115,6 +115,6 @@ def test_power_cut_sweep(images: Any, tmp_path: Path) -> None:
 
 
 def test_cut_points_are_exact_on_both_sides_of_registration(images: Any, tmp_path: Path) -> None:
-    """The two neighbours of HAL_FLASH_End (spec §2.5): all 200 chunks in → old; complete → new."""
+    """The two neighbours of HAL_FLASH_End (docs/reference/particle-ota.md §2.5): all 200 chunks in → old; complete → new."""
     assert run_case(images, CutPoint(OtaPhase.DOWNLOAD, chunks=200), tmp_path / "a.log") == ""
     assert run_case(images, CutPoint(OtaPhase.AFTER_COMPLETE), tmp_path / "b.log") == ""

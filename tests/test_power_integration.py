@@ -133,7 +133,7 @@ def test_monitor_trace_shows_sleep_modes_and_ota_bursts(bench: SimBench, images:
             _run(bench, 1.0)
         board.command("sleep", mode="hibernate", seconds=60, network_standby=False)
         start = bench.clock.now()
-        board.expect(lambda e: e.name == "boot", 90)  # HIBERNATE wakes through reset (spec §3.2)
+        board.expect(lambda e: e.name == "boot", 90)  # HIBERNATE wakes through reset (docs/reference/particle-ota.md §3.2)
         windows["hibernate"] = (start + 0.5, start + 59.0)  # the RTC wakes it at 60 s, then it boots
         board.expect(_connected, 60)
 
@@ -166,7 +166,7 @@ def test_monitor_trace_shows_sleep_modes_and_ota_bursts(bench: SimBench, images:
     assert mon.mean_current(*windows["hibernate"], high=0.2).passed  # mA
     assert timeline.select(source="psu", kind="measurement")
 
-    # OTA: bursts at transmit current, one per flight of <= 40 chunks (spec §2.4), idle between them.
+    # OTA: bursts at transmit current, one per flight of <= 40 chunks (docs/reference/particle-ota.md §2.4), idle between them.
     ota = fast.window(t_begin, t_complete)
     found = bursts(ota, threshold_a=1.0)
     flights = -(-200 // 40)
@@ -366,7 +366,7 @@ def _psu_scenario(images: Any, tmp_path: Path) -> tuple[list[tuple[int, str]], l
 
 
 def test_psu_driven_faults_land_at_the_same_virtual_instants_every_run(images: Any, tmp_path: Path) -> None:
-    """DESIGN principle 4: PSU commands from another thread still land deterministically."""
+    """docs/design.md principle 4: PSU commands from another thread still land deterministically."""
     a = _psu_scenario(images, tmp_path)
     b = _psu_scenario(images, tmp_path)
     assert a == b

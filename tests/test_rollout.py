@@ -35,9 +35,9 @@ def _hours(r, q):
 # -- Particle's documented expectations ---------------------------------------------------------
 
 def test_standard_release_on_always_on_fleet_completes_in_about_a_week():
-    """spec §1.1 (docs ota-updates.md): Standard delivery to the whole fleet takes "an average period
-    of about one week"; spec §1.2 (clear-session doc): "Sessions are automatically renegotiated every
-    3 days"; spec §5: "Standard ≈ 1 week". Always-on devices, no resets: only renegotiations check."""
+    """docs/reference/particle-ota.md §1.1 (docs ota-updates.md): Standard delivery to the whole fleet takes "an average period
+    of about one week"; docs/reference/particle-ota.md §1.2 (clear-session doc): "Sessions are automatically renegotiated every
+    3 days"; docs/reference/particle-ota.md §5: "Standard ≈ 1 week". Always-on devices, no resets: only renegotiations check."""
     r = rollout.plan(_always_on(), Strategy.STANDARD)
     assert 6 * DAY_H <= _hours(r, 100) <= 7.5 * DAY_H, report.summary(r)["hours_to"]
     assert 2 * DAY_H <= _hours(r, 50) <= 3.5 * DAY_H
@@ -54,8 +54,8 @@ def test_renegotiation_is_a_named_parameter_that_changes_the_answer():
 
 
 def test_intelligent_release_reaches_online_enabled_devices_within_minutes():
-    """spec §1.1 (docs ota-updates.md): Intelligent releases finish in "as little as minutes";
-    spec §1.5 (system-updatespending doc): "delivered immediately after release for devices that
+    """docs/reference/particle-ota.md §1.1 (docs ota-updates.md): Intelligent releases finish in "as little as minutes";
+    docs/reference/particle-ota.md §1.5 (system-updatespending doc): "delivered immediately after release for devices that
     have firmware updates enabled"."""
     r = rollout.plan(_always_on(), Strategy.INTELLIGENT)
     assert _hours(r, 100) * 60 <= 5
@@ -92,7 +92,7 @@ def test_fifteen_vehicles_daily_handshake_lands_every_update_in_the_first_night(
 
 
 def test_forced_update_ignores_the_idle_window_and_old_device_os_falls_back_to_standard():
-    """spec §7.8.5: forced overrides disableUpdates, so busy devices update at once; spec §1.5:
+    """docs/reference/particle-ota.md §7.8.5: forced overrides disableUpdates, so busy devices update at once; §1.5:
     Intelligent needs Device OS ≥ 1.2.1, forced ≥ 1.2.0."""
     fleet = rollout.load(VEHICLES)
     forced = rollout.plan(fleet, Strategy.FORCED)
@@ -103,8 +103,8 @@ def test_forced_update_ignores_the_idle_window_and_old_device_os_falls_back_to_s
 
 
 def test_device_already_on_the_version_downloads_nothing_and_development_devices_are_not_targeted():
-    """spec §7.7 needs_update (hil test_releases.py::test_device_on_released_version_downloads_nothing);
-    spec §1.4 precedence rule 1."""
+    """docs/reference/particle-ota.md §7.7 needs_update (hil test_releases.py::test_device_on_released_version_downloads_nothing);
+    docs/reference/particle-ota.md §1.4 precedence rule 1."""
     same = _always_on(50).model_copy(update={"release": rollout.Release(running_version=2, version=2)})
     r = rollout.plan(same, Strategy.INTELLIGENT)
     assert np.all(r.updated_at == 0) and r.ota_bytes.sum() == 0 and r.full_handshakes.sum() == 0
@@ -114,7 +114,7 @@ def test_device_already_on_the_version_downloads_nothing_and_development_devices
 
 
 def test_short_awake_window_without_holding_sleep_retries_from_chunk_0_and_never_lands():
-    """spec §6 ("a device awake only 10 s could not be flashed"), §3.2 (nothing blocks sleep during
+    """docs/reference/particle-ota.md §6 ("a device awake only 10 s could not be flashed"), §3.2 (nothing blocks sleep during
     an OTA), §7.9 (retry from chunk 0): every wake starts the transfer again and sleep cuts it."""
     fl = _always_on(20, connectivity="wake_interval", wake_interval_min=30, awake_min=0.5,
                     holds_sleep_during_ota=False).model_copy(update={"horizon_days": 2})

@@ -1,4 +1,4 @@
-"""The virtual-time scheduler: ordering, cancellation, early stop (DESIGN principle 4)."""
+"""The virtual-time scheduler: ordering, cancellation, early stop (docs/design.md principle 4)."""
 from otarig.sim.scheduler import Scheduler
 
 

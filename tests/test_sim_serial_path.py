@@ -1,4 +1,4 @@
-"""The simulated board's serial path, end to end over real channels (DESIGN principle 1).
+"""The simulated board's serial path, end to end over real channels (docs/design.md principle 1).
 
 g++ builds the companion; the image is USB-flashed into a simulated Electron; the rig reads the
 companion's lines with pyserial from the board's pty (a real /dev/pts device behind a stable

@@ -2,7 +2,7 @@
 # "The bench companion").
 #
 # Why a board of its own: an Electron is cellular (no cable to pull), is also fed by USB VBUS, and a
-# LAN-commanded PSU cuts power tens of milliseconds late (shared spec instruments-and-faults.md B.1,
+# LAN-commanded PSU cuts power tens of milliseconds late (docs/reference/instruments-and-faults.md B.1,
 # recommendation 6). This program switches the Electron's VIN, USB VBUS and antenna through GPIOs,
 # pulses its WKP pin, and times faults *locally*: a cut "at the K-th rising edge of the download
 # status line" happens in the pin's interrupt handler, with no host round trip.

@@ -1,5 +1,5 @@
 /*
- * Device OS 2.3.1 API subset for the host build of otarig companion firmware (DESIGN.md,
+ * Device OS 2.3.1 API subset for the host build of otarig companion firmware (docs/design.md
  * principle 2). Same names, signatures and constant values as Device OS 2.3.1; every call is
  * forwarded to the simulator through the otarig_host_api callbacks (otarig_host.h).
  */

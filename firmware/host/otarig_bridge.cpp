@@ -135,7 +135,7 @@ void* otarig_retained(uint32_t* len) {
 }
 
 void otarig_system_event(uint64_t event, int param) {
-    // spec §2.2: every handler whose mask contains the event runs. Copy: a handler may register more.
+    // docs/reference/particle-ota.md §2.2: every handler whose mask contains the event runs. Copy: a handler may register more.
     const auto handlers = otarig::registry().systemHandlers;
     for (const auto& h : handlers) {
         if (!(h.mask & event)) continue;

@@ -1,6 +1,6 @@
 /*
  * SystemClass (device-os@v2.3.1 wiring/inc/spark_wiring_system.h): OTA/reset flags, events,
- * sleep, reset, versions. Behaviour lives in the simulator (spec particle-ota.md §2.1, §2.5, §3.2).
+ * sleep, reset, versions. Behaviour lives in the simulator (docs/reference/particle-ota.md §2.1, §2.5, §3.2).
  */
 #pragma once
 
@@ -28,7 +28,7 @@ public:
 
     static System_Mode_TypeDef mode(void);
 
-    // spec §2.2: handlers run for every event bit in `events`.
+    // docs/reference/particle-ota.md §2.2: handlers run for every event bit in `events`.
     static bool on(system_event_t events, void (*handler)(system_event_t, int, void*));
     static bool on(system_event_t events, void (*handler)(system_event_t, int));
     static bool on(system_event_t events, void (*handler)(system_event_t));
@@ -50,7 +50,7 @@ public:
     String version();
     uint32_t versionNumber();
 
-    // spec §2.1: flags live in the simulator's Device OS model.
+    // docs/reference/particle-ota.md §2.1: flags live in the simulator's Device OS model.
     void enableUpdates();
     void disableUpdates();
     bool updatesPending();

@@ -1,5 +1,5 @@
 /*
- * System events, values of device-os@v2.3.1 system/inc/system_event.h (spec particle-ota.md §2.2).
+ * System events, values of device-os@v2.3.1 system/inc/system_event.h (docs/reference/particle-ota.md §2.2).
  */
 #pragma once
 
@@ -19,12 +19,12 @@ enum SystemEvents {
     setup_all = wifi_listen,
     network_credentials = 1 << 4,
     network_status = 1 << 5,
-    cloud_status = 1 << 6,             // spec §2.2
+    cloud_status = 1 << 6,             // docs/reference/particle-ota.md §2.2
     button_status = 1 << 7,
-    firmware_update = 1 << 8,          // spec §2.2: param begin/complete/progress/failed
-    firmware_update_pending = 1 << 9,  // spec §2.2: pending flag 0 -> 1
-    reset_pending = 1 << 10,           // spec §2.5: system_pending_shutdown
-    reset = 1 << 11,                   // spec §2.5: just before the reset
+    firmware_update = 1 << 8,          // docs/reference/particle-ota.md §2.2: param begin/complete/progress/failed
+    firmware_update_pending = 1 << 9,  // docs/reference/particle-ota.md §2.2: pending flag 0 -> 1
+    reset_pending = 1 << 10,           // docs/reference/particle-ota.md §2.5: system_pending_shutdown
+    reset = 1 << 11,                   // docs/reference/particle-ota.md §2.5: just before the reset
     button_click = 1 << 12,
     button_final_click = 1 << 13,
     time_changed = 1 << 14,
@@ -38,11 +38,11 @@ enum SystemEvents {
 enum SystemEventsParam {
     network_credentials_added = 1,
     network_credentials_cleared = 2,
-    firmware_update_failed = (uint32_t)-1,  // spec §2.2 (makes the enum unsigned, as on device)
+    firmware_update_failed = (uint32_t)-1,  // docs/reference/particle-ota.md §2.2 (makes the enum unsigned, as on device)
     firmware_update_begin = 0,
     firmware_update_complete = 1,
     firmware_update_progress = 2,
-    cloud_status_disconnected = 0,    // spec §2.2 cloud_status parameters
+    cloud_status_disconnected = 0,    // docs/reference/particle-ota.md §2.2 cloud_status parameters
     cloud_status_connecting = 1,
     cloud_status_handshake = 2,
     cloud_status_session_resume = 3,

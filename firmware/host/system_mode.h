@@ -1,4 +1,4 @@
-/* System modes, values of device-os@v2.3.1 system/inc/system_mode.h (spec particle-ota.md §3.1). */
+/* System modes, values of device-os@v2.3.1 system/inc/system_mode.h (docs/reference/particle-ota.md §3.1). */
 #pragma once
 
 typedef enum {

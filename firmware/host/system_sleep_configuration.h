@@ -2,7 +2,7 @@
  * Sleep configuration and result (device-os@v2.3.1 system/inc/system_sleep_configuration.h,
  * hal/inc/sleep_hal.h): same names and enum values; the host version records the request in
  * plain fields, which the host layer hands to the simulator as an otarig_sleep_request
- * (spec particle-ota.md §3.2).
+ * (docs/reference/particle-ota.md §3.2).
  */
 #pragma once
 

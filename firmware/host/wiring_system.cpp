@@ -1,6 +1,6 @@
 /*
  * System, time and sleep for the host build: each call forwards to the simulator's Device OS
- * model (spec particle-ota.md §2.1 flags, §2.5 reset, §3.2 sleep). Switching calls throw
+ * model (docs/reference/particle-ota.md §2.1 flags, §2.5 reset, §3.2 sleep). Switching calls throw
  * otarig::AppTerminated when the simulator reports that the app was terminated.
  */
 #include "Particle.h"
@@ -135,7 +135,7 @@ SystemSleepResult SystemClass::sleep(const SystemSleepConfiguration& config) {
     req.wake_gpio = config.hasGpio() ? (uint8_t)config.gpioPin() : 0;
     req.wake_network = config.hasNetwork() ? 1 : 0;
     req.network_flags = (uint8_t)(config.networkFlags() & 0x1);
-    // spec §3.2: HIBERNATE resets (the callback reports abort); STOP/ULP return the wake reason.
+    // docs/reference/particle-ota.md §3.2: HIBERNATE resets (the callback reports abort); STOP/ULP return the wake reason.
     int rc = otarig::checked(otarig::api().sleep(&req));
     return SystemSleepResult(static_cast<SystemSleepWakeupReason>(rc), config.hasGpio() ? config.gpioPin() : 0xFFFF);
 }

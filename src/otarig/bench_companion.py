@@ -18,7 +18,7 @@ from .protocol import Event
 
 AGENT = "otarig-bench"
 PROTOCOL_VERSION = 1
-#: Device OS sends an OTA in 512-byte chunks (spec particle-ota.md §2.4); the DUT's status line
+#: Device OS sends an OTA in 512-byte chunks (docs/reference/particle-ota.md §2.4); the DUT's status line
 #: rises at `begin` and once after each chunk's progress event (firmware/companion DownloadSignal).
 OTA_CHUNK = 512
 
@@ -120,7 +120,7 @@ class BenchCompanion:
         return self.command("disarm")
 
     def wake(self, ms: int = 10) -> dict[str, Any]:
-        """A pulse on the DUT's WKP pin (a rising edge wakes it from HIBERNATE, spec §3.2)."""
+        """A pulse on the DUT's WKP pin (a rising edge wakes it from HIBERNATE, docs/reference/particle-ota.md §3.2)."""
         return self.command("wake", ms=int(ms))
 
     def release(self) -> None:

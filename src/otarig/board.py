@@ -3,9 +3,9 @@
 The link is a path (a stable symlink such as `/dev/serial/by-id/...` or a simulated board's pty
 link) or any pyserial URL (`rfc2217://`, `socket://`, `loop://`). USB CDC vanishes when the board
 resets; the board treats that as normal: it marks the gap in the log, reopens the link when it is
-back, and keeps one log and one history across it (hil-anchors §10 rec. 4).
+back, and keeps one log and one history across it (docs/reference/hil-anchors.md §10 rec. 4).
 
-Every wait goes through the bench clock (DESIGN principle 4), so the same code waits in wall time
+Every wait goes through the bench clock (docs/design.md principle 4), so the same code waits in wall time
 on a real bench and in virtual time on a simulated one. The one exception is `drain_to`, the
 simulated bench's catch-up with the kernel: bytes already written to a pty take a moment of wall
 time to come out the other side, and virtual time must not move on before they have.

@@ -424,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--lag-days", type=float, default=4.0,
                     help="with --renegotiation lag: renegotiation up to this long after expiry (default 4)")
     ro.add_argument("--check-on-resume", action="store_true",
-                    help="spec §8.1: treat a resumed session as a Standard-release check")
+                    help="docs/reference/particle-ota.md §8.1: treat a resumed session as a Standard-release check")
     ro.add_argument("--json", action="store_true", help="print one JSON object")
     ro.add_argument("--plot", default=None, metavar="PNG", help="write the adoption curves to this PNG")
     ro.set_defaults(func=cmd_rollout)

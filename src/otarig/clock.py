@@ -1,4 +1,4 @@
-"""The bench clock: the only way the rig waits (DESIGN principle 4).
+"""The bench clock: the only way the rig waits (docs/design.md principle 4).
 
 On a real bench time is the wall clock. On a simulated bench it is virtual: `wait` runs the world
 forward instead of sleeping, and may return early when something happened (a board printed a line),

@@ -1,18 +1,18 @@
 """A client of the Particle Cloud REST API and event stream, for what the rig needs.
 
 Works against the real cloud (`https://api.particle.io`) and the simulated one (`otarig sim`,
-`otarig.sim.cloud_http`) alike — DESIGN principle 1. Routes and fields: shared/spec/
-particle-cloud-api.md §3 and §5, spec particle-ota.md §1.6.
+`otarig.sim.cloud_http`) alike — docs/design.md principle 1. Routes and fields:
+docs/reference/particle-cloud-api.md §3 and §5, docs/reference/particle-ota.md §1.6.
 
 * The token comes from the caller, `$OTARIG_PARTICLE_TOKEN` / `$PARTICLE_ACCESS_TOKEN`, or the
-  particle CLI's profile (`~/.particle/<profile>.config.json`, particle-cloud-api.md §2). It is never
+  particle CLI's profile (`~/.particle/<profile>.config.json`, docs/reference/particle-cloud-api.md §2). It is never
   logged, printed, put in an exception or in `repr()`.
 * Idempotent calls (GET, PUT, DELETE) are retried on 429/5xx and connection errors with exponential
   backoff (honouring `Retry-After`); POST (publish, call, upload) is not, because the cloud may
   already have acted.
 * Errors are typed: `AuthError` (401, with a message saying what to do), `NotFound`, `ServerError`.
 * `events()` opens an SSE stream read by a background thread that reconnects after a drop or
-  silence (particle-cli reconnects after 15 s of silence too, particle-cloud-api.md §3). Events sent
+  silence (particle-cli reconnects after 15 s of silence too, docs/reference/particle-cloud-api.md §3). Events sent
   while a stream is down are lost, as on the real cloud (no replay).
 """
 from __future__ import annotations
@@ -387,7 +387,7 @@ class ParticleCloud:
         return self._json("GET", f"/v1/products/{int(p)}/devices")["devices"]
 
     def device(self, device: str, product: int | None = None) -> dict:
-        """Device fields (spec §1.6): firmware_version, development, firmware_updates_*, online, …"""
+        """Device fields (docs/reference/particle-ota.md §1.6): firmware_version, development, firmware_updates_*, online, …"""
         return self._json("GET", self._device_path(device, product))
 
     def update_device(self, device: str, product: int | None = None, **fields: Any) -> dict:
@@ -397,7 +397,7 @@ class ParticleCloud:
         return self._json("PUT", f"/v1/devices/{device}", json={"name": name})
 
     def lock(self, device: str, version: int, *, flash: bool = True, product: int | None = None) -> dict:
-        """Lock to `version`; `flash` = flash now if online (spec §1.4, §7.8.4)."""
+        """Lock to `version`; `flash` = flash now if online (docs/reference/particle-ota.md §1.4, §7.8.4)."""
         return self._json("PUT", self._device_path(device, self._product(product)),
                           json={"desired_firmware_version": int(version), "flash": flash})
 
@@ -409,7 +409,7 @@ class ParticleCloud:
         return self._json("PUT", self._device_path(device, self._product(product)), json={"development": development})
 
     def force_updates(self, device: str, forced: bool = True, product: int | None = None) -> dict:
-        """`firmware_updates_forced` (spec §1.6, §7.8.5)."""
+        """`firmware_updates_forced` (docs/reference/particle-ota.md §1.6, §7.8.5)."""
         return self._json("PUT", self._device_path(device, product), json={"firmware_updates_forced": forced})
 
     def set_groups(self, device: str, groups: list[str], product: int | None = None) -> dict:
@@ -426,7 +426,7 @@ class ParticleCloud:
     def upload_firmware(self, version: int, binary: bytes, *, title: str = "", description: str = "",
                         product: int | None = None) -> dict:
         """POST …/firmware (multipart `file`, `version`, `title`, `description`); the cloud checks
-        `version` against the binary's PRODUCT_VERSION (spec §1.6). Not retried (POST)."""
+        `version` against the binary's PRODUCT_VERSION (docs/reference/particle-ota.md §1.6). Not retried (POST)."""
         p = self._product(product)
         return self._json("POST", f"/v1/products/{p}/firmware",
                           files={"file": ("firmware.bin", binary, "application/octet-stream")},
@@ -448,7 +448,7 @@ class ParticleCloud:
 
     def release(self, version: int, *, product_default: bool = False, groups: list[str] | None = None,
                 intelligent: bool = False, product: int | None = None) -> dict:
-        """PUT …/firmware/release (particle-cloud-api.md §5); Standard unless `intelligent`."""
+        """PUT …/firmware/release (docs/reference/particle-cloud-api.md §5); Standard unless `intelligent`."""
         body: dict[str, Any] = {"version": int(version), "intelligent": intelligent}
         if product_default:
             body["product_default"] = True

@@ -3,7 +3,7 @@
 A Particle firmware image is a *module*: a 24-byte prefix (``module_info_t``), the code, a suffix
 (``module_info_suffix_t`` preceded by the product ID and version), and a CRC-32 over everything
 before it. Device OS checks range, platform and CRC before it accepts an OTA image
-(``shared/spec/particle-ota.md`` §2.5), so the simulated Electron must run the same checks on the
+(``docs/reference/particle-ota.md`` §2.5), so the simulated Electron must run the same checks on the
 same bytes; this module is where those checks live.
 
 Layout (all little-endian except the CRC), from ``dynalib/inc/module_info.h`` of
@@ -23,7 +23,7 @@ real tinker binaries shipped inside particle-cli 3.51.0::
      16  u8,u8,u16 dependency          function, index, version
      20  u8,u8,u16 dependency2
     suffix, counted back from the end of the file:
-    -44  u16 product_id                ``.modinfo.product_id`` (spec §4.2)
+    -44  u16 product_id                ``.modinfo.product_id`` (docs/reference/particle-ota.md §4.2)
     -42  u16 product_version
     -40  u16 reserved
     -38  32  SHA-256 of every byte before this field
@@ -50,7 +50,7 @@ CRC_SIZE = 4
 
 ELECTRON_PLATFORM_ID = 10
 USER_PART_MAX_SIZE = 128 * 1024
-"""Electron user-app slot: 0x8080000, 128 KB (spec §2.6 flash map)."""
+"""Electron user-app slot: 0x8080000, 128 KB (docs/reference/particle-ota.md §2.6 flash map)."""
 
 # Device OS 2.3.0 is system module version 2301 (device-os system/system-versions.md); 2.3.1, the
 # Electron LTS release this rig targets, follows as 2302.
@@ -76,7 +76,7 @@ PLATFORM_NAMES: dict[int, str] = {
     32: "p2",
     35: "msom",
 }
-"""Platform IDs (spec §4.1, ``hal/shared/platforms.h``) plus the ones seen in CLI tinker binaries."""
+"""Platform IDs (docs/reference/particle-ota.md §4.1, ``hal/shared/platforms.h``) plus the ones seen in CLI tinker binaries."""
 
 MODULE_FUNCTIONS: dict[int, str] = {
     0: "none",
@@ -94,7 +94,7 @@ FUNCTION_SYSTEM_PART = 4
 FUNCTION_USER_PART = 5
 
 USER_PART_SLOTS: dict[int, tuple[int, int]] = {
-    10: (0x8080000, 128 * 1024),  # spec §2.6; modules/electron/modular.mk
+    10: (0x8080000, 128 * 1024),  # docs/reference/particle-ota.md §2.6; modules/electron/modular.mk
 }
 """Known user-part slots (start address, size) whose range validate() checks."""
 
@@ -321,7 +321,7 @@ def parse(data: bytes) -> ModuleInfo:
     sha_computed = hashlib.sha256(data[: n - 38]).hexdigest()
     product_id: int | None = None
     product_version: int | None = None
-    # Suffix size >= 40 means the product fields are there (spec §4.2); 0xffff-filled padding in
+    # Suffix size >= 40 means the product fields are there (docs/reference/particle-ota.md §4.2); 0xffff-filled padding in
     # some bootloaders reads as a huge size, which we treat the same way.
     if suffix_size >= SUFFIX_SIZE and n >= offset + PREFIX_SIZE + SUFFIX_SIZE + CRC_SIZE:
         product_id, product_version = struct.unpack_from("<HH", data, n - 44)
@@ -417,7 +417,7 @@ def build_module(
     so tests can make large images; the payload stays small (the simulator's build manifest).
     """
     if not 0 <= product_id <= 0xFFFF or not 0 <= product_version <= 0xFFFF:
-        raise ValueError("product_id and product_version are 16-bit (spec §4.2)")
+        raise ValueError("product_id and product_version are 16-bit (docs/reference/particle-ota.md §4.2)")
     if len(pad) != 1:
         raise ValueError("pad must be one byte")
     overhead = PREFIX_SIZE + SUFFIX_SIZE + CRC_SIZE
@@ -442,13 +442,13 @@ def build_module(
 def with_product(data: bytes, *, product_id: int, product_version: int) -> bytes:
     """The same module with its suffix's product ID and version rewritten, SHA-256 and CRC-32
     recomputed. Device OS reports these suffix fields at the handshake, and the cloud checks an
-    upload's version against them (spec §4.2), so this is how one build serves a run whose
+    upload's version against them (docs/reference/particle-ota.md §4.2), so this is how one build serves a run whose
     product versions are allocated above those the product already has."""
     info = parse(data)
     if info.product_id is None or info.suffix_size < SUFFIX_SIZE:
         raise NotAModule("module has no product fields in its suffix (built without PRODUCT_ID/PRODUCT_VERSION?)")
     if not 0 <= product_id <= 0xFFFF or not 0 <= product_version <= 0xFFFF:
-        raise ValueError("product_id and product_version are 16-bit (spec §4.2)")
+        raise ValueError("product_id and product_version are 16-bit (docs/reference/particle-ota.md §4.2)")
     if (info.product_id, info.product_version) == (product_id, product_version):
         return bytes(data)
     n = len(data)

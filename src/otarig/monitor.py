@@ -3,7 +3,7 @@
 Why: power is the one observation of a board that does not go through its firmware. Sleep modes,
 transmit bursts and brown-outs show in the supply current, so a verdict such as "the board slept
 at below X mA for 90 % of the window" must come from the PSU, sampled on the bench clock, in the
-same timeline as the board's events (DESIGN principle 5).
+same timeline as the board's events (docs/design.md principle 5).
 
 Driving: on a simulated bench the clock offers `every(period_s, fn)` and the monitor samples at
 exact virtual instants between world steps (never a wall-clock sleep). On a real bench (a clock

@@ -1,8 +1,8 @@
 """The real ``particle`` command (particle-cli 3.51.0) run as a subprocess.
 
-The rig drives the CLI exactly as a lab engineer would (DESIGN.md principle 1, "real channels"),
+The rig drives the CLI exactly as a lab engineer would (docs/design.md principle 1, "real channels"),
 pointed at a cloud (the real one, or the simulated cloud on loopback) through its profile file.
-Facts this module relies on come from ``shared/spec/particle-cloud-api.md`` (cited as §N):
+Facts this module relies on come from ``docs/reference/particle-cloud-api.md`` (cited as §N):
 
 * no env var sets the API URL or token; they live in ``$HOME/.particle/particle.config.json``, and
   the CLI writes back to that file (it nulls the token on a 401), so it is rewritten before every

@@ -1,4 +1,4 @@
-"""The timeline as one picture (`timeline.png`, issue #5 item 2; DESIGN principle 5).
+"""The timeline as one picture (`timeline.png`, issue #5 item 2; docs/design.md principle 5).
 
 `plot_timeline` draws every lane on one shared bench-time axis:
 

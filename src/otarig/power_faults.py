@@ -7,13 +7,13 @@ then switch the PSU output. On the simulated bench the same code runs against th
 server, and the cut lands at the virtual instant the board printed the line. For cuts placed
 exactly between two model steps use `otarig.sim.faults` (simulator only).
 
-Real-bench timing limits (instruments spec B.1, docs/power.md §4–§6):
+Real-bench timing limits (docs/reference/instruments-and-faults.md B.1, docs/power.md §4–§6):
 
 * **Latency chain.** USB CDC line → rig decode → SCPI `OUTP OFF` over LAN → the PSU's output stage.
   Serial adds a few ms; SCPI over LAN jitters by tens of ms (B.1); a PSU's output capacitors hold
   VIN up for another few to tens of ms after `OUTP OFF`. Expect the cut 10–100 ms after the event.
-* **Download.** A 512 B chunk takes about 70 ms on 3G and 170 ms on 2G (link profiles, spec §5), and
-  `progress` fires *before* the chunk is written (spec §2.2), so "cut at chunk N" lands within
+* **Download.** A 512 B chunk takes about 70 ms on 3G and 170 ms on 2G (link profiles, docs/reference/particle-ota.md §5), and
+  `progress` fires *before* the chunk is written (docs/reference/particle-ota.md §2.2), so "cut at chunk N" lands within
   about ±1 chunk on 3G, better on 2G. Record the actual figure (the board's next boot says nothing
   about it); sweep N rather than trusting one value.
 * **After `complete`.** The window between `complete` and the reset is whatever the firmware holds
@@ -184,7 +184,7 @@ class PowerFaults:
     @contextlib.contextmanager
     def current_limited(self, amps: float) -> Iterator[float]:
         """Hold the current limit at `amps` (below the burst: the supply goes CC, VIN sags, the
-        board browns out — instruments spec A.3 #5); the previous limit is put back on exit."""
+        board browns out — docs/reference/instruments-and-faults.md A.3 #5); the previous limit is put back on exit."""
         with self.lock:
             before = self._psu.current_limit()
             self._psu.set_current_limit(amps)

@@ -5,11 +5,11 @@ Why this module and not pymeasure: pymeasure has a Keysight E36312A driver (chan
 one, but no Rigol DP8xx driver, and what the rig needs most is not in it: read-back verification
 of every set, an `*IDN?` handshake that picks the dialect, a defined safe state on close and on
 exceptions, `clear()` after a timeout (a late reply otherwise desynchronises the stream,
-instruments spec B.3), and one error type naming resource, command and fix. Those would wrap every
+docs/reference/instruments-and-faults.md B.3), and one error type naming resource, command and fix. Those would wrap every
 pymeasure call, and the dependency (numpy, pandas, pint) would not pay for three SCPI strings per
 family, so the command tables live here.
 
-Failure behaviour handled (instruments spec B.3/B.4): an open on a port with no listener
+Failure behaviour handled (docs/reference/instruments-and-faults.md B.3/B.4): an open on a port with no listener
 "succeeds" and the first I/O raises a raw `ConnectionRefusedError`; a dead peer shows up as
 `BrokenPipeError` or as a timeout; a timeout leaves a late reply in the stream. Every one of these
 becomes a `PsuError` subclass within the configured timeout.

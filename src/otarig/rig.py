@@ -205,7 +205,7 @@ class Rig:
 
     def link_outage(self, seconds: float) -> None:
         """Connectivity lost from now for `seconds`: the companion disconnects the DUT's antenna
-        (an Electron is cellular: no cable to pull; instruments spec A.3, hil-anchors rec. 7)."""
+        (an Electron is cellular: no cable to pull; docs/reference/instruments-and-faults.md A.3, docs/reference/hil-anchors.md §10 rec. 7)."""
         self.companion("antenna_switch").antenna_off(_ms(seconds))
         self.collect()
 
@@ -225,7 +225,7 @@ class Rig:
         return edges
 
     def wake(self, pulse_ms: int = 10) -> None:
-        """Pulse the DUT's WKP pin (a rising edge wakes it from HIBERNATE, spec particle-ota.md §3.2)."""
+        """Pulse the DUT's WKP pin (a rising edge wakes it from HIBERNATE, docs/reference/particle-ota.md §3.2)."""
         self.companion("wake_pin").wake(pulse_ms)
         self.collect()
 
@@ -255,6 +255,12 @@ class Rig:
     def force(self, forced: bool = True, *, device_id: str | None = None) -> None:
         self.timeline.add(self.now(), "rig", "force", {"forced": forced})
         self.cloud.force(device_id or self.dut_id, forced)
+
+    def development(self, on: bool = True, *, device_id: str | None = None) -> None:
+        """Mark the DUT a development device: the product's release no longer pulls it back to the
+        released version (docs/reference/particle-cloud-api.md §5)."""
+        self.timeline.add(self.now(), "rig", "development", {"on": on})
+        self.cloud.development(device_id or self.dut_id, on)
 
     def inject(self, kind: str, **data: Any) -> None:
         """Record an injected fault (the verdicts excuse what was injected)."""

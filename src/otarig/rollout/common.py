@@ -13,13 +13,13 @@ from .strategies import PlannerParams, Strategy
 
 
 def release_state(fleet: Fleet, strategy: Strategy) -> rules.ReleaseState:
-    """The product's releases once the strategy is applied (spec §7.6)."""
+    """The product's releases once the strategy is applied (docs/reference/particle-ota.md §7.6)."""
     return rules.ReleaseState(default_release=fleet.release.version,
                               last_release_intelligent=strategy is Strategy.INTELLIGENT)
 
 
 def cohort_needs_update(c: Cohort, fleet: Fleet, strategy: Strategy) -> bool:
-    """spec §1.4 precedence / §7.7 via `cloud_rules` (a lock for lock & flash)."""
+    """docs/reference/particle-ota.md §1.4 precedence / §7.7 via `cloud_rules` (a lock for lock & flash)."""
     lock = fleet.release.version if strategy is Strategy.LOCK_FLASH else None
     target = rules.target_version(rules.TargetInputs(development=c.development, desired_firmware_version=lock),
                                   release_state(fleet, strategy))

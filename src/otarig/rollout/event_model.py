@@ -2,7 +2,7 @@
 
 Each device is a small state machine driven by timers on one `otarig.sim.scheduler.Scheduler`
 (virtual ms). Every delivery decision is taken by `otarig.sim.cloud_rules`, the functions the
-simulated cloud uses: precedence (§1.4/§7.7), check on connection (§7.8.1), session expiry
+simulated cloud uses (docs/reference/particle-ota.md): precedence (§1.4/§7.7), check on connection (§7.8.1), session expiry
 (§1.2), refusal while disabled (§1.5), Intelligent-release notification (§7.8.2), delivery when
 the device reports updates enabled (§7.8.3), forced echo (§7.8.5), after-connect actions (§7.8.7).
 The device side follows the companion's OtaGuard (firmware/companion/README.md): updates held
@@ -58,7 +58,7 @@ class _Device:
         self.awake = bool(ci.sched.online(self.g, np.array([float(t0)]))[0])
         self.online = self.awake  # cloud connected
         self.idle = bool(ci.sched.idle.inside(self.g, np.array([float(t0)]))[0])
-        self.enabled = not self.c.guarded  # spec §2.1 default enabled; the guard disables in setup()
+        self.enabled = not self.c.guarded  # docs/reference/particle-ota.md §2.1 default enabled; the guard disables in setup()
         self.forced_dev = False
         self.dev_pending = False
         self.leak = False
@@ -84,7 +84,7 @@ class _Device:
         self.retries = 0
         self.done = not self.needs
         if not self.needs and ci.cohort.development is False:
-            self.updated_at = 0.0  # already runs the target (spec §7.7 needs_update false)
+            self.updated_at = 0.0  # already runs the target (docs/reference/particle-ota.md §7.7 needs_update false)
         if self.done:
             return
         self._arm("pc", float(ci.pc_next[j]), self._power_cycle)
@@ -125,7 +125,7 @@ class _Device:
 
     # -- cloud ----------------------------------------------------------------------------
     def offer(self, delay: float = 0.0) -> None:
-        """start_delivery (spec §7.9): UpdateBegin a few seconds later."""
+        """start_delivery (docs/reference/particle-ota.md §7.9): UpdateBegin a few seconds later."""
         if self.offer_at is not None or self.in_transfer or self.done:
             return
         self.retry_needed = False
@@ -133,7 +133,7 @@ class _Device:
         self._arm("begin", self.offer_at, self._update_begin)
 
     def release(self) -> None:
-        """The strategy's action at T0 (spec §7.8.2, §7.8.4, §7.8.5)."""
+        """The strategy's action at T0 (docs/reference/particle-ota.md §7.8.2, §7.8.4, §7.8.5)."""
         s = self.sim.strategy
         if self.done:
             return
@@ -155,7 +155,7 @@ class _Device:
             self.offer(self.latency * 2)
 
     def _notified(self) -> None:
-        """Cloud sent updates/pending=true (spec §1.5); the device latches it from 1.2.1."""
+        """Cloud sent updates/pending=true (docs/reference/particle-ota.md §1.5); the device latches it from 1.2.1."""
         self.pending_notified = True
         if self.c.intelligent_capable:
             self.dev_pending = True
@@ -177,7 +177,7 @@ class _Device:
             self.resumes += 1
         checked = rules.connection_is_check(resumed=not full, hello_sent=full or kind == "hello",
                                             check_on_resume=sim.params.cloud.check_on_resume)
-        # Send_Firmware_Update_Flags on every connection (spec §1.2) → §7.8.3 / §7.8.5
+        # Send_Firmware_Update_Flags on every connection (docs/reference/particle-ota.md §1.2) → §7.8.3 / §7.8.5
         if sim.strategy is Strategy.FORCED and self.c.forced_capable and sim.params.cloud.resend_forced_on_connect:
             self._forced_echo()
         if self.c.forced_capable and rules.deliver_on_enabled(
@@ -229,7 +229,7 @@ class _Device:
         start = self.xfer_start
         self.xfer_start = None
         self.ota += self.on_air
-        self.resumes += 1  # the post-update reconnect (resume + HELLO, spec §1.1)
+        self.resumes += 1  # the post-update reconnect (resume + HELLO, docs/reference/particle-ota.md §1.1)
         self.ended_in_window = bool(self.idle and self._same_window(start))
         self.updated_at = self.now + self.sim.params.after_transfer_ms(self.link) - self.sim.t0
         self.done = True
@@ -244,7 +244,7 @@ class _Device:
         return bool(nxt >= now[0])
 
     def _cut(self) -> None:
-        """Sleep, reset or power loss during a transfer aborts it (spec §3.2, §3.3); legacy
+        """Sleep, reset or power loss during a transfer aborts it (docs/reference/particle-ota.md §3.2, §3.3); legacy
         protocol: the retry starts from chunk 0 (§2.4, §7.9)."""
         if self.in_transfer:
             frac = (self.now - self.xfer_start) / max(self.duration, 1)
@@ -258,7 +258,7 @@ class _Device:
         self.online = False
 
     def _boot(self, cold: bool) -> None:
-        """A (re)boot: RAM flags back to defaults (spec §2.1); the guard disables in setup()."""
+        """A (re)boot: RAM flags back to defaults (docs/reference/particle-ota.md §2.1); the guard disables in setup()."""
         self._cut()
         self.enabled = not self.c.guarded
         self.forced_dev = False
@@ -301,7 +301,7 @@ class _Device:
         self.idle = idle
         if awake != self.awake:
             if not awake and self.in_transfer and self.c.holds_sleep_during_ota:
-                pass  # the app stays awake until the update lands (spec §3.2)
+                pass  # the app stays awake until the update lands (docs/reference/particle-ota.md §3.2)
             else:
                 self.awake = awake
                 if not awake:

@@ -36,7 +36,7 @@ class Cohort(_Strict):
     #: wake_interval: asleep, waking every wake_interval_min for awake_min; vehicle: always
     #: connected (vehicle power), parked (idle) from park_at to depart_at, driving (busy) otherwise.
     connectivity: Literal["always_on", "daily_sleep", "wake_interval", "vehicle"] = "always_on"
-    #: spec §3.2: STOP/ULP resume the session; HIBERNATE wakes through reset (session resumed from
+    #: docs/reference/particle-ota.md §3.2: STOP/ULP resume the session; HIBERNATE wakes through reset (session resumed from
     #: retained RAM); power_off = the supply is cut (cold boot: full handshake, §1.2).
     sleep_mode: Literal["stop", "ulp", "hibernate", "power_off"] = "stop"
     sleep_at: float = Field(22.0, ge=0, lt=24, description="hour of day")
@@ -56,9 +56,9 @@ class Cohort(_Strict):
     system_mode: Literal["automatic", "semi_automatic", "manual"] = "semi_automatic"
     #: The companion's OtaGuard: updates disabled outside idle windows (firmware/companion/README.md).
     guarded: bool = True
-    #: spec §3.2 "Preventing sleep during download": the app does not sleep while a transfer runs.
+    #: docs/reference/particle-ota.md §3.2 "Preventing sleep during download": the app does not sleep while a transfer runs.
     holds_sleep_during_ota: bool = True
-    development: bool = Field(False, description="spec §1.4: development devices get no automatic OTA")
+    development: bool = Field(False, description="docs/reference/particle-ota.md §1.4: development devices get no automatic OTA")
     link: Literal["2g", "3g", "ltem"] = "3g"
 
     @field_validator("device_os")
@@ -97,17 +97,17 @@ class Cohort(_Strict):
 
     @property
     def intelligent_capable(self) -> bool:
-        """spec §1.5: Intelligent releases (HELLO_FLAG_IMMEDIATE_UPDATES_SUPPORT) from 1.2.1."""
+        """docs/reference/particle-ota.md §1.5: Intelligent releases (HELLO_FLAG_IMMEDIATE_UPDATES_SUPPORT) from 1.2.1."""
         return self.devos >= (1, 2, 1)
 
     @property
     def forced_capable(self) -> bool:
-        """spec §2.1: `particle/device/updates/forced` / System.updatesForced() since 1.2.0."""
+        """docs/reference/particle-ota.md §2.1: `particle/device/updates/forced` / System.updatesForced() since 1.2.0."""
         return self.devos >= (1, 2, 0)
 
     @property
     def boot_leak(self) -> bool:
-        """spec §3.1: AUTOMATIC non-threaded runs setup() only after the cloud connects — "you might
+        """docs/reference/particle-ota.md §3.1: AUTOMATIC non-threaded runs setup() only after the cloud connects — "you might
         not be able to prevent the update from occurring at boot"."""
         return self.guarded and self.system_mode == "automatic" and not self.threaded
 
@@ -115,7 +115,7 @@ class Cohort(_Strict):
 class Release(_Strict):
     running_version: int = Field(1, ge=1, le=65535)
     version: int = Field(2, ge=1, le=65535)
-    size_bytes: int = Field(100 * 1024, ge=1, le=128 * 1024, description="spec §2.6: 128 KB app slot")
+    size_bytes: int = Field(100 * 1024, ge=1, le=128 * 1024, description="docs/reference/particle-ota.md §2.6: 128 KB app slot")
     at_hour: float = Field(12.0, ge=0, description="release time, hours after midnight of day 0")
 
 

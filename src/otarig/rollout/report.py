@@ -17,7 +17,7 @@ HOUR = 3_600_000.0
 
 
 def _targeted(r: RolloutResult) -> np.ndarray:
-    """spec §1.4: development devices are never targeted; they are reported apart."""
+    """docs/reference/particle-ota.md §1.4: development devices are never targeted; they are reported apart."""
     dev = np.array([c.development for c in r.fleet.cohort])
     return ~dev[r.cohort]
 

@@ -16,17 +16,17 @@ from otarig.sim.params import DAY_MS, CloudParams, DeviceOsParams
 
 
 class Strategy(str, enum.Enum):
-    """How the release goes out (spec §1.1, §1.3, §1.4, §1.6)."""
+    """How the release goes out (docs/reference/particle-ota.md §1.1, §1.3, §1.4, §1.6)."""
 
-    #: Standard release: offered only at a full handshake (spec §1.1, §7.8.1).
+    #: Standard release: offered only at a full handshake (docs/reference/particle-ota.md §1.1, §7.8.1).
     STANDARD = "standard"
-    #: Standard + the guard's daily `spark/device/session/end` + reconnect in an idle window (§1.3).
+    #: Standard + the guard's daily `spark/device/session/end` + reconnect in an idle window (docs/reference/particle-ota.md §1.3).
     STANDARD_DAILY = "standard_daily"
-    #: Intelligent release: pushed at once to online devices; pending for disabled ones (§1.5, §7.8.2).
+    #: Intelligent release: pushed at once to online devices; pending for disabled ones (docs/reference/particle-ota.md §1.5, §7.8.2).
     INTELLIGENT = "intelligent"
-    #: Lock each device to the version with "flash now" (§1.4, §7.8.4).
+    #: Lock each device to the version with "flash now" (docs/reference/particle-ota.md §1.4, §7.8.4).
     LOCK_FLASH = "lock_flash"
-    #: Standard release + `firmware_updates_forced: true` on every device (§1.6, §7.8.5).
+    #: Standard release + `firmware_updates_forced: true` on every device (docs/reference/particle-ota.md §1.6, §7.8.5).
     FORCED = "forced"
 
     @property
@@ -67,7 +67,7 @@ class PlannerParams:
     guard_loop_ms: int = 1_000
     #: The guard's Particle.disconnect() → Particle.connect() gap (OtaGuard::maybeForceHandshake, ≤ 5 s).
     guard_reconnect_ms: int = 5_000
-    #: spec §3.1 [inference]: a guarded AUTOMATIC non-threaded app cannot refuse the update offered
+    #: docs/reference/particle-ota.md §3.1 [inference]: a guarded AUTOMATIC non-threaded app cannot refuse the update offered
     #: at the boot handshake (setup() runs only once connected).
     boot_leak: bool = True
 
@@ -83,23 +83,23 @@ class PlannerParams:
     def renegotiation_lag_max_ms(self) -> int:
         return self.cloud.renegotiation_lag_max_ms
 
-    # -- derived timings and sizes (spec §4.3, §5) ---------------------------------------------
+    # -- derived timings and sizes (docs/reference/particle-ota.md §4.3, §5) -------------------
     def lag_max_ms(self) -> int:
         return {"lag": self.renegotiation_lag_max_ms, "at_expiry": 0, "next_connect": 0}[self.renegotiation]
 
     def on_air_bytes(self, size: int) -> int:
-        """spec §4.3 formula, via `otarig.sim.link.ota_on_air_bytes`."""
+        """docs/reference/particle-ota.md §4.3 formula, via `otarig.sim.link.ota_on_air_bytes`."""
         return ota_on_air_bytes(size, self.cloud.chunk_size)
 
     def transfer_ms(self, size: int, link: str) -> int:
-        """Air time of the transfer plus one round trip per flight of ≤ 40 chunks (spec §2.4, §5)."""
+        """Air time of the transfer plus one round trip per flight of ≤ 40 chunks (docs/reference/particle-ota.md §2.4, §5)."""
         prof = PROFILES[link]
         chunks = -(-size // self.cloud.chunk_size)
         flights = -(-chunks // self.cloud.flight_chunks)
         return (self.on_air_bytes(size) * 1000) // prof.bytes_per_s + flights * 2 * prof.one_way_latency_ms
 
     def cold_connect_ms(self, link: str) -> int:
-        """Power-up → cloud: boot, modem power-up, full handshake (spec §3.2: 21.5 s on an E402)."""
+        """Power-up → cloud: boot, modem power-up, full handshake (docs/reference/particle-ota.md §3.2: 21.5 s on an E402)."""
         prof = PROFILES[link]
         return self.devos.boot_ms + self.devos.modem_power_up_ms + \
             (FULL_HANDSHAKE_BYTES * 1000) // prof.bytes_per_s + 2 * prof.one_way_latency_ms
@@ -110,10 +110,10 @@ class PlannerParams:
         return self.devos.modem_power_up_ms + (hs * 1000) // prof.bytes_per_s + 2 * prof.one_way_latency_ms
 
     def begin_delay_ms(self, link: str) -> int:
-        """spec §2.2: UpdateBegin "within 8 seconds" of the trigger (CloudParams.update_begin_delay_ms)."""
+        """docs/reference/particle-ota.md §2.2: UpdateBegin "within 8 seconds" of the trigger (CloudParams.update_begin_delay_ms)."""
         return self.cloud.update_begin_delay_ms + PROFILES[link].one_way_latency_ms
 
     def after_transfer_ms(self, link: str) -> int:
-        """Validation, reset, bootloader copy, boot, modem and resumed session with HELLO (spec §2.5, §2.6)."""
+        """Validation, reset, bootloader copy, boot, modem and resumed session with HELLO (docs/reference/particle-ota.md §2.5, §2.6)."""
         d = self.devos
         return d.boot_ms + d.bootloader_copy_ms + self.wake_connect_ms(link, cold=False)

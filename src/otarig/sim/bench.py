@@ -4,7 +4,7 @@ Each board's serial port is a pty behind a stable symlink (the rig opens it with
 bench clock is virtual. `SimClock.wait()` first hands the world what the rig wrote to each
 port, then runs the world until the deadline or until a board wrote/vanished/appeared, then
 lets each rig-side `Board` read exactly the bytes written so far — so the rig sees every line
-at the virtual instant it was written, and runs are byte-for-byte reproducible (DESIGN
+at the virtual instant it was written, and runs are byte-for-byte reproducible (docs/design.md
 principle 4).
 """
 from __future__ import annotations

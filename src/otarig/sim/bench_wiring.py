@@ -8,7 +8,7 @@ bench as the hardware does on a real one (docs/protocol.md, "The bench companion
 | `vin` | MOSFET in series with the PSU's VIN | `PowerInputs.vin_switch` |
 | `vbus` | USB VBUS power switch | `PowerInputs.vbus_switch` |
 | `antenna` | RF switch on the u.FL antenna | `CellularLink.antenna_connected` (coverage lost) |
-| `wkp` | wire to the Electron's WKP (A7) | `ElectronPins.drive_input(WKP)` (spec particle-ota.md §3.2) |
+| `wkp` | wire to the Electron's WKP (A7) | `ElectronPins.drive_input(WKP)` (docs/reference/particle-ota.md §3.2) |
 | `status` | input from the Electron's D6 | the level the companion firmware drives (`DownloadSignal`) |
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ class BenchWiring:
             self.inputs.apply()
         elif function == "antenna":
             dev.link.antenna_connected = closed
-            dev.net.antenna_changed()  # spec instruments-and-faults A.3: connectivity loss
+            dev.net.antenna_changed()  # docs/reference/instruments-and-faults.md A.3 #6: connectivity loss
 
     def drive(self, function: str, level: int) -> None:
         """A plain tester output (not a switch) changed level (deferred like `switch`)."""

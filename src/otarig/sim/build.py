@@ -1,6 +1,6 @@
 """Builds the companion firmware for the host: the real sources + firmware/host/ into one .so.
 
-The simulated Electron runs the very sources that ship to the device (DESIGN.md, principle 2),
+The simulated Electron runs the very sources that ship to the device (docs/design.md principle 2),
 so every simulated device needs a host build. Builds are cached by a SHA-256 over the sources,
 the flags and the compiler's version, written atomically and safe under concurrent callers
 (several pytest workers may ask for the same build at once).

@@ -1,4 +1,4 @@
-"""The simulated Particle Cloud's OTA side (spec particle-ota.md §1, §7.6–7.9).
+"""The simulated Particle Cloud's OTA side (docs/reference/particle-ota.md §1, §7.6–7.9).
 
 Products, product firmware, releases, devices, the precedence rules, the delivery triggers and
 the event stream. It is the `CloudPeer` every simulated device talks to through its link; the
@@ -63,7 +63,7 @@ class CloudSession:
 
 @dataclass
 class DeviceRecord:
-    """spec §7.6 device state (and the API fields of spec §1.6)."""
+    """docs/reference/particle-ota.md §7.6 device state (and the API fields of §1.6)."""
 
     device_id: str
     product_id: int
@@ -111,10 +111,10 @@ class SimCloud:
         self._ids = itertools.count(1)
         self.blackholed_ids: set[int] = set()
         #: one entry per transfer (`Delivery.log`): first chunk, chunks resent, outcome — so a
-        #: test can show a failed transfer was retried from chunk 0 (spec §7.9)
+        #: test can show a failed transfer was retried from chunk 0 (docs/reference/particle-ota.md §7.9)
         self.transfer_log: list[dict] = []
         self.blackholed_transfers = 0
-        #: system parts the safe-mode healer can send, built on demand (spec §2.7)
+        #: system parts the safe-mode healer can send, built on demand (docs/reference/particle-ota.md §2.7)
         self.system_parts: dict[tuple[int, int], bytes] = {}
 
     # -- bookkeeping ----------------------------------------------------------------------------
@@ -148,7 +148,7 @@ class SimCloud:
         return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
     def stream_event(self, rec: DeviceRecord | None, name: str, data: str, *, product_id: int | None = None) -> dict:
-        """Append to the event stream (spec §1.6 event list) and notify subscribers."""
+        """Append to the event stream (docs/reference/particle-ota.md §1.6 event list) and notify subscribers."""
         ev = {"name": name, "data": data, "ttl": 60, "published_at": self.published_at(),
               "coreid": rec.device_id if rec else "particle-internal"}
         pid = rec.product_id if rec else product_id
@@ -220,7 +220,7 @@ class SimCloud:
                          lambda: self._after_connect(rec))
 
     def _schedule_renegotiation(self, rec: DeviceRecord) -> None:
-        """spec §1.2: "Sessions are automatically renegotiated every 3 days" (cloud-enforced)."""
+        """docs/reference/particle-ota.md §1.2: "Sessions are automatically renegotiated every 3 days" (cloud-enforced)."""
         s = rec.session
         assert s is not None
 
@@ -237,14 +237,14 @@ class SimCloud:
             return
 
         def renegotiate() -> None:
-            """spec §1.2 handle_key_change → DISCARD_SESSION: the connected device must handshake again."""
+            """docs/reference/particle-ota.md §1.2 handle_key_change → DISCARD_SESSION: the connected device must handshake again."""
             if rec.session is s and rec.online:
                 s.dropped = True
                 self.send_to_device(rec, SessionDiscard(s.session_id), 60, "control", reliable=True)
         self.sched.at(s.established_ms + delay, renegotiate)
 
     def _after_connect(self, rec: DeviceRecord) -> None:
-        """Triggers that follow a connection (spec §7.8.1, .5, .7)."""
+        """Triggers that follow a connection (docs/reference/particle-ota.md §7.8.1, §7.8.5, §7.8.7)."""
         if not rec.online:
             return
         dev = self.attached[rec.device_id]
@@ -295,20 +295,20 @@ class SimCloud:
             if rec.firmware_updates_enabled and rec.direct_flash is not None and rec.transfer is None:
                 self._deliver_direct(rec)
                 return
-            # spec §7.8.3: the device reports enabled while an update waits for it
+            # docs/reference/particle-ota.md §7.8.3: the device reports enabled while an update waits for it
             if rec.transfer is None and rules.deliver_on_enabled(
                     enabled=rec.firmware_updates_enabled, needs_update=self.needs_update(rec),
                     pending_notified=rec.pending_notified, retry_needed=rec.retry_needed,
                     last_release_intelligent=self.products[rec.product_id].releases.last_release_intelligent):
                 self.start_delivery(rec)
         elif ev.name == "particle/device/updates/forced":
-            # spec §7.8.5: after the device echoes forced=true, deliver
+            # docs/reference/particle-ota.md §7.8.5: after the device echoes forced=true, deliver
             if rec.transfer is None and rules.deliver_on_forced_echo(
                     echoed_forced=ev.data == "true", forced_setting=rec.firmware_updates_forced,
                     needs_update=self.needs_update(rec)):
                 self.start_delivery(rec)
         elif ev.name == "spark/device/session/end":
-            # spec §1.3 / §8.10: the cloud drops the DTLS session; the next connect is a full handshake
+            # docs/reference/particle-ota.md §1.3 / §8.10: the cloud drops the DTLS session; the next connect is a full handshake
             if rec.session is not None:
                 rec.session.dropped = True
 
@@ -323,7 +323,7 @@ class SimCloud:
 
     # -- delivery -------------------------------------------------------------------------------
     def start_delivery(self, rec: DeviceRecord, version: int | None = None, binary: bytes | None = None) -> bool:
-        """DELIVER (spec §7.9) the product firmware `version` (default: the target), or `binary`."""
+        """DELIVER (docs/reference/particle-ota.md §7.9) the product firmware `version` (default: the target), or `binary`."""
         version = version if version is not None else self.target(rec)
         if binary is None:
             product = self.products[rec.product_id]
@@ -343,10 +343,10 @@ class SimCloud:
         return self.start_delivery(rec, _product_version(rec.direct_flash), rec.direct_flash)
 
     def flash_device(self, device_id: str, binary: bytes, product_id: int | None = None) -> dict:
-        """`PUT /v1/devices/:id` with a .bin (`particle flash <device> <file.bin>`, spec §1.6).
+        """`PUT /v1/devices/:id` with a .bin (`particle flash <device> <file.bin>`, docs/reference/particle-ota.md §1.6).
 
         The cloud checks that it is a module for the Electron (platform 10) and sends it as is; the
-        device validates it (HAL_FLASH_End, spec §2.5). A device with updates disabled answers
+        device validates it (HAL_FLASH_End, docs/reference/particle-ota.md §2.5). A device with updates disabled answers
         5.03, so the binary waits for it like an Intelligent release: `updates/pending=true`, then
         delivery when it reports updates enabled or reconnects [inference: the cloud's handling of
         a direct flash to a device with updates disabled is not documented].
@@ -399,7 +399,7 @@ class SimCloud:
             self.start_delivery(rec)
 
     def _heal(self, rec: DeviceRecord) -> None:
-        """spec §2.7 / §7.8.6: deliver the missing system part to a device in safe mode."""
+        """docs/reference/particle-ota.md §2.7 / §7.8.6: deliver the missing system part to a device in safe mode."""
         product = self.products[rec.product_id]
         target = self.target(rec) or rec.running_version
         fw = product.firmwares.get(target) if target is not None else None
@@ -410,7 +410,7 @@ class SimCloud:
         missing = sorted(i for i, v in dev.flash.system_parts.items() if v < need)
         if not missing:
             return
-        index = missing[0]  # one module per OTA and reset, in order (spec §2.7)
+        index = missing[0]  # one module per OTA and reset, in order (docs/reference/particle-ota.md §2.7)
         key = (index, need)
         if key not in self.system_parts:
             self.system_parts[key] = make_system_image(index, need)
@@ -418,7 +418,7 @@ class SimCloud:
         rec.transfer = Delivery(self, rec, -need, self.system_parts[key], next(self._ids), self._delivery_ended)
         self.sched.after(self.params.update_begin_delay_ms, rec.transfer.start)
 
-    # -- REST semantics (spec §1.6, particle-cloud-api.md §5) -----------------------------------
+    # -- REST semantics (docs/reference/particle-ota.md §1.6, docs/reference/particle-cloud-api.md §5) ---
     def upload_firmware(self, product_id: int, version: int, binary: bytes, title: str = "",
                         description: str = "") -> FirmwareRecord:
         product = self.product(product_id)
@@ -438,7 +438,7 @@ class SimCloud:
 
     def release(self, product_id: int, version: int, *, product_default: bool = False,
                 groups: list[str] | None = None, intelligent: bool = False) -> None:
-        """spec §7.8.2: a release event; Intelligent releases go to online devices at once."""
+        """docs/reference/particle-ota.md §7.8.2: a release event; Intelligent releases go to online devices at once."""
         product = self.product(product_id)
         if version not in product.firmwares:
             raise CloudError(404, f"Firmware version {version} not found")
@@ -489,7 +489,7 @@ class SimCloud:
             if rec.online:
                 self.send_event(rec, "particle/device/updates/forced", "true" if rec.firmware_updates_forced else "false")
         if flash and rec.online and self.needs_update(rec) and rec.transfer is None:
-            self.start_delivery(rec)  # spec §7.8.4: lock + flash now
+            self.start_delivery(rec)  # docs/reference/particle-ota.md §7.8.4: lock + flash now
         return self.device_json(rec)
 
     def device_json(self, rec: DeviceRecord) -> dict:
@@ -508,7 +508,7 @@ class SimCloud:
         }
 
     def firmware_json(self, product_id: int, fw: FirmwareRecord) -> dict:
-        """A product-firmware object (particle-cloud-api.md §5 "seen fields")."""
+        """A product-firmware object (docs/reference/particle-cloud-api.md §5 "seen fields")."""
         rel = self.products[product_id].releases
         groups = sorted(g for g, v in rel.group_releases.items() if v == fw.version)
         running = sum(1 for r in self.devices.values() if r.product_id == product_id and r.running_version == fw.version)
@@ -538,7 +538,7 @@ class SimCloud:
         return fw
 
     def delete_firmware(self, product_id: int, version: int) -> None:
-        """Only unreleased firmware can be deleted (particle-cloud-api.md §5)."""
+        """Only unreleased firmware can be deleted (docs/reference/particle-cloud-api.md §5)."""
         self.get_firmware(product_id, version)
         rel = self.products[product_id].releases
         if rel.default_release == version or version in rel.group_releases.values():

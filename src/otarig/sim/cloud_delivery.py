@@ -1,4 +1,4 @@
-"""The cloud's side of one OTA transfer: DELIVER(binary) of spec particle-ota.md §7.9.
+"""The cloud's side of one OTA transfer: DELIVER(binary) of docs/reference/particle-ota.md §7.9.
 
 UpdateBegin (fast, 512 B chunks) → on 5.03 mark pending; on ACK send flights of ≤ 40 chunks,
 each followed by UpdateDone; resend what the device reports missing; finish on its result.
@@ -112,7 +112,7 @@ class Delivery:
         if self.state != "begin":
             return
         if not reply.accepted:
-            self._end("refused")  # spec §7.9: on 5.03 mark pending_notified, send pending=true
+            self._end("refused")  # docs/reference/particle-ota.md §7.9: on 5.03 mark pending_notified, send pending=true
             return
         self.state = "sending"
         self.cloud.stream_event(self.rec, "spark/flash/status", "started ")
@@ -128,7 +128,7 @@ class Delivery:
         self._end("success" if reply.ok else "invalid")
 
     def device_gone(self) -> None:
-        """spec §7.9: device disconnect mid-transfer → spark/flash/status failed."""
+        """docs/reference/particle-ota.md §7.9: device disconnect mid-transfer → spark/flash/status failed."""
         if self.state not in ("done", "failed"):
             self._end("failed")
 

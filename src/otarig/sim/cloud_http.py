@@ -1,9 +1,9 @@
 """The simulated Particle Cloud over HTTP on loopback: REST API + server-sent events.
 
-DESIGN principle 1: the rig, `otarig.cloud` and the real `particle` CLI reach the simulated cloud
+docs/design.md principle 1: the rig, `otarig.cloud` and the real `particle` CLI reach the simulated cloud
 over the same channel as the real one (HTTP, `Authorization: Bearer`). Routes and response shapes
-follow shared/spec/particle-cloud-api.md §3 (what the CLI sends and needs) and §5 (product OTA
-calls of particle-api-js); spec particle-ota.md §1.6 gives the device fields.
+follow docs/reference/particle-cloud-api.md §3 (what the CLI sends and needs) and §5 (product OTA
+calls of particle-api-js); docs/reference/particle-ota.md §1.6 gives the device fields.
 
 Why aiohttp: REST and long-lived SSE streams with keep-alives in one well-kept library, on one
 event loop, so hundreds of idle streams cost no threads. The server runs its loop in its own
@@ -38,12 +38,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("otarig.sim.cloud_http")
 
 REDACTED = "<redacted>"
-#: particle-cloud-api.md §3: particle-cli drops a stream after 15 s of silence; keep well under.
+#: docs/reference/particle-cloud-api.md §3: particle-cli drops a stream after 15 s of silence; keep well under.
 KEEPALIVE_S = 5.0
-#: particle-cloud-api.md §3 (CLI engineer's note): particle-cli 3.51.0 loses events sent in the
-#: packet that carries the response headers, so a stream opens with `:ok` and events follow later.
+#: Seen in this project's tests: particle-cli 3.51.0 loses events sent in the packet that carries
+#: the response headers, so a stream opens with `:ok` and events follow later.
 STREAM_OPEN_DELAY_S = 0.3
-#: product firmware versions are PRODUCT_VERSION, a uint16 (spec §1.6); 0 is not a version
+#: product firmware versions are PRODUCT_VERSION, a uint16 (docs/reference/particle-ota.md §1.6); 0 is not a version
 VERSION_MIN, VERSION_MAX = 1, 65535
 #: longest value quoted back in a 400 (a hostile body must not come back at full length)
 _QUOTE_MAX = 40
@@ -84,7 +84,7 @@ class _Stream:
 
     def wants(self, ev: dict) -> bool:
         if not ev["name"].startswith(self.prefix):
-            return False  # particle-cloud-api.md §3: the server filters by prefix, the CLI does not
+            return False  # docs/reference/particle-cloud-api.md §3: the server filters by prefix, the CLI does not
         if self.device_id is not None and ev.get("coreid") != self.device_id:
             return False
         if self.product_id is not None and ev.get("productID") != self.product_id:
@@ -134,7 +134,7 @@ def _version(value: Any, key: str = "version") -> int:
 
 
 def _groups(value: Any) -> list[str]:
-    """Device groups: a list of names or one comma-separated string (spec §5)."""
+    """Device groups: a list of names or one comma-separated string (docs/reference/particle-cloud-api.md §5)."""
     if isinstance(value, str):
         return [g.strip() for g in value.split(",") if g.strip()]
     if value is None:
@@ -428,7 +428,7 @@ class CloudHttpServer:
         return resp
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
-        """JSON, form or multipart body as a dict; file parts become bytes (spec §1.6: either works).
+        """JSON, form or multipart body as a dict; file parts become bytes (docs/reference/particle-ota.md §1.6: either works).
 
         The body is untrusted: whatever is wrong with it (syntax, nesting, encoding, a broken
         multipart) is a 400 `{"ok": false, "error": ...}` naming the problem, never a 500.
@@ -514,7 +514,7 @@ class CloudHttpServer:
         return _json(200, {"ok": True})
 
     async def oauth_token(self, request: web.Request) -> web.Response:
-        """`particle login -u U -p P` (particle-cloud-api.md §2): any password gets the bench token."""
+        """`particle login -u U -p P` (docs/reference/particle-cloud-api.md §2): any password gets the bench token."""
         body = await self._body(request)
         if body.get("grant_type") != "password" or not body.get("username"):
             return _json(400, {"error": "invalid_request", "error_description": "username and password required"})
@@ -619,7 +619,7 @@ class CloudHttpServer:
         return _json(200, {"ok": True})
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        """SSE (particle-cloud-api.md §3 subscribe): `:ok` first, events later, keep-alives."""
+        """SSE (docs/reference/particle-cloud-api.md §3 subscribe): `:ok` first, events later, keep-alives."""
         pid = self._pid(request) if "product" in request.match_info else None
         device_id = request.match_info.get("device")
         if pid is not None:
@@ -672,7 +672,7 @@ class CloudHttpServer:
         return _json(200, await self._locked(lambda: self.cloud.list_firmware(pid)))
 
     async def firmware_upload(self, request: web.Request) -> web.Response:
-        """multipart `file` (or `binary`), `version`, `title`, `description` (spec §1.6)."""
+        """multipart `file` (or `binary`), `version`, `title`, `description` (docs/reference/particle-ota.md §1.6)."""
         pid = self._pid(request)
         body = await self._body(request)
         binary = body.get("file", body.get("binary"))
@@ -711,7 +711,7 @@ class CloudHttpServer:
                             headers={"Content-Disposition": f'attachment; filename="firmware-v{version}.bin"'})
 
     async def firmware_release(self, request: web.Request) -> web.Response:
-        """`{version, product_default?, groups?, intelligent?}` (particle-cloud-api.md §5)."""
+        """`{version, product_default?, groups?, intelligent?}` (docs/reference/particle-cloud-api.md §5)."""
         pid = self._pid(request)
         body = await self._body(request)
         if "version" not in body:

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from .electron import Electron
 
-#: HELLO flags (communication/src/protocol.cpp, spec §1.1, §1.5)
+#: HELLO flags (communication/src/protocol.cpp, docs/reference/particle-ota.md §1.1, §1.5)
 HELLO_FLAG_OTA_UPGRADE_SUCCESSFUL = 0x01
 HELLO_FLAG_IMMEDIATE_UPDATES_SUPPORT = 0x04
 
 
 @dataclass(frozen=True)
 class Hello:
-    """What the device presents when it connects (spec §7.3)."""
+    """What the device presents when it connects (docs/reference/particle-ota.md §7.3)."""
 
     device_id: str
     session_id: str | None      # a session to resume, or None for a full handshake
@@ -34,7 +34,7 @@ class Hello:
 
 @dataclass(frozen=True)
 class SessionReply:
-    """Cloud → device: the DTLS session is up; `resumed` tells which kind (spec §1.2)."""
+    """Cloud → device: the DTLS session is up; `resumed` tells which kind (docs/reference/particle-ota.md §1.2)."""
 
     session_id: str
     resumed: bool
@@ -42,7 +42,7 @@ class SessionReply:
 
 @dataclass(frozen=True)
 class SessionDiscard:
-    """Cloud → device key change asking to discard the session (spec §1.2 handle_key_change)."""
+    """Cloud → device key change asking to discard the session (docs/reference/particle-ota.md §1.2 handle_key_change)."""
 
     session_id: str
 

@@ -1,4 +1,4 @@
-"""Which firmware a product device should run, and when the cloud checks (spec particle-ota.md §1.4, §7.7, §7.8).
+"""Which firmware a product device should run, and when the cloud checks (docs/reference/particle-ota.md §1.4, §7.7, §7.8).
 
 Pure functions, shared by the simulated cloud and the fleet planner so both follow one copy
 of the rules.
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class ReleaseState:
-    """A product's releases (spec §7.6)."""
+    """A product's releases (docs/reference/particle-ota.md §7.6)."""
 
     default_release: int | None = None
     group_releases: dict[str, int] = field(default_factory=dict)
@@ -25,7 +25,7 @@ class TargetInputs:
 
 
 def target_version(dev: TargetInputs, rel: ReleaseState) -> int | None:
-    """spec §1.4 precedence / §7.7 target(d)."""
+    """docs/reference/particle-ota.md §1.4 precedence / §7.7 target(d)."""
     if dev.development:
         return None  # 1. development devices never receive automatic updates
     if dev.desired_firmware_version is not None:
@@ -37,18 +37,18 @@ def target_version(dev: TargetInputs, rel: ReleaseState) -> int | None:
 
 
 def needs_update(target: int | None, running: int | None) -> bool:
-    """spec §7.7 needs_update(d)."""
+    """docs/reference/particle-ota.md §7.7 needs_update(d)."""
     return target is not None and target != running
 
 
 def connection_is_check(*, resumed: bool, hello_sent: bool, check_on_resume: bool) -> bool:
-    """spec §7.8.1: a full handshake is a check; HELLO over a resumed session too; a bare resume
+    """docs/reference/particle-ota.md §7.8.1: a full handshake is a check; HELLO over a resumed session too; a bare resume
     only when the §8.1 parameter says so."""
     return (not resumed) or hello_sent or check_on_resume
 
 
 def updates_allowed(*, enabled: bool, forced: bool) -> bool:
-    """spec §1.5 / §7.4: the device refuses UpdateBegin (5.03) unless enabled or forced."""
+    """docs/reference/particle-ota.md §1.5 / §7.4: the device refuses UpdateBegin (5.03) unless enabled or forced."""
     return enabled or forced
 
 
@@ -56,7 +56,7 @@ def updates_allowed(*, enabled: bool, forced: bool) -> bool:
 # -- takes the same decisions from the same code.
 
 def session_expired(*, established_ms: int, now_ms: int, max_age_ms: int) -> bool:
-    """spec §1.2 / §7.8.1: "Sessions are automatically renegotiated every 3 days" — a session this
+    """docs/reference/particle-ota.md §1.2 / §7.8.1: "Sessions are automatically renegotiated every 3 days" — a session this
     old cannot be resumed, so the next connection is a full handshake (a Standard-release check)."""
     return now_ms - established_ms >= max_age_ms
 
@@ -75,7 +75,7 @@ def renegotiation_delay_ms(*, mode: str, max_age_ms: int, lag_max_ms: int, draw:
 
 
 def intelligent_release_action(*, online: bool, needs_update: bool, enabled: bool, forced: bool) -> str | None:
-    """spec §7.8.2: an Intelligent release goes at once to each online device that needs it:
+    """docs/reference/particle-ota.md §7.8.2: an Intelligent release goes at once to each online device that needs it:
     "deliver" when updates are allowed, else "notify" (`particle/device/updates/pending=true`)."""
     if not (online and needs_update):
         return None
@@ -84,18 +84,18 @@ def intelligent_release_action(*, online: bool, needs_update: bool, enabled: boo
 
 def deliver_on_enabled(*, enabled: bool, needs_update: bool, pending_notified: bool,
                        last_release_intelligent: bool, retry_needed: bool) -> bool:
-    """spec §7.8.3: the device reports `updates/enabled=true` while an update waits for it."""
+    """docs/reference/particle-ota.md §7.8.3: the device reports `updates/enabled=true` while an update waits for it."""
     return enabled and needs_update and (pending_notified or last_release_intelligent or retry_needed)
 
 
 def deliver_on_forced_echo(*, echoed_forced: bool, forced_setting: bool, needs_update: bool) -> bool:
-    """spec §7.8.5: after the device echoes forced=true, deliver."""
+    """docs/reference/particle-ota.md §7.8.5: after the device echoes forced=true, deliver."""
     return echoed_forced and forced_setting and needs_update
 
 
 def after_connect_action(*, needs_update: bool, busy: bool, checked: bool, retry_needed: bool,
                          pending_notified: bool, allowed: bool, renotify_pending: bool) -> str | None:
-    """spec §7.8.1 / §7.8.7: what the cloud does just after a connection.
+    """docs/reference/particle-ota.md §7.8.1 / §7.8.7: what the cloud does just after a connection.
 
     "clear" (nothing to deliver: send pending=false), "deliver" (the connection's check found an
     update, or a failed transfer is retried), "renotify" (re-send pending=true to a device whose

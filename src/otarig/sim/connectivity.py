@@ -1,4 +1,4 @@
-"""Modem and cloud connection of a simulated Electron (spec particle-ota.md §7.3, §1.2, §3.3).
+"""Modem and cloud connection of a simulated Electron (docs/reference/particle-ota.md §7.3, §1.2, §3.3).
 
 States: modem OFF / POWERING / PAUSED / READY; cloud DISCONNECTED / CONNECTING / CONNECTED.
 The DTLS session is resumed when the retained session is valid (fewer than 3 failed uses);
@@ -103,14 +103,14 @@ class Connectivity:
         self._later(delay, registered)
 
     def modem_off(self) -> None:
-        """Cellular.off(): the cloud goes first (spec §3.3), then the modem."""
+        """Cellular.off(): the cloud goes first (docs/reference/particle-ota.md §3.3), then the modem."""
         self._drop_cloud(graceful=True, reason="cellular_off")
         self._cancel_timers()
         self.modem = Modem.OFF
         self.dev.note("modem", state="off")
 
     def modem_pause(self) -> None:
-        """Sleep with network standby: the modem stays registered but idle (spec §3.2)."""
+        """Sleep with network standby: the modem stays registered but idle (docs/reference/particle-ota.md §3.2)."""
         self._cancel_timers()
         if self.modem == Modem.READY:
             self.modem = Modem.PAUSED
@@ -186,7 +186,7 @@ class Connectivity:
         self.modem_on(then=self._start_session)
 
     def _start_session(self) -> None:
-        """spec §7.3: resume if the retained session is valid and used fewer than 3 times."""
+        """docs/reference/particle-ota.md §7.3: resume if the retained session is valid and used fewer than 3 times."""
         dev = self.dev
         if self.cloud != Cloud.CONNECTING:
             return
@@ -218,7 +218,7 @@ class Connectivity:
         self._later(CONNECT_TIMEOUT_MS, lambda: self._connect_timeout(attempt))
 
     def session_reply(self, reply: SessionReply) -> None:
-        """The cloud answered: the session is up (spec §7.3 then-publish list)."""
+        """The cloud answered: the session is up (docs/reference/particle-ota.md §7.3 then-publish list)."""
         dev = self.dev
         if self.cloud != Cloud.CONNECTING or not dev.powered:
             return
@@ -236,7 +236,7 @@ class Connectivity:
         self.cloud = Cloud.CONNECTED
         dev.ota_success_hello = False
         dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_CONNECTED)
-        # spec §1.2: Send_Firmware_Update_Flags on every connection; last_reset once per boot.
+        # docs/reference/particle-ota.md §1.2: Send_Firmware_Update_Flags on every connection; last_reset once per boot.
         if full_path and not dev.last_reset_published:
             dev.last_reset_published = True
             self.publish_system("spark/device/last_reset",
@@ -257,7 +257,7 @@ class Connectivity:
             self._later(RETRY_BACKOFF_MS, self._connect_now)
 
     def _drop_cloud(self, *, graceful: bool, reason: str) -> None:
-        """Any disconnect aborts an OTA in progress (spec §3.3, §7.3)."""
+        """Any disconnect aborts an OTA in progress (docs/reference/particle-ota.md §3.3, §7.3)."""
         dev = self.dev
         if self.cloud == Cloud.DISCONNECTED:
             return
@@ -277,7 +277,7 @@ class Connectivity:
             dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_DISCONNECTED)  # after network loss: see _reregister
 
     def discard_session(self) -> None:
-        """spec §1.2 DISCARD_SESSION: drop the session and connect again with a full handshake."""
+        """docs/reference/particle-ota.md §1.2 DISCARD_SESSION: drop the session and connect again with a full handshake."""
         self.dev.note("session_discarded")
         self.dev.session.invalidate()
         self._drop_cloud(graceful=False, reason="session_discarded")

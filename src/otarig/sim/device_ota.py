@@ -1,4 +1,4 @@
-"""What a simulated Electron does with the cloud's OTA messages (spec particle-ota.md §7.4).
+"""What a simulated Electron does with the cloud's OTA messages (docs/reference/particle-ota.md §7.4).
 
 Refusal while updates are disabled and not forced (5.03), begin/progress/complete/failed
 events, chunk CRC, missed-chunk rounds, the 300 s update watchdog, validation, DCT slot
@@ -41,7 +41,7 @@ class DeviceOta:
         return True
 
     def _arm_watchdog(self) -> None:
-        """spec §2.4: the update watchdog, reset on begin and on every chunk."""
+        """docs/reference/particle-ota.md §2.4: the update watchdog, reset on begin and on every chunk."""
         if self._watchdog is not None:
             self._watchdog.cancel()
         self._watchdog = self.dev.sched.after(self.dev.params.update_timeout_ms, self._watchdog_fired)
@@ -52,7 +52,7 @@ class DeviceOta:
             self._watchdog = None
 
     def _watchdog_fired(self) -> None:
-        """spec §2.4: no chunk for TIMING_FLASH_UPDATE_TIMEOUT → hard reset, RESET_REASON_UPDATE_TIMEOUT."""
+        """docs/reference/particle-ota.md §2.4: no chunk for TIMING_FLASH_UPDATE_TIMEOUT → hard reset, RESET_REASON_UPDATE_TIMEOUT."""
         self._watchdog = None
         if self.receiving:
             self.dev.note("update_watchdog")
@@ -63,14 +63,14 @@ class DeviceOta:
         dev = self.dev
         f = dev.flags
         if not (f.updates_enabled or f.updates_forced) and not dev.safe_mode:
-            # spec §1.5 / §2.3 step 2-3: ≥1.2.1 refuses with 5.03 so the cloud reacts at once.
+            # docs/reference/particle-ota.md §1.5 / §2.3 step 2-3: ≥1.2.1 refuses with 5.03 so the cloud reacts at once.
             dev.note("ota_refused", transfer=msg.transfer_id)
             dev.net.send(BeginReply(msg.transfer_id, accepted=False), 60, "ota")
             return
         if self.receiving:
             self.cancel("superseded")
         dev.net.send(BeginReply(msg.transfer_id, accepted=True), 60, "ota")
-        f.updates_pending = False  # spec §2.3 step 4
+        f.updates_pending = False  # docs/reference/particle-ota.md §2.3 step 4
         self.transfers_begun += 1
         self.rx.begin(msg)
         self._arm_watchdog()
@@ -81,7 +81,7 @@ class DeviceOta:
         if not self.receiving or chunk.transfer_id != self.rx.transfer_id:
             return
         self._arm_watchdog()
-        # spec §2.2: progress fires once per received chunk, before the chunk is written.
+        # docs/reference/particle-ota.md §2.2: progress fires once per received chunk, before the chunk is written.
         self.dev.emit(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_PROGRESS)
         if not self.receiving:
             return  # a handler disconnected or slept (a defect the rig must catch)
@@ -93,7 +93,7 @@ class DeviceOta:
             return
         missing = self.rx.missing_request()
         if missing:
-            # spec §2.4: BAD + ChunkMissed for at most MISSED_CHUNKS_TO_SEND (40) chunks per round
+            # docs/reference/particle-ota.md §2.4: BAD + ChunkMissed for at most MISSED_CHUNKS_TO_SEND (40) chunks per round
             dev.note("ota_missing", transfer=msg.transfer_id, chunks=missing)
             dev.net.send(DoneReply(msg.transfer_id, missing=missing), 60 + 2 * len(missing), "ota")
             return
@@ -107,11 +107,11 @@ class DeviceOta:
         dev.net.send(DoneReply(transfer, ok=ok, error=error), 80, "ota")
         dev.emit(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_COMPLETE if ok else dos.FIRMWARE_UPDATE_FAILED)
         if ok or dev.params.reset_on_failed_validation:
-            dev.pend_reset("update")  # spec §2.5: "always restart for now" in v2.3.1
+            dev.pend_reset("update")  # docs/reference/particle-ota.md §2.5: "always restart for now" in v2.3.1
         dev.unfreeze()
 
     def _validate_and_register(self, image: bytes) -> tuple[bool, str]:
-        """spec §2.5 HAL_FLASH_End: range, platform, CRC; user deps optional; register a slot."""
+        """docs/reference/particle-ota.md §2.5 HAL_FLASH_End: range, platform, CRC; user deps optional; register a slot."""
         try:
             sim_image = read_image(image, max_size=self.dev.params.max_app_size)
         except ImageError as exc:
@@ -123,7 +123,7 @@ class DeviceOta:
         return True, ""
 
     def cancel(self, reason: str, *, emit: bool = True) -> None:
-        """spec §2.4: any connection error cancels the transfer → firmware_update failed."""
+        """docs/reference/particle-ota.md §2.4: any connection error cancels the transfer → firmware_update failed."""
         if not self.receiving:
             return
         self._disarm_watchdog()

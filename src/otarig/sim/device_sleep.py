@@ -1,4 +1,4 @@
-"""Sleep of a simulated Electron (spec particle-ota.md §3.2, §7.5).
+"""Sleep of a simulated Electron (docs/reference/particle-ota.md §3.2, §7.5).
 
 HIBERNATE powers down and wakes through the reset path (retained RAM kept, pending slots
 applied). STOP / ULTRA_LOW_POWER continue after the sleep call; the cloud is disconnected
@@ -56,18 +56,18 @@ class DeviceSleep:
             return -1  # the app does not continue: HIBERNATE wakes through reset
         if mode not in (dos.SLEEP_STOP, dos.SLEEP_ULTRA_LOW_POWER):
             return dos.WAKEUP_UNKNOWN
-        # spec §3.2: cellular is a wake source only without INACTIVE_STANDBY (the flag keeps the modem
+        # docs/reference/particle-ota.md §3.2: cellular is a wake source only without INACTIVE_STANDBY (the flag keeps the modem
         # powered but not listening for wake-ups).
         self.network_wake = bool(req.wake_network) and not standby
         if standby:
-            # spec §8.5: v2.3.1 code disconnects the cloud (cheap resume on wake); AN028 says it stays.
+            # docs/reference/particle-ota.md §8.5: v2.3.1 code disconnects the cloud (cheap resume on wake); AN028 says it stays.
             cloud_stays = not dev.params.inactive_standby_disconnects_cloud
         else:
             cloud_stays = self.network_wake  # SystemSleepConfigurationHelper::cloudDisconnectRequested
         if not cloud_stays:
             dev.net.drop_for_sleep()
             if standby or self.network_wake:
-                dev.net.modem_pause()  # the modem stays registered (spec §3.2 cellular_pause)
+                dev.net.modem_pause()  # the modem stays registered (docs/reference/particle-ota.md §3.2 cellular_pause)
             else:
                 dev.net.modem_off()
         self.mode = mode
@@ -106,7 +106,7 @@ class DeviceSleep:
         dev.app_state = AppState.OFF
         self.hibernating = True
         self.mode = dos.SLEEP_NONE
-        self.wake_pin = wake_pin  # spec §3.2: HIBERNATE wakes on a WKP rising edge
+        self.wake_pin = wake_pin  # docs/reference/particle-ota.md §3.2: HIBERNATE wakes on a WKP rising edge
         dev.note("hibernate")
         if duration_ms:
             self._timer = dev.sched.after(duration_ms, lambda: self.wake(dos.WAKEUP_BY_RTC))

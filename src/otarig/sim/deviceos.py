@@ -1,6 +1,6 @@
 """Device OS 2.3.1 constants the simulator shares with the firmware host layer.
 
-Values from device-os@v2.3.1: `system/inc/system_event.h` (spec §2.2), `hal/inc/core_hal.h`
+Values from device-os@v2.3.1: `system/inc/system_event.h` (docs/reference/particle-ota.md §2.2), `hal/inc/core_hal.h`
 (reset reasons), `system/inc/system_mode.h`, `hal/inc/sleep_hal.h` / `system_sleep_configuration.h`.
 """
 from __future__ import annotations

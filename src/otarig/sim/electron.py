@@ -1,6 +1,6 @@
 """A simulated Particle Electron running Device OS 2.3.1 and a firmware host build.
 
-The Device OS *behaviour* lives here (spec particle-ota.md §7.1–7.5); the application is the
+The Device OS *behaviour* lives here (docs/reference/particle-ota.md §7.1–7.5); the application is the
 real companion firmware, run by `host_runtime.AppInstance`. Connectivity, OTA reception, sleep
 and GPIO are delegated to small collaborators (`connectivity`, `device_ota`, `device_sleep`,
 `electron_pins`).
@@ -44,7 +44,7 @@ class AppState(enum.Enum):
 
 @dataclass
 class SystemFlags:
-    """spec §2.1 / §7.1: RAM flags, reset to these defaults at every boot."""
+    """docs/reference/particle-ota.md §2.1 / §7.1: RAM flags, reset to these defaults at every boot."""
 
     updates_enabled: bool = True
     updates_forced: bool = False
@@ -55,7 +55,7 @@ class SystemFlags:
 
 @dataclass
 class RetainedSession:
-    """spec §1.2 / §7.1: the DTLS session in retained_system RAM (survives reset and sleep)."""
+    """docs/reference/particle-ota.md §1.2 / §7.1: the DTLS session in retained_system RAM (survives reset and sleep)."""
 
     session_id: str | None = None
     uses: int = 0
@@ -101,7 +101,7 @@ class Electron:
         self.app_state = AppState.OFF
         self.image: SimImage | None = None
         self.boot_count = 0
-        #: reset reason of the next power-up: how power was lost (spec §7.1 boot_reason)
+        #: reset reason of the next power-up: how power was lost (docs/reference/particle-ota.md §7.1 boot_reason)
         self.next_cold_reason = "power_down"
         self.pending_reset_reason = "update"
         self.boot_ms = 0
@@ -132,7 +132,7 @@ class Electron:
     def running_version(self) -> int | None:
         return self.image.product_version if self.image else None
 
-    # -- power (spec §2.6, §7.1) ----------------------------------------------------------
+    # -- power (docs/reference/particle-ota.md §2.6, §7.1) --------------------------------
     def install(self, image: bytes) -> None:
         """Put an app in the user slot, as `particle flash --usb` would (no OTA involved)."""
         read_image(image)  # validates; raises ImageError naming the failed check
@@ -144,7 +144,7 @@ class Electron:
         self.powered = True
         self.note("power_on")
         if not self.params.session_survives_power_loss:
-            self.session.invalidate()  # spec §1.2: cold power-up ⇒ full handshake
+            self.session.invalidate()  # docs/reference/particle-ota.md §1.2: cold power-up ⇒ full handshake
         self.retained_app = None
         # The reset reason tells how power was lost last (power_off(brownout=True) → power_brownout).
         reason, self.next_cold_reason = self.next_cold_reason, "power_down"
@@ -161,7 +161,7 @@ class Electron:
         self.app_state = AppState.OFF
         self.next_cold_reason = "power_brownout" if brownout else "power_down"
 
-    # -- reset and boot (spec §7.2) -------------------------------------------------------
+    # -- reset and boot (docs/reference/particle-ota.md §7.2) -----------------------------
     def reset(self, reason: str, data: int = 0) -> None:
         """A reset of any kind; pending DCT slots are applied at the boot that follows."""
         if not self.powered:
@@ -211,12 +211,12 @@ class Electron:
         self.boot_count += 1
         self.reset_reason = reason
         self.note("boot_start", reason=dos.RESET_REASON_NAME.get(reason, str(reason)))
-        self.flags = SystemFlags()  # spec §2.1: RAM flags reset at boot
+        self.flags = SystemFlags()  # docs/reference/particle-ota.md §2.1: RAM flags reset at boot
         self.last_reset_published = False
         self._bootloader()
 
     def _bootloader(self) -> None:
-        """spec §2.6: copy each DCT slot (source checked first), clear it after the copy."""
+        """docs/reference/particle-ota.md §2.6: copy each DCT slot (source checked first), clear it after the copy."""
         if self.flash.slots:
             self.flash.copying = True
             self.note("bootloader_copy_start", slots=len(self.flash.slots))
@@ -229,12 +229,12 @@ class Electron:
         if slot.module_function == "system":
             self.flash.system_parts[slot.module_index] = read_image(slot.image).module_version
         else:
-            self.ota_success_hello = True  # spec §1.1: HELLO_FLAG_OTA_UPGRADE_SUCCESSFUL after an update
+            self.ota_success_hello = True  # docs/reference/particle-ota.md §1.1: HELLO_FLAG_OTA_UPGRADE_SUCCESSFUL after an update
         self.note("bootloader_copy_done", function=slot.module_function)
         self._bootloader()
 
     def _validate_and_start(self) -> None:
-        """spec §2.6 / §7.2 VALIDATE_USER: run the app, factory-restore, or safe mode."""
+        """docs/reference/particle-ota.md §2.6 / §7.2 VALIDATE_USER: run the app, factory-restore, or safe mode."""
         image = None
         if self.flash.user is not None:
             try:
@@ -260,7 +260,7 @@ class Electron:
         self.note("booted", version=self.running_version, safe_mode=safe_mode,
                   reason=dos.RESET_REASON_NAME.get(self.reset_reason))
         if safe_mode:
-            # spec §2.7: safe mode connects to the cloud, never runs setup()/loop(); updates enabled.
+            # docs/reference/particle-ota.md §2.7: safe mode connects to the cloud, never runs setup()/loop(); updates enabled.
             self.app_state = AppState.SAFE_MODE
             self.net.request_connect()
             return
@@ -271,7 +271,7 @@ class Electron:
         if mode in (dos.AUTOMATIC, 0):
             self.net.request_connect()
             if not self.app.threaded:
-                return  # spec §3.1: non-threaded AUTOMATIC runs setup() once the cloud is connected
+                return  # docs/reference/particle-ota.md §3.1: non-threaded AUTOMATIC runs setup() once the cloud is connected
         self._launch_app()
 
     def _launch_app(self) -> None:
@@ -291,7 +291,7 @@ class Electron:
     # -- running the app greenlet ---------------------------------------------------------
     @property
     def app_frozen(self) -> bool:
-        """spec §2.8: a non-threaded app's loop() and delay() stop while an OTA is in progress."""
+        """docs/reference/particle-ota.md §2.8: a non-threaded app's loop() and delay() stop while an OTA is in progress."""
         return self.app is not None and not self.app.threaded and self.ota.receiving
 
     def _schedule_resume(self, delay_ms: int) -> None:
@@ -369,7 +369,7 @@ class Electron:
         elif op == dos.SYS_ENABLE_RESET:
             f.reset_enabled = True
             self.note("flag", reset_enabled=True)
-            self.schedule_idle_pass()  # spec §7.5: enable with reset_pending ⇒ reset on next idle pass
+            self.schedule_idle_pass()  # docs/reference/particle-ota.md §7.5: enable with reset_pending ⇒ reset on next idle pass
         elif op == dos.SYS_DISABLE_RESET:
             f.reset_enabled = False
             self.note("flag", reset_enabled=False)
@@ -426,10 +426,10 @@ class Electron:
     def fw_gpio(self, op: int, pin: int, value: int) -> int:
         return self.pins.fw_gpio(op, pin, value)
 
-    # -- flags and events (spec §2.1, §2.2, §7.5) -----------------------------------------
+    # -- flags and events (docs/reference/particle-ota.md §2.1, §2.2, §7.5) ---------------
     def set_updates_enabled(self, enabled: bool) -> None:
         if self.flags.updates_enabled == enabled:
-            return  # spec §2.1: no change, nothing sent
+            return  # docs/reference/particle-ota.md §2.1: no change, nothing sent
         self.flags.updates_enabled = enabled
         self.note("flag", updates_enabled=enabled)
         self.net.publish_system("particle/device/updates/enabled", "true" if enabled else "false")
@@ -442,20 +442,20 @@ class Electron:
             self.flags.updates_pending = False
 
     def set_forced(self, forced: bool) -> None:
-        """spec §1.5 / §7.5: set the flag and echo it (avoids a race with the cloud's delivery)."""
+        """docs/reference/particle-ota.md §1.5 / §7.5: set the flag and echo it (avoids a race with the cloud's delivery)."""
         self.flags.updates_forced = forced
         self.note("flag", updates_forced=forced)
         self.net.publish_system("particle/device/updates/forced", "true" if forced else "false")
 
     def emit(self, event: int, param: int) -> None:
-        """Deliver a system event to the app's System.on handlers (spec §2.2)."""
+        """Deliver a system event to the app's System.on handlers (docs/reference/particle-ota.md §2.2)."""
         self.note("system_event", event=event, param=param)
         if self.app is not None and self.app_state in (AppState.RUNNING, AppState.SLEEPING):
             if self.app.greenlet is not None or event != dos.CLOUD_STATUS:
                 self.app.system_event(event, param)
 
     def pend_reset(self, reason: str) -> None:
-        """spec §2.5 system_pending_shutdown: flag, `reset_pending` event once, then idle passes."""
+        """docs/reference/particle-ota.md §2.5 system_pending_shutdown: flag, `reset_pending` event once, then idle passes."""
         if not self.flags.reset_pending:
             self.flags.reset_pending = True
             self.pending_reset_reason = reason
@@ -467,7 +467,7 @@ class Electron:
             self._idle_pass_timer = self.sched.after(1, self._idle_pass)
 
     def _idle_pass(self) -> None:
-        """spec §2.5 system_shutdown_if_needed: reset when pending and enabled."""
+        """docs/reference/particle-ota.md §2.5 system_shutdown_if_needed: reset when pending and enabled."""
         self._idle_pass_timer = None
         if not (self.flags.reset_pending and self.flags.reset_enabled) or self.ota.receiving:
             return
@@ -476,7 +476,7 @@ class Electron:
         if self.flags.reset_pending and self.flags.reset_enabled and self.powered:
             self.reset(self.pending_reset_reason)
 
-    # -- cloud → device (spec §7.5) --------------------------------------------------------------
+    # -- cloud → device (docs/reference/particle-ota.md §7.5) ------------------------------------
     def on_cloud_message(self, msg: object) -> None:
         if not self.powered or self.sleeper.hibernating:
             return
@@ -491,7 +491,7 @@ class Electron:
         if self.sleeper.asleep:
             if not self.sleeper.network_wake:
                 return
-            self.sleeper.wake(dos.WAKEUP_BY_NETWORK)  # spec §7.5: cloud traffic wakes the device
+            self.sleeper.wake(dos.WAKEUP_BY_NETWORK)  # docs/reference/particle-ota.md §7.5: cloud traffic wakes the device
         if self.ota.handle(msg):
             return
         if isinstance(msg, CloudEvent):

@@ -2,7 +2,7 @@
 
 The companion drives the download status line (D6, docs/protocol.md "The download status line")
 through `pinMode`/`digitalWrite`/`digitalRead` (bridge `gpio` callback, ABI 2); the bench's tester
-board watches that line and pulses WKP (A7) to wake a sleeping Electron. spec particle-ota.md §3.2:
+board watches that line and pulses WKP (A7) to wake a sleeping Electron. docs/reference/particle-ota.md §3.2:
 HIBERNATE (legacy `SLEEP_MODE_DEEP`) wakes on a WKP rising edge, through reset; STOP and
 ULTRA_LOW_POWER continue after the sleep call. Only rising edges wake: the sleep request carries the
 pin, not its edge, and RISING is what the companion configures.
@@ -74,7 +74,7 @@ class ElectronPins:
     # -- the bench's side ---------------------------------------------------------------------------
     def drive_input(self, pin: int, level: int) -> None:
         """The bench drives `pin` to `level`. A rising edge on the pin the sleeping device was told to
-        wake on wakes it (spec §3.2); on an awake or unpowered board the level is only recorded."""
+        wake on wakes it (docs/reference/particle-ota.md §3.2); on an awake or unpowered board the level is only recorded."""
         level = 1 if level else 0
         rising = level == 1 and self._inputs.get(pin, 0) == 0
         self._inputs[pin] = level

@@ -2,14 +2,14 @@
 
 Why: the simulated PSU must read back a current that follows what the board is doing, and what the
 supply does (output off, a current-limit sag) must act on the board — at a deterministic virtual
-instant (DESIGN principle 4). This adapter is the only place where the two meet.
+instant (docs/design.md principle 4). This adapter is the only place where the two meet.
 
 State → `PowerState` (figures and their sources: `power_model.PowerFigures`, docs/power.md §1):
 
 | device state | `PowerState` |
 | --- | --- |
 | not powered (no VIN, no VBUS, no battery) | OFF |
-| `sleeper.hibernating` (spec particle-ota.md §3.2: powers down, wakes through reset) | HIBERNATE |
+| `sleeper.hibernating` (docs/reference/particle-ota.md §3.2: powers down, wakes through reset) | HIBERNATE |
 | `sleeper.mode` STOP / ULTRA_LOW_POWER (§3.2) | STOP / ULTRA_LOW_POWER |
 | powered, app not started yet (bootloader, copy of a DCT slot §2.6, system init §7.2) | BOOTING |
 | the radio is moving bytes (the link is busy, either direction) | TRANSMIT |
@@ -21,7 +21,7 @@ observed, and the radio is active for the airtime of each message — uplink fro
 on air, downlink while it arrives (start + one-way latency). Assumption (documented in
 docs/power.md §5): on 2G the module also transmits while receiving a data burst (acknowledgements
 and uplink signalling of the packet data session), so a downlink burst (an OTA flight of up to 40
-chunks, spec §2.4) is modelled at burst current too; the transmit phase is the peak figure.
+chunks, docs/reference/particle-ota.md §2.4) is modelled at burst current too; the transmit phase is the peak figure.
 
 Threading (docs/power.md §2): `power_state()` is called from the PSU server's thread and only reads.
 `supply_changed` / `brownout` never touch the device directly. From the simulator's own thread they
@@ -216,7 +216,7 @@ class ElectronPower:
             self._record(f"vin_{changed}")
 
     def _apply_brownout(self) -> None:
-        """VIN sagged below the minimum while the board drew current (instruments spec A.3 #5)."""
+        """VIN sagged below the minimum while the board drew current (docs/reference/instruments-and-faults.md A.3 #5)."""
         dev = self.dev
         if not dev.powered or self.other_sources:
             self._record("brownout_ignored", powered=dev.powered, vbus=self.inputs.vbus, battery=self.inputs.battery)
@@ -241,7 +241,7 @@ def power_on_after_brownout(dev: "Electron") -> None:
     """Power the board on after a brown-out; its reset reason must read `power_brownout`.
 
     The device model records `next_cold_reason` at `power_off(brownout=True)` and `power_on()`
-    boots with it (spec §7.1 boot_reason). Should a model ever boot with another reason, the
+    boots with it (docs/reference/particle-ota.md §7.1 boot_reason). Should a model ever boot with another reason, the
     reason is corrected before any code can read it (`setup()` runs `boot_ms` later) and the
     correction is noted in the trace, so a test can see it happened.
     """

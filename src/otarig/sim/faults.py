@@ -2,9 +2,9 @@
 
 Why: the real bench can only time a cut from the board's serial progress events (tens of ms of
 jitter, `otarig.power_faults`); the simulator can cut between any two model steps. Following
-MCUboot's simulator (instruments spec A.2: cut at every step, not at one lucky spot) the sweep
+MCUboot's simulator (docs/reference/instruments-and-faults.md A.2: cut at every step, not at one lucky spot) the sweep
 cuts at every chunk boundary of a download, after `complete` and during the bootloader copy, and
-checks the oracle of spec particle-ota.md §7.10 / §2.6:
+checks the oracle of docs/reference/particle-ota.md §7.10 / §2.6:
 
 * cut during RECEIVING (any chunk boundary, also "all chunks in, not yet validated") → the old
   app boots (no DCT slot was registered; the OTA region is scratch);
@@ -32,11 +32,11 @@ if TYPE_CHECKING:
 
 
 class OtaPhase(str, enum.Enum):
-    """Where in an OTA a cut lands (spec §7.10 "Power cut injection")."""
+    """Where in an OTA a cut lands (docs/reference/particle-ota.md §7.10 "Power cut injection")."""
 
     DOWNLOAD = "download"                # RECEIVING, exactly `chunks` chunks in the OTA region
     AFTER_COMPLETE = "after_complete"    # HAL_FLASH_End registered the slot; reset not yet done
-    BOOTLOADER_COPY = "bootloader_copy"  # `copy_offset_ms` into the bootloader's copy (spec §2.6)
+    BOOTLOADER_COPY = "bootloader_copy"  # `copy_offset_ms` into the bootloader's copy (docs/reference/particle-ota.md §2.6)
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class CutPoint:
 
     @property
     def expects_new_image(self) -> bool:
-        """spec §2.6: only a registered DCT slot survives a cut; the download itself does not."""
+        """docs/reference/particle-ota.md §2.6: only a registered DCT slot survives a cut; the download itself does not."""
         return self.phase is not OtaPhase.DOWNLOAD
 
 

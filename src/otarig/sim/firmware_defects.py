@@ -1,4 +1,4 @@
-"""Deliberately bad firmware images, for the rejection scenarios (spec particle-ota.md §2.5).
+"""Deliberately bad firmware images, for the rejection scenarios (docs/reference/particle-ota.md §2.5).
 
 HAL_FLASH_End checks range, platform and CRC; each defect here fails exactly one check.
 """

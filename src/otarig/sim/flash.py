@@ -1,7 +1,7 @@
-"""The Electron's flash as far as OTA is concerned (spec particle-ota.md §2.6, §7.1).
+"""The Electron's flash as far as OTA is concerned (docs/reference/particle-ota.md §2.6, §7.1).
 
 User app slot, factory slot, OTA scratch region and the DCT "module slots" that the
-bootloader copies at the next boot. Power loss semantics follow spec §2.6: the copy
+bootloader copies at the next boot. Power loss semantics follow docs/reference/particle-ota.md §2.6: the copy
 checks its source before erasing and clears the slot only after copying, so a cut
 during the copy leaves the slot to be copied again.
 """
@@ -33,17 +33,17 @@ class FlashState:
     eeprom: bytearray = field(default_factory=lambda: bytearray(b"\xff" * 2047))
 
     def register_slot(self, image: bytes, module_function: str, module_index: int = 1) -> None:
-        """spec §2.5: HAL_FLASH_End registers the image; it is applied at the next reset."""
+        """docs/reference/particle-ota.md §2.5: HAL_FLASH_End registers the image; it is applied at the next reset."""
         self.slots.append(PendingSlot(image, module_function, module_index))
 
     def corrupt_copy_destination(self) -> None:
-        """A power cut during the bootloader copy: the destination is half written (spec §2.6)."""
+        """A power cut during the bootloader copy: the destination is half written (docs/reference/particle-ota.md §2.6)."""
         if self.copying and self.slots and self.slots[0].module_function == "user":
             self.user = None
         self.copying = False
 
     def apply_first_slot(self) -> PendingSlot:
-        """The bootloader's copy of one slot completed: write it, then clear the slot (spec §2.6)."""
+        """The bootloader's copy of one slot completed: write it, then clear the slot (docs/reference/particle-ota.md §2.6)."""
         slot = self.slots.pop(0)
         if slot.module_function == "user":
             self.user = slot.image

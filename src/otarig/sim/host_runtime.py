@@ -3,7 +3,7 @@
 The firmware is the real C++ companion compiled against `firmware/host/`; this module loads
 it with ctypes, binds the bridge callbacks (docs/dev/architecture.md, ABI 2) to a device
 model, and runs `setup()`/`loop()` in a greenlet so that `delay()` yields to the virtual-time
-scheduler (DESIGN principle 4). One OS thread; no wall-clock waits.
+scheduler (docs/design.md principle 4). One OS thread; no wall-clock waits.
 """
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ class AppInstance:
         _dlclose(handle)
         return retained
 
-    # -- retained memory (spec §7.1: retained RAM kept across reset and sleep) ---------------
+    # -- retained memory (docs/reference/particle-ota.md §7.1: retained RAM kept across reset and sleep) ---
     def _retained_span(self) -> tuple[int, int]:
         n = ctypes.c_uint32(0)
         p = self.lib.otarig_retained(ctypes.byref(n))
@@ -201,7 +201,7 @@ class AppInstance:
         if p and n and len(data) == n:
             ctypes.memmove(p, data, n)
 
-    # -- calls into the firmware (scheduler context; spec §2.2 delivery) --------------------
+    # -- calls into the firmware (scheduler context; docs/reference/particle-ota.md §2.2 delivery) ---
     def system_event(self, event: int, param: int) -> None:
         self.lib.otarig_system_event(event, param)
 

@@ -1,6 +1,6 @@
 """Simulator firmware images: Particle module binaries whose payload names a host build.
 
-DESIGN principle 2: "A firmware image is a Particle module binary (prefix header with platform
+docs/design.md principle 2: "A firmware image is a Particle module binary (prefix header with platform
 ID 10, module function, version; CRC-32 suffix) whose payload is the host build", so validation
 of platform, size and CRC is real. The payload is a small JSON manifest naming the host `.so`
 (content-addressed in the build cache), NUL-padded to the requested image size.
@@ -15,7 +15,7 @@ from .. import firmware
 from .deviceos import SYSTEM_MODULE_VERSION
 
 MANIFEST_MAGIC = "otarig-host-build"
-#: system parts live at their own addresses (spec §2.6 flash map)
+#: system parts live at their own addresses (docs/reference/particle-ota.md §2.6 flash map)
 SYSTEM_PART_START = {1: 0x8020000, 2: 0x8040000, 3: 0x8060000}
 
 
@@ -47,7 +47,7 @@ def make_app_image(so_path: Path, *, product_id: int, product_version: int, size
 
 
 def make_system_image(module_index: int, module_version: int, *, size: int = 4096) -> bytes:
-    """A system-part module (the safe-mode healer's delivery, spec §2.7)."""
+    """A system-part module (the safe-mode healer's delivery, docs/reference/particle-ota.md §2.7)."""
     return firmware.build_module(b"otarig system part", product_id=0, product_version=0,
                                  module_function=firmware.FUNCTION_SYSTEM_PART, module_index=module_index,
                                  module_version=module_version, start_address=SYSTEM_PART_START[module_index],
@@ -55,7 +55,7 @@ def make_system_image(module_index: int, module_version: int, *, size: int = 409
 
 
 def read_image(data: bytes, *, platform_id: int = 10, max_size: int = 128 * 1024) -> SimImage:
-    """Validate like HAL_FLASH_End (spec §2.5: range, platform, CRC) and resolve the host build."""
+    """Validate like HAL_FLASH_End (docs/reference/particle-ota.md §2.5: range, platform, CRC) and resolve the host build."""
     try:
         info = firmware.validate(data, platform_id=platform_id, max_size=max_size)
     except firmware.FirmwareError as exc:

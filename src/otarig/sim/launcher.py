@@ -1,6 +1,6 @@
 """`otarig sim`: a simulated bench paced to wall time, and the pacing helpers tests use.
 
-Virtual time is normally run as fast as the CPU allows (DESIGN principle 4). Two things need the
+Virtual time is normally run as fast as the CPU allows (docs/design.md principle 4). Two things need the
 world to move while something outside it waits in wall time:
 
 * `otarig sim`: a person (or a script) drives the bench through its real channels (HTTP API, board

@@ -3,7 +3,7 @@
 Every message between device and cloud crosses a `CellularLink`: it adds latency and
 serialisation time, can lose packets (seeded, so runs are reproducible), can be down
 (scheduled outages, flaps, antenna off), and counts the bytes each side spent by category
-so every test can report the data it cost (spec particle-ota.md §5).
+so every test can report the data it cost (docs/reference/particle-ota.md §5).
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from .scheduler import Scheduler
 class LinkProfile:
     """Latency and throughput of a radio access technology.
 
-    Figures are [inference] from spec §5 ("roughly 5-10 KB/s effective 3G", "2G/GPRS ≈2-5 KB/s");
-    no measured Electron figure exists (spec §8.4).
+    Figures are [inference] from docs/reference/particle-ota.md §5 ("roughly 5-10 KB/s effective 3G", "2G/GPRS ≈2-5 KB/s");
+    no measured Electron figure exists (docs/reference/particle-ota.md §8.4).
     """
 
     name: str
@@ -31,25 +31,25 @@ class LinkProfile:
 PROFILES: dict[str, LinkProfile] = {
     "2g": LinkProfile("2g", one_way_latency_ms=350, bytes_per_s=3_500),
     "3g": LinkProfile("3g", one_way_latency_ms=120, bytes_per_s=7_500),
-    # E Series LTE (Cat M1): spec §5 reference point, the Gen 3 LTE log's 9965 B in 1.9 s and
+    # E Series LTE (Cat M1): docs/reference/particle-ota.md §5 reference point, the Gen 3 LTE log's 9965 B in 1.9 s and
     # 373 KB in 73 s (≈5.1 KB/s effective); latency [inference].
     "ltem": LinkProfile("ltem", one_way_latency_ms=150, bytes_per_s=5_100),
     "lan": LinkProfile("lan", one_way_latency_ms=5, bytes_per_s=1_000_000),
 }
 
-#: spec §1.2: "around 5-6 Kbytes" for a full handshake; "less than 200 bytes" for a resume.
+#: docs/reference/particle-ota.md §1.2: "around 5-6 Kbytes" for a full handshake; "less than 200 bytes" for a resume.
 FULL_HANDSHAKE_BYTES = 5_600
 RESUME_BYTES = 180
-#: spec §4.3: the CLI's Electron estimate, per 512 B chunk: 16+29+28 bytes of overhead.
+#: docs/reference/particle-ota.md §4.3: the CLI's Electron estimate, per 512 B chunk: 16+29+28 bytes of overhead.
 CHUNK_OVERHEAD_BYTES = 16 + 29 + 28
-#: spec §4.3 formula: 48 + 6·(29+28) fixed cost per OTA.
+#: docs/reference/particle-ota.md §4.3 formula: 48 + 6·(29+28) fixed cost per OTA.
 OTA_FIXED_BYTES = 48 + 6 * (29 + 28)
 #: CoAP + DTLS framing of a small message (event, ack) [inference].
 MESSAGE_OVERHEAD_BYTES = 57
 
 
 def ota_on_air_bytes(size: int, chunk_size: int = 512) -> int:
-    """spec §4.3/§5: ceil(size/512)·(16+29+28) + 48 + 6·(29+28) + size."""
+    """docs/reference/particle-ota.md §4.3/§5: ceil(size/512)·(16+29+28) + 48 + 6·(29+28) + size."""
     chunks = -(-size // chunk_size)
     return chunks * CHUNK_OVERHEAD_BYTES + OTA_FIXED_BYTES + size
 
@@ -86,7 +86,7 @@ class CellularLink:
 
     # -- faults -------------------------------------------------------------------------
     def add_outage(self, start_ms: int, duration_ms: int) -> None:
-        """Schedule a period with no coverage (spec instruments-and-faults: connectivity loss)."""
+        """Schedule a period with no coverage (docs/reference/instruments-and-faults.md A.3 #6, connectivity loss)."""
         self._outages.append((start_ms, start_ms + duration_ms))
 
     def add_flaps(self, start_ms: int, count: int, down_ms: int, up_ms: int) -> None:

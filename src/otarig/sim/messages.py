@@ -1,4 +1,4 @@
-"""Messages of the legacy ChunkedTransfer OTA protocol and cloud events (spec particle-ota.md §2.3–2.4).
+"""Messages of the legacy ChunkedTransfer OTA protocol and cloud events (docs/reference/particle-ota.md §2.3–2.4).
 
 They travel over the `CellularLink` as Python objects; the link accounts for their on-air size.
 """
@@ -12,7 +12,7 @@ from .link import CHUNK_OVERHEAD_BYTES, MESSAGE_OVERHEAD_BYTES
 
 @dataclass(frozen=True)
 class UpdateBegin:
-    """Cloud → device. `fast` is flags bit0 (spec §2.3 step 1)."""
+    """Cloud → device. `fast` is flags bit0 (docs/reference/particle-ota.md §2.3 step 1)."""
 
     transfer_id: int
     file_length: int
@@ -26,7 +26,7 @@ class UpdateBegin:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Cloud → device. Carries a CRC-32 of its data and, in fast mode, its index (spec §2.4)."""
+    """Cloud → device. Carries a CRC-32 of its data and, in fast mode, its index (docs/reference/particle-ota.md §2.4)."""
 
     transfer_id: int
     index: int

@@ -1,6 +1,6 @@
 """Run the bench companion's MicroPython program under CPython, in virtual time.
 
-Why: DESIGN principle 2 (firmware in the loop) — the simulated bench runs the very `main.py` and
+Why: docs/design.md principle 2 (firmware in the loop) — the simulated bench runs the very `main.py` and
 `otarig_bench.py` that go on the tester board. Their MicroPython-only imports resolve to stand-ins:
 `machine` (given by the caller, wired to the simulated Electron), `time` (ticks over the bench's
 virtual clock), `select` and `sys` (the USB serial, i.e. the board's pty). Nothing else changes.

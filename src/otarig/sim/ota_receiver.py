@@ -1,4 +1,4 @@
-"""Device side of the legacy OTA transfer (spec particle-ota.md §7.4, §2.3–2.5).
+"""Device side of the legacy OTA transfer (docs/reference/particle-ota.md §7.4, §2.3–2.5).
 
 Pure state: it decides, the `Electron` acts (events, replies, resets).
 """
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .messages import Chunk, UpdateBegin
 
-#: spec §2.4: MISSED_CHUNKS_TO_SEND = 40 on the Electron (protocol_defs.h).
+#: docs/reference/particle-ota.md §2.4: MISSED_CHUNKS_TO_SEND = 40 on the Electron (protocol_defs.h).
 MISSED_CHUNKS_TO_SEND = 40
 
 
@@ -39,7 +39,7 @@ class OtaReceiver:
         return -(-self.file_length // self.chunk_size) if self.chunk_size else 0
 
     def begin(self, msg: UpdateBegin) -> None:
-        """spec §2.3 step 4-5: erase the region; fast OTA starts with an all-missing bitmap."""
+        """docs/reference/particle-ota.md §2.3 step 4-5: erase the region; fast OTA starts with an all-missing bitmap."""
         self.state = OtaState.RECEIVING
         self.transfer_id = msg.transfer_id
         self.chunk_size = msg.chunk_size or 512
@@ -52,7 +52,7 @@ class OtaReceiver:
         self.bad_crc = 0
 
     def accept_chunk(self, chunk: Chunk) -> bool:
-        """spec §2.4: write the chunk if its CRC matches; a bad CRC is requested again later."""
+        """docs/reference/particle-ota.md §2.4: write the chunk if its CRC matches; a bad CRC is requested again later."""
         if zlib.crc32(chunk.data) != chunk.crc:
             self.bad_crc += 1
             return False
@@ -68,7 +68,7 @@ class OtaReceiver:
         return True
 
     def missing_request(self) -> tuple[int, ...]:
-        """spec §2.4 handle_update_done: request up to
+        """docs/reference/particle-ota.md §2.4 handle_update_done: request up to
         min(received_last_round + max(20%·received_last_round, 2), MISSED_CHUNKS_TO_SEND) chunks."""
         missing = [i for i, ok in enumerate(self.received) if not ok]
         if not missing:

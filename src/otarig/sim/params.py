@@ -1,7 +1,7 @@
 """Named parameters of the simulated Device OS and cloud.
 
 Each field documents where its default comes from. The open uncertainties of
-spec particle-ota.md §8 are parameters here, never guesses hidden in code.
+docs/reference/particle-ota.md §8 are parameters here, never guesses hidden in code.
 """
 from __future__ import annotations
 
@@ -15,68 +15,68 @@ class DeviceOsParams:
     """Device-side behaviour of Device OS 2.3.1 on the Electron."""
 
     device_os_version: str = "2.3.1"
-    #: spec §2.4: TIMING_FLASH_UPDATE_TIMEOUT, 300 s on cellular since 1.0.0 (90 s before).
+    #: docs/reference/particle-ota.md §2.4: TIMING_FLASH_UPDATE_TIMEOUT, 300 s on cellular since 1.0.0 (90 s before).
     update_timeout_ms: int = 300_000
-    #: spec §2.5 / §8.7: v2.3.1 pends a reset even when HAL_FLASH_End fails ("always restart for now").
+    #: docs/reference/particle-ota.md §2.5 / §8.7: v2.3.1 pends a reset even when HAL_FLASH_End fails ("always restart for now").
     reset_on_failed_validation: bool = True
-    #: spec §2.5: with threading the system waits up to 30 s for the `reset` handlers.
+    #: docs/reference/particle-ota.md §2.5: with threading the system waits up to 30 s for the `reset` handlers.
     threaded_reset_wait_ms: int = 30_000
-    #: spec §8.5: v2.3.1 `system_sleep.cpp` disconnects the cloud even with INACTIVE_STANDBY (AN028 says not).
+    #: docs/reference/particle-ota.md §8.5: v2.3.1 `system_sleep.cpp` disconnects the cloud even with INACTIVE_STANDBY (AN028 says not).
     inactive_standby_disconnects_cloud: bool = True
-    #: spec §8.6: the DTLS session in retained_system RAM is lost at a cold power-up (AN028 E402 log).
+    #: docs/reference/particle-ota.md §8.6: the DTLS session in retained_system RAM is lost at a cold power-up (AN028 E402 log).
     session_survives_power_loss: bool = False
-    #: spec §1.2: MAXIMUM_SESSION_USES = 3 restore attempts without success.
+    #: docs/reference/particle-ota.md §1.2: MAXIMUM_SESSION_USES = 3 restore attempts without success.
     max_session_uses: int = 3
-    #: spec §2.6: 128 KB user-app slot on the Electron flash map.
+    #: docs/reference/particle-ota.md §2.6: 128 KB user-app slot on the Electron flash map.
     max_app_size: int = 128 * 1024
     #: [inference] time from reset to setup() (bootloader + system init). Not measured.
     boot_ms: int = 400
-    #: [inference] STM32F2 erase + copy of a 128 KB module by the bootloader (spec §2.6). Not measured.
+    #: [inference] STM32F2 erase + copy of a 128 KB module by the bootloader (docs/reference/particle-ota.md §2.6). Not measured.
     bootloader_copy_ms: int = 1_500
     #: [inference] USB CDC re-enumeration after reset, as the host sees it.
     usb_enumeration_ms: int = 600
-    #: spec §3.2 (AN028): cold boot to cloud on E402 21.5 s; modem power-up + registration share.
+    #: docs/reference/particle-ota.md §3.2 (AN028): cold boot to cloud on E402 21.5 s; modem power-up + registration share.
     modem_power_up_ms: int = 15_000
-    #: spec §3.2: a modem kept in standby (INACTIVE_STANDBY / SLEEP_NETWORK_STANDBY) reconnects fast.
+    #: docs/reference/particle-ota.md §3.2: a modem kept in standby (INACTIVE_STANDBY / SLEEP_NETWORK_STANDBY) reconnects fast.
     modem_resume_ms: int = 1_500
     #: Virtual cost of one pass of the application loop when loop() returns without delay().
     loop_quantum_ms: int = 1
-    #: spec §3.1: non-threaded AUTOMATIC runs setup() only once the cloud is connected.
-    #: spec §8.9: whether timers keep running in a non-threaded app during OTA is unverified; the
+    #: docs/reference/particle-ota.md §3.1: non-threaded AUTOMATIC runs setup() only once the cloud is connected.
+    #: docs/reference/particle-ota.md §8.9: whether timers keep running in a non-threaded app during OTA is unverified; the
     #: simulator freezes loop() and delay() only.
 
 
 @dataclass(frozen=True)
 class CloudParams:
-    """Cloud-side behaviour; the cloud code is not public (spec §8.3)."""
+    """Cloud-side behaviour; the cloud code is not public (docs/reference/particle-ota.md §8.3)."""
 
-    #: spec §8.1: does a resumed session (no HELLO) trigger a Standard-release check? Unconfirmed.
+    #: docs/reference/particle-ota.md §8.1: does a resumed session (no HELLO) trigger a Standard-release check? Unconfirmed.
     check_on_resume: bool = False
-    #: spec §1.2 / §8.2: "Sessions are automatically renegotiated every 3 days".
+    #: docs/reference/particle-ota.md §1.2 / §8.2: "Sessions are automatically renegotiated every 3 days".
     session_max_age_ms: int = 3 * DAY_MS
-    #: How an expired session is renegotiated on a device that stays connected (spec §8.2: the cloud
+    #: How an expired session is renegotiated on a device that stays connected (docs/reference/particle-ota.md §8.2: the cloud
     #: code is not public): "lag" (default) — the cloud discards it (key change → DISCARD_SESSION,
-    #: spec §1.2) a uniform 0..`renegotiation_lag_max_ms` after expiry, so a connected device does a
+    #: docs/reference/particle-ota.md §1.2) a uniform 0..`renegotiation_lag_max_ms` after expiry, so a connected device does a
     #: full handshake every 3–7 days; "at_expiry" — exactly at 3 days; "next_connect" — never while
     #: connected, only at its next connection. The default is [inference], chosen so a Standard
-    #: release to an always-on fleet with no resets completes in about a week (spec §1.1, §5).
+    #: release to an always-on fleet with no resets completes in about a week (docs/reference/particle-ota.md §1.1, §5).
     renegotiation: str = "lag"
     renegotiation_lag_max_ms: int = 4 * DAY_MS
-    #: spec §2.4 / §7.9: flights of <= 40 chunks of 512 B (PR #1558).
+    #: docs/reference/particle-ota.md §2.4 / §7.9: flights of <= 40 chunks of 512 B (PR #1558).
     chunk_size: int = 512
     flight_chunks: int = 40
-    #: spec §2.2: the update typically begins "within 8 seconds" of the connection completing.
+    #: docs/reference/particle-ota.md §2.2: the update typically begins "within 8 seconds" of the connection completing.
     update_begin_delay_ms: int = 3_000
-    #: spec §2.1: the cloud sends pending=false about 1 s after each connection.
+    #: docs/reference/particle-ota.md §2.1: the cloud sends pending=false about 1 s after each connection.
     pending_false_delay_ms: int = 1_000
-    #: [inference] spec §7.9: a failed transfer is retried at the next trigger, from chunk 0.
+    #: [inference] docs/reference/particle-ota.md §7.9: a failed transfer is retried at the next trigger, from chunk 0.
     retry_delay_ms: int = 30_000
-    #: [inference] spec §1.5/§7.8: re-send updates/pending=true on each connection while an update is
+    #: [inference] docs/reference/particle-ota.md §1.5/§7.8: re-send updates/pending=true on each connection while an update is
     #: queued for a device that reports updates disabled (the device's RAM flag was lost at reset).
     renotify_pending_on_connect: bool = True
-    #: [inference] spec §7.8.5: re-send updates/forced=true after every reconnect.
+    #: [inference] docs/reference/particle-ota.md §7.8.5: re-send updates/forced=true after every reconnect.
     resend_forced_on_connect: bool = True
-    #: spec §8.10: spark/device/session/end drops the session at once (vs at next connect).
+    #: docs/reference/particle-ota.md §8.10: spark/device/session/end drops the session at once (vs at next connect).
     session_end_drops_immediately: bool = True
-    #: spec §8.3: how long the cloud waits for an UpdateDone answer before calling the transfer failed.
+    #: docs/reference/particle-ota.md §8.3: how long the cloud waits for an UpdateDone answer before calling the transfer failed.
     update_done_timeout_ms: int = 60_000

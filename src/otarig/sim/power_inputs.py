@@ -1,6 +1,6 @@
 """What feeds one simulated Electron: VIN, USB VBUS and a LiPo, each through its bench switch.
 
-Why one place: a real Electron runs while *any* input feeds it (docs/power.md §4; instruments spec
+Why one place: a real Electron runs while *any* input feeds it (docs/power.md §4; docs/reference/instruments-and-faults.md
 B.1: "USB VBUS also powers the Electron"), so a PSU that turns VIN off, the bench companion's MOSFET
 in series with VIN, and its USB VBUS switch must all be combined before the board goes off or on.
 The PSU adapter (`electron_power.ElectronPower`) sets `vin_supplied`; the bench companion's wiring

@@ -2,7 +2,7 @@
 
 Why this exists: the simulated PSU must read back a current that follows what the simulated
 Electron is doing (idle, transmitting, asleep), and a current limit set below a cellular burst must
-make VIN sag and brown the board out, exactly the fault a real bench provokes (instruments spec
+make VIN sag and brown the board out, exactly the fault a real bench provokes (docs/reference/instruments-and-faults.md
 A.3 #5). This module holds the figures (with sources) and the simple supply-side physics; the SCPI
 server (`otarig.sim.psu_server`) only translates commands into calls on `PowerRail`.
 
@@ -15,8 +15,8 @@ Sources (cited beside each figure below):
 * [DS-ROC] Same datasheet, "Recommended operating conditions" table: VIN 3.88 V (min, software
   selectable 3.88-5.08 V, 4.36 V out of the box) to 12 V; 2G/3G peak current 800 mA (3G) to
   1800 mA (2G).
-* [PEL1]   particle-iot/electron-powersupply README: 2G bursts "as high as 2 Amps" (the figure the
-  rig's spec quotes; the datasheet's own maximum is 1.8 A).
+* [PEL1]   particle-iot/electron-powersupply README: 2G bursts "as high as 2 Amps" (the figure
+  docs/reference/instruments-and-faults.md A.3 #5 quotes; the datasheet's own maximum is 1.8 A).
 * [SLEEP]  docs.particle.io reference/device-os/api/sleep-sleep (STOP / ULTRA_LOW_POWER /
   HIBERNATE tables, row "Electron"), which agree with [DS-PC].
 

@@ -1,6 +1,6 @@
 """A simulated bench power supply: an SCPI server on a loopback TCP port.
 
-Why: DESIGN principle 1 ("real channels, always"). The rig's PSU driver opens this server exactly
+Why: docs/design.md principle 1 ("real channels, always"). The rig's PSU driver opens this server exactly
 as it opens a LAN supply, `TCPIP::127.0.0.1::PORT::SOCKET` through PyVISA/pyvisa-py with `\\n`
 terminations, so the driver code that runs on the simulated bench is the code that runs on the
 real one. Readings come from `otarig.sim.power_model.PowerRail`, i.e. from the simulated Electron's
@@ -9,7 +9,7 @@ power state at the *simulated* time given by `time_source`.
 Dialects (`DIALECTS`): Keysight E36312A/E36313A/E36311A (channel lists `(@1)`), Keysight/Agilent
 E3631A (P6V/P25V/N25V, `INST:NSEL`, global `OUTP`), Rigol DP832/DP831/DP821/DP811
 (`:APPL CH1,5,1`, `:OUTP CH1,ON`, `:MEAS:VOLT? CH1`, `:SOUR1:VOLT`). Command spelling follows the
-instruments spec B.1 and the programming conventions of each family; fine details (exact number
+docs/reference/instruments-and-faults.md B.1 and the programming conventions of each family; fine details (exact number
 formats) are plausible, not copied from a manual.
 
 SCPI handling: `;`-separated units with the SCPI relative-path rule, short/long mnemonics in any

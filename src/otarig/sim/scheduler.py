@@ -1,4 +1,4 @@
-"""Discrete-event scheduler over virtual time (DESIGN principle 4).
+"""Discrete-event scheduler over virtual time (docs/design.md principle 4).
 
 Time is an integer number of milliseconds so that runs are exactly reproducible:
 no float rounding can reorder two events. Ties are broken by insertion order.

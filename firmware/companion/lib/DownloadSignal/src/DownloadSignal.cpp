@@ -10,7 +10,7 @@ void DownloadSignal::begin(pin_t pin) {
 void DownloadSignal::risingEdge() {
     // LOW first, so that every begin/progress is a rising edge whatever level the line had.
     digitalWrite(pin_, LOW);
-    delayMicroseconds(OTARIG_STATUS_PULSE_US);  // a busy wait: handlers must not delay() (spec §2.2)
+    delayMicroseconds(OTARIG_STATUS_PULSE_US);  // a busy wait: handlers must not delay() (docs/reference/particle-ota.md §2.2)
     digitalWrite(pin_, HIGH);
 }
 

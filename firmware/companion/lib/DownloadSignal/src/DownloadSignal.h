@@ -2,10 +2,10 @@
  * DownloadSignal: the download status line, a GPIO the bench companion watches to see the OTA
  * download with no serial link in the way (docs/protocol.md "The download status line").
  *
- * Encoding (from the firmware_update system events, spec §2.2):
+ * Encoding (from the firmware_update system events, docs/reference/particle-ota.md §2.2):
  *  - begin    -> HIGH: rising edge #1, no chunk received yet;
  *  - progress -> a short LOW pulse, then HIGH: one rising edge per progress event, so rising edge
- *                K+1 follows the K-th progress event (one per received chunk, spec §2.2 / §2.4);
+ *                K+1 follows the K-th progress event (one per received chunk, docs/reference/particle-ota.md §2.2 / §2.4);
  *  - complete, failed -> LOW, and the line stays LOW until the next begin.
  * LOW also means "no download" at boot: begin() drives the line LOW before any event.
  *
@@ -21,7 +21,7 @@ public:
     /** Call in setup(), before any system event can arrive: the pin becomes an output, LOW. */
     void begin(pin_t pin = OTARIG_STATUS_PIN);
     /** Call with every system event a System.on handler receives; only firmware_update counts.
-     *  Never blocks (a few microseconds of busy wait), so it is safe in a handler (spec §2.2). */
+     *  Never blocks (a few microseconds of busy wait), so it is safe in a handler (docs/reference/particle-ota.md §2.2). */
     void onSystemEvent(system_event_t event, int param);
 
 private:

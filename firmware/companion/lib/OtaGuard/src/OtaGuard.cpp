@@ -8,10 +8,10 @@ OtaGuard& OtaGuard::instance() {
 void OtaGuard::begin() {
     if (begun_) return;
     begun_ = true;
-    // spec §3.1: disable updates before connecting, so none can start before the app decides.
+    // docs/reference/particle-ota.md §3.1: disable updates before connecting, so none can start before the app decides.
     holdUpdates();
 #if COMPANION_MUTANT != 3
-    // spec §2.5: hold the post-update reset until the app has persisted its records.
+    // docs/reference/particle-ota.md §2.5: hold the post-update reset until the app has persisted its records.
     System.disableReset();
 #endif
     System.on(firmware_update | firmware_update_pending | reset_pending | reset | cloud_status, &OtaGuard::handler);
@@ -21,7 +21,7 @@ void OtaGuard::begin() {
 void OtaGuard::handler(system_event_t event, int param, void*) { instance().handleEvent(event, param); }
 
 void OtaGuard::handleEvent(system_event_t event, int param) {
-    // Only flags here: with or without SYSTEM_THREAD the handler must return at once (spec §2.2).
+    // Only flags here: with or without SYSTEM_THREAD the handler must return at once (docs/reference/particle-ota.md §2.2).
     if (event & firmware_update) {
         if (param == (int)firmware_update_begin) {
             evBegin_ = true;
@@ -70,14 +70,14 @@ bool OtaGuard::pendingNow() {
 #if COMPANION_MUTANT == 2
     return false;  // defect: ignores firmware_update_pending and updatesPending()
 #else
-    // spec §2.1: the event marks the 0->1 edge, the flag is the state (1.2.1+).
+    // docs/reference/particle-ota.md §2.1: the event marks the 0->1 edge, the flag is the state (1.2.1+).
     return pendingLatched_ || System.updatesPending();
 #endif
 }
 
 void OtaGuard::loop() {
     if (!begun_) return;
-    // 1. Consume what the handler saw, in the order Device OS emits it (spec §2.2, §2.5).
+    // 1. Consume what the handler saw, in the order Device OS emits it (docs/reference/particle-ota.md §2.2, §2.5).
     if (evPending_) {
         evPending_ = false;
 #if COMPANION_MUTANT != 2
@@ -89,7 +89,7 @@ void OtaGuard::loop() {
         evBegin_ = false;
         transferActive_ = true;
         updateBegun_ = true;
-        pendingLatched_ = false;  // spec §2.3: prepare() clears the pending flag
+        pendingLatched_ = false;  // docs/reference/particle-ota.md §2.3: prepare() clears the pending flag
         begunNow = true;
     }
     if (evComplete_) {
@@ -110,7 +110,7 @@ void OtaGuard::loop() {
     }
 
     // 2. A transfer began while the app still runs: a forced update (System.updatesForced()),
-    //    which disableUpdates() cannot refuse (spec §2.1). Shut down now, before any reset.
+    //    which disableUpdates() cannot refuse (docs/reference/particle-ota.md §2.1). Shut down now, before any reset.
 #if COMPANION_MUTANT != 3
     if (begunNow && !shutDown_) shutdownApp();
 #else
@@ -142,7 +142,7 @@ void OtaGuard::loop() {
         releaseUpdates();
     }
 
-    // 5. The system wants to reset (spec §2.5): persist first, then release the reset.
+    // 5. The system wants to reset (docs/reference/particle-ota.md §2.5): persist first, then release the reset.
     if (!resetReleased_ && (resetPendingSeen_ || System.resetPending())) {
         resetPendingSeen_ = true;
 #if COMPANION_MUTANT == 3
@@ -173,7 +173,7 @@ void OtaGuard::loop() {
 #endif
     }
 
-    // 6. Forced handshake, so that Standard releases are offered at least once a day (spec §3.3).
+    // 6. Forced handshake, so that Standard releases are offered at least once a day (docs/reference/particle-ota.md §3.3).
     maybeForceHandshake();
 }
 

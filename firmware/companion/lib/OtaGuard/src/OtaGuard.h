@@ -2,7 +2,7 @@
  * OtaGuard: lets Device OS OTA updates land only in the app's idle windows, after a clean app
  * shutdown, and holds the reset until the app's records are persisted.
  *
- * Device OS facts it relies on (shared/spec/particle-ota.md):
+ * Device OS facts it relies on (docs/reference/particle-ota.md):
  *  - §2.1  disableUpdates() refuses UpdateBegin unless the update is forced; updatesPending() is set
  *          by the cloud (1.2.1+) and cleared when an update begins.
  *  - §2.2  firmware_update / firmware_update_pending / reset_pending / reset / cloud_status events;
@@ -53,7 +53,7 @@ public:
 
     bool windowOpen() const { return windowOpen_; }
     /** The app holds resets for reasons of its own (a critical section); the guard releases a
-     *  pending reset only once the hold ends. Device OS keeps receiving OTAs meanwhile (spec §2.5,
+     *  pending reset only once the hold ends. Device OS keeps receiving OTAs meanwhile (docs/reference/particle-ota.md §2.5,
      *  multiple_ota_no_reset). */
     void holdReset(bool hold) { appResetHold_ = hold; }
     /** False once the app has been shut down for an update, until it may resume. */
@@ -78,7 +78,7 @@ private:
     void* observerCtx_ = nullptr;
     uint32_t handshakeIntervalMs_ = OTARIG_HANDSHAKE_INTERVAL_MS;
 
-    // Set by the event handler, consumed by loop() (spec §2.2: handlers must not block).
+    // Set by the event handler, consumed by loop() (docs/reference/particle-ota.md §2.2: handlers must not block).
     volatile bool evPending_ = false;
     volatile bool evBegin_ = false;
     volatile bool evComplete_ = false;

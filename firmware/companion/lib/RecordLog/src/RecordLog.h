@@ -1,6 +1,6 @@
 /*
  * RecordLog: numbered records in EEPROM, so that a test can prove no record is lost across an
- * OTA reset (DESIGN.md "no record lost"). Layout: a header (magic, last_seq, count, head,
+ * OTA reset (docs/design.md principle 5, "no record lost"). Layout: a header (magic, last_seq, count, head,
  * checksum) followed by a ring of fixed-size records. Records are written first and the header
  * last, so an interrupted append leaves the previous committed state readable.
  */

@@ -586,7 +586,7 @@ void TestAgent::execute(JsonObject& cmd, long id, const char* name) {
         const long seconds = s->i;
         r.boolean("ok", true);
         send();  // docs/protocol.md: the reply goes out before sleeping
-        // spec §3.2: new sleep API; WKP always wakes (the bench pulses it).
+        // docs/reference/particle-ota.md §3.2: new sleep API; WKP always wakes (the bench pulses it).
         SystemSleepConfiguration config;
         config.mode(mode).gpio(WKP, RISING);
         if (seconds > 0) config.duration(std::chrono::seconds(seconds));
