@@ -20,12 +20,14 @@ from otarig.sim.bench import SimBench
 from otarig.sim.bench_companion import bench_program_dir
 
 REPO = Path(__file__).resolve().parents[1]
+from sim_helpers import real_bench_text  # noqa: E402
+
 GOOD = (REPO / "bench_config.toml").read_text()
 DUT = "e00fce680000000000000001"
 
 
 def _real_bench(tmp_path: Path, companion_port: str, dut_port: str) -> Path:
-    text = GOOD.replace('kind = "simulated"', 'kind = "real"').replace(
+    text = real_bench_text(GOOD).replace(
         'role = "dut"', f'role = "dut"\nport = "{dut_port}"').replace('port = "sim"', f'port = "{companion_port}"')
     text = text.replace("timeout_s = 3.0", "timeout_s = 0.3")
     p = tmp_path / "real.toml"
@@ -45,7 +47,7 @@ def test_a_companion_capability_without_the_section_is_one_clear_error(tmp_path)
 
 
 def test_sim_port_on_a_real_bench_is_refused(tmp_path):
-    text = GOOD.replace('kind = "simulated"', 'kind = "real"').replace('role = "dut"', 'role = "dut"\nport = "loop://"')
+    text = real_bench_text(GOOD).replace('role = "dut"', 'role = "dut"\nport = "loop://"')
     (tmp_path / "b.toml").write_text(text)
     with pytest.raises(ConfigError) as err:
         load(tmp_path / "b.toml")
@@ -268,11 +270,12 @@ def test_otarig_companion_absent_port_is_one_error_line(tmp_path):
 def test_a_fault_the_bench_cannot_do_names_the_capability(tmp_path):
     """A scenario asking for the antenna switch on a bench without it gets told which capability
     and how to mark the scenario, not an AttributeError."""
-    from otarig.sim_rig import SimRig
+    from otarig.compose import compose
+    from otarig.rig import Rig
 
     cfg = load(REPO / "bench_config.toml")
     cfg.capabilities.antenna_switch = False
-    rig = SimRig(cfg, tmp_path, seed=1)
+    rig = Rig(cfg, compose(cfg, REPO / "bench_config.toml", tmp_path, seed=1), tmp_path, 1)
     try:
         with pytest.raises(RuntimeError) as err:
             rig.link_outage(10)

@@ -52,8 +52,20 @@ class ScriptClock:
         heapq.heappush(self._actions, (t, self._seq, action))
         self._seq += 1
 
+    time_scale = 0.0
+    resolution_s = 0.001
+
     def now(self) -> float:
         return self.t
+
+    def attach(self, endpoint: object) -> None:
+        """The tests wire `self.board` themselves."""
+
+    def event_time(self, published_at: str) -> float:
+        return self.t
+
+    def run_external(self, fn: Callable[[], object], timeout: float) -> object:
+        return fn()
 
     def wait(self, seconds: float) -> None:
         self.sync()

@@ -10,6 +10,8 @@ import pytest
 from otarig.config import ConfigError, load
 
 REPO = Path(__file__).resolve().parents[1]
+from sim_helpers import real_bench_text  # noqa: E402
+
 GOOD = (REPO / "bench_config.toml").read_text()
 
 
@@ -49,7 +51,7 @@ def test_bad_device_id_and_unknown_key(tmp_path):
 
 
 def test_real_bench_port_that_does_not_exist(tmp_path):
-    text = GOOD.replace('kind = "simulated"', 'kind = "real"').replace(
+    text = real_bench_text(GOOD).replace(
         'role = "dut"', 'role = "dut"\nport = "/dev/ttyACM-otarig-missing"').replace(
         'port = "sim"', 'port = "/dev/ttyACM-otarig-tester"')
     with pytest.raises(ConfigError) as err:

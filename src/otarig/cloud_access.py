@@ -118,6 +118,11 @@ class ApiCloudAccess:
     def force(self, device_id: str, forced: bool) -> None:
         self.api.force_updates(device_id, forced, self.product_id)
 
+    def development(self, device_id: str, on: bool) -> None:
+        """A development device keeps what it was flashed with: the product's release does not
+        pull it back (the documented way to try a one-off binary on a product device)."""
+        self.api.set_development(device_id, on, self.product_id)
+
     def flash(self, device_id: str, binary: bytes, version: int | None = None) -> None:
         """A cloud OTA of one binary to one device (as `particle flash <device> <file>`)."""
         image = self.prepare(binary, version) if version is not None else binary
@@ -147,10 +152,12 @@ class ApiCloudAccess:
 
     # -- bench state --------------------------------------------------------------------------------
     def reset_device(self, device_id: str) -> None:
-        """Clean cloud state before a scenario: updates not forced, the device not locked."""
+        """Clean cloud state before a scenario: updates not forced, not a development device, not locked."""
         info = self.api.device(device_id, self.product_id)
         if info.get("firmware_updates_forced"):
             self.api.force_updates(device_id, False, self.product_id)
+        if info.get("development"):
+            self.api.set_development(device_id, False, self.product_id)
         if info.get("desired_firmware_version") is not None:
             self.api.unlock(device_id, self.product_id)
 
