@@ -1,12 +1,14 @@
 """The rollout planner against a SimPy model of the same rules (issue 15): wall times, ratio, agreement.
 
 Usage: .venv/bin/python bench/rollout_vs_simpy.py [--devices N] [--days D] [--fleet FILE]
-                                                  [--strategies S1,S2,…|all] [--repeat R]
+                                                  [--strategies S1,S2,…|all] [--repeat R] [--batch B]
 
-Needs the bench extra (`pip install -e '.[bench]'`, SimPy). For each strategy the two models run
-one after the other on the same fleet and seed, `--repeat` times (alternating which goes first),
-so a change of machine load hits both; the best wall time of each is kept (set-up included).
-Printed per strategy: both wall times, SimPy / planner, and the 50/90/99 % times of both with
+Needs the bench extra (`pip install -e '.[bench]'`, SimPy). For each strategy the models run one
+after the other on the same fleet and seed — the planner (`rollout.plan`), the SimPy model with
+the whole fleet in one environment, and the same SimPy model in batches of B devices (its fastest
+form; same results) — `--repeat` times, rotating which goes first, so a change of machine load
+hits all of them; the best wall time of each is kept (set-up included). The ratio is taken
+against the faster SimPy form. Agreement: the 50/90/99 % times of the planner and of SimPy, and
 their difference, checked against `rollout_simpy.AGREEMENT_H`. Target: planner ≥ 10× SimPy.
 """
 from __future__ import annotations
@@ -16,24 +18,27 @@ import gc
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import numpy as np  # noqa: E402
 import rollout_simpy  # noqa: E402
 
 from otarig import rollout  # noqa: E402
 from otarig.rollout import report  # noqa: E402
+from otarig.rollout.common import RolloutResult  # noqa: E402
 
 TARGET_RATIO = 10.0
 QS = ("50", "90", "99")
 
 
-def _run(fn, *args) -> tuple[float, object]:
+def _timed(fn: Callable[[], RolloutResult]) -> tuple[float, RolloutResult]:
     gc.collect()
     t = time.perf_counter()
-    res = fn(*args)
+    res = fn()
     return time.perf_counter() - t, res
 
 
@@ -48,28 +53,33 @@ def main() -> int:
     ap.add_argument("--fleet", default=str(ROOT / "examples" / "fleets" / "default.toml"))
     ap.add_argument("--strategies", default="all")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=200, help="devices per SimPy environment in the batched form")
     args = ap.parse_args()
     fleet = rollout.load(args.fleet).scaled(args.devices).model_copy(update={"horizon_days": args.days})
     strategies = rollout.parse_strategies(args.strategies)
     print(f"fleet {fleet.name!r} (seed {fleet.seed}): {fleet.size} devices in {len(fleet.cohort)} cohorts, "
-          f"{args.days:g} days; best of {args.repeat}; agreement tolerance {rollout_simpy.AGREEMENT_H} h")
-    print(f"{'strategy':15s} {'planner':>9s} {'SimPy':>9s} {'ratio':>7s}   "
+          f"{args.days:g} days; best of {args.repeat}; SimPy in one environment and in batches of {args.batch}; "
+          f"agreement tolerance {rollout_simpy.AGREEMENT_H} h")
+    print(f"{'strategy':15s} {'planner':>9s} {'SimPy':>8s} {'batched':>8s} {'ratio':>7s} {'SimPy events':>13s}   "
           + "   ".join(f"{q} % planner / SimPy (Δ)" for q in QS) + "   agree")
+    runs: dict[str, Callable[[rollout.Strategy], RolloutResult]] = {
+        "planner": lambda s: rollout.plan(fleet, s),
+        "simpy": lambda s: rollout_simpy.simulate(fleet, s),
+        "batched": lambda s: rollout_simpy.simulate(fleet, s, chunk=args.batch),
+    }
     ok = True
     for strategy in strategies:
-        best_p = best_s = float("inf")
-        plan = simp = None
+        best = dict.fromkeys(runs, float("inf"))
+        res: dict[str, RolloutResult] = {}
+        names = list(runs)
         for r in range(args.repeat):
-            order = ("planner", "simpy") if r % 2 == 0 else ("simpy", "planner")
-            for who in order:
-                if who == "planner":
-                    wall, plan = _run(rollout.plan, fleet, strategy)
-                    best_p = min(best_p, wall)
-                else:
-                    wall, simp = _run(rollout_simpy.simulate, fleet, strategy)
-                    best_s = min(best_s, wall)
-        sp, ss = report.summary(plan), report.summary(simp)
-        cells, agree = [], sp["not_reached"] == ss["not_reached"]
+            for who in names[r % 3:] + names[:r % 3]:
+                wall, res[who] = _timed(lambda: runs[who](strategy))
+                best[who] = min(best[who], wall)
+        sp, ss = report.summary(res["planner"]), report.summary(res["simpy"])
+        same_batched = all(np.array_equal(getattr(res["simpy"], f), getattr(res["batched"], f))
+                           for f in ("updated_at", "resumes", "full_handshakes", "retry_bytes"))
+        cells, agree = [], sp["not_reached"] == ss["not_reached"] and same_batched
         for q in QS:
             a, b = sp["hours_to"][q], ss["hours_to"][q]
             if a is None or b is None:
@@ -78,11 +88,12 @@ def main() -> int:
             else:
                 agree &= abs(a - b) <= rollout_simpy.AGREEMENT_H
                 cells.append(f"{_h(a)} / {_h(b)} ({(a - b) * 60:+.2f} min)")
-        ratio = best_s / best_p
+        ratio = min(best["simpy"], best["batched"]) / best["planner"]
         ok &= agree and ratio >= TARGET_RATIO
-        print(f"{strategy.value:15s} {best_p:7.3f} s {best_s:7.2f} s {ratio:6.1f}×   " + "   ".join(cells)
-              + f"   {'yes' if agree else 'NO'}{'' if ratio >= TARGET_RATIO else '  (ratio under 10×)'}",
-              flush=True)
+        print(f"{strategy.value:15s} {best['planner']:7.3f} s {best['simpy']:6.2f} s {best['batched']:6.2f} s "
+              f"{ratio:6.1f}× {res['simpy'].extra['events']:13d}   " + "   ".join(cells)
+              + f"   {'yes' if agree else 'NO'}{'' if same_batched else ' (batched SimPy differs!)'}"
+              + ("" if ratio >= TARGET_RATIO else "  (ratio under 10×)"), flush=True)
     return 0 if ok else 1
 
 
