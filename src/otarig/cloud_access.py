@@ -27,30 +27,38 @@ _PRIVATE_PREFIXES = ("otarig/",)
 
 
 class VersionMap:
-    """Logical (scenario) versions ↔ product versions for one run: product = offset + logical."""
+    """Logical (scenario) versions ↔ product versions for one run.
 
-    def __init__(self, offset: int = 0) -> None:
-        if not 0 <= offset <= 0xFFFF:
-            raise ValueError(f"version offset {offset} is not a 16-bit product version")
-        self.offset = offset
+    Each logical version 1..`span` has `variants` product versions, one per distinct binary of it
+    this run uploads (a threaded and a non-threaded build are two binaries of version 2, and a
+    product version names exactly one binary): product = offset + variant × span + logical.
+    """
+
+    def __init__(self, offset: int = 0, *, span: int = 3, variants: int = 4) -> None:
+        if not 0 <= offset or offset + span * variants > 0xFFFF:
+            raise ValueError(f"version offset {offset} leaves no room below 65535 (16-bit product versions)")
+        self.offset, self.span, self.variants = offset, span, variants
 
     @classmethod
-    def above(cls, existing: list[int], *, highest_logical: int = 3) -> "VersionMap":
+    def above(cls, existing: list[int], *, span: int = 3, variants: int = 4) -> "VersionMap":
         """A map whose product versions all lie above every version the product has."""
         top = max(existing, default=0)
-        if top + highest_logical > 0xFFFF:
+        if top + span * variants > 0xFFFF:
             raise CloudError(f"the product's highest firmware version is {top}: no room for "
-                             f"{highest_logical} more below 65535 (PRODUCT_VERSION is 16-bit); "
+                             f"{span * variants} more below 65535 (PRODUCT_VERSION is 16-bit); "
                              "delete old versions in the console")
-        return cls(top)
+        return cls(top, span=span, variants=variants)
 
-    def product(self, logical: int) -> int:
-        return self.offset + logical
+    def product(self, logical: int, variant: int = 0) -> int:
+        if not 1 <= logical <= self.span or not 0 <= variant < self.variants:
+            raise ValueError(f"logical version {logical} (binary #{variant + 1}) is outside this run's map "
+                             f"(versions 1..{self.span}, {self.variants} binaries each)")
+        return self.offset + variant * self.span + logical
 
     def logical(self, product: int | None) -> int | None:
-        if product is None:
-            return None
-        return product - self.offset if product > self.offset else product
+        if product is None or product <= self.offset or product > self.offset + self.span * self.variants:
+            return product  # not one of this run's versions: reported as the cloud has it
+        return (product - self.offset - 1) % self.span + 1
 
 
 @dataclass
@@ -64,6 +72,12 @@ class ApiCloudAccess:
     versions: VersionMap = field(default_factory=VersionMap)
     #: product versions uploaded by this run, and the SHA-256 of what was uploaded
     uploaded: dict[int, str] = field(default_factory=dict)
+    #: logical version → SHA-256 of each distinct binary of it seen this run (its variant slots)
+    slots: dict[int, list[str]] = field(default_factory=dict)
+    #: logical version → product version of its last upload
+    current: dict[int, int] = field(default_factory=dict)
+    #: the product version this run last released to the bench group
+    group_release: int | None = None
     stream: EventStream | None = None
 
     @classmethod
@@ -87,33 +101,50 @@ class ApiCloudAccess:
         return access
 
     # -- CloudAccess ------------------------------------------------------------------------------
+    def product_version(self, binary: bytes, version: int) -> int:
+        """The product version these bytes of logical `version` have in this run (the next free
+        one for bytes not seen before)."""
+        key = fw.parse(binary).sha256_computed
+        slots = self.slots.setdefault(version, [])
+        if key not in slots:
+            slots.append(key)
+        return self.versions.product(version, slots.index(key))
+
     def prepare(self, binary: bytes, version: int) -> bytes:
-        """The binary as this run uploads it: its suffix carries the mapped product version."""
-        return fw.with_product(binary, product_id=self.product_id, product_version=self.versions.product(version))
+        """The binary as this run uploads or flashes it: its suffix carries its product version
+        (a defective image — bad CRC or another platform — goes as it is)."""
+        info = fw.parse(binary)
+        if not info.crc_ok or info.platform_id != fw.ELECTRON_PLATFORM_ID:
+            return binary
+        return fw.with_product(binary, product_id=self.product_id,
+                               product_version=self.product_version(binary, version))
 
     def upload(self, version: int, binary: bytes, title: str = "") -> None:
-        """Upload once per run; the same logical version again with the same bytes is a no-op."""
-        product_version = self.versions.product(version)
+        """Upload once per run; the same bytes again are a no-op. The last upload of a logical
+        version is what `release` and `lock` of that version mean."""
         image = self.prepare(binary, version)
-        sha = fw.parse(image).sha256_computed
-        if self.uploaded.get(product_version) == sha:
-            return
-        if product_version in self.uploaded:
-            raise CloudError(f"version {version} (product version {product_version}) was already uploaded in "
-                             "this run with other bytes; a product version cannot be replaced")
-        self.api.upload_firmware(product_version, image, title=title or f"otarig v{version}",
-                                 description="uploaded by otarig", product=self.product_id)
-        self.uploaded[product_version] = sha
+        product_version = fw.parse(image).product_version or self.versions.product(version)
+        if product_version not in self.uploaded:
+            self.api.upload_firmware(product_version, image, title=title or f"otarig v{version}",
+                                     description="uploaded by otarig", product=self.product_id)
+            self.uploaded[product_version] = fw.parse(image).sha256_computed
+        self.current[version] = product_version
+
+    def _current(self, version: int) -> int:
+        return self.current.get(version, self.versions.product(version))
 
     def release(self, version: int, *, intelligent: bool = False, groups: list[str] | None = None) -> None:
-        self.api.release(self.versions.product(version), groups=groups or [self.group], intelligent=intelligent,
+        product_version = self._current(version)
+        self.api.release(product_version, groups=groups or [self.group], intelligent=intelligent,
                          product=self.product_id)
+        if not groups or self.group in groups:
+            self.group_release = product_version
 
     def lock(self, device_id: str, version: int | None, *, flash: bool = True) -> None:
         if version is None:
             self.api.unlock(device_id, self.product_id)
         else:
-            self.api.lock(device_id, self.versions.product(version), flash=flash, product=self.product_id)
+            self.api.lock(device_id, self._current(version), flash=flash, product=self.product_id)
 
     def force(self, device_id: str, forced: bool) -> None:
         self.api.force_updates(device_id, forced, self.product_id)
@@ -161,12 +192,14 @@ class ApiCloudAccess:
         if info.get("desired_firmware_version") is not None:
             self.api.unlock(device_id, self.product_id)
 
-    def reset_group(self, baseline: int) -> None:
-        """The bench group's release back to the baseline, if this run released anything to it
-        (a Standard release of what the board already runs: nothing is sent)."""
-        product_version = self.versions.product(baseline)
-        if len(self.uploaded) > 1 and product_version in self.uploaded:
+    def reset_group(self, baseline: int, binary: bytes) -> None:
+        """The bench group's release back to the baseline `binary`, if this run released something
+        else to it (a Standard release of what the board runs: nothing is sent)."""
+        self.upload(baseline, binary)
+        product_version = self._current(baseline)
+        if self.group_release not in (None, product_version):
             self.api.release(product_version, groups=[self.group], product=self.product_id)
+            self.group_release = product_version
 
     def close(self) -> None:
         if self.stream is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .board import BoardError
+from .interfaces import FirmwareBuild
 
 #: bench seconds to wait for the test agent to answer (a board may be booting or asleep)
 AGENT_WAIT_S = 180.0
@@ -52,29 +53,35 @@ class BaselineStrategy:
         if rig.bench_companion is not None:
             rig.bench_companion.release()  # nothing armed, rails on, antenna connected
         status = self._status(rig, AGENT_WAIT_S)
-        if status.get("product_version") != self.baseline:
-            self._flash_baseline(rig, status.get("product_version"))
-            status = self._status(rig, AGENT_WAIT_S)
+        build = rig.parts.firmware.get(self.baseline, threaded=rig.parts.threaded)
         rig.cloud.reset_device(rig.dut_id)
-        rig.cloud.reset_group(self.baseline)
+        if rig.parts.board_threaded is None or rig.parts.board_threaded != rig.parts.threaded:
+            rig.parts.board_threaded = bool(rig.command("ping").get("threaded"))  # the variant it runs
+        if status.get("product_version") != self.baseline or rig.parts.board_threaded != rig.parts.threaded:
+            self._flash_baseline(rig, build, status.get("product_version"))
+            rig.parts.board_threaded = rig.parts.threaded
+            status = self._status(rig, AGENT_WAIT_S)
+        rig.cloud.reset_group(self.baseline, build.image)
         if status.get("workload") != "idle":
             rig.command("workload", state="idle")
         rig.command("reset_hold", hold=False)  # the test agent's hold; idempotent (the status cannot tell it)
         self.wait_connected(rig, CONNECT_WAIT_S)
         rig.collect()
 
-    def _flash_baseline(self, rig: Any, running: Any) -> None:
+    def _flash_baseline(self, rig: Any, build: Any, running: Any) -> None:
+        """The baseline binary, as this run names it in the cloud (its product version in the
+        suffix), onto the board: over USB, or as a cloud OTA."""
         flasher = rig.parts.flasher
         if flasher is None:
             raise TransitionFailed(f"board {rig.dut_id} runs version {running}, not the baseline {self.baseline}, "
                                    "and the bench has no flasher")
-        build = rig.parts.firmware.get(self.baseline, threaded=rig.parts.threaded)
         rig.timeline.add(rig.now(), "rig", "baseline_flash", {"from": running, "to": self.baseline,
                                                                "method": flasher.method})
+        rig.cloud.upload(self.baseline, build.image, build.label)
         if flasher.method == "cloud":
-            rig.cloud.upload(self.baseline, build.image, build.label)
             self.wait_connected(rig, CONNECT_WAIT_S)
-        flasher.flash(rig.dut_id, build)
+        flasher.flash(rig.dut_id, FirmwareBuild(self.baseline, rig.cloud.prepare(build.image, self.baseline),
+                                                build.label))
         rig.expect_version(self.baseline, FLASH_WAIT_S)
 
     @staticmethod
