@@ -71,7 +71,8 @@ class _Windows:
         self.always = any(e - s >= DAY_MS for s, e in self.w) and self.jitter == 0
 
     def day(self, head: int, cache: dict[int, list[tuple[float, float]]], d: int) -> list[tuple[float, float]]:
-        b = cache.get(d)
+        """Day d's windows; `cache` is the device's, for its jittered (idle) windows only."""
+        b = cache.get(d) if self.jitter else None
         if b is not None:
             return b
         b = []

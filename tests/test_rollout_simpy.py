@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("simpy", reason="the SimPy yardstick needs the bench extra: pip install -e '.[bench]'")
 
 from otarig import rollout  # noqa: E402
-from otarig.rollout import patterns, report  # noqa: E402
+from otarig.rollout import event_model, patterns, report  # noqa: E402
 from otarig.rollout.strategies import Strategy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +34,20 @@ def test_scalar_draws_are_the_planner_draws():
             assert heads == patterns.draw_key(seed, stream, gid).tolist()  # the bulk-hashed heads it uses
             got = [rollout_simpy.draw(h, int(kk)) for h, kk in zip(heads, k)]
             assert np.array_equal(want, np.array(got))
+
+
+@pytest.mark.parametrize("strategy", [Strategy.STANDARD, Strategy.FORCED], ids=lambda s: s.value)
+def test_simpy_yardstick_is_the_event_model_device_by_device(strategy):
+    """On every kind of cohort, the yardstick and the reference event model (both whole ms, both
+    (time, insertion) order) give each device the very same timeline."""
+    from test_rollout import mixed_fleet
+
+    fleet = mixed_fleet()
+    ev = event_model.simulate(fleet, strategy)
+    simp = rollout_simpy.simulate(fleet, strategy)
+    for f in ("updated_at", "began_outside", "ended_in_window", "full_handshakes", "resumes", "ota_bytes",
+              "retry_bytes", "retries"):
+        assert np.array_equal(getattr(ev, f), getattr(simp, f)), f
 
 
 def test_batches_of_devices_give_the_same_result_as_one_environment():
