@@ -7,15 +7,10 @@ independent (the cloud has no capacity limit in this model), so lock step and on
 give the same per-device timelines except for the order of two events at the same millisecond.
 tests/test_rollout.py checks it against the event model.
 
-Where the time goes (issue 15, profiled with cProfile on 10^5–10^6 devices): the step loop's
-earliest-timer search, schedule evaluations (window bounds hashed per device and day) and the
-rule lookups. So the timers are one row per kind (a column gather per kind, no row-wise argmin),
-each device's draw keys are hashed once, a schedule is evaluated once per edge (state and next
-edge together), cohorts are contiguous index ranges (no per-call grouping), the rule tables
-are typed, and a handler with no devices returns at once.
-
-Invariant: every index array handed to a handler is ascending (they are all subsets of
-`np.flatnonzero`), which is what lets `_parts` cut them into cohorts by binary search.
+Speed (issue 15, from cProfile runs): timers are one row per kind (no row-wise argmin), draw keys
+are hashed once per device, a schedule is evaluated once per edge, cohorts are index ranges cut
+by binary search — so every index array a handler gets must be ascending (all are subsets of
+`np.flatnonzero`) — and rule tables are typed.
 """
 from __future__ import annotations
 
