@@ -341,6 +341,12 @@ class Board:
                 )
             self.clock.wait(deadline - now)
 
+    def expect_from_now(self) -> None:
+        """Later `expect`s see only what arrives from now on (a scenario starting on a board that
+        has been running: what it printed before is the previous scenario's business)."""
+        self.poll()
+        self._cursor = len(self._history)
+
     def command(self, cmd: str, timeout: float = 10.0, **keys: Any) -> dict[str, Any]:
         """Send a command and wait (bench time) for its reply; returns the reply's fields.
 

@@ -228,7 +228,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_bench(args.bench)
     result = run_suite(cfg, Path(args.bench).resolve(), report_dir=Path(args.report).resolve(), seed=args.seed,
                        suite=Path(args.suite).resolve() if args.suite else None, select=args.k,
-                       allow_skips=args.allow_skips, long=args.long, max_budget=args.max_budget)
+                       allow_skips=args.allow_skips, long=args.long, max_budget=args.max_budget,
+                       exitfirst=args.exitfirst)
     if result.exit_code == 5:
         raise CommandError("no scenarios matched (check -k / --suite)", 5)
     return 0 if result.exit_code == 0 else 1
@@ -391,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-budget", type=float, default=None, metavar="SECONDS",
                      help="skip scenarios whose bench-time budget exceeds SECONDS (a CI profile); "
                           "such skips do not fail the run")
+    run.add_argument("-x", "--exitfirst", action="store_true",
+                     help="stop at the first failing scenario (e.g. to show a defective build is caught)")
     run.set_defaults(func=cmd_run)
 
     st = groups.add_parser("selftest", help="run the suite against each companion mutant; all must be caught",

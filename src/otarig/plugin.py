@@ -251,18 +251,21 @@ def psu(rig: Any) -> Any:
 
 
 @pytest.fixture
-def particle_cli(rig: Any, tmp_path: Path) -> Any:
+def particle_cli(rig: Any) -> Iterator[Any]:
     """The pinned `particle` CLI aimed at the bench's cloud, with a fresh HOME (never the user's
-    profile; it holds the token and is deleted with the test's temporary folder)."""
+    profile). The CLI writes the token into that HOME, so it is deleted when the scenario ends."""
+    import tempfile
+
     from .particle_cli import CliNotFound, ParticleCli
 
-    try:
-        cli = ParticleCli(tmp_path / "home", rig.parts.api_url, rig.parts.token, timeout=90)
-        cli.version()
-    except CliNotFound as exc:
-        pytest.skip(f"{SKIP_NEEDS}tool: {exc} (run `bash tools/particle-cli/install.sh`)")
-    rig.cli_transcripts.append(cli)
-    return cli
+    with tempfile.TemporaryDirectory(prefix="otarig-cli-home-") as home:
+        try:
+            cli = ParticleCli(Path(home), rig.parts.api_url, rig.parts.token, timeout=90)
+            cli.version()
+        except CliNotFound as exc:
+            pytest.skip(f"{SKIP_NEEDS}tool: {exc} (run `bash tools/particle-cli/install.sh`)")
+        rig.cli_transcripts.append(cli)
+        yield cli
 
 
 def _write_psu_csv(rig: Any, path: Path) -> None:

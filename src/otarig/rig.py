@@ -69,6 +69,8 @@ class Rig:
     def start_scenario(self) -> None:
         """The scenario begins: a fresh timeline (the transition's entries go to `setup_timeline`),
         seeded with the DUT's state now, and the PSU monitor sampling into it."""
+        for b in self.boards.values():
+            b.expect_from_now()
         self.collect()
         self.setup_timeline, self.timeline = self.timeline, Timeline()
         self.t0 = self.now()

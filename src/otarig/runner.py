@@ -175,7 +175,8 @@ def run_verdict(results: list[dict], *, allow_skips: bool, interrupted: bool) ->
 def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int | None = None,
               suite: Path | None = None, select: str | None = None, mutant: int = 0,
               console: Console | None = None, extra_args: list[str] | None = None,
-              allow_skips: bool = False, long: bool = False, max_budget: float | None = None) -> RunResult:
+              allow_skips: bool = False, long: bool = False, max_budget: float | None = None,
+              exitfirst: bool = False) -> RunResult:
     """Run `hil/` against the bench; write junit.xml, report.html, certification.json. The exit
     code is 0 exactly when the record says `passed: true`."""
     from .record import build_record, write_record
@@ -194,6 +195,8 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
         args += ["-k", select]
     if long:
         args.append("--long")
+    if exitfirst:
+        args.append("--exitfirst")
     if max_budget is not None:
         args.append(f"--max-budget={max_budget}")
     args += extra_args or []

@@ -104,12 +104,14 @@ class SimSerialPort:
         self._master = self._slave = None
         self._pending.clear()
 
-    def drain_out(self, timeout_wall: float = 0.5) -> bool:
+    def drain_out(self, timeout_wall: float = 3.0, stalled_wall: float = 1.0) -> bool:
         """Before vanishing with a reader in another process (a stand-in bench): hand over what is
         queued and wait, bounded, until that reader has read it. A real Electron's last lines
         before a reset reach the host (Device OS resets a moment after `complete`); a pty closed
-        at once would drop them. Returns False if the reader did not read it in time."""
+        at once would drop them. Gives up after `timeout_wall`, or once nothing has been read for
+        `stalled_wall` (nobody is reading). Returns False if the reader did not read it all."""
         deadline = time.monotonic() + timeout_wall
+        last_change, last_waiting = time.monotonic(), -1
         while self._master is not None and self._slave is not None:
             self.flush()
             try:
@@ -118,7 +120,10 @@ class SimSerialPort:
                 return False
             if not self._pending and waiting == 0:
                 return True
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if waiting + len(self._pending) != last_waiting:
+                last_change, last_waiting = now, waiting + len(self._pending)
+            if now >= deadline or now - last_change >= stalled_wall:
                 return False
             time.sleep(0.002)  # wall time: the reader is another process
         return False
