@@ -98,3 +98,21 @@ def test_different_seed_differs_where_loss_matters(tmp_path: Path) -> None:
     ota_a = [ln for ln in a if b'"event":"firmware_update"' in ln]
     ota_b = [ln for ln in b if b'"event":"firmware_update"' in ln]
     assert ota_a != ota_b, "the transfer itself (its missed-chunk rounds) depends on the seed"
+
+
+def test_a_scenario_over_the_cloud_api_gives_the_same_timeline_twice(tmp_path: Path) -> None:
+    """The rig reaches the simulated cloud over HTTP and its event stream over SSE (another thread,
+    a real socket); the bench clock keeps the stream in step, so the same seed still gives the same
+    timeline byte for byte — cloud events included."""
+
+    repo = Path(__file__).resolve().parents[1]
+    timelines = []
+    for run in ("a", "b"):
+        report = tmp_path / run
+        done = subprocess.run([sys.executable, "-m", "otarig.cli", "run", "-k", "lock_and_flash", "--seed", "3",
+                               "--report", str(report)], cwd=repo, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-2000:]
+        [path] = report.glob("tests/*/timeline.jsonl")
+        timelines.append(path.read_bytes())
+    assert b'"source":"cloud"' in timelines[0]
+    assert timelines[0] == timelines[1]
