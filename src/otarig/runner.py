@@ -190,7 +190,10 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
     tests_dir.mkdir(parents=True)
     args = [str(suite), f"--bench={bench_path}", f"--seed={seed}", f"--mutant={mutant}",
             f"--otarig-artifacts={tests_dir}", f"--junitxml={report_dir / 'junit.xml'}",
-            "-q", "-p", "no:cacheprovider", f"--rootdir={suite.parent}", "-o", "junit_family=xunit1"]
+            "-q", "-p", "no:cacheprovider", f"--rootdir={suite.parent}", "-o", "junit_family=xunit1",
+            # otarig is imported before pytest starts (this process runs it), so pytest cannot
+            # rewrite its asserts; the scenarios' own asserts are rewritten as usual
+            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if select:
         args += ["-k", select]
     if long:
