@@ -329,3 +329,39 @@ def test_transcript_written(cli: ParticleCli, tmp_path: Path) -> None:
 
 def test_strip_ansi() -> None:
     assert strip_ansi("\x1b[2K\x1b[1Gspin\r\x1b[32mdone\x1b[39m\n") == "done\n"
+
+
+def test_an_interrupted_cli_call_leaves_no_child_behind(tmp_path):
+    """Ctrl-C or SIGTERM (a KeyboardInterrupt in the rig) while the CLI runs: the child is ended
+    and waited for before the interrupt goes on (a stand-in executable that would run for a minute)."""
+    import os
+    import signal
+    import threading
+    import time as _time
+
+    from otarig.particle_cli import ParticleCli
+
+    script = tmp_path / "particle"
+    pidfile = tmp_path / "pid"
+    script.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 60\n")
+    script.chmod(0o755)
+    cli = ParticleCli(tmp_path / "home", "http://127.0.0.1:9", "t0k3n", executable=script, timeout=120)
+    main = threading.main_thread().ident
+
+    def interrupt() -> None:
+        while not pidfile.exists():
+            _time.sleep(0.01)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    try:
+        cli.run("--version")
+    except KeyboardInterrupt:
+        pass
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive, "the CLI's child outlived the interrupt"

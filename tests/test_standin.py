@@ -104,13 +104,19 @@ def test_a_rig_on_a_real_bench_never_imports_the_simulator(standin: tuple[Path, 
 def test_otarig_run_against_the_stand_in_passes_and_says_it_is_not_hardware(
         standin: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     """A scenario that uploads, releases and lands an update, over the stand-in's channels; the
-    record says passed, kind real, stand-in, not hardware, and the exit status agrees."""
+    record says passed, kind real, stand-in, not hardware, and the exit status agrees; the whole
+    `otarig run` process (runner, plugin, report) never imported `otarig.sim`."""
     bench, env = standin
     report = tmp_path / "report"
-    done = subprocess.run([*OTARIG, "run", "--bench", str(bench), "--report", str(report),
+    whole_run = ("import json, sys\nfrom otarig.cli import main\nrc = main(sys.argv[1:])\n"
+                 "print('SIM-MODULES ' + json.dumps(sorted(m for m in sys.modules if m.startswith('otarig.sim'))))\n"
+                 "sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", whole_run, "run", "--bench", str(bench), "--report", str(report),
                            "-k", "lock_and_flash"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     record = json.loads((report / "certification.json").read_text())
     assert done.returncode == 0, done.stdout[-3000:]
+    imported = json.loads(done.stdout.split("SIM-MODULES ")[1].splitlines()[0])
+    assert imported == [], f"`otarig run` on a real bench imported the simulator: {imported}"
     assert record["passed"] is True
     assert record["bench"]["kind"] == "real" and record["bench"]["stand_in"] is True
     assert record["bench"]["hardware"] is False and record["bench"]["time_scale"] == SPEED

@@ -249,6 +249,17 @@ class ParticleCli:
             result = CliResult(shown, -9, output, time.monotonic() - t0, started)
             self.transcript.append(result)
             raise CliTimeout(shown, limit, output) from None
+        except BaseException:  # Ctrl-C / SIGTERM while the CLI runs: end it and wait for it, never orphan it
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            raise
         output = self._redact(strip_ansi(raw.decode("utf-8", "replace"))).strip("\n")
         result = CliResult(shown, proc.returncode, output, time.monotonic() - t0, started)
         self.transcript.append(result)
