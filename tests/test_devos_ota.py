@@ -11,6 +11,7 @@ import pytest
 from otarig.protocol import encode_command
 from otarig.sim import deviceos as dos
 from otarig.sim.cloud import FirmwareRecord
+from otarig.sim.messages import Chunk
 from otarig.sim.ota_receiver import MISSED_CHUNKS_TO_SEND
 from otarig.sim.params import CloudParams, DeviceOsParams
 
@@ -96,23 +97,29 @@ def test_begin_clears_pending_and_emits_begin(companion_image: ImageFactory, sim
     rig.expect_sys("firmware_update", "begin")
 
 
-@pytest.mark.parametrize("corrupt", [set(), {3, 77}], ids=["clean", "two-bad-crc"])
-def test_progress_once_per_received_chunk(companion_image: ImageFactory, sim_rig: RigFactory,
-                                          corrupt: set[int]) -> None:
-    """§7.4 / §2.2: firmware_update progress once per received chunk (a bad-CRC chunk included,
-    since progress fires before the chunk is checked and written)."""
+@pytest.mark.parametrize("corrupt, duplicate", [(set(), set()), ({3, 77}, set()), (set(), {4, 120})],
+                         ids=["clean", "two-bad-crc", "two-duplicates"])
+def test_progress_fires_only_for_good_new_chunks(companion_image: ImageFactory, sim_rig: RigFactory,
+                                                  corrupt: set[int], duplicate: set[int]) -> None:
+    """§7.4 / §2.2 (corrected): firmware_update progress once per good, new chunk — a chunk with a
+    bad CRC or a duplicate fires nothing. Device OS v2.3.1 `communication/src/chunked_transfer.cpp`
+    ~192-201 drops a fast-OTA duplicate before the CRC and calls `save_firmware_chunk` only for a
+    valid CRC; that is `Spark_Save_Firmware_Chunk`, `system/src/system_update.cpp` ~433-437, which
+    emits progress before writing."""
     v1, v2 = _v1_v2(companion_image)
     rig = sim_rig(v1)
     rig.bench.cloud.faults.corrupt_chunks = set(corrupt)
+    rig.bench.cloud.faults.duplicate_chunks = set(duplicate)
     _start_update(rig, v2)
     begin = rig.until_event(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_BEGIN, timeout=60)
     end = rig.until_kind("ota_end", 120)
-    assert end.data["ok"] and end.data["chunks"] == CHUNKS and end.data["bad_crc"] == len(corrupt)
+    assert end.data["ok"] and end.data["chunks"] == CHUNKS
+    assert end.data["bad_crc"] == len(corrupt) and end.data["duplicates"] == len(duplicate)
     progress = rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_PROGRESS, since_ms=begin.t_ms)
-    assert len(progress) == CHUNKS + len(corrupt)
+    assert len(progress) == CHUNKS, "one progress per chunk written, none for a bad or repeated one"
     rig.expect_sys("firmware_update", "complete")
     seen = [e for e in rig.board.events("sys") if e.get("param") == "progress"]
-    assert len(seen) == CHUNKS + len(corrupt), "the app's handler saw every progress event"
+    assert len(seen) == CHUNKS, "the app's handler saw exactly one progress per good chunk"
 
 
 def test_bad_crc_chunk_is_requested_again(companion_image: ImageFactory, sim_rig: RigFactory) -> None:
@@ -244,6 +251,38 @@ def test_update_watchdog_resets_with_update_timeout(companion_image: ImageFactor
     boot = rig.board.expect(lambda e: e.name == "boot", 30)
     assert boot.get("reset_reason") == "update_timeout" and boot.get("reset_reason_code") == 90
     assert rig.dev.running_version == 1 and rig.dev.flash.slots == []
+
+
+def test_update_watchdog_restarts_only_on_good_new_chunks(companion_image: ImageFactory,
+                                                          sim_rig: RigFactory) -> None:
+    """§7.4 / §2.4 (corrected): bad-CRC chunks and duplicates do not restart the 300 s update
+    watchdog, so a transfer that only receives those still hard-resets 300 s after its last good
+    chunk. Device OS v2.3.1: `TimingFlashUpdateTimeout = 0` only in `Spark_Save_Firmware_Chunk`
+    (`system/src/system_update.cpp` ~433-437), reached for a valid, new chunk
+    (`communication/src/chunked_transfer.cpp` ~192-201); SysTick counts it up while
+    SPARK_FLASH_UPDATE is set and resets with RESET_REASON_UPDATE_TIMEOUT (`system/src/main.cpp`
+    ~376-387)."""
+    v1, v2 = _v1_v2(companion_image)
+    rig = sim_rig(v1, bench_kw={"cloud_params": CloudParams(update_done_timeout_ms=16 * 60_000)})
+    rig.bench.cloud.faults.blackhole_after_chunks = 10
+    _start_update(rig, v2)
+    begin = rig.until_kind("ota_begin", 60)
+    transfer = begin.data["transfer"]
+    rig.until(lambda e: len(rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_PROGRESS)) >= 10, 60, "10 chunks")
+    rig.run(5)  # the blackhole holds: nothing more arrives
+    last_good = rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_PROGRESS)[-1]
+    data = v2[512:1024]
+    # every 25 s up to 275 s: a corrupted chunk 50 and a second copy of chunk 1 (already written)
+    for k in range(1, 12):
+        rig.bench.world.sched.at(last_good.t_ms + k * 25_000, lambda: (
+            rig.dev.on_cloud_message(Chunk.make(transfer, 50, v2[50 * 512:51 * 512], corrupt=True)),
+            rig.dev.on_cloud_message(Chunk.make(transfer, 1, data))))
+    wd = rig.until_kind("update_watchdog", 400)
+    assert (rig.dev.ota.rx.bad_crc, rig.dev.ota.rx.duplicates) == (11, 11), "the device got every one"
+    assert wd.t_ms - last_good.t_ms == 300_000, "neither a bad CRC nor a duplicate restarted the watchdog"
+    assert len(rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_PROGRESS)) == 10, "and they fired no progress"
+    boot = rig.board.expect(lambda e: e.name == "boot", 30)
+    assert boot.get("reset_reason") == "update_timeout"
 
 
 def test_registered_slot_is_applied_at_the_next_reset(companion_image: ImageFactory, sim_rig: RigFactory) -> None:

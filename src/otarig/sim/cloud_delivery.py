@@ -26,6 +26,8 @@ class CloudFaults:
     corrupt_chunks: set[int] = field(default_factory=set)
     #: apply the blackhole only to this many transfers (None = all)
     blackhole_transfers: int | None = 1
+    #: chunk indices sent twice in a row once (the device drops the copy: a fast-OTA duplicate)
+    duplicate_chunks: set[int] = field(default_factory=set)
 
 
 class Delivery:
@@ -47,6 +49,8 @@ class Delivery:
         self.state = "begin"
         self._timeout = None
         self._corrupted: set[int] = set()
+        self._duplicated: set[int] = set()
+        self.duplicated_sent: list[int] = []
         #: chunk indices in the order sent (resends included): the evidence for "retried from chunk 0"
         self.sent_indices: list[int] = []
         self.resent: list[int] = []
@@ -92,6 +96,10 @@ class Delivery:
             chunk = Chunk.make(self.transfer_id, idx, data, corrupt=corrupt)
             self.cloud.send_to_device(self.rec, chunk, chunk.wire_bytes, "ota")
             self.chunks_sent += 1
+            if idx in faults.duplicate_chunks and idx not in self._duplicated and not corrupt:
+                self._duplicated.add(idx)
+                self.duplicated_sent.append(idx)
+                self.cloud.send_to_device(self.rec, chunk, chunk.wire_bytes, "ota")
         done = UpdateDone(self.transfer_id)
         self.cloud.send_to_device(self.rec, done, done.wire_bytes, "ota", reliable=True)
         self._arm_timeout()

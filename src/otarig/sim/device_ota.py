@@ -41,7 +41,10 @@ class DeviceOta:
         return True
 
     def _arm_watchdog(self) -> None:
-        """docs/reference/particle-ota.md §2.4: the update watchdog, reset on begin and on every chunk."""
+        """docs/reference/particle-ota.md §2.4 (corrected): the update watchdog restarts at begin and on a
+        good, new chunk only — `TimingFlashUpdateTimeout = 0` in Spark_Prepare_For_Firmware_Update and
+        Spark_Save_Firmware_Chunk (device-os v2.3.1 system/src/system_update.cpp ~322, ~435), counted up
+        by SysTick while SPARK_FLASH_UPDATE is set (system/src/main.cpp ~376-387)."""
         if self._watchdog is not None:
             self._watchdog.cancel()
         self._watchdog = self.dev.sched.after(self.dev.params.update_timeout_ms, self._watchdog_fired)
@@ -78,10 +81,16 @@ class DeviceOta:
         dev.emit(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_BEGIN)
 
     def _chunk(self, chunk: Chunk) -> None:
+        """docs/reference/particle-ota.md §2.2, §2.4, §7.4 (corrected): a duplicate (fast OTA) or a chunk with
+        a bad CRC fires nothing and does not restart the watchdog; a good, new chunk restarts the watchdog
+        and fires `progress` before it is written (Spark_Save_Firmware_Chunk, device-os v2.3.1
+        system/src/system_update.cpp ~433-437, called by communication/src/chunked_transfer.cpp ~201)."""
         if not self.receiving or chunk.transfer_id != self.rx.transfer_id:
             return
+        if self.rx.classify(chunk) != "good":
+            self.rx.accept_chunk(chunk)  # counts the bad CRC / duplicate; writes nothing
+            return
         self._arm_watchdog()
-        # docs/reference/particle-ota.md §2.2: progress fires once per received chunk, before the chunk is written.
         self.dev.emit(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_PROGRESS)
         if not self.receiving:
             return  # a handler disconnected or slept (a defect the rig must catch)
@@ -100,10 +109,11 @@ class DeviceOta:
         ok, error = self._validate_and_register(self.rx.image())
         self._disarm_watchdog()
         transfer = self.rx.transfer_id
-        chunks, bad_crc = self.rx.chunks_received, self.rx.bad_crc
+        chunks, bad_crc, duplicates = self.rx.chunks_received, self.rx.bad_crc, self.rx.duplicates
         self.rx.reset()
         self.results.append((transfer, ok, error))
-        dev.note("ota_end", transfer=transfer, ok=ok, error=error, chunks=chunks, bad_crc=bad_crc)
+        dev.note("ota_end", transfer=transfer, ok=ok, error=error, chunks=chunks, bad_crc=bad_crc,
+                 duplicates=duplicates)
         dev.net.send(DoneReply(transfer, ok=ok, error=error), 80, "ota")
         dev.emit(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_COMPLETE if ok else dos.FIRMWARE_UPDATE_FAILED)
         if ok or dev.params.reset_on_failed_validation:

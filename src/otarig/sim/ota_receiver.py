@@ -33,6 +33,7 @@ class OtaReceiver:
     received_this_round: int = 0
     chunks_received: int = 0
     bad_crc: int = 0
+    duplicates: int = 0
 
     @property
     def chunk_count(self) -> int:
@@ -50,22 +51,36 @@ class OtaReceiver:
         self.received_this_round = 0
         self.chunks_received = 0
         self.bad_crc = 0
+        self.duplicates = 0
 
-    def accept_chunk(self, chunk: Chunk) -> bool:
-        """docs/reference/particle-ota.md §2.4: write the chunk if its CRC matches; a bad CRC is requested again later."""
-        if zlib.crc32(chunk.data) != chunk.crc:
-            self.bad_crc += 1
-            return False
+    def classify(self, chunk: Chunk) -> str:
+        """What ChunkedTransfer::handle_chunk makes of a chunk, before anything is written
+        (docs/reference/particle-ota.md §2.4, §7.4; device-os v2.3.1 communication/src/chunked_transfer.cpp
+        ~187-201): "out_of_range" (ignored), "duplicate" (fast OTA only: dropped before the CRC is even
+        computed), "bad_crc" (not written; fast OTA asks for it again later) or "good"."""
         if not 0 <= chunk.index < self.chunk_count:
-            return False
-        if self.received[chunk.index]:
-            return True  # duplicates are dropped
+            return "out_of_range"
+        if self.fast and self.received[chunk.index]:
+            return "duplicate"
+        if zlib.crc32(chunk.data) != chunk.crc:
+            return "bad_crc"
+        return "good"
+
+    def accept_chunk(self, chunk: Chunk) -> str:
+        """docs/reference/particle-ota.md §2.4: write the chunk only if `classify` says it is good; returns the class."""
+        kind = self.classify(chunk)
+        if kind == "bad_crc":
+            self.bad_crc += 1
+        elif kind == "duplicate":
+            self.duplicates += 1
+        if kind != "good":
+            return kind
         start = chunk.index * self.chunk_size
         self.region[start:start + len(chunk.data)] = chunk.data
         self.received[chunk.index] = True
         self.received_this_round += 1
         self.chunks_received += 1
-        return True
+        return kind
 
     def missing_request(self) -> tuple[int, ...]:
         """docs/reference/particle-ota.md §2.4 handle_update_done: request up to
