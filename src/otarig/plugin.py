@@ -8,7 +8,6 @@ transcripts and `meta.json` (read by `otarig run` for the report).
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from pathlib import Path
