@@ -77,32 +77,37 @@ def pump_while(bench: SimBench, fn: Callable[[], T], *, step: float = PUMP_STEP_
 
 @dataclass
 class WallPacer:
-    """Advance `bench` so that virtual time follows wall time × `speed` (`otarig sim`)."""
+    """Advance `bench` so that virtual time follows wall time × `speed` (`otarig sim`).
+
+    `stop()` may be called from a signal handler: it only sets a flag (no lock, no `Event`), and
+    the loop looks at that flag at least every `tick_s` of wall time and between advance steps.
+    """
 
     bench: SimBench
     speed: float = 1.0
     tick_s: float = 0.01
-    stop_event: threading.Event = field(default_factory=threading.Event)
     loads: list[Any] = field(default_factory=list)
+    stopping: bool = False
 
     def run(self, duration_s: float | None = None) -> None:
         """Pace until `stop()` (or `duration_s` of wall time)."""
         self.bench.paced = True
         wall0 = time.monotonic()
         virt0 = self.bench.world.now_ms
-        while not self.stop_event.is_set():
+        while not self.stopping:
             elapsed = time.monotonic() - wall0
             if duration_s is not None and elapsed >= duration_s:
                 break
             target = virt0 + int(elapsed * self.speed * 1000)
-            while self.bench.world.now_ms < target:
+            while self.bench.world.now_ms < target and not self.stopping:
                 self.bench.advance((target - self.bench.world.now_ms) / 1000)
             self._serve_unattached_ports()
             if self.loads:
                 with self.bench.lock:
                     for load in self.loads:
                         load.apply()
-            self.stop_event.wait(self.tick_s)
+            if not self.stopping:
+                time.sleep(self.tick_s)  # a signal's handler runs during the sleep; the flag is seen next turn
 
     def _serve_unattached_ports(self) -> None:
         """Boards nobody attached a rig `Board` to: pass a terminal's input to the device and
@@ -119,7 +124,8 @@ class WallPacer:
             self.bench.world.dirty_ports.clear()
 
     def stop(self) -> None:
-        self.stop_event.set()
+        """Ask the loop to end (safe from a signal handler and from any thread: one assignment)."""
+        self.stopping = True
 
 
 class _PacedElectronLoad:
@@ -177,48 +183,80 @@ def start_sim(*, boards: int = 1, product: int = DEFAULT_PRODUCT, version: int =
     image = make_app_image(build_companion(version, product_id=product, mutant=mutant), product_id=product,
                            product_version=version)
     bench = SimBench(seed, workdir=workdir)
-    devices = [bench.add_electron(_device_id(i), product_id=product, image=image, link_profile=link_profile)
-               for i in range(boards)]
-    # boot until every board's USB port has enumerated, so the ports printed exist (virtual time)
-    while not all(bench.slots[d.device_id].port.present for d in devices) and bench.world.now_ms < 30_000:
-        bench.advance(0.1)
-    # the bench companion beside board 1 (firmware/bench/ on its own pty); VBUS is not wired
-    # through it here, so the PSU's output alone still powers board 1 off (as without a companion)
-    bench.add_bench_companion(devices[0].device_id, vbus_cable=False)
-    server = CloudHttpServer(bench, token=token, port=port)
-    server.start()
+    server: CloudHttpServer | None = None
     psu_server = None
-    info: dict[str, Any] = {"api_url": server.url, "token": server.token, "product": product,
-                            "boards": [{"device_id": d.device_id, "port": str(bench.port_path(d.device_id))}
-                                       for d in devices],
-                            "bench_companion": {"device_id": devices[0].device_id,
-                                                "port": str(bench.companions["bench-companion"].port.link)}}
-    loads: list[_PacedElectronLoad] = []
-    if psu:
-        from .power_model import VIN_MIN_V
-        from .psu_server import PsuServer
+    try:
+        devices = [bench.add_electron(_device_id(i), product_id=product, image=image, link_profile=link_profile)
+                   for i in range(boards)]
+        # boot until every board's USB port has enumerated, so the ports printed exist (virtual time)
+        while not all(bench.slots[d.device_id].port.present for d in devices) and bench.world.now_ms < 30_000:
+            bench.advance(0.1)
+        # the bench companion beside board 1 (firmware/bench/ on its own pty); VBUS is not wired
+        # through it here, so the PSU's output alone still powers board 1 off (as without a companion)
+        bench.add_bench_companion(devices[0].device_id, vbus_cable=False)
+        server = CloudHttpServer(bench, token=token, port=port)
+        server.start()
+        info: dict[str, Any] = {"api_url": server.url, "token": server.token, "product": product,
+                                "boards": [{"device_id": d.device_id, "port": str(bench.port_path(d.device_id))}
+                                           for d in devices],
+                                "bench_companion": {"device_id": devices[0].device_id,
+                                                    "port": str(bench.companions["bench-companion"].port.link)}}
+        loads: list[_PacedElectronLoad] = []
+        if psu:
+            from .power_model import VIN_MIN_V
+            from .psu_server import PsuServer
 
-        # board i on channel i+1 (an E36312A has three); the outputs start as the PSU's *RST state
-        loads = [_PacedElectronLoad(d, VIN_MIN_V) for d in devices[:3]]
-        psu_server = PsuServer(time_source=bench.clock.now, loads={i + 1: ld for i, ld in enumerate(loads)})
-        info["psu"] = psu_server.start()
-        for channel, load in enumerate(loads, start=1):  # the boards start powered: 5 V, output on
-            rail = psu_server.rail(channel)
-            rail.set_voltage(5.0, bench.clock.now())
-            rail.set_output(True, bench.clock.now())
-            load.pending.clear()
-        info["psu_channels"] = {d.device_id: i + 1 for i, d in enumerate(devices[:3])}
-    info["_loads"] = loads
+            # board i on channel i+1 (an E36312A has three); the outputs start as the PSU's *RST state
+            loads = [_PacedElectronLoad(d, VIN_MIN_V) for d in devices[:3]]
+            psu_server = PsuServer(time_source=bench.clock.now, loads={i + 1: ld for i, ld in enumerate(loads)})
+            info["psu"] = psu_server.start()
+            for channel, load in enumerate(loads, start=1):  # the boards start powered: 5 V, output on
+                rail = psu_server.rail(channel)
+                rail.set_voltage(5.0, bench.clock.now())
+                rail.set_output(True, bench.clock.now())
+                load.pending.clear()
+            info["psu_channels"] = {d.device_id: i + 1 for i, d in enumerate(devices[:3])}
+        info["_loads"] = loads
+    except BaseException:  # a signal or an error while starting: nothing is left running, no world folder
+        _close(bench, server, psu_server)
+        raise
     return bench, server, psu_server, info
 
 
 def run_sim(*, speed: float = 1.0, json_output: bool = False, duration_s: float | None = None,
             out: Any = None, bench_file: Path | None = None, token_env: str | None = None, **kw: Any) -> int:
     """`otarig sim`: start, print how to reach everything, pace until Ctrl-C/SIGTERM. With
-    `bench_file`, also write a stand-in bench file for `otarig run` in another process."""
+    `bench_file`, also write a stand-in bench file for `otarig run` in another process.
+
+    Any number of SIGINT/SIGTERM ends it cleanly: the handler only sets a flag (it may run inside
+    a lock the main thread holds, so it takes none), the pacer sees the flag within a tick, and
+    the close (API, PSU, boards, the world folder unless `workdir` was given) runs to its end
+    whatever arrives meanwhile."""
     out = out or sys.stdout
-    bench, server, psu_server, info = start_sim(**kw)
-    pacer = WallPacer(bench, speed=speed, loads=info.pop("_loads"))
+    signals = _StopSignals()
+    signals.install()
+    try:
+        _prebuild(kw)  # the one slow step (a cold compile): a signal here ends it with KeyboardInterrupt
+        signals.raising = False  # from here on a signal only sets a flag; start_sim cleans up after itself
+        bench, server, psu_server, info = start_sim(**kw)
+        try:
+            pacer = WallPacer(bench, speed=speed, loads=info.pop("_loads"))
+            signals.pacer = pacer
+            if signals.count:
+                pacer.stop()
+            _describe(out, info, speed=speed, json_output=json_output, bench_file=bench_file, token_env=token_env,
+                      kw=kw)
+            pacer.run(duration_s)
+        finally:
+            _close(bench, server, psu_server)  # further signals only set the flag: the close is never cut short
+    finally:
+        signals.restore()
+    return 0
+
+
+def _describe(out: Any, info: dict, *, speed: float, json_output: bool, bench_file: Path | None,
+              token_env: str | None, kw: dict) -> None:
+    """Print how to reach everything (and write the stand-in bench file)."""
     info["speed"] = speed
     if bench_file is not None:
         from .standin import write_bench_file
@@ -246,17 +284,56 @@ def run_sim(*, speed: float = 1.0, json_output: bool = False, duration_s: float 
             out.write(f"  stand-in bench file: {bench_file}  (otarig run --bench {bench_file}; token from "
                       f"${token_env})\n")
     out.flush()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: pacer.stop())
+
+
+def _prebuild(kw: dict) -> None:
+    from .build import build_companion
+
+    build_companion(kw.get("version", 1), product_id=kw.get("product", DEFAULT_PRODUCT), mutant=kw.get("mutant", 0))
+
+
+def _close(bench: SimBench, server: CloudHttpServer | None, psu_server: Any) -> None:
+    """Stop the API and the PSU, close the bench (boards, ports, the world folder); each step runs
+    even when an earlier one failed."""
     try:
-        pacer.run(duration_s)
+        if server is not None:
+            server.stop()
     finally:
-        for sig, handler in previous.items():
+        try:
+            if psu_server is not None:
+                psu_server.stop()
+        finally:
+            bench.close()
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM for `otarig sim`.
+
+    While the companion is being built (`raising`), the first signal raises KeyboardInterrupt: nothing
+    is running yet. Afterwards every signal only counts and sets the pacer's flag — no lock, no
+    `Event.set()` (its lock is not re-entrant: a handler that runs while the main thread is inside
+    `Event.wait()` deadlocks on it), no exception that could cut a close short.
+    """
+
+    def __init__(self) -> None:
+        self.raising = True
+        self.count = 0
+        self.pacer: WallPacer | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.pacer is not None:
+            self.pacer.stop()
+        elif self.raising and self.count == 1:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
             signal.signal(sig, handler)
-        server.stop()
-        if psu_server is not None:
-            psu_server.stop()
-        bench.close()
-    return 0
+        self.previous.clear()
