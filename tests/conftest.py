@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from otarig import resources
 from otarig.sim.bench import SimBench
 from otarig.sim.build import build_companion
 from otarig.sim.images import make_app_image
@@ -89,22 +90,23 @@ def _not_installed(msg: str) -> None:
 
 @pytest.fixture(scope="session")
 def require_particle_cli() -> None:
-    """The pinned particle CLI (tools/particle-cli/install.sh)."""
+    """The pinned particle CLI (`otarig tools install`, or tools/particle-cli/install.sh)."""
     from otarig.particle_cli import DEFAULT_CLI_JS
 
     if not DEFAULT_CLI_JS.is_file():
-        _not_installed(f"particle-cli not installed ({DEFAULT_CLI_JS} missing): run tools/particle-cli/install.sh")
+        _not_installed(f"particle-cli not installed ({DEFAULT_CLI_JS} missing): run `otarig tools install`")
 
 
-MICROPYTHON_TOOLS = Path(__file__).resolve().parents[1] / "tools" / "micropython"
-MICROPYTHON_INSTALL = "run `bash tools/micropython/install.sh`"
+#: the pinned MicroPython: a checkout's tools/micropython when installed there, else the user's cache
+MICROPYTHON_TOOLS = resources.tool_dir("micropython")
+MICROPYTHON_INSTALL = "run `otarig tools install`"
 
 
 @pytest.fixture(scope="session")
 def micropython_cmd() -> list[str]:
     """`[node, run.mjs]`: runs Python on MicroPython 1.27 (WebAssembly; tools/micropython/run.mjs)."""
     port = MICROPYTHON_TOOLS / "node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs"
-    pinned = sorted((MICROPYTHON_TOOLS.parent / "particle-cli/node_modules").glob("node-linux-*/bin/node"))
+    pinned = sorted((resources.tool_dir("particle-cli") / "node_modules").glob("node-linux-*/bin/node"))
     node = str(pinned[0]) if pinned else shutil.which("node")
     if node is None:
         _not_installed(f"no Node.js (tools/particle-cli's pinned Node 22 or node on PATH): {MICROPYTHON_INSTALL}")

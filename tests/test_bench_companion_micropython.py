@@ -7,7 +7,7 @@
 - mpy-cross compiles firmware/bench/*.py to .mpy v6 (what MicroPython 1.27 loads), and refuses a
   syntax error naming the file and line.
 
-Needs `bash tools/micropython/install.sh` (skips without it; fails under CI).
+Needs `otarig tools install` (skips without it; fails under CI).
 """
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 mypy with tools/micropython/mypy.ini: the stubs' own reduced stdlib (sys, json, ...) as typeshed,
 their `machine`, `time`, `select`, `micropython` on the module path, and the bodies of the
-program's unannotated functions checked. The stubs live in tools/micropython/stubs (install.sh,
-`pip install --target`), never in the venv. Needs `bash tools/micropython/install.sh`.
+program's unannotated functions checked. The stubs live beside mypy.ini in the MicroPython install
+(`otarig tools path micropython`; install.sh, `pip install --target`), never in the venv. Needs
+`otarig tools install`.
 """
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from otarig import resources
+
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "tools" / "micropython" / "mypy.ini"
+CONFIG = resources.tool_dir("micropython") / "mypy.ini"  # its $MYPY_CONFIG_FILE_DIR/stubs are the installed ones
 
 #: Uses only MicroPython's modules and names (CPython's typeshed has none of them), then misuses
 #: them: the check must use the rp2 stubs, and must catch each `# error` line.

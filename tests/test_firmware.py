@@ -29,7 +29,7 @@ def _require_cli() -> None:
     """Skip without the CLI locally; in CI (env CI set) a missing CLI is a failure."""
     if KNOWN_APPS.is_dir():
         return
-    msg = f"particle-cli not installed ({KNOWN_APPS} missing): run tools/particle-cli/install.sh"
+    msg = f"particle-cli not installed ({KNOWN_APPS} missing): run `otarig tools install`"
     if os.environ.get("CI"):
         pytest.fail(msg)
     pytest.skip(msg)

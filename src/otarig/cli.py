@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from otarig import firmware
+from otarig import firmware, resources
 
 
 class CommandError(Exception):
@@ -159,14 +159,14 @@ def cmd_bench_safe(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- bench companion ----------------------------------------------------------------------------------
+# -- tester board ----------------------------------------------------------------------------------------
 
 _COMPANION_ACTIONS = ("status", "ping", "power-off", "power-on", "antenna-off", "antenna-on", "wake",
                       "arm-cut", "disarm")
 
 
 def cmd_companion(args: argparse.Namespace) -> int:
-    """Talk to the bench companion (tester board) directly: wiring checks at the bench."""
+    """Talk to the tester board (firmware/bench/) directly: wiring checks at the bench."""
     import tempfile
 
     from otarig.bench_companion import BenchCompanion
@@ -179,7 +179,7 @@ def cmd_companion(args: argparse.Namespace) -> int:
             raise CommandError(f"{args.bench} has no [bench_companion] section; pass --port")
         port = cfg.bench_companion.port
         if port == "sim":
-            raise CommandError("the simulated bench companion runs inside `otarig sim` (or a test run): "
+            raise CommandError("the simulated tester board runs inside `otarig sim` (or a test run): "
                                "pass --port with the path `otarig sim` prints")
     log = Path(tempfile.gettempdir()) / "otarig-companion.log"
     comp = BenchCompanion.open(port, clock=WallClock(), log_path=log, timeout_s=args.timeout)
@@ -216,9 +216,68 @@ def cmd_companion(args: argparse.Namespace) -> int:
 
 
 def _load_bench(path: str) -> "BenchConfig":
+    """The bench file; outside a project folder (no bench_config.toml here) say how to make one."""
     from otarig.config import load
 
+    if path == DEFAULT_BENCH and not Path(path).exists():
+        raise CommandError(f"no {DEFAULT_BENCH} in {Path.cwd()}: this is not an otarig project folder. Run "
+                           "`otarig init` here to write one (a simulated bench; `otarig init --real` for a lab "
+                           "bench), or pass --bench FILE")
     return load(path)
+
+
+# -- init / tools ----------------------------------------------------------------------------------
+
+DEFAULT_BENCH = "bench_config.toml"
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a commented bench file (and, with --suite, a copy of the suite) into DIR."""
+    import shutil
+
+    target = Path(args.dir)
+    bench = target / DEFAULT_BENCH
+    suite = target / "hil"
+    if bench.exists() and not args.force:
+        raise CommandError(f"{bench} exists; pass --force to overwrite it")
+    if args.suite and suite.exists():
+        raise CommandError(f"{suite} exists; move it away first (otarig init never overwrites scenarios)")
+    target.mkdir(parents=True, exist_ok=True)
+    bench.write_text(resources.template("real" if args.real else "simulated"), encoding="utf-8")
+    print(f"wrote {bench} ({'a real bench: fill in every <…> value' if args.real else 'a simulated bench'})")
+    if args.suite:
+        shutil.copytree(resources.suite_dir(), suite, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        print(f"copied the certification suite to {suite}/ (otarig run in {target} runs it; add your own "
+              "test_*.py scenarios there)")
+    where = "" if target.resolve() == Path.cwd().resolve() else f"cd {args.dir} && "
+    if args.real:
+        print(f"next: edit {bench} (docs/real-bench.md §4), `otarig tools install`, then "
+              f"`{where}otarig run -k lock_and_flash`")
+    else:
+        print(f"next: `{where}otarig run` (needs g++), `otarig rollout` to plan a release on a fleet")
+    return 0
+
+
+def cmd_tools_install(args: argparse.Namespace) -> int:
+    """Install the pinned particle CLI and MicroPython (npm ci from the shipped lock files)."""
+    from otarig.tools import ToolError, install
+
+    unknown = [n for n in args.name if n not in resources.TOOLS]
+    if unknown:
+        raise CommandError(f"unknown tool {unknown[0]!r}; known: {', '.join(resources.TOOLS)}", 2)
+    try:
+        for name in args.name or list(resources.TOOLS):
+            where = install(name, force=args.force)
+            print(f"{name}: {where}")
+    except ToolError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
+def cmd_tools_path(args: argparse.Namespace) -> int:
+    """Print where a tool is (or would be) installed, for scripts (e.g. MicroPython's mypy.ini)."""
+    print(resources.tool_dir(args.name))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -236,12 +295,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
-    """Prove the suite can fail: run it against every companion mutant."""
+    """Prove the suite can fail: run it against every device companion mutant."""
     from otarig.runner import selftest
 
     cfg = _load_bench(args.bench)
     if not cfg.simulated:
-        raise CommandError("selftest builds defective companions: it needs a simulated bench "
+        raise CommandError("selftest builds defective device companions: it needs a simulated bench "
                            "(bench.kind = \"simulated\")")
     return selftest(Path(args.bench).resolve(), report_dir=Path(args.report).resolve(), seed=args.seed,
                     suite=Path(args.suite).resolve() if args.suite else None,
@@ -250,7 +309,6 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 # -- rollout ---------------------------------------------------------------------------------------
 
-DEFAULT_FLEET = Path(__file__).resolve().parents[2] / "examples" / "fleets" / "default.toml"
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
@@ -260,7 +318,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     from otarig.sim.params import DAY_MS, CloudParams
 
     try:
-        fleet = rollout.load(args.fleet or DEFAULT_FLEET)
+        fleet = rollout.load(args.fleet or resources.default_fleet())
         strategies = rollout.parse_strategies(args.compare or args.strategy)
     except (rollout.FleetError, ValueError) as exc:
         raise CommandError(str(exc)) from None
@@ -336,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write a stand-in bench file (kind = \"real\", time_scale = --speed) naming what this "
                           "world serves, and its firmware catalog, for `otarig run --bench PATH` in another process")
     sim.add_argument("--mutant", type=int, default=0, metavar="N",
-                     help="run (and, with --bench-file, catalog) the companion with shipped defect N "
+                     help="run (and, with --bench-file, catalog) the device companion with shipped defect N "
                           "(`otarig selftest` lists them): the suite must fail against it")
     sim.add_argument("--token-env", default="OTARIG_STANDIN_TOKEN", metavar="NAME",
                      help="with --bench-file: the variable holding the API token (set it before starting)")
@@ -352,12 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
     safe.add_argument("--bench", default="bench_config.toml", help="bench file (default: bench_config.toml)")
     safe.set_defaults(func=cmd_bench_safe)
 
-    comp = groups.add_parser("companion", help="talk to the bench companion (tester board): check its wiring",
-                             description="Sends one command to the bench companion (firmware/bench/, "
+    comp = groups.add_parser("tester", aliases=["companion"],
+                             help="talk to the tester board (firmware/bench/): check its wiring",
+                             description="Sends one command to the tester board (firmware/bench/, "
                                          "docs/protocol.md) and prints its reply as JSON. Examples: "
-                                         "`otarig companion status`; `otarig companion power-off --ms 2000` "
-                                         "(VIN and VBUS off for 2 s); `otarig companion wake` (a WKP pulse); "
-                                         "`otarig companion arm-cut --edges 101 --ms 5000` (cut once 50 KB "
+                                         "`otarig tester status`; `otarig tester power-off --ms 2000` "
+                                         "(VIN and VBUS off for 2 s); `otarig tester wake` (a WKP pulse); "
+                                         "`otarig tester arm-cut --edges 101 --ms 5000` (cut once 50 KB "
                                          "of the next download are in flash).")
     comp.add_argument("action", choices=_COMPANION_ACTIONS)
     comp.add_argument("--port", default=None,
@@ -370,6 +429,35 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--edges", type=int, default=None, help="arm-cut: cut at this rising edge (1 = begin)")
     comp.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for its answer (default 3)")
     comp.set_defaults(func=cmd_companion)
+
+    init = groups.add_parser("init", help="start a project folder: a commented bench_config.toml (and the suite)",
+                             description="Writes DIR/bench_config.toml, commented: a simulated bench by default, "
+                                         "or with --real the template of a lab bench with every field a lab fills "
+                                         "in. With --suite, also copies the certification suite to DIR/hil/, which "
+                                         "`otarig run` in DIR then runs instead of the shipped one.")
+    init.add_argument("dir", nargs="?", default=".", help="project folder (default: this one)")
+    init.add_argument("--real", action="store_true", help="the real-bench template (docs/real-bench.md §4)")
+    init.add_argument("--suite", action="store_true", help="also copy the suite to DIR/hil/ to extend it")
+    init.add_argument("--force", action="store_true", help="overwrite an existing bench_config.toml")
+    init.set_defaults(func=cmd_init)
+
+    tools = groups.add_parser("tools", help="the pinned tools: particle CLI, MicroPython (into the user's cache)")
+    tools_cmds = tools.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    tools_cmds.required = True
+    ti = tools_cmds.add_parser("install", help="install the pinned particle CLI + Node.js and MicroPython",
+                               description="Installs the pinned particle CLI (and the Node.js 22 it runs on) and "
+                                           "MicroPython 1.27 (WebAssembly) with its rp2 type stubs, with `npm ci` "
+                                           "from the lock files otarig ships, into the user's cache folder "
+                                           "($XDG_CACHE_HOME/otarig/tools, else ~/.cache/otarig/tools). A "
+                                           "checkout whose tools/ already has an install keeps using it. "
+                                           "Needs npm. Idempotent.")
+    ti.add_argument("name", nargs="*", metavar="NAME",
+                    help=f"only these ({', '.join(resources.TOOLS)}; default: all)")
+    ti.add_argument("--force", action="store_true", help="reinstall even when the install is current")
+    ti.set_defaults(func=cmd_tools_install)
+    tp = tools_cmds.add_parser("path", help="print the folder a tool is installed in")
+    tp.add_argument("name", choices=list(resources.TOOLS))
+    tp.set_defaults(func=cmd_tools_path)
 
     run = groups.add_parser("run", help="run the OTA certification suite (hil/) and write a report",
                             description="Builds what it needs, starts the simulated bench when the bench file "
@@ -396,8 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop at the first failing scenario (e.g. to show a defective build is caught)")
     run.set_defaults(func=cmd_run)
 
-    st = groups.add_parser("selftest", help="run the suite against each companion mutant; all must be caught",
-                           description="Builds the companion with each shipped defect and runs hil/ against "
+    st = groups.add_parser("selftest", help="run the suite against each device companion mutant; all must be caught",
+                           description="Builds the device companion with each shipped defect and runs hil/ against "
                                        "it; prints mutant → scenarios that caught it. Exit 1 if the good "
                                        "build fails anything or a mutant survives.")
     st.add_argument("--bench", default="bench_config.toml", help="a simulated bench file")

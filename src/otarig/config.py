@@ -47,7 +47,7 @@ class BoardConfig(_Strict):
     id: str
     platform: Literal["electron"] = "electron"
     role: str = "dut"
-    port: str | None = None
+    port: str | None = Field(None, description="real bench: without it the board is found on USB by its device ID")
     usb_serial: str | None = None
 
     @field_validator("id")
@@ -145,11 +145,6 @@ class BenchConfig(_Strict):
         ids = [b.id for b in self.boards]
         if len(set(ids)) != len(ids):
             raise ValueError(f"boards: duplicate board id in {ids}")
-        if self.bench.kind == "real":
-            for i, b in enumerate(self.boards):
-                if not (b.port or b.usb_serial):
-                    raise ValueError(f"boards[{i}].port: missing — a real bench needs a serial path, "
-                                     "a pyserial URL, or usb_serial")
         if self.capabilities.psu and self.psu is None:
             raise ValueError("capabilities.psu is true but there is no [psu] section")
         for cap in COMPANION_CAPABILITIES:
@@ -450,7 +445,7 @@ def _parse_toml(text: str, p: Path, error: type[Exception]) -> dict:
 def load(path: str | os.PathLike) -> BenchConfig:
     """Read and validate a bench file; raise `ConfigError` with one line per problem."""
     p = Path(path)
-    data = read_toml(p, ConfigError, "pass --bench PATH, or run from the project folder")
+    data = read_toml(p, ConfigError, "pass --bench PATH, or `otarig init` writes one")
     problems = _secret_problems(data, p)
     try:
         cfg = BenchConfig.model_validate(data)

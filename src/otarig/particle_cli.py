@@ -27,9 +27,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from . import resources
+
 PINNED_VERSION = "3.51.0"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TOOLS_DIR = REPO_ROOT / "tools" / "particle-cli"
+#: the pinned install: a checkout's tools/particle-cli, else `otarig tools install`'s cache folder
+TOOLS_DIR = resources.tool_dir("particle-cli")
 DEFAULT_CLI_JS = TOOLS_DIR / "node_modules" / "particle-cli" / "src" / "index.js"
 ENV_CLI = "OTARIG_PARTICLE_CLI"
 ENV_NODE = "OTARIG_NODE"
@@ -61,7 +63,7 @@ class ParticleCliError(Exception):
 
 
 class CliNotFound(ParticleCliError):
-    """The CLI or the Node.js it needs is not installed (run tools/particle-cli/install.sh)."""
+    """The CLI or the Node.js it needs is not installed (run `otarig tools install`)."""
 
 
 class CliTimeout(ParticleCliError):
@@ -189,7 +191,7 @@ class ParticleCli:
     def _argv(self) -> list[str]:
         if not self.executable.exists():
             raise CliNotFound(
-                f"particle-cli not found at {self.executable}; run tools/particle-cli/install.sh "
+                f"particle-cli not found at {self.executable}; run `otarig tools install` "
                 f"or set {ENV_CLI}"
             )
         if self.node is None:
@@ -197,7 +199,7 @@ class ParticleCli:
         if not self.node.exists():
             raise CliNotFound(
                 f"Node.js for particle-cli not found at {self.node}; run "
-                f"tools/particle-cli/install.sh or set {ENV_NODE}"
+                f"`otarig tools install` or set {ENV_NODE}"
             )
         return [str(self.node), str(self.executable)]
 

@@ -112,19 +112,27 @@ def _counts(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 # ---------------------------------------------------------------- console
 
 
+#: below this terminal width the figures leave too little room for names: one block per scenario
+NARROW_SUMMARY = 72
+
+
 def print_summary(results: list[Mapping[str, Any]], console: Console) -> dict[str, int]:
     """Print the summary table (scenario, verdict, device time, data, wall time) and totals.
 
     Returns the outcome counts."""
+    if console.width < NARROW_SUMMARY:
+        return _print_summary_narrow(results, console)
     table = Table(title="otarig certification", show_footer=True, header_style="bold",
                   title_style="bold", footer_style="bold")
     counts = _counts(results)
     tot = _totals(results)
-    table.add_column("scenario", footer="total")
-    table.add_column("verdict", footer=f"{counts['passed']}/{len(results)} pass")
-    table.add_column("device time", justify="right", footer=human_duration(tot["device_time_s"]))
-    table.add_column("data (KB)", justify="right", footer=f"{kb(tot['data_bytes']):.1f}")
-    table.add_column("wall (s)", justify="right", footer=f"{tot['duration_wall_s']:.1f}")
+    # a narrow terminal folds a long scenario name over lines, never cuts it (the name is the ID a
+    # reader greps the report for); the figures stay on one line
+    table.add_column("scenario", footer="total", overflow="fold")
+    table.add_column("verdict", footer=f"{counts['passed']}/{len(results)} pass", no_wrap=True)
+    table.add_column("device time", justify="right", footer=human_duration(tot["device_time_s"]), no_wrap=True)
+    table.add_column("data (KB)", justify="right", footer=f"{kb(tot['data_bytes']):.1f}", no_wrap=True)
+    table.add_column("wall (s)", justify="right", footer=f"{tot['duration_wall_s']:.1f}", no_wrap=True)
     for r in results:
         o = r.get("outcome", "error")
         table.add_row(Text(str(r.get("name") or r.get("nodeid"))),   # Text: "[param]" is not markup
@@ -133,6 +141,28 @@ def print_summary(results: list[Mapping[str, Any]], console: Console) -> dict[st
                       f"{kb(r.get('data_bytes')):.1f}",
                       f"{_num(r.get('duration_wall_s')):.2f}")
     console.print(table)
+    return _print_counts(counts, console)
+
+
+def _print_summary_narrow(results: list[Mapping[str, Any]], console: Console) -> dict[str, int]:
+    """The summary for a narrow terminal: each whole name on its line(s), its verdict and figures below."""
+    counts = _counts(results)
+    tot = _totals(results)
+    console.print(Text("otarig certification", style="bold"))
+    for r in results:
+        o = r.get("outcome", "error")
+        console.print(Text(str(r.get("name") or r.get("nodeid"))), overflow="fold")
+        line = Text("  ")
+        line.append(BADGE.get(o, o.upper()), style=RICH_STYLE.get(o, ""))
+        line.append(f" · {human_duration(_num(r.get('device_time_s')))} · {kb(r.get('data_bytes')):.1f} KB"
+                    f" · {_num(r.get('duration_wall_s')):.2f} s")
+        console.print(line)
+    console.print(Text(f"total {counts['passed']}/{len(results)} pass · {human_duration(tot['device_time_s'])} · "
+                       f"{kb(tot['data_bytes']):.1f} KB · {tot['duration_wall_s']:.1f} s", style="bold"))
+    return _print_counts(counts, console)
+
+
+def _print_counts(counts: dict[str, int], console: Console) -> dict[str, int]:
     parts = [f"{counts['passed']} passed", f"{counts['failed']} failed", f"{counts['skipped']} skipped"]
     if counts["error"]:
         parts.append(f"{counts['error']} error")

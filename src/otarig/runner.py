@@ -2,7 +2,8 @@
 
 `run` executes `hil/` in-process under pytest with a progress display, then writes JUnit XML,
 a self-contained HTML report and the JSON certification record. `selftest` runs the suite
-against each companion mutant (docs/design.md principle 6) and reports which scenarios caught it.
+against each device companion mutant (docs/design.md principle 6) and reports which scenarios
+caught it.
 """
 from __future__ import annotations
 
@@ -25,12 +26,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__
+from . import __version__, resources
 from .config import BenchConfig
 
-REPO = Path(__file__).resolve().parents[2]
-
-#: The shipped companion mutants (firmware/companion/README.md): id → defect.
+#: The shipped device companion mutants (firmware/companion/README.md): id → defect.
 MUTANTS: dict[int, str] = {
     1: "never disables updates",
     2: "ignores firmware_update_pending",
@@ -42,10 +41,15 @@ MUTANTS: dict[int, str] = {
 
 
 def default_suite() -> Path:
-    for candidate in (Path.cwd() / "hil", REPO / "hil"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("no hil/ folder here or next to the otarig sources (pass --suite PATH)")
+    """./hil when this folder has one (a copy from `otarig init --suite`), else the shipped suite."""
+    here = Path.cwd() / "hil"
+    return here if here.is_dir() else resources.suite_dir()
+
+
+def _pinned_config(suite: Path) -> list[str]:
+    """pytest reads otarig's ini and conftests from the suite's folder only, wherever it lives
+    (site-packages in a project's venv, or a copy in the project)."""
+    return [f"-c={resources.suite_ini()}", f"--rootdir={suite.parent}", f"--confcutdir={suite.parent}"]
 
 
 #: a file in every folder otarig writes a report to: only such a folder is ever cleared
@@ -190,7 +194,7 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
     tests_dir.mkdir(parents=True)
     args = [str(suite), f"--bench={bench_path}", f"--seed={seed}", f"--mutant={mutant}",
             f"--otarig-artifacts={tests_dir}", f"--junitxml={report_dir / 'junit.xml'}",
-            "-q", "-p", "no:cacheprovider", f"--rootdir={suite.parent}", "-o", "junit_family=xunit1",
+            "-q", "-p", "no:cacheprovider", *_pinned_config(suite),
             # otarig is imported before pytest starts (this process runs it), so pytest cannot
             # rewrite its asserts; the scenarios' own asserts are rewritten as usual
             "-W", "ignore::pytest.PytestAssertRewriteWarning"]
@@ -283,10 +287,10 @@ def _keep_firmware(firmware: list[dict], tests_dir: Path) -> None:
 
 
 def _prebuild(console: Console, cfg: BenchConfig) -> None:
-    """Build the companion versions the suite uses up front, so a compiler error shows at once."""
+    """Build the device companion versions the suite uses up front, so a compiler error shows at once."""
     from .sim.build import build_companion
 
-    with console.status("building the companion firmware (g++, cached by source hash)…"):
+    with console.status(f"building the device companion (g++, cached in {resources.build_cache_dir()})…"):
         for version in (1, 2, 3):
             build_companion(version, threaded=cfg.simulation.threaded)
 
@@ -297,7 +301,7 @@ def _run_mutant(bench_path: Path, suite: Path, mutant: int, out: Path, seed: int
     out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pytest", str(suite), f"--bench={bench_path}", f"--seed={seed}",
            f"--mutant={mutant}", f"--otarig-artifacts={out / 'tests'}", f"--junitxml={out / 'junit.xml'}",
-           "-q", "-p", "no:cacheprovider", f"--rootdir={suite.parent}"]
+           "-q", "-p", "no:cacheprovider", *_pinned_config(suite)]
     log = open(out / "pytest.log", "w")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=suite.parent,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -6,9 +6,10 @@
 #                  `pip install --target`, so they never shadow CPython's stdlib in an environment
 #
 # Idempotent: skips when the stamp matches package.json + package-lock.json + stubs.txt and the
-# port answers its version. Set OTARIG_MICROPYTHON_FORCE=1 to reinstall. Node: the pinned Node 22
-# of tools/particle-cli when installed, else `node` on PATH (any Node >= 18 runs the port). pip: the
-# repo's .venv when there is one, else python3 (OTARIG_PYTHON overrides).
+# port answers its version. Set OTARIG_MICROPYTHON_FORCE=1 to reinstall. Node: $OTARIG_NODE, else the
+# pinned Node 22 of ../particle-cli when installed, else `node` on PATH (any Node >= 18 runs the
+# port). pip: $OTARIG_PYTHON, else the repo's .venv when there is one, else python3.
+# `otarig tools install` copies this folder's files into the user's cache folder and runs it there.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,15 +20,15 @@ pinned_mp="1.27.0"
 stamp="node_modules/.otarig-install-stamp"
 lock_hash="$(sha256sum package.json package-lock.json stubs.txt | sha256sum | cut -d' ' -f1)"
 
-node_bin=""
-for cand in "$repo"/tools/particle-cli/node_modules/node-linux-*/bin/node; do
+node_bin="${OTARIG_NODE:-}"
+[[ -n "$node_bin" ]] || for cand in "$repo"/tools/particle-cli/node_modules/node-linux-*/bin/node; do
   [[ -x "$cand" ]] && node_bin="$cand" && break
 done
 if [[ -z "$node_bin" ]]; then
   node_bin="$(command -v node || true)"
 fi
 if [[ -z "$node_bin" ]]; then
-  echo "install.sh: no Node.js: run tools/particle-cli/install.sh (pinned Node 22) or install node" >&2
+  echo "install.sh: no Node.js: run \`otarig tools install particle-cli\` (pinned Node 22) or install node" >&2
   exit 1
 fi
 

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Install the pinned particle-cli and its Node.js 22 runtime into tools/particle-cli/node_modules.
+# Install the pinned particle-cli and its Node.js 22 runtime into node_modules/ next to this script.
+# `otarig tools install` copies this folder's three files into the user's cache folder
+# (~/.cache/otarig/tools/particle-cli) and runs it there; `bash tools/particle-cli/install.sh` in a
+# checkout installs into tools/particle-cli, which otarig also finds.
 #
 # Why: particle-cli 3.51.0 needs Node >= 22 at run time and three `overrides` to install from the
 # registry we have (docs/reference/particle-cloud-api.md §1, Risks 1-2). Both the CLI and Node (npm

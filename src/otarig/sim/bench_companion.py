@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from .bench_machine import TesterBoard
 from .bench_wiring import BenchWiring
-from .build import firmware_dir
+from .. import resources
 from .micropython_host import MicroPythonHost
 from .serial_port import SimSerialPort
 
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 
 def bench_program_dir() -> Path:
-    """firmware/bench/: the bench companion's MicroPython sources and pin map."""
-    return firmware_dir() / "bench"
+    """firmware/bench/: the tester board's MicroPython sources and pin map (otarig.resources)."""
+    return resources.bench_program_dir()
 
 
 class SimBenchCompanion:

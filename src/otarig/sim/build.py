@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .. import resources
+
 __all__ = ["BuildError", "build_companion", "firmware_dir", "cache_dir", "compile_flags"]
 
 #: Base flags (docs/dev/architecture.md): -fno-gnu-unique so that dlclose really unloads and a
@@ -43,19 +45,13 @@ class BuildError(RuntimeError):
 
 
 def firmware_dir() -> Path:
-    """The repository's firmware/ folder (src layout), or $OTARIG_FIRMWARE_DIR."""
-    env = os.environ.get("OTARIG_FIRMWARE_DIR")
-    if env:
-        return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parents[3] / "firmware"
+    """The shipped firmware/ folder, or $OTARIG_FIRMWARE_DIR (otarig.resources)."""
+    return resources.firmware_dir()
 
 
 def cache_dir() -> Path:
-    """Where builds are kept: $OTARIG_CACHE, else <repo>/.otarig-cache/build/."""
-    env = os.environ.get("OTARIG_CACHE")
-    if env:
-        return Path(env).expanduser().resolve()
-    return firmware_dir().parent / ".otarig-cache" / "build"
+    """Where builds are kept: $OTARIG_CACHE, else the user's cache folder (otarig.resources)."""
+    return resources.build_cache_dir()
 
 
 def _compiler() -> str:
@@ -84,7 +80,7 @@ def _sources(fw: Path) -> tuple[list[Path], list[Path], list[Path]]:
     if not host.is_dir() or not (companion / "src").is_dir():
         raise BuildError(
             f"cannot build the companion firmware: {fw} has no host/ and companion/src/ "
-            "(set OTARIG_FIRMWARE_DIR to the repository's firmware folder)"
+            "(reinstall otarig, or set OTARIG_FIRMWARE_DIR to a firmware folder with both)"
         )
     lib_srcs = sorted(p for p in (companion / "lib").glob("*/src") if p.is_dir())
     include_dirs = [host, *lib_srcs, companion / "src"]

@@ -1,0 +1,1 @@
+../../../../../tools/micropython/run.mjs

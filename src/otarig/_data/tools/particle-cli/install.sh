@@ -1,0 +1,1 @@
+../../../../../tools/particle-cli/install.sh
