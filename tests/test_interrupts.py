@@ -95,3 +95,158 @@ def test_otarig_sim_stops_on_a_burst_of_signals(tmp_path: Path) -> None:
         assert proc.returncode == 0, err[-2000:]
         assert not world.exists(), f"world folder left behind: {world}"
         assert "Traceback" not in err, err[-2000:]
+
+
+# -- otarig run -------------------------------------------------------------------------------------
+
+def _junit_cases(path: Path) -> tuple[list[ET.Element], dict[tuple[str, str], str]]:
+    """The testsuites and each testcase's outcome as a reader of JUnit sees it."""
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    cases: dict[tuple[str, str], str] = {}
+    for suite in suites:
+        for case in suite.iter("testcase"):
+            outcome = ("bad" if case.find("error") is not None or case.find("failure") is not None
+                       else "skipped" if case.find("skipped") is not None else "passed")
+            cases[(case.get("classname", ""), case.get("name", ""))] = outcome
+    return suites, cases
+
+
+def _consistent_report(report: Path) -> dict:
+    """certification.json (valid), junit.xml and every tests/*/meta.json tell the same story."""
+    from _pytest.junitxml import mangle_test_address
+
+    from otarig.record import load_record
+
+    record = load_record(report / "certification.json")
+    suites, cases = _junit_cases(report / "junit.xml")
+    summary = record["summary"]
+    assert sum(int(s.get("tests", 0)) for s in suites) == len(cases) == summary["total"], (summary, cases)
+    assert sum(int(s.get("errors", 0)) + int(s.get("failures", 0)) for s in suites) == \
+        summary["error"] + summary["failed"], (summary, [s.attrib for s in suites])
+    assert sum(int(s.get("skipped", 0)) for s in suites) == summary["skipped"]
+    by_nodeid = {}
+    for r in record["results"]:
+        names = mangle_test_address(r["nodeid"])
+        key = (".".join(names[:-1]), names[-1])
+        assert key in cases, f"{r['nodeid']} is in the record but not in junit.xml"
+        want = {"passed": "passed", "skipped": "skipped"}.get(r["outcome"], "bad")
+        assert cases[key] == want, f"{r['nodeid']}: record {r['outcome']}, junit {cases[key]}"
+        by_nodeid[r["nodeid"]] = r
+    for meta_path in (report / "tests").glob("*/meta.json"):
+        meta = json.loads(meta_path.read_text())
+        assert meta["nodeid"] in by_nodeid, f"{meta_path} is not in the record"
+        assert meta["outcome"] == by_nodeid[meta["nodeid"]]["outcome"], \
+            f"{meta_path}: meta.json says {meta['outcome']}, the record {by_nodeid[meta['nodeid']]['outcome']}"
+    return record
+
+
+def _wait_for_first_scenario(proc: subprocess.Popen, report: Path, bound_s: float = 300) -> None:
+    deadline = time.monotonic() + bound_s
+    while not list((report / "tests").glob("*/meta.json")):
+        if proc.poll() is not None:
+            pytest.fail(f"otarig run ended (exit {proc.returncode}) before its first scenario finished: "
+                        f"{proc.communicate()[0][-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no scenario finished within {bound_s} s")
+        time.sleep(0.05)  # polling a subprocess's output folder (wall clock)
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGTERM,), (signal.SIGTERM, signal.SIGTERM)],
+                         ids=["SIGINT", "SIGTERM", "SIGTERM-twice"])
+def test_an_interrupted_run_leaves_a_consistent_record_marked_interrupted(tmp_path: Path,
+                                                                          signals: tuple[int, ...]) -> None:
+    """`otarig run` on the default simulated bench in its own process group; once its first
+    scenario has finished, the signal goes to the whole group (as Ctrl-C at a terminal, or CI
+    cancelling a job). The record is there, valid, marked interrupted by that signal and not
+    passed; the scenario in progress is an error in the record, in junit.xml and in its
+    meta.json; the exit status is 128 + the signal; no process of the group is left."""
+    report = tmp_path / "report"
+    proc = subprocess.Popen([*OTARIG, "run", "--report", str(report)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        _wait_for_first_scenario(proc, report)
+        for sig in signals:
+            os.killpg(proc.pid, sig)
+        out, _ = proc.communicate(timeout=RUN_STOP_BOUND_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 128 + signals[0], out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    record = _consistent_report(report)
+    assert record["interrupted"] is True and record["passed"] is False
+    assert record["interrupted_by"] == signal.Signals(signals[0]).name
+    assert "the run was interrupted" in record["not_passed_because"]
+    stopped = [r for r in record["results"] if r.get("interrupted")]
+    assert len(stopped) == 1 and stopped[0]["outcome"] == "error", record["results"]
+    assert record["not_run"], "the run stopped after its first scenarios: the rest never started"
+    assert not set(record["not_run"]) & {r["nodeid"] for r in record["results"]}
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)  # nothing of the run's process group is left
+
+
+CRASH_CONFTEST = '''
+import pytest
+
+
+@pytest.fixture
+def rig(rig, request):
+    """otarig's rig, crashing where the scenario's name says."""
+    name = request.node.name
+    if "crash_in_setup" in name:
+        raise RuntimeError("the rig crashed while setting up")
+    if "interrupt_in_setup" in name:
+        raise KeyboardInterrupt("raised inside the rig fixture")
+    yield rig
+    if "crash_in_teardown" in name:
+        raise RuntimeError("the rig crashed while tearing down")
+'''
+
+CRASH_SCENARIOS = '''
+def test_a_passes(rig):
+    assert rig.command("status")["product_version"] == 1
+
+
+def test_b_crash_in_setup(rig):
+    pass
+
+
+def test_c_crash_in_teardown(rig):
+    assert rig.command("status")["product_version"] == 1
+
+
+def test_d_raises_in_the_scenario(rig):
+    raise RuntimeError("the scenario crashed")
+
+
+def test_e_interrupt_in_setup(rig):
+    pass
+
+
+def test_f_never_runs(rig):
+    pass
+'''
+
+
+def test_a_crash_inside_scenarios_leaves_a_consistent_record(tmp_path: Path) -> None:
+    """Exceptions in the rig fixture (setup and teardown), in a scenario, and a KeyboardInterrupt
+    raised inside the rig fixture: the record, junit.xml and each meta.json agree (a teardown crash
+    after a passing call is an error everywhere, the interrupted scenario is not left out of
+    junit.xml), the run is not passed and exits non-zero."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "conftest.py").write_text(CRASH_CONFTEST)
+    (suite / "test_crash.py").write_text(CRASH_SCENARIOS)
+    report = tmp_path / "report"
+    done = subprocess.run([*OTARIG, "run", "--suite", str(suite), "--report", str(report)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0, done.stdout[-3000:]
+    record = _consistent_report(report)
+    outcomes = {r["name"]: r["outcome"] for r in record["results"]}
+    assert outcomes == {"test_a_passes": "passed", "test_b_crash_in_setup": "error",
+                        "test_c_crash_in_teardown": "error", "test_d_raises_in_the_scenario": "failed",
+                        "test_e_interrupt_in_setup": "error"}, outcomes
+    assert record["passed"] is False and record["interrupted"] is True
+    assert record["not_run"] == ["suite/test_crash.py::test_f_never_runs"]

@@ -15,9 +15,18 @@ Schema `otarig.certification/1` (stable; add keys freely, never rename or remove
   "summary":  {"total", "passed", "failed", "skipped", "error",
                "device_time_s", "data_bytes", "duration_wall_s"},
   "results":  [{"name", "nodeid", "outcome", "duration_wall_s", "device_time_s", "data_bytes",
-                "verdicts": [{"name", "passed", "message"}]}]
+                "verdicts": [{"name", "passed", "message"}],
+                "reason"?, "interrupted"?}],   # a skip's or an interruption's reason; what interrupted it
+  # written by `otarig run`:
+  "not_passed_because": [...], "skips_allowed": false,
+  "interrupted": false,                # stopped before its end: never passed
+  "interrupted_by": null,              # "SIGINT", "SIGTERM", "KeyboardInterrupt", "pytest.exit: …", "crash: …"
+  "not_run": [nodeid, ...]             # collected scenarios that never started
 }
 ```
+
+An interrupted run's record holds every scenario that finished, the one in progress as an `error`
+(with `interrupted`), and lists the rest in `not_run`; junit.xml is made to agree with it.
 """
 from __future__ import annotations
 
@@ -99,6 +108,8 @@ def _result(r: Mapping[str, Any]) -> dict:
         "device_time_s": round(_number(r.get("device_time_s")), 3),
         "data_bytes": int(_number(r.get("data_bytes"))),
         "verdicts": _verdicts(r.get("verdicts") or []),
+        **({"reason": str(r["reason"])} if r.get("reason") else {}),
+        **({"interrupted": str(r["interrupted"])} if r.get("interrupted") else {}),
     }
 
 

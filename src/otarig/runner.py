@@ -12,6 +12,7 @@ import json
 import contextlib
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -76,20 +77,58 @@ def prepare_report_dir(report_dir: Path) -> None:
     (report_dir / REPORT_MARKER).write_text("written by otarig; this folder is replaced by the next run\n")
 
 
+class RunInterrupted(SystemExit):
+    """`otarig run` was stopped by SIGINT or SIGTERM. `run_suite` raises it once the record,
+    junit.xml and the report are written, so the process exits with 128 + the signal (130 for
+    Ctrl-C, 143 for SIGTERM), as a shell reports a command a signal ended. `result` is the run's."""
+
+    def __init__(self, result: "RunResult", signum: int) -> None:
+        super().__init__(128 + signum)
+        self.result = result
+        self.signum = signum
+
+
+class _InterruptSignals:
+    """SIGINT and SIGTERM while `otarig run` runs (SIGTERM is what CI cancelling and `timeout` send).
+
+    The first signal raises KeyboardInterrupt where the main thread is: pytest stops and every
+    teardown runs (the bench is made safe, child processes end). A second one is only noted, so
+    it cannot cut those teardowns short; a third abandons them (a teardown that hangs). Once the
+    suite has stopped (`raising` off) signals are only noted, so the record is always written whole.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.raising = True
+        self._previous: dict[int, Any] = {}
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.received.append(signum)
+        if self.raising and len(self.received) != 2:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    @property
+    def first(self) -> int | None:
+        return self.received[0] if self.received else None
+
+    def __enter__(self) -> "_InterruptSignals":
+        if threading_main():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
 @contextlib.contextmanager
 def sigterm_interrupts() -> Any:
-    """SIGTERM (CI cancelling, `timeout`) ends the run like Ctrl-C: teardowns run, a record is written."""
-    if threading_main():
-        def raise_interrupt(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt(f"signal {signum}")
-
-        previous = signal.signal(signal.SIGTERM, raise_interrupt)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-    else:
-        yield
+    """SIGTERM and SIGINT end the run like Ctrl-C: teardowns run, a record is written
+    (`_InterruptSignals`; yields it)."""
+    with _InterruptSignals() as signals:
+        yield signals
 
 
 def threading_main() -> bool:
@@ -99,7 +138,8 @@ def threading_main() -> bool:
 
 
 class _ProgressPlugin:
-    """Feeds pytest's per-test reports into a rich progress bar and keeps outcomes and skip reasons."""
+    """Feeds pytest's per-test reports into a rich progress bar and keeps outcomes and skip reasons,
+    and where the run was when it stopped: the scenario in progress and its phase, what never started."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
@@ -107,18 +147,32 @@ class _ProgressPlugin:
         self.outcomes: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
         self.interrupted = False
+        self.stopped_by = ""  # what ended the session early: "KeyboardInterrupt", "pytest.exit: …"
+        self.collected: list[str] = []
+        self.started: list[str] = []
+        self.current: str | None = None  # the scenario whose setup/call/teardown has not finished
+        self.phase = ""
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.collected = [item.nodeid for item in session.items]
         self.task = self.progress.add_task("scenarios", total=len(session.items))
 
-    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:  # also called for pytest.exit()
         self.interrupted = True
+        self.stopped_by = ("KeyboardInterrupt" if excinfo.errisinstance(KeyboardInterrupt)
+                           else f"pytest.exit: {str(excinfo.value)[:200]}")
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self.current, self.phase = nodeid, "setup"
+        self.started.append(nodeid)
         if self.task is not None:
             self.progress.update(self.task, description=nodeid.split("::")[-1][:60])
 
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        self.current, self.phase = None, ""
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.phase = {"setup": "call", "call": "teardown"}.get(report.when, "teardown")
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             self.outcomes[report.nodeid] = "error" if report.when == "setup" and report.failed else report.outcome
         elif report.when == "teardown" and report.failed and self.outcomes.get(report.nodeid) == "passed":
@@ -182,10 +236,12 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
               allow_skips: bool = False, long: bool = False, max_budget: float | None = None,
               exitfirst: bool = False) -> RunResult:
     """Run `hil/` against the bench; write junit.xml, report.html, certification.json. The exit
-    code is 0 exactly when the record says `passed: true`."""
-    from .record import build_record, write_record
-    from .report import load_results, print_summary, write_html
+    code is 0 exactly when the record says `passed: true`.
 
+    Interrupted (SIGINT, SIGTERM: `sigterm_interrupts`), or stopped by a crash of pytest, the run
+    still writes all three, marked `interrupted` and never passed, with the scenario in progress
+    as an error in both the record and junit.xml; after a signal it then raises `RunInterrupted`
+    (exit status 128 + the signal)."""
     console = console or Console(file=sys.stdout)
     suite = suite or default_suite()
     seed = cfg.bench.seed if seed is None else seed
@@ -207,32 +263,77 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
     if max_budget is not None:
         args.append(f"--max-budget={max_budget}")
     args += extra_args or []
-    if cfg.simulated:
-        _prebuild(console, cfg)
-    else:
-        from .bench_companion import check_at_start
+    log_path = report_dir / "pytest.log"
+    with sigterm_interrupts() as signals:  # from here on SIGINT/SIGTERM end the run with a record
+        t0 = time.perf_counter()
+        code, plugin = _run_pytest(cfg, args, console, report_dir, log_path, signals)
+        wall = time.perf_counter() - t0
+        stopped = _stop_reason(code, plugin, signals)
+        interrupted = bool(stopped)
+        if not plugin.started and code in (3, 4) and not signals.received:
+            tail = "\n".join(log_path.read_text().splitlines()[-15:]) if log_path.exists() else ""
+            console.print(f"[red]pytest could not run the suite (exit {code}):[/red]\n{tail}")
+            return RunResult(code, report_dir)
+        result = _conclude(cfg, bench_path, report_dir, tests_dir, plugin, code=code, wall=wall, seed=seed,
+                           mutant=mutant, allow_skips=allow_skips, stopped=stopped, console=console)
+    if signals.first is not None:
+        raise RunInterrupted(result, signals.first)
+    return result
 
-        check_at_start(cfg, report_dir / "bench-companion-start.log")  # absent or silent: stop now
-    t0 = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description:<60}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
-        plugin = _ProgressPlugin(progress)
-        log_path = report_dir / "pytest.log"
-        saved = sys.stdout
-        with open(log_path, "w") as log, sigterm_interrupts():  # pytest's output goes to the log
-            sys.stdout = log
-            try:
-                code = int(pytest.main(args, plugins=[plugin]))
-            except KeyboardInterrupt:  # a second signal while pytest was already stopping
-                code, plugin.interrupted = 2, True
-            finally:
-                sys.stdout = saved
-    wall = time.perf_counter() - t0
-    interrupted = plugin.interrupted or code == 2
-    if code in (3, 4) or (code == 2 and not plugin.outcomes):
-        tail = "\n".join(log_path.read_text().splitlines()[-15:])
-        console.print(f"[red]pytest could not run the suite (exit {code}):[/red]\n{tail}")
-        return RunResult(code, report_dir)
+
+def _run_pytest(cfg: BenchConfig, args: list[str], console: Console, report_dir: Path, log_path: Path,
+                signals: _InterruptSignals) -> tuple[int, "_ProgressPlugin"]:
+    """Build what the bench needs, run pytest; (exit code, what the plugin saw). A signal ends
+    it as pytest's KeyboardInterrupt (code 2); from the moment this returns signals are only noted."""
+    code = 2
+    plugin = _ProgressPlugin(None)
+    try:
+        try:
+            if cfg.simulated:
+                _prebuild(console, cfg)
+            else:
+                from .bench_companion import check_at_start
+
+                check_at_start(cfg, report_dir / "bench-companion-start.log")  # absent or silent: stop now
+            with Progress(TextColumn("[bold]{task.description:<60}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console, transient=True) as progress:
+                plugin.progress = progress
+                saved = sys.stdout
+                with open(log_path, "w") as log:  # pytest's output goes to the log
+                    sys.stdout = log
+                    try:
+                        code = int(pytest.main(args, plugins=[plugin]))
+                    finally:
+                        sys.stdout = saved
+        finally:
+            signals.raising = False
+    except KeyboardInterrupt:  # before pytest ran, or a third signal while its teardowns ran
+        signals.raising = False
+        code, plugin.interrupted = 2, True
+        plugin.stopped_by = plugin.stopped_by or "KeyboardInterrupt"
+    return code, plugin
+
+
+def _stop_reason(code: int, plugin: "_ProgressPlugin", signals: _InterruptSignals) -> str:
+    """Why the run stopped before its end ("" when it ran to the end): a signal, Ctrl-C, pytest.exit
+    or a crash of pytest itself (an internal error)."""
+    if signals.first is not None:
+        return signal.Signals(signals.first).name
+    if plugin.interrupted or code == 2:
+        return plugin.stopped_by or "KeyboardInterrupt"
+    if code == 3:
+        return "crash: pytest internal error (see pytest.log)"
+    return ""
+
+
+def _conclude(cfg: BenchConfig, bench_path: Path, report_dir: Path, tests_dir: Path, plugin: "_ProgressPlugin",
+              *, code: int, wall: float, seed: int, mutant: int, allow_skips: bool, stopped: str,
+              console: Console) -> RunResult:
+    """The record, junit.xml, the HTML report and the summary, all telling the same story."""
+    from .record import build_record, write_record
+    from .report import load_results, print_summary, write_html
+
+    interrupted = bool(stopped)
     results = load_results(tests_dir)
     for r in results:  # pytest's view wins: a teardown error or a skip in setup is not in meta.json
         r["outcome"] = plugin.outcomes.get(r.get("nodeid"), r.get("outcome", "error"))
@@ -243,6 +344,12 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
         results.append({"nodeid": nodeid, "name": nodeid.split("::")[-1], "outcome": plugin.outcomes[nodeid],
                         "reason": plugin.reasons.get(nodeid, ""), "duration_wall_s": None, "device_time_s": 0,
                         "data_bytes": 0, "verdicts": [], "longrepr": "", "artifacts_dir": ""})
+    not_run: list[str] = []
+    if interrupted:
+        _mark_interrupted(results, plugin, stopped, tests_dir)
+        started = set(plugin.started)
+        not_run = [nodeid for nodeid in plugin.collected if nodeid not in started]
+    _meta_agrees(results)
     passed, why = run_verdict(results, allow_skips=allow_skips, interrupted=interrupted)
     firmware = _firmware_entries(results, tests_dir)
     _keep_firmware(firmware, tests_dir)
@@ -258,7 +365,10 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
     record["not_passed_because"] = why
     record["skips_allowed"] = allow_skips
     record["interrupted"] = interrupted
+    record["interrupted_by"] = stopped or None  # "SIGINT", "SIGTERM", "KeyboardInterrupt", "pytest.exit: …", "crash: …"
+    record["not_run"] = not_run  # collected scenarios that never started (an interrupted run)
     write_record(report_dir / "certification.json", record)
+    junit_agrees(report_dir / "junit.xml", results)
     write_html(report_dir, results, record)
     print_summary(results, console)
     for r in results:
@@ -269,9 +379,124 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
     console.print(f"wall time {wall:.1f}s · report: {report_dir / 'report.html'}")
     if code == 5:
         console.print("[red]no scenarios were collected[/red]")
+    if interrupted:
+        console.print(f"[red]interrupted ({stopped}): the record says so; {len(not_run)} scenario(s) never "
+                      "started[/red]")
     if not passed:
         console.print(f"[red]not passed: {'; '.join(why)}[/red]")
     return RunResult(0 if passed else (code if code not in (0, 5) else 1), report_dir, results, record)
+
+
+#: the record's entry for an interruption that landed outside any scenario (before the first,
+#: between two, or after the last while the session was ending)
+RUN_NODEID = "otarig::run_interrupted"
+
+
+def _mark_interrupted(results: list[dict], plugin: _ProgressPlugin, stopped: str, tests_dir: Path) -> None:
+    """The scenario in progress when the run stopped becomes an `error` (never `passed`, even when
+    its call had passed and only its teardown was cut into), in the results and in its meta.json."""
+    from .plugin import _safe_name
+
+    nodeid = plugin.current or RUN_NODEID
+    if plugin.current is not None:
+        message = f"interrupted ({stopped}) during its {plugin.phase or 'setup'}"
+    elif not plugin.started:
+        message = f"the run was interrupted ({stopped}) before any scenario started"
+    elif len(plugin.started) < len(plugin.collected):
+        message = f"the run was interrupted ({stopped}) between two scenarios"
+    else:
+        message = f"the run was interrupted ({stopped}) after its last scenario, while the session was ending"
+    entry = next((r for r in results if r.get("nodeid") == nodeid), None)
+    if entry is None:
+        entry = {"nodeid": nodeid, "name": nodeid.split("::")[-1], "duration_wall_s": None, "device_time_s": 0,
+                 "data_bytes": 0, "verdicts": [], "longrepr": "", "artifacts_dir": ""}
+        results.append(entry)
+    entry.update(outcome="error", reason=message, interrupted=stopped,
+                 longrepr=(f"{entry.get('longrepr')}\n" if entry.get("longrepr") else "") + message)
+    folder = tests_dir / _safe_name(nodeid)
+    if not entry.get("artifacts_dir") and folder.is_dir():  # made before the rig came up: it gets a meta.json
+        entry["artifacts_dir"] = str(folder)
+
+
+def _meta_agrees(results: list[dict]) -> None:
+    """Each scenario's meta.json says what the record says (the plugin writes it before the last
+    teardowns, so a teardown crash or an interruption can change the outcome after it)."""
+    for r in results:
+        folder = Path(r["artifacts_dir"]) if r.get("artifacts_dir") else None
+        if folder is None or not folder.is_dir():
+            continue
+        meta = folder / "meta.json"
+        try:
+            data = json.loads(meta.read_text()) if meta.is_file() else {}
+        except (OSError, ValueError):
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        want = {"nodeid": r.get("nodeid"), "name": r.get("name"), "outcome": r.get("outcome"),
+                "artifacts_dir": str(folder)}
+        for key in ("interrupted", "reason"):
+            if r.get(key):
+                want[key] = r[key]
+        if r.get("interrupted") or not data.get("longrepr"):
+            want["longrepr"] = r.get("longrepr") or ""
+        if any(data.get(k) != v for k, v in want.items()):
+            data.update(want)
+            meta.write_text(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _junit_names(nodeid: str) -> tuple[str, str]:
+    """(classname, name) of a nodeid as pytest's junitxml writes them (`mangle_test_address`)."""
+    path, bracket, params = nodeid.partition("[")
+    names = path.split("::")
+    names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
+    names[-1] += bracket + params
+    return ".".join(names[:-1]), names[-1]
+
+
+def junit_agrees(path: Path, results: list[dict]) -> None:
+    """Make junit.xml tell what the record tells: every scenario the record says failed or errored
+    (an interrupted one included, which pytest leaves out or shows as passed) has a testcase with a
+    failure or an error, and the testsuite's counts are those of its testcases. A missing or broken
+    junit.xml (pytest stopped before writing it) is written from the results."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        root = ET.Element("testsuites", name="pytest tests")
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    if not suites:
+        suites = [ET.SubElement(root, "testsuite", name="pytest")]
+    suite = suites[0]
+    cases = {(c.get("classname", ""), c.get("name", "")): c for s in suites for c in s.iter("testcase")}
+    changed = False
+    for r in results:
+        key = _junit_names(str(r.get("nodeid") or r.get("name") or ""))
+        case = cases.get(key)
+        if case is None:
+            case = cases[key] = ET.SubElement(suite, "testcase", classname=key[0], name=key[1],
+                                              time=f"{float(r.get('duration_wall_s') or 0):.3f}")
+            changed = True
+            if r.get("outcome") == "skipped":
+                ET.SubElement(case, "skipped", type="pytest.skip", message=str(r.get("reason") or ""))
+        if r.get("outcome") in ("failed", "error") and case.find("failure") is None and case.find("error") is None:
+            for skipped in case.findall("skipped"):
+                case.remove(skipped)
+            message = str(r.get("reason") or r.get("longrepr") or f"{r.get('outcome')} (see certification.json)")
+            ET.SubElement(case, "error", message=message[:500]).text = str(r.get("longrepr") or message)
+            changed = True
+    for s in suites:
+        counts = {"tests": len(s.findall("testcase")),
+                  "errors": sum(c.find("error") is not None for c in s.iter("testcase")),
+                  "failures": sum(c.find("failure") is not None for c in s.iter("testcase")),
+                  "skipped": sum(c.find("skipped") is not None for c in s.iter("testcase"))}
+        for k, v in counts.items():
+            if s.get(k) != str(v):
+                s.set(k, str(v))
+                changed = True
+    if changed:
+        tmp = path.with_name(path.name + ".tmp")
+        ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
+        os.replace(tmp, path)
 
 
 def _keep_firmware(firmware: list[dict], tests_dir: Path) -> None:
