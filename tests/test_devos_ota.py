@@ -11,6 +11,7 @@ import pytest
 from otarig.protocol import encode_command
 from otarig.sim import deviceos as dos
 from otarig.sim.cloud import FirmwareRecord
+from otarig.sim.cloud_peer import SessionDiscard
 from otarig.sim.messages import Chunk
 from otarig.sim.ota_receiver import MISSED_CHUNKS_TO_SEND
 from otarig.sim.params import CloudParams, DeviceOsParams
@@ -208,30 +209,88 @@ def test_validation_failure_without_reset_when_param_off(companion_image: ImageF
     assert not rig.dev.flags.reset_pending and rig.dev.running_version == 1
 
 
-def test_disconnect_mid_transfer_fails_keeps_old_app_and_retries_from_chunk_0(
-        companion_image: ImageFactory, sim_rig: RigFactory) -> None:
-    """§7.4 / §2.4 / §3.3: a disconnect during RECEIVING → failed; nothing is applied; the next
-    attempt starts again from chunk 0 (legacy protocol: no resume)."""
+def _cut(rig: SimRig, how: str) -> None:
+    """End the connection mid-transfer the way `how` says (threaded companion: its agent still answers)."""
+    if how == "disconnect":
+        rig.board.command("cloud", action="disconnect")
+    elif how == "cellular_off":
+        rig.board.command("cellular", action="off")
+    elif how == "sleep":
+        rig.board.command("sleep", mode="stop", seconds=30)
+    else:  # coverage: the antenna goes; the modem reports the loss (docs/reference/particle-ota.md §2.2)
+        rig.dev.link.antenna_connected = False
+        rig.dev.net.antenna_changed()
+
+
+@pytest.mark.parametrize("how", ["disconnect", "cellular_off", "sleep", "coverage"])
+def test_transfer_cut_by_a_disconnect_ends_without_failed(companion_image: ImageFactory, sim_rig: RigFactory,
+                                                          how: str) -> None:
+    """§7.4 / §2.2 / §2.4 / §3.3 (corrected): Particle.disconnect(), Cellular.off(), sleep and a
+    modem-reported loss end a transfer WITHOUT `firmware_update failed`; nothing is applied, the old app
+    keeps running, and the companion's guard, seeing `cloud_status disconnected`, holds updates again.
+    Device OS v2.3.1: `cloud_disconnect()` clears SPARK_FLASH_UPDATE and emits cloud_status
+    disconnecting/disconnected only (`system/src/system_task.cpp` ~597-640); the next session resets the
+    transfer (`communication/src/protocol.cpp` ~382-383). A GPRS detach arms a 15 s timer
+    (`hal/src/electron/modem/mdm_hal.cpp` ~538) after which `HAL_NET_notify_disconnected()` (~479-485)
+    reaches `cloud_disconnect()` (`system/src/system_network_internal.h` ~681-684)."""
     v1, v2 = _v1_v2(companion_image)
     rig = sim_rig(v1)
     _start_update(rig, v2)
     rig.expect_sys("firmware_update", "begin")
     for _ in range(30):
         rig.expect_sys("firmware_update", "progress")
-    rig.board.command("cloud", action="disconnect")
-    [cancelled] = rig.trace("ota_cancelled")
-    assert 0 < cancelled.data["chunks"] < CHUNKS
-    rig.expect_sys("firmware_update", "failed")
+    t_cut = rig.now_ms
+    _cut(rig, how)
+    cancelled = (rig.trace("ota_cancelled") or [rig.until_kind("ota_cancelled", 60)])[0]
+    assert 0 < cancelled.data["chunks"] < CHUNKS and cancelled.data["failed_event"] is False
+    if how == "coverage":
+        assert cancelled.t_ms - t_cut == 20_000, "detach URC (5 s, [inference]) + the driver's 15 s timer"
+    rig.expect_sys("cloud_status", "disconnected")
+    rig.board.expect(lambda e: e.name == "guard" and e.get("action") == "updates_disabled", 60)
+    assert rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_FAILED) == []
+    assert not [e for e in rig.board.events("sys") if e.get("param") == "failed"]
     assert rig.dev.flash.slots == [] and rig.dev.flash.user == v1
-    rig.run(60)
-    assert rig.dev.running_version == 1 and rig.trace("reset") == [], "the old app keeps running"
-    rig.board.command("cloud", action="connect")
-    end = rig.until_kind("ota_end", 300)
+    assert not rig.dev.flags.updates_enabled, "the guard holds updates again without a `failed`"
+    assert rig.cloud_events("spark/flash/status", "failed "), "the cloud's stream shows the cut"
+    assert rig.trace("reset") == [], "the old app keeps running"
+    if how == "coverage":
+        rig.dev.link.antenna_connected = True
+    elif how in ("disconnect", "cellular_off"):
+        rig.board.command("cloud", action="connect")
+    end = rig.until_kind("ota_end", 600)
     assert end.data["ok"]
-    assert end.data["chunks"] == CHUNKS, "the retry received every chunk anew"
+    assert end.data["chunks"] == CHUNKS, "the retry received every chunk anew (no resume, §2.4)"
     assert len(rig.trace("ota_begin")) == 2
     hello = rig.board.expect(lambda e: e.name == "hello", 60)
     assert hello.get("product_version") == 2
+
+
+def test_event_loop_error_mid_transfer_emits_failed(companion_image: ImageFactory, sim_rig: RigFactory) -> None:
+    """§7.4 / §2.2 / §2.4: an error in the protocol's event loop cancels the transfer, which finishes it
+    with a failure → `firmware_update failed`, before the system disconnects. Device OS v2.3.1
+    `communication/src/protocol.cpp` ~487-492 (event_loop: on error `chunkedTransfer.cancel()`) and
+    `communication/src/chunked_transfer.cpp` ~361-369 (`cancel()` → finish_firmware_update(file, 0)
+    → failed). The error here is the cloud's key change asking to discard the session, which the DTLS
+    channel answers with IO_ERROR_DISCARD_SESSION (`communication/src/dtls_message_channel.cpp`
+    ~549-551)."""
+    v1, v2 = _v1_v2(companion_image)
+    rig = sim_rig(v1)
+    _start_update(rig, v2)
+    rig.expect_sys("firmware_update", "begin")
+    for _ in range(30):
+        rig.expect_sys("firmware_update", "progress")
+    rec = rig.rec
+    assert rec.session is not None
+    rig.bench.cloud.send_to_device(rec, SessionDiscard(rec.session.session_id), 60, "control", reliable=True)
+    cancelled = rig.until_kind("ota_cancelled", 60)
+    assert cancelled.data["failed_event"] is True
+    failed = rig.expect_sys("firmware_update", "failed")
+    gone = rig.expect_sys("cloud_status", "disconnecting")
+    board = rig.board.events("sys")
+    assert board.index(failed) < board.index(gone), "failed comes from the event loop, before the disconnect"
+    assert rig.dev.flash.slots == [] and rig.dev.flash.user == v1
+    end = rig.until_kind("ota_end", 600)
+    assert end.data["ok"] and len(rig.trace("ota_begin")) == 2
 
 
 def test_update_watchdog_resets_with_update_timeout(companion_image: ImageFactory, sim_rig: RigFactory) -> None:

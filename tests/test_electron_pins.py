@@ -1,8 +1,8 @@
 """The simulated Electron's GPIO (otarig.sim.electron_pins) with the real companion on it.
 
 The companion drives the download status line (D6, docs/protocol.md "The download status line"):
-rising edge #1 at firmware_update begin, one more after each progress event, LOW at complete or
-failed. The bench pulses WKP (A7) to wake a sleeping Electron (docs/reference/particle-ota.md §3.2). Virtual
+rising edge #1 at firmware_update begin, one more after each progress event, LOW at complete,
+failed or cloud_status disconnected. The bench pulses WKP (A7) to wake a sleeping Electron (docs/reference/particle-ota.md §3.2). Virtual
 time only; the serial side is read through the board's pty, the model's ground truth from the trace.
 """
 from __future__ import annotations
@@ -92,22 +92,43 @@ def test_status_line_counts_progress_and_falls_at_complete(companion_image: Imag
     assert rig.dev.pins.modes[dos.D6] == dos.OUTPUT and rig.dev.pins.level(dos.D6) == 0
 
 
-def test_status_line_ends_low_when_the_transfer_fails(companion_image: ImageFactory,
-                                                      sim_rig: RigFactory) -> None:
-    """A disconnect mid-transfer → firmware_update failed (docs/reference/particle-ota.md §2.4) → LOW, and it stays LOW."""
+def test_status_line_ends_low_when_a_disconnect_cuts_the_transfer(companion_image: ImageFactory,
+                                                                  sim_rig: RigFactory) -> None:
+    """A disconnect mid-transfer ends it WITHOUT firmware_update failed (docs/reference/particle-ota.md
+    §2.2, corrected: device-os v2.3.1 `system/src/system_task.cpp` ~628-640 clears SPARK_FLASH_UPDATE
+    and emits cloud_status disconnected) → the line goes LOW at `disconnected`, and stays LOW."""
     rig, probe = _ota_rig(companion_image, sim_rig)
     rig.expect_sys("firmware_update", "begin")
     for _ in range(10):
         rig.expect_sys("firmware_update", "progress")
     rig.board.command("cloud", action="disconnect")
-    rig.expect_sys("firmware_update", "failed")
-    [failed] = rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_FAILED)
+    rig.expect_sys("cloud_status", "disconnected")
+    assert rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_FAILED) == []
+    [gone] = rig.events(dos.CLOUD_STATUS, dos.CLOUD_STATUS_DISCONNECTED)
     progress = rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_PROGRESS)
     assert 10 <= len(progress) < CHUNKS_20K
     assert len(probe.rising()) == 1 + len(progress)
-    assert probe.changes[-1] == (failed.t_ms, 0)
+    assert probe.changes[-1] == (gone.t_ms, 0)
     rig.run(60)
-    assert rig.dev.pins.level(dos.D6) == 0 and probe.changes[-1] == (failed.t_ms, 0)
+    assert rig.dev.pins.level(dos.D6) == 0 and probe.changes[-1] == (gone.t_ms, 0)
+    assert rig.trace("reset") == [], "a cut transfer keeps the old app running"
+
+
+def test_status_line_ends_low_when_the_transfer_fails(companion_image: ImageFactory,
+                                                      sim_rig: RigFactory) -> None:
+    """An error in the protocol's event loop (here the cloud's key change, DISCARD_SESSION) cancels the
+    transfer → firmware_update failed (device-os v2.3.1 `communication/src/protocol.cpp` ~487-492,
+    `communication/src/chunked_transfer.cpp` ~361-369) → LOW at `failed`, before the disconnect."""
+    rig, probe = _ota_rig(companion_image, sim_rig)
+    rig.expect_sys("firmware_update", "begin")
+    for _ in range(10):
+        rig.expect_sys("firmware_update", "progress")
+    rig.bench.world.sched.after(0, rig.dev.net.discard_session)
+    rig.expect_sys("firmware_update", "failed")
+    [failed] = rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_FAILED)
+    progress = rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_PROGRESS)
+    assert len(probe.rising()) == 1 + len(progress)
+    assert (failed.t_ms, 0) in probe.changes and probe.changes[-1][1] == 0
     assert rig.trace("reset") == [], "a failed transfer keeps the old app running"
 
 

@@ -22,8 +22,15 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT_MS = 30_000
 #: [inference] back-off between connection attempts.
 RETRY_BACKOFF_MS = 15_000
-#: [inference] the modem notices lost coverage (registration lost) after this long.
-NETWORK_LOSS_DETECT_MS = 20_000
+#: docs/reference/particle-ota.md §2.2 (corrected): on a GPRS detach URC (+CIEV: 9,0) the modem driver
+#: arms a 15 s timer (device-os v2.3.1 hal/src/electron/modem/mdm_hal.cpp ~538); once it has expired
+#: the driver calls HAL_NET_notify_disconnected() (~479-485), whose notify_disconnected() calls
+#: cloud_disconnect() (system/src/system_network_internal.h ~681-684): no `firmware_update failed`.
+GPRS_DETACH_TIMEOUT_MS = 15_000
+#: [inference] how long after coverage is lost the network's detach URC reaches the modem driver.
+DETACH_URC_DELAY_MS = 5_000
+#: the modem-reported loss reaches the cloud connection this long after coverage went away.
+NETWORK_LOSS_DETECT_MS = DETACH_URC_DELAY_MS + GPRS_DETACH_TIMEOUT_MS
 
 
 class Modem(enum.Enum):
@@ -256,17 +263,28 @@ class Connectivity:
         if self.auto_connect:
             self._later(RETRY_BACKOFF_MS, self._connect_now)
 
-    def _drop_cloud(self, *, graceful: bool, reason: str) -> None:
-        """Any disconnect aborts an OTA in progress (docs/reference/particle-ota.md §3.3, §7.3)."""
+    def _drop_cloud(self, *, graceful: bool, reason: str, protocol_error: bool = False) -> None:
+        """Any disconnect ends an OTA in progress (docs/reference/particle-ota.md §3.3, §7.3, §7.4).
+
+        Only an error in the protocol's event loop (`protocol_error`) emits `firmware_update failed`:
+        the loop cancels the transfer first, then the system disconnects (device-os v2.3.1
+        communication/src/protocol.cpp ~487-492 → communication/src/chunked_transfer.cpp ~361-369).
+        `Particle.disconnect()`, sleep, `Cellular.off()` and a modem-reported loss go through
+        `cloud_disconnect()`, which just clears SPARK_FLASH_UPDATE (system/src/system_task.cpp ~628);
+        the next session resets the transfer (Protocol::reset, protocol.cpp ~382-383): no event
+        (docs/reference/particle-ota.md §2.2 and §2.4, corrected).
+        """
         dev = self.dev
         if self.cloud == Cloud.DISCONNECTED:
             return
         was_connected = self.cloud == Cloud.CONNECTED
+        if protocol_error:
+            dev.ota.cancel(reason, emit=True)
         if was_connected and dev.powered:
             dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_DISCONNECTING)
         self.cloud = Cloud.DISCONNECTED
         self._attempt += 1
-        dev.ota.cancel(reason)
+        dev.ota.cancel(reason, emit=False)
         if graceful and was_connected:
             dev.link.send("up", MESSAGE_OVERHEAD_BYTES, "control",
                           lambda: dev.cloud.device_disconnected(dev, True), reliable=True)
@@ -277,10 +295,16 @@ class Connectivity:
             dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_DISCONNECTED)  # after network loss: see _reregister
 
     def discard_session(self) -> None:
-        """docs/reference/particle-ota.md §1.2 DISCARD_SESSION: drop the session and connect again with a full handshake."""
+        """docs/reference/particle-ota.md §1.2 DISCARD_SESSION: drop the session and connect again with a full handshake.
+
+        The key change is handled in the protocol's event loop, and the channel answers
+        DISCARD_SESSION with IO_ERROR_DISCARD_SESSION (device-os v2.3.1
+        communication/src/dtls_message_channel.cpp ~549-551, protocol.cpp ~205-229): an event-loop
+        error, so a transfer in progress ends with `firmware_update failed` (§2.2).
+        """
         self.dev.note("session_discarded")
         self.dev.session.invalidate()
-        self._drop_cloud(graceful=False, reason="session_discarded")
+        self._drop_cloud(graceful=False, reason="session_discarded", protocol_error=True)
         if self.auto_connect:
             self._later(0, self._connect_now)
 

@@ -133,14 +133,22 @@ class DeviceOta:
         return True, ""
 
     def cancel(self, reason: str, *, emit: bool = True) -> None:
-        """docs/reference/particle-ota.md §2.4: any connection error cancels the transfer → firmware_update failed."""
+        """The transfer ends unfinished; the OTA region is never applied (docs/reference/particle-ota.md §2.4, §7.4).
+
+        `emit`: an error in the protocol's event loop calls ChunkedTransfer::cancel(), which finishes
+        the update with a failure → `firmware_update failed` (device-os v2.3.1
+        communication/src/protocol.cpp ~487-492, communication/src/chunked_transfer.cpp ~361-369).
+        A disconnect (Particle.disconnect, sleep, Cellular.off, modem-reported loss), a reset or a
+        power loss ends it with no event (docs/reference/particle-ota.md §2.2, corrected): callers pass
+        `emit=False` (`connectivity.Connectivity._drop_cloud`, `Electron._halt`).
+        """
         if not self.receiving:
             return
         self._disarm_watchdog()
         transfer = self.rx.transfer_id
         chunks = self.rx.chunks_received
         self.rx.reset()
-        self.dev.note("ota_cancelled", transfer=transfer, reason=reason, chunks=chunks)
+        self.dev.note("ota_cancelled", transfer=transfer, reason=reason, chunks=chunks, failed_event=emit)
         if emit:
             self.dev.emit(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_FAILED)
         self.dev.unfreeze()

@@ -15,7 +15,13 @@ void DownloadSignal::risingEdge() {
 }
 
 void DownloadSignal::onSystemEvent(system_event_t event, int param) {
-    if (!begun_ || !(event & firmware_update)) return;
+    if (!begun_) return;
+    if ((event & cloud_status) && param == (int)cloud_status_disconnected) {
+        // docs/reference/particle-ota.md §2.2: a transfer cut by a disconnect ends with no `failed`.
+        digitalWrite(pin_, LOW);
+        return;
+    }
+    if (!(event & firmware_update)) return;
     // if/else, not switch: firmware_update_failed is (uint32_t)-1, not a valid int case label.
     if (param == (int)firmware_update_begin || param == (int)firmware_update_progress) {
         risingEdge();

@@ -24,6 +24,7 @@ void OtaGuard::handleEvent(system_event_t event, int param) {
     // Only flags here: with or without SYSTEM_THREAD the handler must return at once (docs/reference/particle-ota.md §2.2).
     if (event & firmware_update) {
         if (param == (int)firmware_update_begin) {
+            beginSeq_ = ++eventSeq_;
             evBegin_ = true;
         } else if (param == (int)firmware_update_complete) {
             evComplete_ = true;
@@ -33,6 +34,10 @@ void OtaGuard::handleEvent(system_event_t event, int param) {
     }
     if (event & firmware_update_pending) evPending_ = true;
     if (event & reset_pending) evResetPending_ = true;
+    if ((event & cloud_status) && param == (int)cloud_status_disconnected) {
+        disconnectSeq_ = ++eventSeq_;
+        evDisconnected_ = true;
+    }
     if (eventFn_) eventFn_(event, param, observerCtx_);
 }
 
@@ -96,11 +101,21 @@ void OtaGuard::loop() {
         evComplete_ = false;
         transferActive_ = false;
     }
+    bool transferLost = false;
     if (evFailed_) {
         evFailed_ = false;
+        transferLost = true;
+    }
+    if (evDisconnected_) {
+        evDisconnected_ = false;
+        // docs/reference/particle-ota.md §2.2, §2.4: a disconnect ends a transfer silently (no
+        // `failed`); only a disconnect after the last begin cuts it (a new begin may already follow).
+        if (transferActive_ && disconnectSeq_ > beginSeq_) transferLost = true;
+    }
+    if (transferLost) {
         transferActive_ = false;
         updateBegun_ = false;
-        // Brief: on failure hold updates again and let the app resume.
+        // The transfer is over without an update: hold updates again and let the app resume.
         holdUpdates();
         shutDown_ = false;
     }

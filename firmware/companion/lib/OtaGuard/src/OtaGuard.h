@@ -6,7 +6,10 @@
  *  - §2.1  disableUpdates() refuses UpdateBegin unless the update is forced; updatesPending() is set
  *          by the cloud (1.2.1+) and cleared when an update begins.
  *  - §2.2  firmware_update / firmware_update_pending / reset_pending / reset / cloud_status events;
- *          handlers run on the app thread and must not block.
+ *          handlers run on the app thread and must not block. A transfer cut by a disconnect
+ *          (Particle.disconnect, sleep, Cellular.off, lost coverage) ends WITHOUT firmware_update
+ *          failed; the app sees cloud_status disconnected (device-os v2.3.1
+ *          system/src/system_task.cpp ~628-640), so that ends a transfer too.
  *  - §2.5  after the transfer the system requests a reset (reset_pending); disableReset() holds it
  *          until enableReset().
  *  - §2.8  without SYSTEM_THREAD(ENABLED) loop() does not run during a transfer, so all decisions
@@ -84,13 +87,18 @@ private:
     volatile bool evComplete_ = false;
     volatile bool evFailed_ = false;
     volatile bool evResetPending_ = false;
+    volatile bool evDisconnected_ = false;
     volatile bool idle_ = false;
+    // Order of the last begin and the last cloud disconnect (a disconnect cuts only an earlier begin).
+    volatile uint32_t eventSeq_ = 0;
+    volatile uint32_t beginSeq_ = 0;
+    volatile uint32_t disconnectSeq_ = 0;
 
     bool begun_ = false;
     bool windowOpen_ = false;
     bool pendingLatched_ = false;    // firmware_update_pending seen, no transfer since
     bool updatesReleased_ = false;   // the guard called enableUpdates()
-    bool transferActive_ = false;    // firmware_update begin seen, no complete/failed yet
+    bool transferActive_ = false;    // firmware_update begin seen, no complete/failed/disconnect yet
     bool updateBegun_ = false;       // a transfer began since the last resume
     bool shutDown_ = false;          // the app was shut down cleanly and has not resumed
     bool resetPendingSeen_ = false;
