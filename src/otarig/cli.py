@@ -42,12 +42,37 @@ def _hexint(text: str) -> int:
 
 
 def cmd_firmware_inspect(args: argparse.Namespace) -> int:
-    """Show a module's header/suffix; with --check, also validate it like an Electron would."""
+    """Show a module's header/suffix; with --check, also validate it like an Electron would.
+
+    Only a regular file of at most 1 MB is read (an Electron user part is at most 128 KB): a FIFO,
+    a device such as /dev/zero or a 40 GB file gets one line saying why, never a hang or a
+    MemoryError. The file is opened without blocking and checked on the open descriptor, so what
+    is read is what was checked."""
+    import stat
+
+    limit = 1 << 20
     path = Path(args.file)
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO with no writer must not block the open
     except OSError as exc:
         raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise CommandError(f"{path}: {kind}, not a module binary (give the .bin file itself)")
+    with os.fdopen(fd, "rb") as fh:
+        if st.st_size > limit:
+            raise CommandError(f"{path}: {st.st_size:,} bytes is too large for a module binary (an Electron "
+                               f"user part is at most 128 KB; inspect refuses anything over {limit:,} bytes)")
+        try:
+            data = fh.read(limit + 1)  # bounded even if the file grows after the check
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise CommandError(f"{path}: grew past {limit:,} bytes while being read; not a module binary")
     try:
         info = firmware.parse(data)
     except firmware.FirmwareError as exc:

@@ -24,6 +24,7 @@ import math
 import re
 import secrets
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,11 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off", "")
 #: event keys that are bookkeeping of the simulator, not part of the wire format
 _INTERNAL_KEYS = {"name", "t_ms", "seq"}
+#: requests kept in `request_log` (a long `otarig sim` session must not grow forever; as psu_server)
+REQUESTS_KEPT = 10_000
+#: why `POST /oauth/token` is refused, whatever username and password it carries
+OAUTH_REFUSED = ("the simulated cloud has no passwords: log in with the access token `otarig sim` printed "
+                 "(particle login --token <token>)")
 
 
 @dataclass
@@ -231,7 +237,8 @@ class CloudHttpServer:
     """The REST API and event streams of a `SimBench`'s cloud on `http://127.0.0.1:PORT`.
 
     `token` defaults to a fresh random one; read it from `.token` (it is never logged or printed
-    by this module). `request_log` keeps `{method, path, status}` for every request, redacted.
+    by this module). `request_log` keeps `{method, path, status}` of the last `REQUESTS_KEPT`
+    requests, redacted.
     """
 
     def __init__(self, bench: "SimBench", *, token: str | None = None, host: str = "127.0.0.1", port: int = 0,
@@ -246,7 +253,7 @@ class CloudHttpServer:
         self.keepalive_s = keepalive_s
         self.stream_open_delay_s = stream_open_delay_s
         self.faults = HttpFaults()
-        self.request_log: list[dict[str, Any]] = []
+        self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUESTS_KEPT)
         self._streams: set[_Stream] = set()
         self._streams_lock = threading.Lock()
         self._streams_changed = threading.Condition(self._streams_lock)
@@ -514,11 +521,13 @@ class CloudHttpServer:
         return _json(200, {"ok": True})
 
     async def oauth_token(self, request: web.Request) -> web.Response:
-        """`particle login -u U -p P` (docs/reference/particle-cloud-api.md §2): any password gets the bench token."""
-        body = await self._body(request)
-        if body.get("grant_type") != "password" or not body.get("username"):
-            return _json(400, {"error": "invalid_request", "error_description": "username and password required"})
-        return _json(200, {"token_type": "bearer", "access_token": self.token, "expires_in": 7776000})
+        """`particle login -u U -p P` (docs/reference/particle-cloud-api.md §2) is always refused.
+
+        The simulated cloud has no accounts and no passwords: handing its token to whoever asks
+        would make the token worth nothing (a stand-in serves on a port any local user can reach).
+        The documented way in is the token `otarig sim` prints: `particle login --token <token>`
+        (`GET /v1/user`, `GET /v1/access_tokens/current`), which keeps working."""
+        return _json(401, {"error": "invalid_grant", "error_description": OAUTH_REFUSED})
 
     # devices ---------------------------------------------------------------------------------
     async def devices_list(self, request: web.Request) -> web.Response:
