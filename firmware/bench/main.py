@@ -1,5 +1,5 @@
 # Entry point on the tester board (MicroPython runs main.py at boot): the pin map from
-# bench_pins.json, then the line protocol on the USB serial (docs/protocol.md, "The bench companion").
+# bench_pins.json, then the line protocol on the USB serial (docs/protocol.md, "The tester board").
 import json
 import select
 import sys

@@ -1,5 +1,5 @@
-# The bench companion: MicroPython on the tester board beside the Electron (docs/protocol.md,
-# "The bench companion").
+# The tester board's program: MicroPython on the RP2040 beside the Electron (docs/protocol.md,
+# "The tester board").
 #
 # Why a board of its own: an Electron is cellular (no cable to pull), is also fed by USB VBUS, and a
 # LAN-commanded PSU cuts power tens of milliseconds late (docs/reference/instruments-and-faults.md B.1,

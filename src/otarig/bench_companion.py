@@ -1,4 +1,4 @@
-"""The rig's driver for the bench companion: the tester board running firmware/bench/.
+"""The rig's driver for the tester board (firmware/bench/); in code it keeps its older name, bench companion.
 
 Same framing as the DUT (JSON lines, docs/protocol.md), so the link is an `otarig.board.Board`
 over pyserial — on a real bench the board's USB serial, on the simulated bench its pty. What the
@@ -50,13 +50,13 @@ class BenchCompanion:
         """Open the companion's serial port and check it answers as an otarig bench companion."""
         if "://" not in port and not port.startswith(URL_SCHEMES) and not os.path.exists(port):
             raise BenchCompanionError(
-                f"bench companion: no serial device at {port!r} (bench_companion.port); expected the tester "
+                f"tester board: no serial device at {port!r} (bench_companion.port); expected the tester "
                 "board running firmware/bench/ — is it plugged in? `ls /dev/serial/by-id/` lists what is there")
         board = Board("bench-companion", port, clock=clock, log_path=log_path)
         try:
             board.open()
         except (PortUnavailable, OSError) as exc:
-            raise BenchCompanionError(f"bench companion: cannot open {port!r}: {exc}") from None
+            raise BenchCompanionError(f"tester board: cannot open {port!r}: {exc}") from None
         clock.attach(board)  # a virtual clock keeps the port in step; a wall clock has nothing to do
         return cls.connect(board, port, timeout_s=timeout_s)
 
@@ -71,16 +71,16 @@ class BenchCompanion:
             raise BenchCompanionError(message) from None
         except CommandFailed as exc:
             board.close()
-            raise BenchCompanionError(f"bench companion on {port!r} refused ping: {exc}") from None
+            raise BenchCompanionError(f"tester board on {port!r} refused ping: {exc}") from None
         except BoardError as exc:
             board.close()
-            raise BenchCompanionError(f"bench companion on {port!r}: {exc}") from None
+            raise BenchCompanionError(f"tester board on {port!r}: {exc}") from None
         if reply.get("agent") != AGENT or reply.get("proto") != PROTOCOL_VERSION:
             board.close()
             raise BenchCompanionError(
-                f"bench companion on {port!r} answered as agent {reply.get('agent')!r} protocol "
+                f"tester board on {port!r} answered as agent {reply.get('agent')!r} protocol "
                 f"{reply.get('proto')!r}; expected agent {AGENT!r} protocol {PROTOCOL_VERSION} — flash "
-                "firmware/bench/ from this checkout (README, 'Hardware: the bench companion board')")
+                "firmware/bench/ (README, 'Hardware: the tester board')")
         return cls(board, reply, port)
 
     @staticmethod
@@ -90,11 +90,11 @@ class BenchCompanion:
         hint = ("the board is at the MicroPython REPL: main.py is missing or stopped"
                 if any(">>>" in s or "Traceback" in s for s in said) else
                 "is firmware/bench/ on the board, and is no other program (mpremote, a terminal) holding the port?")
-        return (f"bench companion on {port!r} is silent: no reply to ping within {timeout_s:.1f} s (expected a "
+        return (f"tester board on {port!r} is silent: no reply to ping within {timeout_s:.1f} s (expected a "
                 f"hello from agent {AGENT!r}, protocol {PROTOCOL_VERSION}){heard}. {hint} "
-                "(README, 'Hardware: the bench companion board')")
+                "(README, 'Hardware: the tester board')")
 
-    # -- commands (docs/protocol.md, "The bench companion") ----------------------------------------
+    # -- commands (docs/protocol.md, "The tester board") ----------------------------------------
     def command(self, cmd: str, **keys: Any) -> dict[str, Any]:
         return self.board.command(cmd, timeout=5.0, **keys)
 

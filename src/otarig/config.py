@@ -38,7 +38,7 @@ class BenchSection(_Strict):
 
 class SimulationSection(_Strict):
     link: Literal["2g", "3g", "lan"] = "3g"
-    firmware_version: int = Field(1, ge=1, le=65535, description="companion version flashed at start")
+    firmware_version: int = Field(1, ge=1, le=65535, description="device companion version flashed at start")
     threaded: bool = True
     check_on_resume: bool = False
 
@@ -110,13 +110,13 @@ class BenchCompanionConfig(_Strict):
 
     port: str = Field("sim", description='"sim" on a simulated bench; a serial path, by-id link or pyserial URL')
     timeout_s: float = Field(3.0, gt=0, le=60, description="how long to wait for its hello at bench start")
-    vbus_cable: bool = Field(True, description="simulated bench: the DUT's USB carries VBUS through the companion")
+    vbus_cable: bool = Field(True, description="simulated bench: the DUT's USB carries VBUS through the tester board")
 
 
 class Capabilities(_Strict):
     psu: bool = False
     power_cut: bool = False       # simulated bench: cuts placed exactly at an OTA phase (otarig.sim.faults)
-    # provided by the bench companion (firmware/bench/):
+    # provided by the tester board (firmware/bench/):
     power_switch: bool = False    # a MOSFET in series with the DUT's VIN
     vbus_switch: bool = False     # a switch on the DUT's USB VBUS
     antenna_switch: bool = False  # an RF switch on the DUT's antenna

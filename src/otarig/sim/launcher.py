@@ -275,7 +275,7 @@ def _describe(out: Any, info: dict, *, speed: float, json_output: bool, bench_fi
         for b in info["boards"]:
             out.write(f"  board   : {b['device_id']}  {b['port']}\n")
         bc = info["bench_companion"]
-        out.write(f"  bench companion: {bc['port']}  (firmware/bench/, beside {bc['device_id']}; "
+        out.write(f"  tester board: {bc['port']}  (firmware/bench/, beside {bc['device_id']}; "
                   "docs/protocol.md)\n")
         if "psu" in info:
             out.write(f"  PSU     : {info['psu']}\n")
