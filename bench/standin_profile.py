@@ -25,6 +25,20 @@ REPO = Path(__file__).resolve().parents[1]
 OTARIG = [sys.executable, "-m", "otarig.cli"]
 
 
+def _why(report: Path, name: str) -> str:
+    """The first failed verdict of a scenario, else the last `E ` line pytest printed for it."""
+    for meta_path in report.glob("tests/*/meta.json"):
+        meta = json.loads(meta_path.read_text())
+        if meta.get("name") != name:
+            continue
+        for v in meta.get("verdicts", []):
+            if not v["passed"]:
+                return f"{v['name']}: {v['message']}"
+        lines = [ln.strip() for ln in meta.get("longrepr", "").splitlines() if ln.startswith("E ")]
+        return lines[0][2:].strip()[:160] if lines else "error"
+    return "no artifacts"
+
+
 def run_profile(work: Path, *, speed: float, mutant: int, max_budget: float | None, long: bool) -> dict:
     env = {**os.environ, "OTARIG_STANDIN_TOKEN": secrets.token_hex(20)}
     bench = work / "bench-standin.toml"
@@ -45,7 +59,8 @@ def run_profile(work: Path, *, speed: float, mutant: int, max_budget: float | No
         sim.terminate()
         sim.wait(timeout=60)
     record = json.loads((work / "report" / "certification.json").read_text())
-    failed = [r["name"] for r in record["results"] if r["outcome"] in ("failed", "error")]
+    failed = [f"{r['name']} ({_why(work / 'report', r['name'])})" for r in record["results"]
+              if r["outcome"] in ("failed", "error")]
     return {"mutant": mutant, "exit": done.returncode, "passed": record["passed"], "wall_s": round(wall, 1),
             "summary": record["summary"], "failed": failed,
             "device_time_s": record["summary"]["device_time_s"]}
