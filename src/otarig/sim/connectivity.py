@@ -14,6 +14,7 @@ from .cloud_peer import (HELLO_FLAG_IMMEDIATE_UPDATES_SUPPORT, HELLO_FLAG_OTA_UP
                          SessionReply)
 from .link import FULL_HANDSHAKE_BYTES, MESSAGE_OVERHEAD_BYTES, RESUME_BYTES
 from .messages import CloudEvent
+from .publisher import OK, Publisher
 
 if TYPE_CHECKING:
     from .electron import Electron
@@ -58,6 +59,8 @@ class Connectivity:
         self._attempt = 0
         self.full_handshakes = 0
         self.resumes = 0
+        #: the protocol's publish limits; static RAM in Device OS, so fresh at every boot
+        self.publisher = Publisher()
 
     # -- queries -----------------------------------------------------------------------------
     @property
@@ -317,22 +320,39 @@ class Connectivity:
         self._cancel_timers()
         self.modem = Modem.OFF
         self.auto_connect = False
+        self.publisher.reset()
 
     def reconnect_after_wake(self) -> None:
         if self.auto_connect and self.cloud == Cloud.DISCONNECTED:
             self._connect_now()
 
     # -- messages ---------------------------------------------------------------------------
+    def _may_send(self, name: str) -> bool:
+        """docs/reference/particle-ota.md §2.8 (corrected): busy during a transfer, then the rate limits
+        (`publisher.Publisher`; device-os v2.3.1 communication/inc/protocol.h ~419-426,
+        communication/src/publisher.h ~50-88)."""
+        dev = self.dev
+        verdict = self.publisher.check(name, dev.fw_millis(), updating=dev.ota.receiving)
+        if verdict != OK:
+            dev.note("publish_refused", name=name, why=verdict)
+            return False
+        return True
+
     def publish(self, name: str, data: str) -> bool:
-        """Particle.publish: false when not connected (no queueing in 2.3.1)."""
-        if not self.cloud_connected:
+        """Particle.publish: false when not connected (no queueing in 2.3.1), busy during a transfer
+        or rate-limited (docs/reference/particle-ota.md §2.8)."""
+        if not self.cloud_connected or not self._may_send(name):
             return False
         dev = self.dev
         msg = CloudEvent(name, data)
         return dev.link.send("up", msg.wire_bytes, "events", lambda: dev.cloud.device_message(dev, msg))
 
     def publish_system(self, name: str, data: str) -> None:
-        if self.cloud_connected:
+        """An event the system publishes (the update flags, last_reset, safemode). It goes through the
+        same Protocol::send_event, so during a transfer it is refused as busy and lost — the
+        `updates/enabled` echo of a flag changed mid-transfer included (docs/reference/particle-ota.md
+        §2.8; system/src/system_update.cpp ~118-127 sends it once, asynchronously, without a retry)."""
+        if self.cloud_connected and self._may_send(name):
             dev = self.dev
             msg = CloudEvent(name, data)
             dev.link.send("up", msg.wire_bytes, "system", lambda: dev.cloud.device_message(dev, msg),
