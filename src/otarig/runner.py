@@ -50,7 +50,7 @@ def default_suite() -> Path:
 def _pinned_config(suite: Path) -> list[str]:
     """pytest reads otarig's ini and conftests from the suite's folder only, wherever it lives
     (site-packages in a project's venv, or a copy in the project)."""
-    return [f"-c={resources.suite_ini()}", f"--rootdir={suite.parent}", f"--confcutdir={suite.parent}"]
+    return [f"--config-file={resources.suite_ini()}", f"--rootdir={suite.parent}", f"--confcutdir={suite.parent}"]
 
 
 #: a file in every folder otarig writes a report to: only such a folder is ever cleared
