@@ -164,3 +164,64 @@ def test_inspect_still_reads_a_module_through_a_symlink(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["platform_id"] == 10
 
+
+
+# -- the record states what ran, measured ----------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _bench_with(tmp_path: Path, name: str, path: str, version: str) -> Path:
+    """The default simulated bench file with its `[particle_cli]` section replaced."""
+    text = (REPO / "bench_config.toml").read_text()
+    head, _, rest = text.partition("[particle_cli]")
+    tail = rest[rest.index("\n["):] if "\n[" in rest else ""
+    bench = tmp_path / name
+    bench.write_text(f'{head}[particle_cli]\npath = "{path}"\nversion = "{version}"\n{tail}')
+    return bench
+
+
+def _run_cli_scenario(tmp_path: Path, bench: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
+    report = tmp_path / f"report-{bench.stem}"
+    done = subprocess.run([*OTARIG, "run", "--bench", str(bench), "--report", str(report), "-k", "particle_cli"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={k: v for k, v in os.environ.items() if k not in ("OTARIG_PARTICLE_CLI", "OTARIG_NODE")})
+    return done, json.loads((report / "certification.json").read_text())
+
+
+@pytest.mark.usefixtures("require_particle_cli")
+def test_the_record_states_the_cli_version_that_ran_from_the_path_the_bench_file_names(tmp_path: Path) -> None:
+    """`version = "9.9.9"` and `path` naming a `particle` executable (a wrapper that notes each call
+    and runs the pinned CLI): the scenario's CLI calls all go through that executable, it is asked
+    its version once, and the record says the version it reported (3.51.0) and where it was, with
+    the bench file's 9.9.9 kept apart as what was declared."""
+    from otarig.particle_cli import DEFAULT_CLI_JS, _find_node
+
+    calls = tmp_path / "calls.txt"
+    wrapper = tmp_path / "bin" / "particle"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\necho "$1" >> "{calls}"\nexec "{_find_node(None)}" "{DEFAULT_CLI_JS}" "$@"\n')
+    wrapper.chmod(0o755)
+    done, record = _run_cli_scenario(tmp_path, _bench_with(tmp_path, "bench-wrapper.toml", str(wrapper), "9.9.9"))
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert record["tools"]["particle_cli"] == "3.51.0"
+    assert record["tools"]["particle_cli_declared"] == "9.9.9"
+    assert record["tools"]["particle_cli_path"] == str(wrapper)
+    called = calls.read_text().split()
+    assert called.count("--version") == 1 and "flash" in called, called
+    assert "9.9.9" in done.stdout and "3.51.0" in done.stdout  # the mismatch is said, not hidden
+
+
+def test_a_cli_path_that_does_not_exist_skips_the_cli_scenario_naming_it(tmp_path: Path) -> None:
+    """`path = "/nonexistent"`: the scenario that needs the CLI skips with "needs tool: …" naming
+    that path (not the pinned install's), the run does not pass, and the record says no CLI ran."""
+    from otarig.plugin import SKIP_NEEDS
+
+    missing = tmp_path / "nonexistent"
+    done, record = _run_cli_scenario(tmp_path, _bench_with(tmp_path, "bench-missing.toml", str(missing), "3.51.0"))
+    assert done.returncode != 0 and record["passed"] is False
+    [result] = record["results"]
+    assert result["outcome"] == "skipped"
+    assert result["reason"].startswith(f"{SKIP_NEEDS}tool: ") and str(missing) in result["reason"], result["reason"]
+    assert record["tools"]["particle_cli"] is None and record["tools"]["particle_cli_path"] == str(missing)
+    assert str(missing) in done.stdout.replace("\n", "")

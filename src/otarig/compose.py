@@ -63,7 +63,7 @@ def compose(cfg: BenchConfig, bench_path: Path, artifacts: Path, *, seed: int, m
                            firmware=firmware, threaded=threaded,
                            description={"kind": "real", "stand_in": cfg.stand_in, "time_scale": cfg.bench.time_scale})
     try:
-        connect(parts, cfg, endpoints, artifacts)
+        connect(parts, cfg, endpoints, artifacts, bench_dir=bench_path.resolve().parent)
     except BaseException:
         parts.close()
         raise
@@ -81,7 +81,8 @@ def real_endpoints(cfg: BenchConfig) -> Endpoints:
                      psu_resource=cfg.psu.resource if cfg.psu is not None and cfg.capabilities.psu else None)
 
 
-def connect(parts: BenchParts, cfg: BenchConfig, endpoints: Endpoints, artifacts: Path) -> None:
+def connect(parts: BenchParts, cfg: BenchConfig, endpoints: Endpoints, artifacts: Path, *,
+            bench_dir: Path | None = None) -> None:
     """Open every part over its channel, registering each closer as soon as it is open."""
     clock = parts.clock
     api = ParticleCloud(endpoints.api_url, endpoints.token, product=cfg.cloud.product_id)
@@ -115,32 +116,28 @@ def connect(parts: BenchParts, cfg: BenchConfig, endpoints: Endpoints, artifacts
         parts.psu = psu
         period = cfg.psu.monitor_period_s
         parts.start_monitor = lambda timeline: PowerMonitor(psu, timeline, clock, period_s=period).start()
-    parts.flasher = _flasher(cfg, parts, endpoints)
+    parts.flasher = _flasher(cfg, parts, endpoints, bench_dir)
     parts.description.update({"api_url": endpoints.api_url, "boards": dict(endpoints.boards),
                               "tester_port": endpoints.tester_port, "psu_resource": endpoints.psu_resource,
                               "flasher": parts.flasher.method})
 
 
-def _flasher(cfg: BenchConfig, parts: BenchParts, endpoints: Endpoints) -> Any:
+def _flasher(cfg: BenchConfig, parts: BenchParts, endpoints: Endpoints, bench_dir: Path | None = None) -> Any:
     """USB on a real bench when asked; the cloud otherwise (a stand-in or simulated bench has no USB)."""
     if cfg.simulated or cfg.stand_in or cfg.flasher.method == "cloud":
         return CloudFlasher(parts.cloud)
-    from .particle_cli import ParticleCli
+    from .particle_cli import CliNotFound, ParticleCli, locate
 
+    try:  # `[particle_cli] path`: a folder with the pinned install, or the CLI's executable itself
+        where = locate(cfg.particle_cli.path, base=bench_dir)
+        executable, node = where.executable, where.node
+    except CliNotFound as exc:  # the first flash says so, naming the path
+        executable, node = exc.path, None
     home = tempfile.TemporaryDirectory(prefix="otarig-cli-home-")  # the CLI's profile (with the token) dies with the run
     parts.closers.append(home.cleanup)
-    cli = ParticleCli(Path(home.name), endpoints.api_url, parts.token, executable=_cli_path(cfg),
+    cli = ParticleCli(Path(home.name), endpoints.api_url, parts.token, executable=executable, node=node,
                       timeout=cfg.flasher.timeout_s)
     return UsbFlasher(cli)
-
-
-def _cli_path(cfg: BenchConfig) -> str | None:
-    """`particle_cli.path`: a folder with the pinned install, or the CLI's executable itself."""
-    p = Path(cfg.particle_cli.path)
-    js = p / "node_modules" / "particle-cli" / "src" / "index.js"
-    if js.is_file():
-        return str(js)
-    return str(p) if p.is_file() else None
 
 
 def _release_tester(tester: BenchCompanion) -> None:

@@ -63,7 +63,12 @@ class ParticleCliError(Exception):
 
 
 class CliNotFound(ParticleCliError):
-    """The CLI or the Node.js it needs is not installed (run `otarig tools install`)."""
+    """The CLI or the Node.js it needs is not installed (run `otarig tools install`). ``path`` is
+    where it was looked for, when one path was."""
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class CliTimeout(ParticleCliError):
@@ -110,15 +115,101 @@ class CliResult:
         return [ln for ln in self.output.splitlines() if ln.strip()]
 
 
+def _pinned_node(install: Path) -> Path:
+    """The Node.js the pinned install (install.sh) puts beside the CLI in ``install``."""
+    arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower(), platform.machine().lower()
+    )
+    return install / "node_modules" / f"node-linux-{arch}" / "bin" / "node"
+
+
 def _find_node(explicit: str | os.PathLike[str] | None) -> Path:
     if explicit:
         return Path(explicit)
     if os.environ.get(ENV_NODE):
         return Path(os.environ[ENV_NODE])
-    arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(
-        platform.machine().lower(), platform.machine().lower()
-    )
-    return TOOLS_DIR / "node_modules" / f"node-linux-{arch}" / "bin" / "node"
+    return _pinned_node(TOOLS_DIR)
+
+
+#: `[particle_cli] path` when the bench file does not say otherwise: the pinned install
+DEFAULT_CONFIG_PATH = "tools/particle-cli"
+
+
+@dataclass(frozen=True)
+class CliLocation:
+    """Where the CLI the bench file names is: its executable (an ``index.js`` or a ``particle``
+    binary), the Node.js to run an ``index.js`` with (None: ``_find_node``'s choice), and why."""
+
+    executable: Path
+    node: Path | None
+    source: str
+
+
+def locate(config_path: str | None, *, base: Path | None = None) -> CliLocation:
+    """The CLI ``[particle_cli] path`` names: a folder holding the pinned install (as
+    ``tools/particle-cli``: ``node_modules/particle-cli/src/index.js`` and its Node.js), or the
+    CLI's executable (or ``index.js``) itself. A relative path is taken from ``base`` (the bench
+    file's folder). ``$OTARIG_PARTICLE_CLI`` overrides the bench file; the default
+    ``tools/particle-cli``, when there is none beside the bench file, is the pinned install
+    wherever otarig keeps it (``otarig tools install``). Raises CliNotFound naming the path when
+    nothing is there, so a scenario that needs the CLI says which path it looked at."""
+    if os.environ.get(ENV_CLI):
+        return CliLocation(Path(os.environ[ENV_CLI]), None, f"${ENV_CLI}")
+    text = config_path or DEFAULT_CONFIG_PATH
+    given = Path(text).expanduser()
+    path = given if given.is_absolute() or base is None else base / given
+    if text == DEFAULT_CONFIG_PATH and not path.exists():
+        path = TOOLS_DIR
+    if path.is_dir():
+        js = path / "node_modules" / "particle-cli" / "src" / "index.js"
+        if not js.is_file():
+            raise CliNotFound(f"particle-cli not found in {path} ([particle_cli] path = {text!r}: no pinned "
+                              f"install there, {js.relative_to(path)} is missing)", js)
+        node = _pinned_node(path)
+        return CliLocation(js, node if node.exists() and not os.environ.get(ENV_NODE) else None,
+                           f"[particle_cli] path = {text!r}")
+    if path.is_file():
+        return CliLocation(path, None, f"[particle_cli] path = {text!r}")
+    raise CliNotFound(f"particle-cli not found at {path} ([particle_cli] path = {text!r} in the bench file)", path)
+
+
+_REPORTED: dict[tuple[str, str], str] = {}
+
+
+def _key(cli: "CliLocation | ParticleCli") -> tuple[str, str]:
+    """The executable and the Node.js that would run it (as ParticleCli picks them)."""
+    exe = Path(cli.executable)
+    node = (_find_node(cli.node) if exe.suffix == ".js" else None) if isinstance(cli, CliLocation) else cli.node
+    return str(exe), str(node)
+
+
+def reported_version(cli: "ParticleCli | None" = None, *, location: CliLocation | None = None,
+                     timeout: float = 60.0) -> str:
+    """``particle --version`` as the CLI itself prints it: run once per executable in this process
+    and remembered, so a run records the version that ran, not the one a file declares. With
+    ``cli``, that CLI runs it (its transcript shows it); with ``location``, a throwaway one with an
+    empty HOME and no token. Raises CliNotFound / CliFailed like any run."""
+    target = cli if cli is not None else location
+    if target is None:
+        raise ValueError("reported_version needs a cli or a location")
+    key = _key(target)
+    if key not in _REPORTED:
+        if cli is not None:
+            _REPORTED[key] = cli.version()
+        else:
+            import tempfile
+
+            assert location is not None
+            with tempfile.TemporaryDirectory(prefix="otarig-cli-version-") as home:
+                probe = ParticleCli(Path(home), "http://127.0.0.1:9", "", executable=location.executable,
+                                    node=location.node, timeout=timeout)
+                _REPORTED[key] = probe.version()
+    return _REPORTED[key]
+
+
+def known_version(cli: "CliLocation | ParticleCli") -> str | None:
+    """The version `reported_version` already measured for this CLI in this process, else None."""
+    return _REPORTED.get(_key(cli))
 
 
 class ParticleCli:

@@ -250,19 +250,26 @@ def psu(rig: Any) -> Any:
 
 
 @pytest.fixture
-def particle_cli(rig: Any) -> Iterator[Any]:
-    """The pinned `particle` CLI aimed at the bench's cloud, with a fresh HOME (never the user's
-    profile). The CLI writes the token into that HOME, so it is deleted when the scenario ends."""
+def particle_cli(rig: Any, pytestconfig: pytest.Config) -> Iterator[Any]:
+    """The `particle` CLI the bench file names (`[particle_cli] path`: a folder with the pinned
+    install, or the CLI's executable; the pinned install by default) aimed at the bench's cloud,
+    with a fresh HOME (never the user's profile). The CLI writes the token into that HOME, so it
+    is deleted when the scenario ends. The first use in a run asks the CLI its version (the record
+    states the version that ran); a CLI that is not there skips the scenario naming the path."""
     import tempfile
 
-    from .particle_cli import CliNotFound, ParticleCli
+    from .particle_cli import CliFailed, CliNotFound, ParticleCli, locate, reported_version
 
     with tempfile.TemporaryDirectory(prefix="otarig-cli-home-") as home:
         try:
-            cli = ParticleCli(Path(home), rig.parts.api_url, rig.parts.token, timeout=90)
-            cli.version()
+            where = locate(rig.cfg.particle_cli.path, base=_bench_path(pytestconfig).resolve().parent)
+            cli = ParticleCli(Path(home), rig.parts.api_url, rig.parts.token, executable=where.executable,
+                              node=where.node, timeout=90)
+            reported_version(cli)
         except CliNotFound as exc:
-            pytest.skip(f"{SKIP_NEEDS}tool: {exc} (run `bash tools/particle-cli/install.sh`)")
+            pytest.skip(f"{SKIP_NEEDS}tool: {exc} (run `otarig tools install`, or fix [particle_cli] path)")
+        except CliFailed as exc:
+            pytest.skip(f"{SKIP_NEEDS}tool: the particle-cli at {where.executable} does not run: {exc}")
         rig.cli_transcripts.append(cli)
         yield cli
 
@@ -316,7 +323,11 @@ def _write_artifacts(request: pytest.FixtureRequest, rig: Any, artifacts: Path, 
     record_property("firmware", ";".join(f"v{f.version}:{f.sha256[:16]}" for f in rig.firmware_used))
     record_property("device_os", "2.3.1")
     record_property("otarig_version", __version__)
-    record_property("particle_cli", rig.cfg.particle_cli.version)
+    clis = getattr(rig, "cli_transcripts", [])
+    if clis:  # the version the CLI this scenario ran reported, not the bench file's
+        from .particle_cli import known_version
+
+        record_property("particle_cli", known_version(clis[0]) or "unknown")
     record_property("device_time_s", meta["device_time_s"])
     record_property("data_bytes", meta["data_bytes"])
     record_property("seed", rig.seed)

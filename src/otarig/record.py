@@ -11,7 +11,8 @@ Schema `otarig.certification/1` (stable; add keys freely, never rename or remove
   "firmware": [{"version", "path", "sha256"}],
   "boards":   [{"id", "platform", "versions_seen": [...]}],
   "bench":    {...},                   # free-form description of the bench
-  "tools":    {"otarig", "python", "device_os", "particle_cli"},
+  "tools":    {"otarig", "python", "device_os", "particle_cli",   # particle_cli: as the CLI reports it
+               "particle_cli_path", "particle_cli_declared"},   # where it ran; what the bench file says
   "summary":  {"total", "passed", "failed", "skipped", "error",
                "device_time_s", "data_bytes", "duration_wall_s"},
   "results":  [{"name", "nodeid", "outcome", "duration_wall_s", "device_time_s", "data_bytes",

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -191,10 +192,24 @@ class RunResult:
     record: dict = field(default_factory=dict)
 
 
-def _tools(cfg: BenchConfig) -> dict:
+def _tools(cfg: BenchConfig, bench_path: Path | None = None) -> dict:
+    """What ran, measured: the particle CLI's version as the CLI itself reports it (asked once per
+    run, None when the CLI the bench file names is not there or does not run), where that CLI is,
+    and the version the bench file declares (`particle_cli_declared`) for comparison."""
+    from .particle_cli import ParticleCliError, locate, reported_version
     from .record import default_tools
 
-    return default_tools(device_os="2.3.1", particle_cli=cfg.particle_cli.version)
+    measured: str | None = None
+    try:
+        where = locate(cfg.particle_cli.path, base=bench_path.resolve().parent if bench_path else None)
+        path: str | None = str(where.executable)
+        measured = reported_version(location=where)
+    except ParticleCliError as exc:
+        path = str(getattr(exc, "path", None) or cfg.particle_cli.path)
+    tools = default_tools(device_os="2.3.1", particle_cli=measured)
+    tools["particle_cli_path"] = path
+    tools["particle_cli_declared"] = cfg.particle_cli.version
+    return tools
 
 
 def _firmware_entries(results: list[dict], tests_dir: Path) -> list[dict]:
@@ -360,7 +375,8 @@ def _conclude(cfg: BenchConfig, bench_path: Path, report_dir: Path, tests_dir: P
              "stand_in": cfg.stand_in, "hardware": not cfg.simulated and not cfg.stand_in,
              "time_scale": None if cfg.simulated else cfg.bench.time_scale,
              "link": cfg.simulation.link if cfg.simulated else None, "mutant": mutant}
-    record = build_record(results, firmware=firmware, boards=boards, bench=bench, tools=_tools(cfg), seed=seed)
+    tools = _tools(cfg, bench_path)
+    record = build_record(results, firmware=firmware, boards=boards, bench=bench, tools=tools, seed=seed)
     record["passed"] = passed  # the run's verdict, the same as the exit status
     record["not_passed_because"] = why
     record["skips_allowed"] = allow_skips
@@ -373,7 +389,13 @@ def _conclude(cfg: BenchConfig, bench_path: Path, report_dir: Path, tests_dir: P
     print_summary(results, console)
     for r in results:
         if r.get("outcome") == "skipped":
-            console.print(f"[yellow]SKIP[/yellow] {r.get('name')}: {r.get('reason') or '(no reason given)'}")
+            console.print(f"[yellow]SKIP[/yellow] {escape(str(r.get('name')))}: "
+                          f"{escape(str(r.get('reason') or '(no reason given)'))}")
+    if tools["particle_cli"] is None:
+        console.print(f"[yellow]particle CLI: none runs at {escape(str(tools['particle_cli_path']))}[/yellow]")
+    elif tools["particle_cli"] != tools["particle_cli_declared"]:
+        console.print(f"[yellow]particle CLI: the bench file declares {tools['particle_cli_declared']}, the CLI "
+                      f"reports {tools['particle_cli']} (the record states the latter)[/yellow]")
     if cfg.stand_in:
         console.print(f"[bold]stand-in bench[/bold] (a simulated world at x{cfg.bench.time_scale:g}, not hardware)")
     console.print(f"wall time {wall:.1f}s · report: {report_dir / 'report.html'}")
