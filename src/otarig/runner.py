@@ -291,7 +291,7 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
             return RunResult(code, report_dir)
         result = _conclude(cfg, bench_path, report_dir, tests_dir, plugin, code=code, wall=wall, seed=seed,
                            mutant=mutant, allow_skips=allow_skips, stopped=stopped, console=console)
-    if signals.first is not None:
+    if stopped and signals.first is not None:  # (a signal while the record was written changes nothing in it)
         raise RunInterrupted(result, signals.first)
     return result
 
