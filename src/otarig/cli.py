@@ -381,6 +381,37 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- doctor --------------------------------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """What is attached and whether the bench can run: one line per check, ok or the fix
+    (otarig.doctor does the checks; this only prints them). Exit 0 when every check is ok."""
+    from otarig import doctor
+
+    report = doctor.run(Path(args.bench))
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title=f"otarig doctor: {report.bench} ({report.kind} bench)", title_justify="left")
+        table.add_column("check", style="bold", no_wrap=True)
+        table.add_column("", no_wrap=True)
+        table.add_column("found / fix", overflow="fold")
+        for c in report.checks:
+            text = escape(c.detail) + ("" if c.ok or not c.fix else f"\n[yellow]fix:[/yellow] {escape(c.fix)}")
+            table.add_row(escape(c.name), "[green]ok[/green]" if c.ok else "[red]FAIL[/red]", text)
+        console = Console()
+        console.print(table)
+        bad = sum(not c.ok for c in report.checks)
+        console.print("every check is ok" if not bad else f"{bad} check(s) failed: see the fix on each line",
+                      highlight=False)
+    return 0 if report.ok else 1
+
+
 # -- parser and entry point --------------------------------------------------------------------
 
 
@@ -544,6 +575,18 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--json", action="store_true", help="print one JSON object")
     ro.add_argument("--plot", default=None, metavar="PNG", help="write the adoption curves to this PNG")
     ro.set_defaults(func=cmd_rollout)
+
+    doc = groups.add_parser("doctor", help="what is attached and whether the bench can run: each line ok or the fix",
+                            description="Checks the bench file's bench without changing it: Particle devices on "
+                                        "USB (VID 2b04, running or DFU) and the tester board, each board of the "
+                                        "bench file, port permissions, udev rules, groups, ModemManager, the "
+                                        "particle CLI and Node.js, the PSU answering *IDN?, the cloud token "
+                                        "(never printed) and the product, the labgrid coordinator named by "
+                                        "$LG_COORDINATOR. On a simulated bench: g++, the host build, the CLI. "
+                                        "Exit 0 when every check is ok, 1 otherwise.")
+    doc.add_argument("--bench", default="bench_config.toml", help="bench file (default: bench_config.toml)")
+    doc.add_argument("--json", action="store_true", help="print one JSON object (bench, kind, ok, checks)")
+    doc.set_defaults(func=cmd_doctor)
     return parser
 
 
