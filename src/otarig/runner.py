@@ -268,7 +268,10 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
             "-q", "-p", "no:cacheprovider", *_pinned_config(suite),
             # otarig is imported before pytest starts (this process runs it), so pytest cannot
             # rewrite its asserts; the scenarios' own asserts are rewritten as usual
-            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+            "-W", "ignore::pytest.PytestAssertRewriteWarning",
+            # short tracebacks: a long one prints every frame's arguments, and a request's
+            # headers (the access token) are an argument deep inside the HTTP client
+            "--tb=short"]
     if select:
         args += ["-k", select]
     if long:
