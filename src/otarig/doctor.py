@@ -21,6 +21,7 @@ only read. The access token is never printed: every text leaving `run()` has it 
 """
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -34,10 +35,20 @@ from pathlib import Path
 from typing import Any
 
 from .config import BenchConfig, BoardConfig, ConfigError
-from .discovery import (BY_ID, ELECTRON_DFU_PID, ELECTRON_SERIAL_PID, PARTICLE_VID, SYSFS_USB, BoardNotFound,
-                        UsbDevice, dfu_devices, find_board, serial_devices)
+from .discovery import (
+    BY_ID,
+    ELECTRON_DFU_PID,
+    ELECTRON_SERIAL_PID,
+    PARTICLE_VID,
+    SYSFS_USB,
+    BoardNotFound,
+    UsbDevice,
+    dfu_devices,
+    find_board,
+    serial_devices,
+)
 
-__all__ = ["Check", "Report", "Host", "run", "MICROPYTHON_VID", "UDEV_RULE"]
+__all__ = ["MICROPYTHON_VID", "UDEV_RULE", "Check", "Host", "Report", "run"]
 
 #: the tester board (a Raspberry Pi Pico running MicroPython) enumerates with this VID
 MICROPYTHON_VID = 0x2E8A
@@ -71,7 +82,7 @@ class Check:
     detail: str
     fix: str = ""
 
-    def redacted(self, secrets: Iterable[str]) -> "Check":
+    def redacted(self, secrets: Iterable[str]) -> Check:
         def scrub(text: str) -> str:
             for s in secrets:
                 text = text.replace(s, REDACTED)
@@ -96,7 +107,7 @@ class Report:
 def _run_text(argv: Sequence[str], timeout: float) -> tuple[int, str]:
     """(exit status, stdout+stderr) of a short command; 127 when it is not there, 124 on timeout."""
     try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        done = subprocess.run(list(argv), check=False, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         return 127, ""
     except subprocess.TimeoutExpired:
@@ -213,7 +224,7 @@ def tcp_reachable(host: str, port: int, timeout: float) -> str | None:
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return None
-    except socket.timeout:
+    except TimeoutError:
         return f"no answer within {timeout:g} s"
     except OSError as exc:
         return exc.strerror or type(exc).__name__
@@ -418,7 +429,13 @@ def check_psu(resource: str, channel: int, timeout_s: float) -> Check:
     import pyvisa
     from pyvisa.errors import VisaIOError
 
-    from .psu import PowerSupply, PsuError, dialect_for
+    from .psu import (
+        PowerSupply,
+        PsuError,
+        PsuProtocolError,
+        PsuTimeoutError,
+        dialect_for,
+    )
 
     ms = max(1, int(timeout_s * 1000))
     try:
@@ -430,15 +447,19 @@ def check_psu(resource: str, channel: int, timeout_s: float) -> Check:
                      "and [psu] resource in the bench file")
     try:
         ident = PowerSupply._identify(res, resource)
+    except PsuTimeoutError as exc:
+        return Check("PSU", False, f"{resource}: *IDN?: {exc.problem} within {timeout_s:g} s",
+                     "switch the supply on and check [psu] resource (address, port) and that it speaks SCPI there")
+    except PsuProtocolError as exc:
+        return Check("PSU", False, f"{resource}: *IDN?: {exc.problem}",
+                     "check that [psu] resource is the supply's SCPI port and that no other program talks to it")
     except PsuError as exc:
-        return Check("PSU", False, f"{resource}: {exc.problem} to *IDN?",
-                     "switch the supply on, check [psu] resource (address and port) and that nothing else holds "
-                     f"the instrument ({exc.fix})")
+        return Check("PSU", False, f"{resource}: *IDN?: {exc.problem}",
+                     "nothing answers at that address: switch the supply on, check its LAN/USB connection and "
+                     "[psu] resource (address and port) in the bench file")
     finally:
-        try:
+        with contextlib.suppress(Exception):  # closing a broken session must not hide the answer
             res.close()
-        except Exception:  # noqa: BLE001 - closing a broken session must not hide the answer
-            pass
     found = f"{resource}: {ident.manufacturer} {ident.model} (serial {ident.serial}, firmware {ident.firmware})"
     try:
         dialect_for(ident.model, channel)
@@ -575,16 +596,18 @@ def _secrets(cfg: BenchConfig | None, env: Mapping[str, str]) -> list[str]:
 def run(bench: Path, host: Host | None = None) -> Report:
     """Every check for the bench file at `bench` (see the module's docstring)."""
     host = host or Host()
+    cfg: BenchConfig | None = None
     try:
-        cfg: BenchConfig | None = load_bench(bench)
+        loaded = load_bench(bench)
     except ConfigError as exc:
-        cfg = None
         fix = ("`otarig init --real DIR` writes a lab bench template; or pass --bench FILE"
                if not bench.exists() else "fix the bench file (docs/real-bench.md §4)")
         checks = [Check("bench file", False, str(exc), fix)]
     else:
-        checks = [Check("bench file", True, f"{bench} ({cfg.bench.name}, kind = {cfg.bench.kind!r}"
-                        + (", a stand-in: a simulated world reached as a real bench" if cfg.stand_in else "") + ")")]
+        cfg = loaded
+        checks = [Check("bench file", True, f"{bench} ({loaded.bench.name}, kind = {loaded.bench.kind!r}"
+                        + (", a stand-in: a simulated world reached as a real bench" if loaded.stand_in else "")
+                        + ")")]
     base = bench.resolve().parent
     if cfg is not None and cfg.simulated:
         kind = "simulated"
