@@ -1,6 +1,8 @@
 """Sleep with a pending update, threading during a download, and the safe-mode path."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from otarig import verdicts as v
@@ -74,15 +76,31 @@ def test_app_during_a_forced_download(rig, threaded):
     rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 2, device_id=rig.dut_id))
 
 
+#: Device OS 3.3.1, the newest release for the Electron: system module version 3302, bootloader 1100
+#: (docs/reference/particle-ota.md §2.9)
+DEVICE_OS_3_3_1 = 3302
+
+
+def _module_changes(steps: list[list[dict]]) -> list[str]:
+    """Which modules changed version from one `spark/status/safe-mode` report to the next, in order
+    (`b0` bootloader, `s1`..`s3` system parts), from the modules JSON the cloud's stream carries."""
+    versions = [{m["f"] + m["n"]: m["v"] for m in step} for step in steps]
+    return [k for before, after in zip(versions, versions[1:]) for k in sorted(after)
+            if k[0] in "bs" and after[k] != before.get(k)]
+
+
 @pytest.mark.sim_only
 @pytest.mark.budget(1800)
 def test_app_needing_newer_device_os_goes_through_safe_mode(rig):
-    """An app that depends on a newer Device OS is accepted (user deps are optional at OTA time),
-    boots into safe mode, and the cloud's safe-mode healer sends the system parts one per OTA and
-    reset until the app can run (docs/reference/particle-ota.md §2.5, §2.7, §7.8.6)."""
+    """An app built for Device OS 3.3.1 (it depends on system part 2 >= 3302) is accepted, since user
+    dependencies are optional at OTA time, and boots into safe mode; the cloud's safe-mode healer
+    then sends one module per OTA and reset — the 3.3.1 bootloader first (a move across major
+    versions), then system parts 3, 1, 2, the order their dependencies force (each is checked on
+    install) — until the app can run (docs/reference/particle-ota.md §2.5, §2.7, §2.9, §7.8.6). Each
+    step is read off the cloud's stream: `spark/status/safe-mode` with the device's modules."""
     connected(rig)
     park(rig)
-    rig.upload(rig.sim.firmware(2, size=APP_SIZE, requires_system=2400))
+    rig.upload(rig.sim.firmware(2, size=APP_SIZE, requires_system=DEVICE_OS_3_3_1))
     rig.release(2, intelligent=True)
     rig.expect_sys("firmware_update", "complete", 900)
     rig.expect_version(2, 3600)
@@ -90,4 +108,9 @@ def test_app_needing_newer_device_os_goes_through_safe_mode(rig):
     tl = rig.timeline
     healer = tl.select(source="cloud", kind="spark/status/safe-mode")
     assert healer, "the cloud never saw the device in safe mode"
+    steps = [json.loads(e.get("data"))["m"] for e in healer]
+    assert _module_changes(steps) == ["b0", "s3", "s1"], "bootloader, then part 3, then part 1 (part 2 last)"
+    last = {m["f"] + m["n"]: m["v"] for m in steps[-1]}
+    assert last["s2"] < DEVICE_OS_3_3_1 <= min(last["s1"], last["s3"]), "part 2 is the last step"
+    assert len(steps) == 4, "one safe-mode connection per module: b0, s3, s1, s2"
     rig.check(v.no_record_lost(tl), v.new_version_runs(tl, 2, device_id=rig.dut_id), v.shutdown_before_reset(tl))

@@ -127,8 +127,9 @@ def test_safe_mode_when_user_invalid_without_factory_or_deps_unmet(companion_ima
                                                                    sim_rig: RigFactory, defect: str) -> None:
     """§7.2 / §2.7: no runnable app (invalid and no factory image, or it needs a newer Device OS) →
     SAFE_MODE: the app never runs, the system connects and publishes spark/device/safemode; for unmet
-    dependencies the cloud's healer sends the system parts, one per OTA and reset, then the app runs."""
-    newer = dos.SYSTEM_MODULE_VERSION + 1
+    dependencies the cloud's healer sends the modules one per OTA and reset, then the app runs. The
+    app needs Device OS 3.3.1 (module 3302, §2.9): the bootloader first, then system parts 3, 1, 2."""
+    newer = 3302
     needy = companion_image(1, required_system_version=newer)
     rig = sim_rig(None, power_on=False)
     if defect == "invalid_user":
@@ -147,8 +148,8 @@ def test_safe_mode_when_user_invalid_without_factory_or_deps_unmet(companion_ima
     if defect == "deps_unmet":
         hello = rig.board.expect(lambda e: e.name == "hello", 600)
         assert hello.get("product_version") == 1
-        assert set(rig.dev.flash.system_parts.values()) == {newer}
-        assert len([b for b in rig.trace("booted") if b.data["safe_mode"]]) == 3, "one part per OTA and reset"
+        assert set(rig.dev.flash.system_parts.values()) == {newer} and rig.dev.flash.bootloader == 1100
+        assert len([b for b in rig.trace("booted") if b.data["safe_mode"]]) == 4, "one module per OTA and reset"
 
 
 def test_ram_flags_reset_at_boot(companion_image: ImageFactory, sim_rig: RigFactory) -> None:

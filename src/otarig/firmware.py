@@ -408,12 +408,14 @@ def build_module(
     pad: bytes = b"\x00",
     flags: int = 0,
     module_function: int = FUNCTION_USER_PART,
+    dependencies: tuple[Dependency, ...] | None = None,
 ) -> bytes:
     """A valid user-part module around arbitrary ``payload`` bytes.
 
     The dependency defaults mirror a Device OS 2.3.1 Electron user build: one dependency on
     system part 2 (``modules/shared/stm32f2xx/user_build.mk``: ``MODULE_DEPENDENCY=4,2,…``,
-    ``MODULE_DEPENDENCY2=0,0,0``). ``size`` pads the image to exactly that many bytes with ``pad``
+    ``MODULE_DEPENDENCY2=0,0,0``); other functions default to none. ``dependencies`` (at most two)
+    replaces the defaults, e.g. for a system part (``otarig.sim.electron_modules``). ``size`` pads the image to exactly that many bytes with ``pad``
     so tests can make large images; the payload stays small (the simulator's build manifest).
     """
     if not 0 <= product_id <= 0xFFFF or not 0 <= product_version <= 0xFFFF:
@@ -429,10 +431,16 @@ def build_module(
     total = overhead + len(body)
     start = start_address if start_address is not None else _DEFAULT_USER_START.get(platform_id, 0x8080000)
     end = start + total - CRC_SIZE
+    if dependencies is None:
+        deps = [(FUNCTION_SYSTEM_PART, system_part_index, system_module_version)] \
+            if module_function == FUNCTION_USER_PART else []
+    else:
+        if len(dependencies) > 2:
+            raise ValueError("a module has at most two dependencies (dependency, dependency2)")
+        deps = [(d.module_function, d.module_index, d.module_version) for d in dependencies]
+    deps += [(0, 0, 0)] * (2 - len(deps))
     prefix = _PREFIX.pack(
-        start, end, 0, flags, module_version, platform_id, module_function, module_index,
-        *((FUNCTION_SYSTEM_PART, system_part_index, system_module_version) if module_function == FUNCTION_USER_PART
-          else (0, 0, 0)), 0, 0, 0,
+        start, end, 0, flags, module_version, platform_id, module_function, module_index, *deps[0], *deps[1],
     )
     head = prefix + body + struct.pack("<HHH", product_id, product_version, 0)
     head += hashlib.sha256(head).digest() + struct.pack("<H", SUFFIX_SIZE)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -16,7 +17,8 @@ from . import cloud_rules as rules
 from .cloud_delivery import CloudFaults, Delivery
 from .cloud_peer import Hello, SessionDiscard, SessionReply
 from .. import firmware
-from .images import ImageError, make_system_image, read_image
+from .electron_modules import FUNCTION_BOOTLOADER, heal_step, release_name
+from .images import ImageError, make_bootloader_image, make_system_image, read_image
 from .link import FULL_HANDSHAKE_BYTES, RESUME_BYTES
 from .messages import BeginReply, CloudEvent, DoneReply
 from .params import CloudParams
@@ -77,6 +79,8 @@ class DeviceRecord:
     session: CloudSession | None = None
     running_version: int | None = None
     system_version: int = 0
+    #: the device's last system describe (docs/reference/particle-ota.md §1.6 `m` list): what the healer reads
+    modules: tuple = ()
     app_hash: str = ""
     pending_notified: bool = False
     retry_needed: bool = False
@@ -114,8 +118,9 @@ class SimCloud:
         #: test can show a failed transfer was retried from chunk 0 (docs/reference/particle-ota.md §7.9)
         self.transfer_log: list[dict] = []
         self.blackholed_transfers = 0
-        #: system parts the safe-mode healer can send, built on demand (docs/reference/particle-ota.md §2.7)
-        self.system_parts: dict[tuple[int, int], bytes] = {}
+        #: modules the safe-mode healer can send, built on demand, by (function, index, version)
+        #: (docs/reference/particle-ota.md §2.7)
+        self.system_parts: dict[tuple[int, int, int], bytes] = {}
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def add_product(self, product_id: int, name: str = "") -> Product:
@@ -201,6 +206,7 @@ class SimCloud:
         if hello.hello_sent or not resumed:
             rec.running_version = hello.product_version
             rec.system_version = hello.system_version
+            rec.modules = hello.modules
             rec.app_hash = hello.app_hash
             rec.safe_mode = hello.safe_mode
         total = RESUME_BYTES if resumed else FULL_HANDSHAKE_BYTES
@@ -209,8 +215,10 @@ class SimCloud:
                       lambda: dev.on_cloud_message(SessionReply(s.session_id, resumed)), reliable=True)
         if not was_online:
             self.stream_event(rec, "spark/status", "online")
-        if hello.safe_mode:
-            self.stream_event(rec, "spark/status/safe-mode", f'{{"p":10,"system":{hello.system_version}}}')
+        if rec.safe_mode and (hello.hello_sent or not resumed):
+            # docs/reference/particle-ota.md §1.6, §2.7: the modules JSON, once per safe-mode step
+            self.stream_event(rec, "spark/status/safe-mode",
+                              json.dumps({"p": 10, "m": list(rec.modules)}, separators=(",", ":")))
         # The check happens at the handshake: a release made after it waits for the next one.
         is_check = rules.connection_is_check(resumed=resumed, hello_sent=hello.hello_sent,
                                              check_on_resume=self.params.check_on_resume)
@@ -399,23 +407,30 @@ class SimCloud:
             self.start_delivery(rec)
 
     def _heal(self, rec: DeviceRecord) -> None:
-        """docs/reference/particle-ota.md §2.7 / §7.8.6: deliver the missing system part to a device in safe mode."""
-        product = self.products[rec.product_id]
-        target = self.target(rec) or rec.running_version
-        fw = product.firmwares.get(target) if target is not None else None
-        if fw is None or rec.transfer is not None:
+        """docs/reference/particle-ota.md §2.7 / §7.8.6 / §2.9: deliver the next module a device in safe mode
+        lacks, read from its describe — the bootloader first when needed, then the system parts of
+        the oldest Electron release that meets the app's dependency, in dependency order (3 -> 1 -> 2),
+        one per OTA and reset (`electron_modules.heal_step`; bootloader policy: §8.12 parameter)."""
+        if rec.transfer is not None:
             return
-        need = read_image(fw.binary).required_system_version
-        dev = self.attached[rec.device_id]
-        missing = sorted(i for i, v in dev.flash.system_parts.items() if v < need)
-        if not missing:
+        # what the app asks for, as the describe's user module states it (else the product's target)
+        need = max((d["v"] for m in rec.modules if m["f"] == "u" for d in m.get("d", ()) if d["f"] == "s"),
+                   default=0)
+        if not need:
+            target = self.target(rec) or rec.running_version
+            fw = self.products[rec.product_id].firmwares.get(target) if target is not None else None
+            if fw is None:
+                return
+            need = read_image(fw.binary).required_system_version
+        step = heal_step(rec.modules, need, bootloader_on_major_move=self.params.heal_bootloader_on_major_move)
+        if step is None:
             return
-        index = missing[0]  # one module per OTA and reset, in order (docs/reference/particle-ota.md §2.7)
-        key = (index, need)
+        key = (step.function, step.index, step.version)
         if key not in self.system_parts:
-            self.system_parts[key] = make_system_image(index, need)
-        self.stream_event(rec, "spark/status/safe-mode", f'{{"p":10,"m":[{{"f":"s","n":"{index}","v":{need}}}]}}')
-        rec.transfer = Delivery(self, rec, -need, self.system_parts[key], next(self._ids), self._delivery_ended)
+            self.system_parts[key] = (make_bootloader_image(step.version) if step.function == FUNCTION_BOOTLOADER
+                                      else make_system_image(step.index, step.version))
+        rec.transfer = Delivery(self, rec, -step.version, self.system_parts[key], next(self._ids),
+                                self._delivery_ended)
         self.sched.after(self.params.update_begin_delay_ms, rec.transfer.start)
 
     # -- REST semantics (docs/reference/particle-ota.md §1.6, docs/reference/particle-cloud-api.md §5) ---
@@ -502,7 +517,8 @@ class SimCloud:
             "targeted_firmware_release_version": self.target(rec), "groups": list(rec.groups),
             "firmware_updates_enabled": rec.firmware_updates_enabled,
             "firmware_updates_forced": rec.firmware_updates_forced,
-            "system_firmware_version": "2.3.1", "last_heard": self.published_at() if rec.online else None,
+            "system_firmware_version": release_name(rec.system_version) if rec.system_version else "2.3.1",
+            "last_heard": self.published_at() if rec.online else None,
             "functions": dev.app.listing(0) if dev is not None and dev.app is not None else [],
             "variables": {n: "int32" for n in (dev.app.listing(1) if dev is not None and dev.app is not None else [])},
         }

@@ -30,6 +30,9 @@ class Hello:
     system_version: int
     safe_mode: bool
     app_hash: str
+    #: the system describe that follows HELLO: one `electron_modules.Module.describe()` dict per
+    #: module (docs/reference/particle-ota.md §1.6 `m` list, §4.2)
+    modules: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,7 @@ class Connectivity:
             s.uses += 1
         else:
             s.invalidate()
-        describe = dev.app_hash()
+        describe = dev.describe_hash()  # docs/reference/particle-ota.md §1.2: covers every module
         image = dev.image
         flags = HELLO_FLAG_IMMEDIATE_UPDATES_SUPPORT
         if dev.ota_success_hello:
@@ -218,7 +218,7 @@ class Connectivity:
             product_version=image.product_version if image else 0,
             platform_id=dev.PLATFORM_ID, flags=flags,
             system_version=min(dev.flash.system_parts.values()), safe_mode=dev.safe_mode,
-            app_hash=describe)
+            app_hash=dev.app_hash(), modules=tuple(m.describe() for m in dev.installed_modules()))
         self.last_hello = hello
         self._attempt += 1
         attempt = self._attempt
@@ -235,7 +235,7 @@ class Connectivity:
         hello_sent = self.last_hello.hello_sent
         self._attempt += 1  # invalidates the pending timeout
         s = dev.session
-        s.session_id, s.uses, s.describe_hash = reply.session_id, 0, dev.app_hash()
+        s.session_id, s.uses, s.describe_hash = reply.session_id, 0, dev.describe_hash()
         full_path = not reply.resumed or hello_sent
         if reply.resumed:
             self.resumes += 1

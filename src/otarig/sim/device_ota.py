@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import deviceos as dos
+from .electron_modules import Module, unmet_dependency
 from .images import ImageError, read_image
 from .messages import BeginReply, Chunk, DoneReply, UpdateBegin, UpdateDone
 from .ota_receiver import OtaReceiver, OtaState
@@ -121,15 +122,34 @@ class DeviceOta:
         dev.unfreeze()
 
     def _validate_and_register(self, image: bytes) -> tuple[bool, str]:
-        """docs/reference/particle-ota.md §2.5 HAL_FLASH_End: range, platform, CRC; user deps optional; register a slot."""
+        """docs/reference/particle-ota.md §2.5 HAL_FLASH_End: range, platform, CRC; dependencies with user deps
+        optional; then register a slot — or, for the bootloader, flash it at once.
+
+        A system part gets the full dependency check (§2.7, corrected; device-os v2.3.1
+        hal/src/stm32f2xx/ota_flash_hal_stm32f2xx.cpp ~350-353 → hal/src/stm32/ota_module.cpp ~86 →
+        `validate_module_dependencies` ~161-200 and `_full` ~103-159): its first dependency must be
+        met by what is installed now (userDepsOptional skips its bootloader dependency2), and no other
+        installed system part may lose a dependency. A failure is SYSTEM_ERROR_OTA_DEPENDENCY_CHECK_FAILED:
+        `failed`, no slot. The bootloader is written directly, not through a slot (~357-359).
+        """
+        dev = self.dev
         try:
-            sim_image = read_image(image, max_size=self.dev.params.max_app_size)
+            sim_image = read_image(image, max_size=dev.params.max_app_size)
         except ImageError as exc:
             return False, str(exc)
-        if sim_image.module_function == "system":
-            self.dev.flash.register_slot(image, "system", sim_image.info.module_index)
+        info = sim_image.info
+        if sim_image.module_function in ("system", "bootloader"):
+            module = Module(info.module_function, info.module_index, info.module_version, info.dependencies)
+            why = unmet_dependency(module, dev.installed_modules(), user_optional=True)
+            if why:
+                return False, f"dependency check failed: {sim_image.module_function} {info.module_index} {why}"
+        if sim_image.module_function == "bootloader":
+            dev.flash.bootloader = info.module_version
+            dev.note("bootloader_flashed", version=info.module_version)
+        elif sim_image.module_function == "system":
+            dev.flash.register_slot(image, "system", info.module_index)
         else:
-            self.dev.flash.register_slot(image, "user")
+            dev.flash.register_slot(image, "user")
         return True, ""
 
     def cancel(self, reason: str, *, emit: bool = True) -> None:

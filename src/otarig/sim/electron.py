@@ -20,6 +20,8 @@ from . import deviceos as dos
 from .connectivity import Connectivity
 from .device_ota import DeviceOta
 from .device_sleep import DeviceSleep
+from .electron_modules import (FUNCTION_BOOTLOADER, SYSTEM, USER, Module, bootloader_of,
+                               system_part_dependencies, unmet_dependency)
 from .electron_pins import ElectronPins
 from .flash import FlashState
 from .host_runtime import AppInstance, SleepRequest
@@ -91,7 +93,8 @@ class Electron:
         self.params = params or DeviceOsParams()
         self.instance_path = (instance_dir or world.instance_dir) / f"{device_id}.so"
         self.flash = FlashState(system_parts={1: dos.SYSTEM_MODULE_VERSION, 2: dos.SYSTEM_MODULE_VERSION,
-                                              3: dos.SYSTEM_MODULE_VERSION})
+                                              3: dos.SYSTEM_MODULE_VERSION},
+                                bootloader=bootloader_of(dos.SYSTEM_MODULE_VERSION))
         self.eeprom = (ctypes.c_uint8 * 2047).from_buffer(self.flash.eeprom)
         self.flags = SystemFlags()
         self.session = RetainedSession()
@@ -227,7 +230,9 @@ class Electron:
     def _copy_done(self) -> None:
         slot = self.flash.apply_first_slot()
         if slot.module_function == "system":
-            self.flash.system_parts[slot.module_index] = read_image(slot.image).module_version
+            info = read_image(slot.image).info
+            self.flash.system_parts[slot.module_index] = info.module_version
+            self.flash.system_deps[slot.module_index] = info.dependencies
         else:
             self.ota_success_hello = True  # docs/reference/particle-ota.md §1.1: HELLO_FLAG_OTA_UPGRADE_SUCCESSFUL after an update
         self.note("bootloader_copy_done", function=slot.module_function)
@@ -247,9 +252,44 @@ class Electron:
             self._boot_timers.append(self.sched.after(self.params.boot_ms, lambda: self.reset("factory_reset")))
             return
         self.image = image
-        safe_mode = image is None or image.required_system_version > min(self.flash.system_parts.values())
+        unmet = self.unmet_at_boot(image)
+        if unmet:
+            self.note("dependencies_unmet", why=unmet)
+        safe_mode = image is None or unmet is not None
         self._boot_timers.append(self.sched.after(self.params.usb_enumeration_ms, self._usb_appears))
         self._boot_timers.append(self.sched.after(self.params.boot_ms, lambda: self._start(safe_mode)))
+
+    # -- modules (docs/reference/particle-ota.md §2.6, §2.7, §2.9) ------------------------------
+    def installed_modules(self) -> list[Module]:
+        """The bootloader, the system parts and the user app, as the device's describe lists them."""
+        f = self.flash
+        mods = [Module(FUNCTION_BOOTLOADER, 0, f.bootloader)]
+        mods += [Module(SYSTEM, i, v, f.system_deps.get(i) or system_part_dependencies(i, v))
+                 for i, v in sorted(f.system_parts.items())]
+        if self.image is not None:
+            mods.append(Module(USER, 1, self.image.module_version, self.image.info.dependencies))
+        return mods
+
+    def unmet_at_boot(self, image: SimImage | None) -> str | None:
+        """docs/reference/particle-ota.md §2.6, §2.7: at start-up nothing is optional — a user app whose
+        dependencies are not met, or a system part whose own (the bootloader included: device-os
+        PR #1850) are not, means safe mode. None when everything is met."""
+        mods = [m for m in self.installed_modules() if m.function != USER]
+        if image is not None:
+            mods.append(Module(USER, 1, image.module_version, image.info.dependencies))
+        for m in mods:
+            why = unmet_dependency(m, mods, user_optional=False)
+            if why:
+                return f"{m.describe()['f']}{m.index}: {why}"
+        return None
+
+    def describe_hash(self) -> str:
+        """The system-describe checksum a resumed session compares (docs/reference/particle-ota.md §1.1,
+        §1.2; device-os v2.3.1 communication/src/protocol.cpp ~317-343, SYSTEM_DESCRIBE_CRC): it covers
+        every module, so a new system part or bootloader makes the next resume send HELLO and describe."""
+        f = self.flash
+        parts = ",".join(f"{i}:{v}" for i, v in sorted(f.system_parts.items()))
+        return hashlib.sha256(f"{self.app_hash()}|b{f.bootloader}|{parts}".encode()).hexdigest()
 
     def _usb_appears(self) -> None:
         if self.port is not None and self.powered:

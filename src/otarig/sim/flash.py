@@ -25,8 +25,13 @@ class FlashState:
 
     user: bytes | None = None
     factory: bytes | None = None
-    #: system part index -> module version (Device OS 2.3.1 = 2301 for every part)
+    #: system part index -> module version (Device OS 2.3.1 = 2302 for every part)
     system_parts: dict[int, int] = field(default_factory=dict)
+    #: bootloader module version (Device OS 2.3.1 ships 1006: docs/reference/particle-ota.md §2.9)
+    bootloader: int = 1006
+    #: the dependencies each installed system part's image declared, when it came by OTA (else the
+    #: Electron's defaults for its version, `electron_modules.system_part_dependencies`)
+    system_deps: dict[int, tuple] = field(default_factory=dict)
     slots: list[PendingSlot] = field(default_factory=list)
     #: True while the bootloader is copying the first slot (a cut now corrupts the destination)
     copying: bool = False

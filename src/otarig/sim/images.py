@@ -13,10 +13,12 @@ from pathlib import Path
 
 from .. import firmware
 from .deviceos import SYSTEM_MODULE_VERSION
+from .electron_modules import FUNCTION_BOOTLOADER, system_part_dependencies
 
 MANIFEST_MAGIC = "otarig-host-build"
 #: system parts live at their own addresses (docs/reference/particle-ota.md §2.6 flash map)
 SYSTEM_PART_START = {1: 0x8020000, 2: 0x8040000, 3: 0x8060000}
+BOOTLOADER_START = 0x8000000
 
 
 class ImageError(ValueError):
@@ -47,11 +49,21 @@ def make_app_image(so_path: Path, *, product_id: int, product_version: int, size
 
 
 def make_system_image(module_index: int, module_version: int, *, size: int = 4096) -> bytes:
-    """A system-part module (the safe-mode healer's delivery, docs/reference/particle-ota.md §2.7)."""
+    """A system-part module (the safe-mode healer's delivery, docs/reference/particle-ota.md §2.7, §2.9),
+    carrying the dependencies that part of that version declares on the Electron."""
     return firmware.build_module(b"otarig system part", product_id=0, product_version=0,
                                  module_function=firmware.FUNCTION_SYSTEM_PART, module_index=module_index,
                                  module_version=module_version, start_address=SYSTEM_PART_START[module_index],
-                                 size=size)
+                                 size=size, dependencies=system_part_dependencies(module_index, module_version))
+
+
+def make_bootloader_image(module_version: int, *, size: int = 4096) -> bytes:
+    """A bootloader module (function 2, index 0, at 0x8000000: hal/src/electron/ota_module_bounds.c),
+    which the healer sends first when it is needed (docs/reference/particle-ota.md §2.7, §2.9)."""
+    return firmware.build_module(b"otarig bootloader", product_id=0, product_version=0,
+                                 module_function=FUNCTION_BOOTLOADER, module_index=0,
+                                 module_version=module_version, start_address=BOOTLOADER_START,
+                                 size=size, dependencies=())
 
 
 def read_image(data: bytes, *, platform_id: int = 10, max_size: int = 128 * 1024) -> SimImage:
@@ -62,6 +74,8 @@ def read_image(data: bytes, *, platform_id: int = 10, max_size: int = 128 * 1024
         raise ImageError(str(exc)) from exc
     if info.module_function == firmware.FUNCTION_SYSTEM_PART:
         return SimImage(info, Path(), 0, 0, "system", info.module_version, 0)
+    if info.module_function == FUNCTION_BOOTLOADER:
+        return SimImage(info, Path(), 0, 0, "bootloader", info.module_version, 0)
     if info.module_function != firmware.FUNCTION_USER_PART:
         raise ImageError(f"module function {info.module_function_name!r} is not an application")
     required = max((d.module_version for d in info.dependencies

@@ -80,3 +80,7 @@ class CloudParams:
     session_end_drops_immediately: bool = True
     #: docs/reference/particle-ota.md §8.3: how long the cloud waits for an UpdateDone answer before calling the transfer failed.
     update_done_timeout_ms: int = 60_000
+    #: docs/reference/particle-ota.md §8.12: the safe-mode healer sends the target release's bootloader first when the move
+    #: crosses a major Device OS version and that bootloader is newer than the device's, even though no Electron
+    #: dependency asks for it (Gen 2 system parts need bootloader >= 1003 up to 3.3.1). [inference]
+    heal_bootloader_on_major_move: bool = True
