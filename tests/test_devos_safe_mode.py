@@ -152,3 +152,21 @@ def test_heal_step_follows_the_dependency_chain() -> None:
     low = heal_step(describe(1000, {1: 3302, 2: 3302, 3: 3302}), 3302, bootloader_on_major_move=False)
     assert (low.function, low.version) == (FUNCTION_BOOTLOADER, 1100), "part 2 needs a bootloader >= 1003"
     assert heal_step(describe(1006, start), 3400, bootloader_on_major_move=True) is None, "no such Electron release"
+
+
+def test_resume_after_a_system_part_change_sends_hello(companion_image: ImageFactory, sim_rig: RigFactory) -> None:
+    """A resumed session skips HELLO only when the cached system-describe checksum still matches, and
+    that checksum covers every module (device-os v2.3.1 `communication/src/protocol.cpp` ~317-343,
+    SYSTEM_DESCRIBE_CRC; docs/reference/particle-ota.md §1.1, §1.2): after a new system part the
+    resume sends HELLO and the describe, so the cloud learns the new modules."""
+    rig = sim_rig(companion_image(1))
+    _updates_enabled_and_idle(rig)
+    rig.dev.reset("user")
+    rig.until_kind("cloud_session", 60)
+    assert rig.trace("cloud_session")[-1].data == {"resumed": True, "hello": False}, "nothing changed: no HELLO"
+    _updates_enabled_and_idle(rig)
+    assert _flash(rig, make_system_image(3, 3302))["ok"]
+    rig.until_kind("cloud_session", 120)
+    assert rig.trace("cloud_session")[-1].data == {"resumed": True, "hello": True}
+    part3 = [m for m in rig.rec.modules if (m["f"], m["n"]) == ("s", "3")]
+    assert part3 and part3[0]["v"] == 3302
