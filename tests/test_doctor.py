@@ -319,7 +319,7 @@ def test_the_hil_workflow_parses_and_does_what_docs_say() -> None:
     assert "inputs.long" in str(bench["timeout-minutes"])
     runs = "\n".join(s.get("run", "") for s in bench["steps"])
     assert "pip install -e ." in runs and "otarig tools install" in runs
-    assert 'otarig doctor --bench "$OTARIG_BENCH"' in runs and '.venv/bin/otarig run "${args[@]}"' in runs
+    assert 'otarig doctor --bench "$OTARIG_BENCH"' in runs and 'exec .venv/bin/otarig run "${args[@]}"' in runs
     assert "--long" in runs and 'export "$OTARIG_TOKEN_ENV=$OTARIG_CI_TOKEN"' in runs
     names = [s.get("name", s.get("uses", "")) for s in bench["steps"]]
     assert names.index("otarig doctor (fail fast)") < names.index("otarig run")
