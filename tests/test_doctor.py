@@ -330,3 +330,30 @@ def test_the_hil_workflow_parses_and_does_what_docs_say() -> None:
     secret_steps = [s for s in bench["steps"] if "secrets." in json.dumps(s)]
     assert secret_steps and all(s["env"]["OTARIG_CI_TOKEN"] == "${{ secrets.PARTICLE_ACCESS_TOKEN }}"
                                 for s in secret_steps)
+
+
+def test_a_token_pasted_into_the_bench_file_is_refused_and_not_shown(tmp_path: Path) -> None:
+    token = secrets.token_hex(20)
+    bench = tmp_path / "lab.toml"
+    bench.write_text(f'[bench]\nkind = "real"\n[cloud]\napi_url = "https://api.particle.io"\ntoken_env = "{token}"\n'
+                     '[[boards]]\nid = "e00fce680000000000000001"\n')
+    report = doctor.run(bench, doctor.Host(ports=[], sysfs=tmp_path, udev_dirs=[], env={}, modemmanager=lambda: "x"))
+    first = report.checks[0]
+    assert not report.ok and first.name == "bench file" and not first.ok
+    assert "looks like an access token" in first.detail and token not in json.dumps(report.to_dict())
+
+
+def test_a_board_port_missing_now_is_a_doctor_line_not_an_error(tmp_path: Path) -> None:
+    (tmp_path / "v1.bin").write_bytes(b"")
+    bench = tmp_path / "lab.toml"
+    gone = str(tmp_path / "ttyACM7")
+    bench.write_text('[bench]\nkind = "real"\n[cloud]\napi_url = "http://127.0.0.1:9"\n'
+                     '[firmware]\nbaseline = 1\n[firmware.versions]\n1 = "v1.bin"\n'
+                     f'[[boards]]\nid = "e00fce680000000000000001"\nport = "{gone}"\n')
+    report = doctor.run(bench, doctor.Host(ports=[], sysfs=tmp_path, udev_dirs=[], env={}, modemmanager=lambda: "x",
+                                           timeout_s=1.0))
+    checks = {c.name: c for c in report.checks}
+    assert report.kind == "real" and checks["bench file"].ok
+    board = checks["board e00fce680000000000000001 (dut)"]
+    assert not board.ok and gone in board.detail and "plug it in" in board.fix
+    assert not checks["cloud token"].ok and "PARTICLE_ACCESS_TOKEN is not set" in checks["cloud token"].detail

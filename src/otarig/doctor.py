@@ -544,9 +544,12 @@ def load_bench(path: Path) -> BenchConfig:
     now is a doctor line, not an error."""
     from pydantic import ValidationError
 
-    from .config import load, read_toml
+    from .config import _secret_problems, load, read_toml
 
     data = read_toml(path, ConfigError, "pass --bench PATH, or `otarig init` writes one")
+    problems = _secret_problems(data, path)  # a token pasted into the file: refused, never shown
+    if problems:
+        raise ConfigError("\n".join(problems))
     try:
         return BenchConfig.model_validate(data)
     except ValidationError:
