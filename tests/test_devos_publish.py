@@ -2,10 +2,10 @@
 (docs/reference/particle-ota.md §2.8, corrected; `otarig.sim.publisher`)."""
 from __future__ import annotations
 
+from sim_helpers import OTA_SIZE, ImageFactory, RigFactory, SimRig
+
 from otarig.sim import deviceos as dos
 from otarig.sim.publisher import BUSY, OK, RATE_LIMITED, Publisher
-
-from sim_helpers import OTA_SIZE, ImageFactory, RigFactory, SimRig
 
 
 def _publish(rig: SimRig, name: str, data: str = "x") -> int:

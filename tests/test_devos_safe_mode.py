@@ -10,14 +10,19 @@ from __future__ import annotations
 import json
 
 import pytest
+from sim_helpers import DEVICE_ID, PRODUCT_ID, ImageFactory, RigFactory, SimRig
 
 from otarig.sim import deviceos as dos
-from otarig.sim.electron_modules import (FUNCTION_BOOTLOADER, SYSTEM, Module, heal_step, release_for,
-                                         system_part_dependencies)
+from otarig.sim.electron_modules import (
+    FUNCTION_BOOTLOADER,
+    SYSTEM,
+    Module,
+    heal_step,
+    release_for,
+    system_part_dependencies,
+)
 from otarig.sim.images import make_bootloader_image, make_system_image
 from otarig.sim.params import CloudParams
-
-from sim_helpers import DEVICE_ID, PRODUCT_ID, ImageFactory, RigFactory, SimRig
 
 
 def _flash(rig: SimRig, image: bytes) -> dict:

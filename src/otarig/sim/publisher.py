@@ -27,7 +27,7 @@ OK, BUSY, RATE_LIMITED = "ok", "busy", "rate_limited"
 
 def is_system_event(name: str) -> bool:
     """communication/src/publisher.h ~45-48 `is_system`: the name starts with `spark` or `particle`."""
-    return name.startswith("spark") or name.startswith("particle")
+    return name.startswith(("spark", "particle"))
 
 
 @dataclass
