@@ -85,6 +85,9 @@ def main() -> int:
         print(f"{label:<11} x{args.speed:g}  exit {r['exit']}  passed={r['passed']}  wall {r['wall_s']:.0f} s  "
               f"scenarios {s['passed']} passed / {s['failed'] + s['error']} failed / {s['skipped']} skipped  "
               f"bench time {r['device_time_s'] / 3600:.2f} h" + (f"  caught by: {', '.join(r['failed'])}" if m else ""))
+        if m == 0:
+            for f in r["failed"]:
+                print(f"    failed: {f}")
         ok &= r["passed"] if m == 0 else (not r["passed"] and bool(r["failed"]))
     return 0 if ok else 1
 
