@@ -150,7 +150,7 @@ def locate(config_path: str | None, *, base: Path | None = None) -> CliLocation:
     ``tools/particle-cli``: ``node_modules/particle-cli/src/index.js`` and its Node.js), or the
     CLI's executable (or ``index.js``) itself. A relative path is taken from ``base`` (the bench
     file's folder). ``$OTARIG_PARTICLE_CLI`` overrides the bench file; the default
-    ``tools/particle-cli``, when there is none beside the bench file, is the pinned install
+    ``tools/particle-cli``, when no install is there beside the bench file, is the pinned install
     wherever otarig keeps it (``otarig tools install``). Raises CliNotFound naming the path when
     nothing is there, so a scenario that needs the CLI says which path it looked at."""
     if os.environ.get(ENV_CLI):
@@ -158,8 +158,8 @@ def locate(config_path: str | None, *, base: Path | None = None) -> CliLocation:
     text = config_path or DEFAULT_CONFIG_PATH
     given = Path(text).expanduser()
     path = given if given.is_absolute() or base is None else base / given
-    if text == DEFAULT_CONFIG_PATH and not path.exists():
-        path = TOOLS_DIR
+    if text == DEFAULT_CONFIG_PATH and not (path / "node_modules" / "particle-cli" / "src" / "index.js").is_file():
+        path = TOOLS_DIR  # the default names the pinned install, wherever `otarig tools install` put it
     if path.is_dir():
         js = path / "node_modules" / "particle-cli" / "src" / "index.js"
         if not js.is_file():
