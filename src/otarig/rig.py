@@ -93,6 +93,11 @@ class Rig:
             raise SimOnlyError(f"bench {self.cfg.bench.name!r} ({self.cfg.bench.kind}) has no simulator handle")
         return self.parts.sim
 
+    def _at_least(self, timeout: float) -> float:
+        """A wait in bench seconds, but never shorter than a USB round trip: on a fast stand-in
+        (x200) 10 bench seconds are 50 ms of wall time, less than a line takes to come back."""
+        return max(timeout, 50 * self.clock.resolution_s)
+
     @property
     def clock_tolerance_s(self) -> float:
         """How far apart two bench times of the same instant may be on this bench (exact to the ms
@@ -132,7 +137,7 @@ class Rig:
         """Wait for a board event (through the bench clock); the timeline keeps up."""
         b = self.boards[board] if board else self.board
         try:
-            return b.expect(match, timeout)
+            return b.expect(match, self._at_least(timeout))
         finally:
             self.collect()
 
@@ -163,7 +168,7 @@ class Rig:
         b = self.boards[board] if board else self.board
         self.timeline.add(self.now(), "rig", "command", {"board": b.board_id, "cmd": cmd, **keys})
         try:
-            return b.command(cmd, timeout=timeout, **keys)
+            return b.command(cmd, timeout=self._at_least(timeout), **keys)
         finally:
             self.collect()
 

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -86,7 +86,6 @@ class WallPacer:
     bench: SimBench
     speed: float = 1.0
     tick_s: float = 0.01
-    loads: list[Any] = field(default_factory=list)
     stopping: bool = False
 
     def run(self, duration_s: float | None = None) -> None:
@@ -102,10 +101,6 @@ class WallPacer:
             while self.bench.world.now_ms < target and not self.stopping:
                 self.bench.advance((target - self.bench.world.now_ms) / 1000)
             self._serve_unattached_ports()
-            if self.loads:
-                with self.bench.lock:
-                    for load in self.loads:
-                        load.apply()
             if not self.stopping:
                 time.sleep(self.tick_s)  # a signal's handler runs during the sleep; the flag is seen next turn
 
@@ -126,46 +121,6 @@ class WallPacer:
     def stop(self) -> None:
         """Ask the loop to end (safe from a signal handler and from any thread: one assignment)."""
         self.stopping = True
-
-
-class _PacedElectronLoad:
-    """Wires one simulated Electron to a PSU channel for `otarig sim`.
-
-    The PSU calls in from its own thread and must not touch the world (greenlets are bound to the
-    world's thread), so supply changes are queued and applied by `WallPacer` at its next tick.
-    Only VIN on/off and brown-out are modelled here (no USB/LiPo backup: docs/power.md).
-    """
-
-    def __init__(self, device: Any, vin_min_v: float) -> None:
-        self.device = device
-        self.vin_min_v = vin_min_v
-        self.pending: list[bool] = []
-        self._lock = threading.Lock()
-
-    def power_state(self, t: float) -> Any:
-        from .power_model import PowerState
-
-        if not self.device.powered:
-            return PowerState.OFF
-        return PowerState.CONNECTED_IDLE if self.device.net.cloud_connected else PowerState.BOOTING
-
-    def supply_changed(self, on: bool, volts: float) -> None:
-        with self._lock:
-            self.pending.append(on and volts >= self.vin_min_v)
-
-    def brownout(self, t: float) -> None:
-        with self._lock:
-            self.pending.append(False)
-
-    def apply(self) -> None:
-        """In the world's thread, under bench.lock."""
-        with self._lock:
-            changes, self.pending = self.pending, []
-        for powered in changes:
-            if powered:
-                self.device.power_on()
-            else:
-                self.device.power_off()
 
 
 def _device_id(i: int) -> str:
@@ -201,22 +156,15 @@ def start_sim(*, boards: int = 1, product: int = DEFAULT_PRODUCT, version: int =
                                            for d in devices],
                                 "bench_companion": {"device_id": devices[0].device_id,
                                                     "port": str(bench.companions["bench-companion"].port.link)}}
-        loads: list[_PacedElectronLoad] = []
         if psu:
-            from .power_model import VIN_MIN_V
-            from .psu_server import PsuServer
-
-            # board i on channel i+1 (an E36312A has three); the outputs start as the PSU's *RST state
-            loads = [_PacedElectronLoad(d, VIN_MIN_V) for d in devices[:3]]
-            psu_server = PsuServer(time_source=bench.clock.now, loads={i + 1: ld for i, ld in enumerate(loads)})
-            info["psu"] = psu_server.start()
-            for channel, load in enumerate(loads, start=1):  # the boards start powered: 5 V, output on
-                rail = psu_server.rail(channel)
-                rail.set_voltage(5.0, bench.clock.now())
-                rail.set_output(True, bench.clock.now())
-                load.pending.clear()
+            # board i on channel i+1 (an E36312A has three), 5 V with the output on, fed through the
+            # same power model as the in-process bench (sleep and radio currents, VBUS, LiPo:
+            # docs/power.md), so the supply current a stand-in's rig reads is the one a test expects
+            for channel, d in enumerate(devices[:3], start=1):
+                info["psu"] = bench.start_psu("E36312A", device_id=d.device_id, channel=channel, volts=5.0,
+                                              current_limit=3.0, output=True)
+            psu_server = bench.psu_server
             info["psu_channels"] = {d.device_id: i + 1 for i, d in enumerate(devices[:3])}
-        info["_loads"] = loads
     except BaseException:  # a signal or an error while starting: nothing is left running, no world folder
         _close(bench, server, psu_server)
         raise
@@ -240,7 +188,7 @@ def run_sim(*, speed: float = 1.0, json_output: bool = False, duration_s: float 
         signals.raising = False  # from here on a signal only sets a flag; start_sim cleans up after itself
         bench, server, psu_server, info = start_sim(**kw)
         try:
-            pacer = WallPacer(bench, speed=speed, loads=info.pop("_loads"))
+            pacer = WallPacer(bench, speed=speed)
             signals.pacer = pacer
             if signals.count:
                 pacer.stop()
