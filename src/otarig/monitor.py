@@ -126,7 +126,8 @@ class PowerMonitor:
                 self.sample()
             except Exception:  # recorded in self.error and the timeline
                 return
-            self._stop.wait(self.period_s)
+            # the period is in bench seconds: on a stand-in's scaled clock that is fewer wall seconds
+            self._stop.wait(self.period_s / (getattr(self.clock, "time_scale", 1.0) or 1.0))
 
     # -- sampling -------------------------------------------------------------------------------
     def sample(self) -> Sample:
