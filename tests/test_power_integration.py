@@ -372,3 +372,31 @@ def test_psu_driven_faults_land_at_the_same_virtual_instants_every_run(images: A
     assert a == b
     kinds = [k for _, k in a[0]]
     assert kinds.count("power_off") >= 2  # the VISA cut and the brown-out
+
+
+def test_wall_clock_monitor_samples_every_period_of_bench_time():
+    """On a stand-in's scaled wall clock (x1000) a 50 s bench period is 50 ms of wall time: five
+    samples arrive within a few wall seconds, not one every 50 wall seconds. (A supply stand-in
+    that only answers; the wait is bounded wall time on a real thread.)"""
+    import time as _time
+
+    from otarig.clock import WallClock
+    from otarig.monitor import PowerMonitor
+    from otarig.timeline import Timeline
+
+    class Supply:
+        def measure_current(self) -> float:
+            return 0.05
+
+        def measure_voltage(self) -> float:
+            return 5.0
+
+    tl = Timeline()
+    mon = PowerMonitor(Supply(), tl, WallClock(time_scale=1000), period_s=50).start()
+    try:
+        deadline = _time.monotonic() + 5
+        while len(tl.select(source="psu", kind="sample")) < 5 and _time.monotonic() < deadline:
+            _time.sleep(0.01)
+    finally:
+        mon.stop()
+    assert len(tl.select(source="psu", kind="sample")) >= 5
