@@ -104,26 +104,34 @@ class SimSerialPort:
         self._master = self._slave = None
         self._pending.clear()
 
-    def drain_out(self, timeout_wall: float = 3.0, stalled_wall: float = 1.0) -> bool:
+    def drain_out(self, timeout_wall: float = 3.0, stalled_wall: float = 1.0, settle_wall: float = 0.1) -> bool:
         """Before vanishing with a reader in another process (a stand-in bench): hand over what is
         queued and wait, bounded, until that reader has read it. A real Electron's last lines
         before a reset reach the host (Device OS resets a moment after `complete`); a pty closed
-        at once would drop them. Gives up after `timeout_wall`, or once nothing has been read for
-        `stalled_wall` (nobody is reading). Returns False if the reader did not read it all."""
-        deadline = time.monotonic() + timeout_wall
-        last_change, last_waiting = time.monotonic(), -1
+        at once would drop them. The kernel moves written bytes to the reader's queue a moment
+        later (a work queue), so "nothing waiting" counts only once it has held for `settle_wall`.
+        Gives up after `timeout_wall`, or once bytes wait unread for `stalled_wall` (nobody is
+        reading). Returns False if the reader did not read it all."""
+        start = time.monotonic()
+        deadline = start + timeout_wall
+        last_change, last_waiting, empty_since = start, -1, None
         while self._master is not None and self._slave is not None:
             self.flush()
             try:
                 waiting = struct.unpack("i", fcntl.ioctl(self._slave, termios.FIONREAD, b"\0\0\0\0"))[0]
             except OSError:
                 return False
-            if not self._pending and waiting == 0:
-                return True
             now = time.monotonic()
-            if waiting + len(self._pending) != last_waiting:
-                last_change, last_waiting = now, waiting + len(self._pending)
-            if now >= deadline or now - last_change >= stalled_wall:
+            queued = waiting + len(self._pending)
+            if queued == 0:
+                empty_since = now if empty_since is None else empty_since
+                if now - empty_since >= settle_wall:
+                    return True
+            else:
+                empty_since = None
+            if queued != last_waiting:
+                last_change, last_waiting = now, queued
+            if now >= deadline or (queued and now - last_change >= stalled_wall):
                 return False
             time.sleep(0.002)  # wall time: the reader is another process
         return False
