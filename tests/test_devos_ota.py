@@ -6,6 +6,8 @@ ground-truth trace (`Electron.trace`), which a real rig cannot see.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from otarig.protocol import encode_command
@@ -222,6 +224,17 @@ def _cut(rig: SimRig, how: str) -> None:
         rig.dev.net.antenna_changed()
 
 
+def _thirty_chunks_in(companion_image: ImageFactory, sim_rig: RigFactory) -> tuple[bytes, Any]:
+    """A device on v1 with an update to v2 under way, 30 chunks received; (v1, rig)."""
+    v1, v2 = _v1_v2(companion_image)
+    rig = sim_rig(v1)
+    _start_update(rig, v2)
+    rig.expect_sys("firmware_update", "begin")
+    for _ in range(30):
+        rig.expect_sys("firmware_update", "progress")
+    return v1, rig
+
+
 @pytest.mark.parametrize("how", ["disconnect", "cellular_off", "sleep", "coverage"])
 def test_transfer_cut_by_a_disconnect_ends_without_failed(companion_image: ImageFactory, sim_rig: RigFactory,
                                                           how: str) -> None:
@@ -233,12 +246,7 @@ def test_transfer_cut_by_a_disconnect_ends_without_failed(companion_image: Image
     transfer (`communication/src/protocol.cpp` ~382-383). A GPRS detach arms a 15 s timer
     (`hal/src/electron/modem/mdm_hal.cpp` ~538) after which `HAL_NET_notify_disconnected()` (~479-485)
     reaches `cloud_disconnect()` (`system/src/system_network_internal.h` ~681-684)."""
-    v1, v2 = _v1_v2(companion_image)
-    rig = sim_rig(v1)
-    _start_update(rig, v2)
-    rig.expect_sys("firmware_update", "begin")
-    for _ in range(30):
-        rig.expect_sys("firmware_update", "progress")
+    v1, rig = _thirty_chunks_in(companion_image, sim_rig)
     t_cut = rig.now_ms
     _cut(rig, how)
     cancelled = (rig.trace("ota_cancelled") or [rig.until_kind("ota_cancelled", 60)])[0]
@@ -273,12 +281,7 @@ def test_event_loop_error_mid_transfer_emits_failed(companion_image: ImageFactor
     → failed). The error here is the cloud's key change asking to discard the session, which the DTLS
     channel answers with IO_ERROR_DISCARD_SESSION (`communication/src/dtls_message_channel.cpp`
     ~549-551)."""
-    v1, v2 = _v1_v2(companion_image)
-    rig = sim_rig(v1)
-    _start_update(rig, v2)
-    rig.expect_sys("firmware_update", "begin")
-    for _ in range(30):
-        rig.expect_sys("firmware_update", "progress")
+    v1, rig = _thirty_chunks_in(companion_image, sim_rig)
     rec = rig.rec
     assert rec.session is not None
     rig.bench.cloud.send_to_device(rec, SessionDiscard(rec.session.session_id), 60, "control", reliable=True)

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Callable, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["BenchClock", "WallClock", "ScaledWallClock", "parse_utc"]
+__all__ = ["BenchClock", "WallClock", "parse_utc"]
 
 T = TypeVar("T")
 
@@ -99,8 +99,3 @@ class WallClock:
     def run_external(self, fn: Callable[[], T], timeout: float) -> T:
         """A real tool on a real bench simply runs; its own timeout bounds it."""
         return fn()
-
-
-def ScaledWallClock(time_scale: float, poll_interval: float = 0.01) -> WallClock:  # noqa: N802 - a named constructor
-    """A wall clock running `time_scale` bench seconds per wall second (a stand-in bench)."""
-    return WallClock(poll_interval, time_scale=time_scale)

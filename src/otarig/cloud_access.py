@@ -123,11 +123,12 @@ class ApiCloudAccess:
         """Upload once per run; the same bytes again are a no-op. The last upload of a logical
         version is what `release` and `lock` of that version mean."""
         image = self.prepare(binary, version)
-        product_version = fw.parse(image).product_version or self.versions.product(version)
+        info = fw.parse(image)
+        product_version = info.product_version or self.versions.product(version)
         if product_version not in self.uploaded:
             self.api.upload_firmware(product_version, image, title=title or f"otarig v{version}",
                                      description="uploaded by otarig", product=self.product_id)
-            self.uploaded[product_version] = fw.parse(image).sha256_computed
+            self.uploaded[product_version] = info.sha256_computed
         self.current[version] = product_version
 
     def _current(self, version: int) -> int:

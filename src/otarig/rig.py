@@ -44,14 +44,12 @@ class Rig:
         self.timeline = Timeline()
         self.boards: dict[str, Board] = dict(parts.boards)
         self.firmware_used: list[FirmwareBuild] = []
-        self._seen: dict[str, int] = {}
         self.psu: Any | None = parts.psu
         self.monitor: Any | None = None
         self.verdicts: list[Verdict] = []
         self.cli_transcripts: list[Any] = []
         #: the tester board beside the DUT (firmware/bench/), when the bench has one
         self.bench_companion: BenchCompanion | None = parts.tester
-        self._companion_seen = 0
         self._companion_tl: CompanionTimeline | None = None
         self._sim_allowed = sim_allowed
         #: what happened before the scenario proper (the baseline transition), kept for the record
@@ -61,8 +59,7 @@ class Rig:
         self.drift_s: float | None = None
         # a bench shared between scenarios (hardware): start from what its boards say from now on
         self._seen = {bid: len(b.history_since(0)) for bid, b in self.boards.items()}
-        if self.bench_companion is not None:
-            self._companion_seen = len(self.bench_companion.board.history_since(0))
+        self._companion_seen = len(self.bench_companion.board.history_since(0)) if self.bench_companion else 0
         if parts.sim is not None:
             parts.sim.bind(self)
 

@@ -287,7 +287,6 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
         code, plugin = _run_pytest(cfg, args, console, report_dir, log_path, signals)
         wall = time.perf_counter() - t0
         stopped = _stop_reason(code, plugin, signals)
-        interrupted = bool(stopped)
         if not plugin.started and code in (3, 4) and not signals.received:
             tail = "\n".join(log_path.read_text().splitlines()[-15:]) if log_path.exists() else ""
             console.print(f"[red]pytest could not run the suite (exit {code}):[/red]\n{tail}")

@@ -93,13 +93,15 @@ class BaselineStrategy:
         deadline = start + timeout
         last: Exception | None = None
         remedies = _remedies(rig)
+        applied = 0  # remedy k is tried after (k + 1) × REMEDY_AFTER_S of silence
         while rig.now() < deadline:
             try:
                 return rig.command("status", timeout=min(10.0, max(deadline - rig.now(), 0.1)))
             except BoardError as exc:
                 last = exc
-                if remedies and rig.now() - start >= REMEDY_AFTER_S * (len(_remedies(rig)) - len(remedies) + 1):
-                    name, remedy = remedies.pop(0)
+                if applied < len(remedies) and rig.now() - start >= REMEDY_AFTER_S * (applied + 1):
+                    name, remedy = remedies[applied]
+                    applied += 1
                     rig.timeline.add(rig.now(), "rig", "baseline_remedy", {"action": name})
                     remedy()
                 rig.wait(1.0)
