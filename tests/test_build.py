@@ -291,7 +291,7 @@ def test_generated_header_configures_a_build_without_defines(tmp_path: Path) -> 
                       "--define", "OTARIG_SYSTEM_MODE=MANUAL", "7")
     header = (fw / "companion" / "src" / "otarig_build_config.h").read_text()
     assert "#define COMPANION_VERSION 7" in header and "#define OTARIG_THREADED 0" in header
-    compiled, _, include_dirs = build_mod._sources(fw)
+    compiled, _, include_dirs = build_mod._sources(fw, fw / "companion")
     flags = [*build_mod.BASE_FLAGS, *(f"-I{d}" for d in include_dirs)]
     assert not any(f.startswith("-D") for f in flags)
     so = tmp_path / "header-only.so"

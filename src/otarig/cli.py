@@ -313,10 +313,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_suite(cfg, Path(args.bench).resolve(), report_dir=Path(args.report).resolve(), seed=args.seed,
                        suite=Path(args.suite).resolve() if args.suite else None, select=args.k,
                        allow_skips=args.allow_skips, long=args.long, max_budget=args.max_budget,
-                       exitfirst=args.exitfirst)
+                       exitfirst=args.exitfirst, firmware=_project_arg(cfg, args.firmware))
     if result.exit_code == 5:
         raise CommandError("no scenarios matched (check -k / --suite)", 5)
     return 0 if result.exit_code == 0 else 1
+
+
+def _project_arg(cfg: BenchConfig, value: str | None) -> Path | None:
+    """`--firmware DIR`: a Particle project folder, certified on the simulated bench."""
+    if value is None:
+        return None
+    project = Path(value).resolve()
+    if not cfg.simulated:
+        raise CommandError(f"--firmware {value}: a project folder is built for the host on the simulated bench only; "
+                           "a real bench flashes the Electron binaries of its [firmware] catalog "
+                           "(docs/building-firmware.md)")
+    if not (project / "src").is_dir():
+        raise CommandError(f"--firmware {value}: not a Particle project folder (no src/ in {project}); "
+                           "expected src/, lib/ and project.properties (docs/your-firmware.md)")
+    return project
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
@@ -528,6 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", default="otarig-report", help="report folder (default: otarig-report/)")
     run.add_argument("--suite", default=None, help="scenario folder (default: hil/)")
     run.add_argument("-k", default=None, help="only scenarios matching this pytest -k expression")
+    run.add_argument("--firmware", default=None, metavar="DIR",
+                     help="certify this Particle project folder (src/, lib/, project.properties) instead of the "
+                          "device companion; simulated bench only (docs/your-firmware.md)")
     run.add_argument("--allow-skips", action="store_true",
                      help="pass even when scenarios are skipped for want of a capability, firmware or tool "
                           "(without it such a skip fails the run)")

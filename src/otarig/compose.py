@@ -36,14 +36,14 @@ class CompositionError(RuntimeError):
 
 
 def compose(cfg: BenchConfig, bench_path: Path, artifacts: Path, *, seed: int, mutant: int = 0,
-            threaded: bool | None = None, cloud_params: Any = None) -> BenchParts:
+            threaded: bool | None = None, cloud_params: Any = None, project: Path | None = None) -> BenchParts:
     """The parts of a rig on the bench `cfg` describes; on failure everything opened is closed."""
     threaded = cfg.simulation.threaded if threaded is None else threaded
     if cfg.simulated:
         from .sim.service import SimService  # the only place the rig reaches the simulator
 
         service = SimService(cfg, artifacts / "world", seed=seed, mutant=mutant, threaded=threaded,
-                             cloud_params=cloud_params)
+                             cloud_params=cloud_params, project=project)
         endpoints = service.endpoints()
         parts = BenchParts(clock=service.clock, cloud=None, boards={}, firmware=service.firmware,  # type: ignore[arg-type]
                            sim=service.handle, threaded=threaded,
@@ -53,6 +53,11 @@ def compose(cfg: BenchConfig, bench_path: Path, artifacts: Path, *, seed: int, m
         if mutant:
             raise CompositionError("--mutant builds a defective companion for the simulated bench; a real bench "
                                    "flashes the binaries of its [firmware] catalog")
+        if project is not None:
+            raise CompositionError(f"--firmware {project}: a project folder is built for the host on the simulated "
+                                   "bench only; a real bench flashes Electron binaries from the [firmware] catalog "
+                                   "of its bench file (build them with `particle compile electron`, "
+                                   "docs/building-firmware.md)")
         from .firmware_catalog import CatalogFirmware
 
         assert cfg.firmware is not None  # checked by the config

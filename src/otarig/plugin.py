@@ -36,6 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--seed", type=int, default=None, help="simulation seed (default: the bench file's seed)")
     g.addoption("--mutant", type=int, default=0,
                 help="simulated bench only: build the companion with defect N (otarig selftest uses this)")
+    g.addoption("--firmware", default=None, metavar="DIR",
+                help="simulated bench only: certify this Particle project folder instead of the device companion")
     g.addoption("--otarig-artifacts", default="otarig-artifacts", help="folder for per-test artifacts")
     g.addoption("--long", action="store_true", default=False,
                 help=f"real bench: also run scenarios whose budget exceeds {LONG_BUDGET_S / 3600:g} h of bench time")
@@ -146,8 +148,10 @@ class _BenchSession:
 
         threaded = _threaded(item)
         if self.cfg.simulated:
+            project = self.config.getoption("--firmware")
             return compose(self.cfg, _bench_path(self.config), artifacts, seed=seed,
-                           mutant=self.config.getoption("--mutant"), threaded=threaded), True
+                           mutant=self.config.getoption("--mutant"), threaded=threaded,
+                           project=Path(project).resolve() if project else None), True
         if not self.shared:
             self.root.mkdir(parents=True, exist_ok=True)
             self.shared[True] = compose(self.cfg, _bench_path(self.config), self.root, seed=seed)

@@ -249,7 +249,7 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
               suite: Path | None = None, select: str | None = None, mutant: int = 0,
               console: Console | None = None, extra_args: list[str] | None = None,
               allow_skips: bool = False, long: bool = False, max_budget: float | None = None,
-              exitfirst: bool = False) -> RunResult:
+              exitfirst: bool = False, firmware: Path | None = None) -> RunResult:
     """Run `hil/` against the bench; write junit.xml, report.html, certification.json. The exit
     code is 0 exactly when the record says `passed: true`.
 
@@ -274,6 +274,8 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
             "--tb=short"]
     if select:
         args += ["-k", select]
+    if firmware is not None:
+        args.append(f"--firmware={firmware}")
     if long:
         args.append("--long")
     if exitfirst:
@@ -284,7 +286,7 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
     log_path = report_dir / "pytest.log"
     with sigterm_interrupts() as signals:  # from here on SIGINT/SIGTERM end the run with a record
         t0 = time.perf_counter()
-        code, plugin = _run_pytest(cfg, args, console, report_dir, log_path, signals)
+        code, plugin = _run_pytest(cfg, args, console, report_dir, log_path, signals, firmware)
         wall = time.perf_counter() - t0
         stopped = _stop_reason(code, plugin, signals)
         if not plugin.started and code in (3, 4) and not signals.received:
@@ -292,14 +294,15 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
             console.print(f"[red]pytest could not run the suite (exit {code}):[/red]\n{tail}")
             return RunResult(code, report_dir)
         result = _conclude(cfg, bench_path, report_dir, tests_dir, plugin, code=code, wall=wall, seed=seed,
-                           mutant=mutant, allow_skips=allow_skips, stopped=stopped, console=console)
+                           mutant=mutant, allow_skips=allow_skips, stopped=stopped, console=console,
+                           project=firmware)
     if stopped and signals.first is not None:  # (a signal while the record was written changes nothing in it)
         raise RunInterrupted(result, signals.first)
     return result
 
 
 def _run_pytest(cfg: BenchConfig, args: list[str], console: Console, report_dir: Path, log_path: Path,
-                signals: _InterruptSignals) -> tuple[int, "_ProgressPlugin"]:
+                signals: _InterruptSignals, firmware: Path | None = None) -> tuple[int, "_ProgressPlugin"]:
     """Build what the bench needs, run pytest; (exit code, what the plugin saw). A signal ends
     it as pytest's KeyboardInterrupt (code 2); from the moment this returns signals are only noted."""
     code = 2
@@ -307,7 +310,7 @@ def _run_pytest(cfg: BenchConfig, args: list[str], console: Console, report_dir:
     try:
         try:
             if cfg.simulated:
-                _prebuild(console, cfg)
+                _prebuild(console, cfg, firmware)
             else:
                 from .bench_companion import check_at_start
 
@@ -345,7 +348,7 @@ def _stop_reason(code: int, plugin: "_ProgressPlugin", signals: _InterruptSignal
 
 def _conclude(cfg: BenchConfig, bench_path: Path, report_dir: Path, tests_dir: Path, plugin: "_ProgressPlugin",
               *, code: int, wall: float, seed: int, mutant: int, allow_skips: bool, stopped: str,
-              console: Console) -> RunResult:
+              console: Console, project: Path | None = None) -> RunResult:
     """The record, junit.xml, the HTML report and the summary, all telling the same story."""
     from .record import build_record, write_record
     from .report import load_results, print_summary, write_html
@@ -376,7 +379,8 @@ def _conclude(cfg: BenchConfig, bench_path: Path, report_dir: Path, tests_dir: P
     bench = {"name": cfg.bench.name, "kind": cfg.bench.kind, "config": str(bench_path),
              "stand_in": cfg.stand_in, "hardware": not cfg.simulated and not cfg.stand_in,
              "time_scale": None if cfg.simulated else cfg.bench.time_scale,
-             "link": cfg.simulation.link if cfg.simulated else None, "mutant": mutant}
+             "link": cfg.simulation.link if cfg.simulated else None, "mutant": mutant,
+             "firmware_project": str(project) if project is not None else None}
     tools = _tools(cfg, bench_path)
     record = build_record(results, firmware=firmware, boards=boards, bench=bench, tools=tools, seed=seed)
     record["passed"] = passed  # the run's verdict, the same as the exit status
@@ -535,13 +539,14 @@ def _keep_firmware(firmware: list[dict], tests_dir: Path) -> None:
                 shutil.copy2(meta, entry["path"])
 
 
-def _prebuild(console: Console, cfg: BenchConfig) -> None:
-    """Build the device companion versions the suite uses up front, so a compiler error shows at once."""
-    from .sim.build import build_companion
+def _prebuild(console: Console, cfg: BenchConfig, project: Path | None = None) -> None:
+    """Build the firmware versions the suite uses up front, so a compiler error shows at once."""
+    from .sim.build import build_firmware
 
-    with console.status(f"building the device companion (g++, cached in {resources.build_cache_dir()})…"):
+    what = project.name if project is not None else "the device companion"
+    with console.status(f"building {what} (g++, cached in {resources.build_cache_dir()})…"):
         for version in (1, 2, 3):
-            build_companion(version, threaded=cfg.simulation.threaded)
+            build_firmware(version, project=project, threaded=cfg.simulation.threaded)
 
 
 # -- selftest ----------------------------------------------------------------------------------------

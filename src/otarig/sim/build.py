@@ -1,4 +1,4 @@
-"""Builds the companion firmware for the host: the real sources + firmware/host/ into one .so.
+"""Builds firmware for the host: a Particle project's real sources + firmware/host/ into one .so.
 
 The simulated Electron runs the very sources that ship to the device (docs/design.md principle 2),
 so every simulated device needs a host build. Builds are cached by a SHA-256 over the sources,
@@ -20,7 +20,8 @@ from pathlib import Path
 
 from .. import resources
 
-__all__ = ["BuildError", "build_companion", "firmware_dir", "cache_dir", "compile_flags"]
+__all__ = ["BuildError", "build_firmware", "build_companion", "companion_project", "firmware_dir", "cache_dir",
+           "compile_flags"]
 
 #: Base flags (docs/dev/architecture.md): -fno-gnu-unique so that dlclose really unloads and a
 #: reload re-runs static constructors; hidden visibility (plus the version script
@@ -59,7 +60,7 @@ def _compiler() -> str:
     path = shutil.which(cxx)
     if path is None:
         raise BuildError(
-            f"cannot build the companion firmware: the C++ compiler {cxx!r} was not found on PATH "
+            f"cannot build firmware for the simulated bench: the C++ compiler {cxx!r} was not found on PATH "
             "(install g++, e.g. `apt-get install g++`, or set CXX)"
         )
     return path
@@ -69,21 +70,31 @@ def _compiler_version(cxx: str) -> str:
     try:
         out = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise BuildError(f"cannot build the companion firmware: `{cxx} --version` failed: {exc}") from exc
+        raise BuildError(f"cannot build firmware for the simulated bench: `{cxx} --version` failed: {exc}") from exc
     return out.stdout
 
 
-def _sources(fw: Path) -> tuple[list[Path], list[Path], list[Path]]:
-    """(compiled sources, all hashed files, include dirs) for the host + companion build."""
+def companion_project() -> Path:
+    """The shipped device companion's project folder (firmware/companion/)."""
+    return firmware_dir() / "companion"
+
+
+def _sources(fw: Path, project: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """(compiled sources, all hashed files, include dirs) for the host layer + a Particle project
+    folder (`src/`, `lib/<name>/src/`, as `particle compile` lays it out)."""
     host = fw / "host"
-    companion = fw / "companion"
-    if not host.is_dir() or not (companion / "src").is_dir():
+    if not host.is_dir():
         raise BuildError(
-            f"cannot build the companion firmware: {fw} has no host/ and companion/src/ "
-            "(reinstall otarig, or set OTARIG_FIRMWARE_DIR to a firmware folder with both)"
+            f"cannot build firmware for the simulated bench: {fw} has no host/ "
+            "(reinstall otarig, or set OTARIG_FIRMWARE_DIR to a firmware folder with host/)"
         )
-    lib_srcs = sorted(p for p in (companion / "lib").glob("*/src") if p.is_dir())
-    include_dirs = [host, *lib_srcs, companion / "src"]
+    if not (project / "src").is_dir():
+        raise BuildError(
+            f"cannot build {project}: it has no src/ folder (a Particle project folder holds src/, lib/ "
+            "and project.properties; see docs/your-firmware.md)"
+        )
+    lib_srcs = sorted(p for p in (project / "lib").glob("*/src") if p.is_dir())
+    include_dirs = [host, *lib_srcs, project / "src"]
     compiled: list[Path] = []
     hashed: list[Path] = []
     for d in include_dirs:
@@ -106,6 +117,7 @@ def compile_flags(
     """The -D flags for one variant of the companion (see firmware/companion/src/companion.cpp)."""
     defines = [
         f"-DCOMPANION_VERSION={int(version)}",
+        f"-DOTARIG_PRODUCT_VERSION={int(version)}",
         f"-DOTARIG_THREADED={1 if threaded else 0}",
         f"-DCOMPANION_MUTANT={int(mutant)}",
         f"-DOTARIG_PRODUCT_ID={int(product_id)}",
@@ -120,22 +132,25 @@ def compile_flags(
     return defines
 
 
-def build_companion(
+def build_firmware(
     version: int = 1,
     *,
+    project: Path | None = None,
     threaded: bool = True,
     mutant: int = 0,
     product_id: int = 4242,
     extra_defines: Mapping[str, object] | Iterable[str] | None = None,
 ) -> Path:
-    """Build (or fetch from the cache) the companion as a host shared library; return its path.
+    """Build (or fetch from the cache) a Particle project folder (default: the shipped device
+    companion) with the host layer as a host shared library; return its path.
 
     The path is stable for identical inputs, so callers must copy it before dlopen when they need
     several independent instances (dlopen of one path returns one instance).
     """
     fw = firmware_dir()
+    project = (project or companion_project()).resolve()
     cxx = _compiler()
-    compiled, hashed, include_dirs = _sources(fw)
+    compiled, hashed, include_dirs = _sources(fw, project)
     defines = compile_flags(version, threaded=threaded, mutant=mutant, product_id=product_id,
                             extra_defines=extra_defines)
     flags = [*BASE_FLAGS, *defines, *(f"-I{d}" for d in include_dirs)]
@@ -146,13 +161,15 @@ def build_companion(
     digest.update(_compiler_version(cxx).encode())
     digest.update(b"\0".join(f.encode() for f in BASE_FLAGS + tuple(defines)))
     for p in hashed:
-        digest.update(b"\0file\0" + p.relative_to(fw).as_posix().encode() + b"\0")
+        rel = p.relative_to(fw if p.is_relative_to(fw / "host") else project)
+        digest.update(b"\0file\0" + rel.as_posix().encode() + b"\0")
         digest.update(p.read_bytes())
     key = digest.hexdigest()[:24]
 
     out_dir = cache_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = f"companion-v{int(version)}-{'t' if threaded else 'nt'}-m{int(mutant)}-p{int(product_id)}-{key}.so"
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in project.name)[:40] or "firmware"
+    name = f"{stem}-v{int(version)}-{'t' if threaded else 'nt'}-m{int(mutant)}-p{int(product_id)}-{key}.so"
     target = out_dir / name
     if target.exists():
         return target
@@ -168,7 +185,7 @@ def build_companion(
             try:
                 so_tmp = tmp / name
                 _compile_and_link(cxx, flags, link_flags, compiled, tmp, so_tmp,
-                                  f"version={version} threaded={threaded} mutant={mutant}")
+                                  f"{project.name} version={version} threaded={threaded} mutant={mutant}")
                 os.chmod(so_tmp, 0o755)
                 os.replace(so_tmp, target)  # atomic: readers see no file or a complete one
             finally:
@@ -176,6 +193,10 @@ def build_companion(
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return target
+
+
+#: the shipped companion is one project among others (kept under its old name for its callers)
+build_companion = build_firmware
 
 
 def _compile_and_link(cxx: str, flags: list[str], link_flags: list[str], sources: list[Path], work: Path,
@@ -199,13 +220,13 @@ def _compile_and_link(cxx: str, flags: list[str], link_flags: list[str], sources
         if proc.returncode != 0:
             first = "\n".join(_first_errors(proc.stderr))
             raise BuildError(
-                f"compiling the companion firmware failed in {src.name} ({cxx} exit {proc.returncode}; "
+                f"compiling firmware failed in {src.name} ({cxx} exit {proc.returncode}; "
                 f"{variant}):\n{first}"
             )
     proc = run([cxx, "-shared", "-fPIC", *link_flags, *(str(o) for o in objects), "-o", str(out)])
     if proc.returncode != 0:
         first = "\n".join(_first_errors(proc.stderr))
-        raise BuildError(f"linking the companion firmware failed ({cxx} exit {proc.returncode}; {variant}):\n{first}")
+        raise BuildError(f"linking firmware failed ({cxx} exit {proc.returncode}; {variant}):\n{first}")
 
 
 def _first_errors(stderr: str, limit: int = 20) -> list[str]:

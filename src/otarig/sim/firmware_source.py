@@ -6,18 +6,22 @@ can make (mutants, images with a defect, a dependency on a newer Device OS) goes
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..interfaces import FirmwareBuild
 from . import firmware_defects
-from .build import build_companion
+from .build import build_firmware
 from .images import make_app_image
 
 
 class SimFirmwareSource:
-    """The companion at a logical version, built with g++ (cached by source hash)."""
+    """A Particle project (default: the device companion) at a logical version, built with g++
+    (cached by source hash)."""
 
-    def __init__(self, product_id: int, *, mutant: int = 0) -> None:
+    def __init__(self, product_id: int, *, mutant: int = 0, project: Path | None = None) -> None:
         self.product_id = product_id
         self.mutant = mutant
+        self.project = project
 
     def get(self, version: int, *, size: int | None = None, threaded: bool = True) -> FirmwareBuild:
         return self.build(version, size=size, threaded=threaded)
@@ -26,11 +30,11 @@ class SimFirmwareSource:
               defect: str | None = None, requires_system: int | None = None) -> FirmwareBuild:
         """`defect` makes a bad image on purpose; `requires_system` sets the system-part dependency
         (a newer Device OS → safe mode, docs/reference/particle-ota.md §2.7)."""
-        so = build_companion(version, threaded=threaded, mutant=self.mutant if mutant is None else mutant,
-                             product_id=self.product_id)
+        so = build_firmware(version, project=self.project, threaded=threaded,
+                            mutant=self.mutant if mutant is None else mutant, product_id=self.product_id)
         extra = {"required_system_version": requires_system} if requires_system else {}
         image = make_app_image(so, product_id=self.product_id, product_version=version, size=size, **extra)
-        label = f"companion v{version}"
+        label = f"{self.project.name if self.project else 'companion'} v{version}"
         if defect:
             image = firmware_defects.apply(defect, image)
             label += f" ({defect})"

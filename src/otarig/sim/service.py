@@ -28,12 +28,12 @@ class SimService:
     """One simulated world serving one rig (a fresh world per scenario keeps scenarios independent)."""
 
     def __init__(self, cfg: BenchConfig, workdir: Path, *, seed: int, mutant: int = 0, threaded: bool = True,
-                 cloud_params: CloudParams | None = None) -> None:
+                 cloud_params: CloudParams | None = None, project: Path | None = None) -> None:
         self.cfg = cfg
         self.threaded = threaded
         product = cfg.cloud.product_id
         self.bench = SimBench(seed, workdir=workdir, cloud_params=cloud_params)
-        self.firmware = SimFirmwareSource(product, mutant=mutant)
+        self.firmware = SimFirmwareSource(product, mutant=mutant, project=project)
         base = self.firmware.get(cfg.simulation.firmware_version, threaded=threaded)
         dut = next(b.id for b in cfg.boards if b.role == "dut")
         for b in cfg.boards:
