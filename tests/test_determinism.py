@@ -1,9 +1,11 @@
-"""Same seed, same timeline, byte for byte (docs/design.md principle 4).
+"""Same seed, same timeline, byte for byte; another seed, another interleaving (docs/design.md principle 4).
 
 The scenario is an Intelligent-release OTA of a 100 KB app over a lossy link (5 % of chunks lost,
 so missed-chunk rounds depend on the seed). Its product is the board's serial log, whose lines carry
 virtual time: two runs with one seed must give identical logs — also in another interpreter with a
-different PYTHONHASHSEED — and a different seed must give a different one.
+different PYTHONHASHSEED — and a different seed must give a different one. The seed drives every
+random choice of the simulated bench (`otarig.sim.randomness`): link latency jitter and loss, the
+cloud's delays, Device OS timings and the app's `delay()` within their declared spreads.
 """
 from __future__ import annotations
 
@@ -12,25 +14,42 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dataclasses
+import random
+
 from otarig.sim.bench import SimBench
 from otarig.sim.build import build_companion
 from otarig.sim.images import make_app_image
+from otarig.sim.link import PROFILES
+from otarig.sim.params import CloudParams, DeviceOsParams
+from otarig.sim.randomness import SeedTree
 
 DID = "e00fce680000000000000001"
 
 
-def scenario(seed: int, workdir: Path, cut_at_edge: int = 0) -> bytes:
+def _without_spreads(params: object) -> object:
+    """`params` with every seeded spread at 0: the fixed timings of before the seed drove them."""
+    fields = {f.name: 0 for f in dataclasses.fields(params)  # type: ignore[arg-type]
+              if f.name.endswith("_spread_ms") or f.name == "app_delay_overrun_ms"}
+    return dataclasses.replace(params, **fields)  # type: ignore[type-var]
+
+
+def scenario(seed: int, workdir: Path, cut_at_edge: int = 0, *, spreads: bool = True) -> bytes:
     """Run the lossy OTA and return the board's log (importable by a child interpreter).
 
     `cut_at_edge`: also run the bench companion (firmware/bench/ on its pty) and have it cut power
     at that rising edge of the status line; its log then follows the board's in the result.
+    `spreads=False`: every timing spread and the link's jitter at 0, so only loss draws remain.
     """
     img1 = make_app_image(build_companion(1), product_id=4242, product_version=1)
     img2 = make_app_image(build_companion(2), product_id=4242, product_version=2, size=100 * 1024)
-    bench = SimBench(seed=seed, workdir=workdir / "bench")
+    fixed = {} if spreads else {"device_params": _without_spreads(DeviceOsParams()),
+                                "cloud_params": _without_spreads(CloudParams())}
+    bench = SimBench(seed=seed, workdir=workdir / "bench", **fixed)  # type: ignore[arg-type]
+    profile = PROFILES["3g"] if spreads else dataclasses.replace(PROFILES["3g"], jitter_ms=0)
     tester = None
     try:
-        dev = bench.add_electron(DID, product_id=4242, image=img1, loss=0.05)
+        dev = bench.add_electron(DID, product_id=4242, image=img1, loss=0.05, link_profile=profile)
         if cut_at_edge:
             bench.add_bench_companion(DID)
             tester = bench.open_board("bench-companion", workdir / "tester.log")
@@ -85,11 +104,12 @@ def test_same_seed_same_logs_with_the_bench_companion(tmp_path: Path) -> None:
     assert _in_another_interpreter(tmp_path / "c", "99", cut_at_edge=60) == first
 
 
-def test_different_seed_differs_where_loss_matters(tmp_path: Path) -> None:
-    """A different seed loses different packets: the log first differs at a line whose content
-    depends on loss (an unacknowledged publish's result or the OTA's timing), never before."""
-    a = scenario(11, tmp_path / "a").splitlines()
-    b = scenario(12, tmp_path / "b").splitlines()
+def test_without_spreads_a_different_seed_differs_only_where_loss_matters(tmp_path: Path) -> None:
+    """With every timing spread and the link jitter at 0, loss is the only draw left: the log
+    first differs at a line whose content depends on loss (an unacknowledged publish's result or
+    the OTA's timing), never before the connection."""
+    a = scenario(11, tmp_path / "a", spreads=False).splitlines()
+    b = scenario(12, tmp_path / "b", spreads=False).splitlines()
     assert a != b
     first_diff = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
     connected = next(i for i, ln in enumerate(a) if b'"param":"connected"' in ln)
@@ -98,6 +118,37 @@ def test_different_seed_differs_where_loss_matters(tmp_path: Path) -> None:
     ota_a = [ln for ln in a if b'"event":"firmware_update"' in ln]
     ota_b = [ln for ln in b if b'"event":"firmware_update"' in ln]
     assert ota_a != ota_b, "the transfer itself (its missed-chunk rounds) depends on the seed"
+
+
+def test_a_different_seed_changes_boot_connection_and_transfer_timing(tmp_path: Path) -> None:
+    """With the declared spreads, the seed moves boot, registration and the cloud's delays too:
+    the two runs part before the connection, connect at different instants, and the update begins
+    at a different time after the release — each seed is another interleaving, still a valid one."""
+    a = scenario(11, tmp_path / "a").splitlines()
+    b = scenario(12, tmp_path / "b").splitlines()
+    first_diff = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+    connected_a = next(ln for ln in a if b'"param":"connected"' in ln)
+    connected_b = next(ln for ln in b if b'"param":"connected"' in ln)
+    assert first_diff <= a.index(connected_a), "the seed does not reach boot or registration"
+    assert connected_a != connected_b
+    for log in (a, b):
+        assert any(b'"product_version":2' in ln for ln in log), "both interleavings end on the new version"
+    begins = [[ln for ln in log if b'"param":"begin"' in ln] for log in (a, b)]
+    assert begins[0] and begins[1] and begins[0] != begins[1]
+
+
+def test_seed_tree_streams_are_named_and_independent() -> None:
+    """A stream depends only on the seed and its name: drawing from one shifts no other, the same
+    name gives the same object (it keeps its state), and another seed gives other draws."""
+    tree = SeedTree(7)
+    first = tree.stream("cloud", DID, "retry").random()
+    other = SeedTree(7)
+    for _ in range(50):
+        other.stream("link", DID, "latency").random()
+    assert other.stream("cloud", DID, "retry").random() == first
+    assert tree.stream("cloud", DID, "retry") is tree.stream("cloud", DID, "retry")
+    assert SeedTree(8).stream("cloud", DID, "retry").random() != first
+    assert isinstance(tree.stream("x"), random.Random) and 0 <= tree.derive("x") < 2 ** 32
 
 
 def test_a_scenario_over_the_cloud_api_gives_the_same_timeline_twice(tmp_path: Path) -> None:

@@ -37,7 +37,8 @@ def test_normal_boot_runs_the_user_app(companion_image: ImageFactory, sim_rig: R
     assert rig.trace("bootloader_copy_start") == [] and rig.trace("factory_restore") == []
     [booted] = rig.trace("booted")
     assert booted.data == {"version": 1, "safe_mode": False, "reason": "power_down"}
-    assert booted.t_ms == rig.dev.params.boot_ms
+    p = rig.dev.params  # the boot takes its time plus a seeded draw within its declared spread
+    assert p.boot_ms <= booted.t_ms <= p.boot_ms + p.boot_spread_ms
 
 
 def test_bootloader_copies_a_pending_slot(companion_image: ImageFactory, sim_rig: RigFactory) -> None:
@@ -50,7 +51,8 @@ def test_bootloader_copies_a_pending_slot(companion_image: ImageFactory, sim_rig
     rig.board.command("reset")
     start = rig.until_kind("bootloader_copy_start", 5)
     done = rig.until_kind("bootloader_copy_done", 5)
-    assert done.t_ms - start.t_ms == rig.dev.params.bootloader_copy_ms
+    p = rig.dev.params
+    assert p.bootloader_copy_ms <= done.t_ms - start.t_ms <= p.bootloader_copy_ms + p.bootloader_copy_spread_ms
     assert rig.dev.flash.slots == [] and rig.dev.flash.user == v2
     assert rig.board.expect(lambda e: e.name == "hello", 30).get("product_version") == 2
     assert rig.board.expect(lambda e: e.name == "boot", 5).get("reset_reason") == "user"

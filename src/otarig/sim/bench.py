@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .cloud import SimCloud
 from .electron import Electron
-from .link import CellularLink
+from .link import CellularLink, LinkProfile
 from .params import CloudParams, DeviceOsParams
 from .power_inputs import PowerInputs
 from .serial_port import SimSerialPort
@@ -138,11 +138,12 @@ class SimBench:
 
     # -- composition ----------------------------------------------------------------------
     def add_electron(self, device_id: str, *, product_id: int, image: bytes | None = None,
-                     link_profile: str = "3g", loss: float = 0.0, with_port: bool = True,
+                     link_profile: str | LinkProfile = "3g", loss: float | None = None, with_port: bool = True,
                      power_on: bool = True, params: DeviceOsParams | None = None, **cloud_fields: Any) -> Electron:
         """A simulated Electron, USB-flashed with `image`, registered in the cloud product."""
         link = CellularLink(self.world.sched, link_profile, loss=loss,
-                            seed=self.world.derive_seed("link", device_id))
+                            seed=self.world.derive_seed("link", device_id),
+                            jitter_rng=self.world.rng("link", device_id, "latency"))
         port = SimSerialPort(self.port_dir / f"{device_id}") if with_port else None
         dev = Electron(self.world, device_id, cloud=self.cloud, link=link, port=port,
                        params=params or self.device_params)

@@ -22,6 +22,7 @@ from .images import ImageError, make_bootloader_image, make_system_image, read_i
 from .link import FULL_HANDSHAKE_BYTES, RESUME_BYTES
 from .messages import BeginReply, CloudEvent, DoneReply
 from .params import CloudParams
+from .randomness import spread_ms
 
 if TYPE_CHECKING:
     from .electron import Electron
@@ -224,8 +225,15 @@ class SimCloud:
                                              check_on_resume=self.params.check_on_resume)
         rec.check_target = self.target(rec) if is_check else None
         self._schedule_renegotiation(rec)
-        self.sched.after(self.params.pending_false_delay_ms + dev.link.transfer_ms(100),
+        self.sched.after(self.delay_ms(rec, "pending_false") + dev.link.transfer_ms(100),
                          lambda: self._after_connect(rec))
+
+    def delay_ms(self, rec: DeviceRecord, name: str) -> int:
+        """The cloud's delay `name` before acting for `rec` this time: `<name>_delay_ms` plus a seeded
+        draw within `<name>_spread_ms` (`CloudParams`), from the device's stream of that name."""
+        base = getattr(self.params, f"{name}_delay_ms")
+        spread = getattr(self.params, f"{name}_spread_ms")
+        return spread_ms(self.world.rng("cloud", rec.device_id, name), base, spread)
 
     def _schedule_renegotiation(self, rec: DeviceRecord) -> None:
         """docs/reference/particle-ota.md §1.2: "Sessions are automatically renegotiated every 3 days" (cloud-enforced)."""
@@ -343,7 +351,7 @@ class SimCloud:
             return False
         rec.retry_needed = False
         rec.transfer = Delivery(self, rec, version, binary, next(self._ids), self._delivery_ended)
-        self.sched.after(self.params.update_begin_delay_ms, rec.transfer.start)
+        self.sched.after(self.delay_ms(rec, "update_begin"), rec.transfer.start)
         return True
 
     def _deliver_direct(self, rec: DeviceRecord) -> bool:
@@ -396,7 +404,7 @@ class SimCloud:
             self.stream_event(rec, "spark/flash/status", "failed ")
             rec.retry_needed = outcome == "failed"  # a rejected binary is not retried in a loop (§8.7)
             if rec.retry_needed:
-                self.sched.after(self.params.retry_delay_ms, lambda: self._retry(rec))
+                self.sched.after(self.delay_ms(rec, "retry"), lambda: self._retry(rec))
 
     def _retry(self, rec: DeviceRecord) -> None:
         if not (rec.retry_needed and rec.online and rec.transfer is None):
@@ -431,7 +439,7 @@ class SimCloud:
                                       else make_system_image(step.index, step.version))
         rec.transfer = Delivery(self, rec, -step.version, self.system_parts[key], next(self._ids),
                                 self._delivery_ended)
-        self.sched.after(self.params.update_begin_delay_ms, rec.transfer.start)
+        self.sched.after(self.delay_ms(rec, "update_begin"), rec.transfer.start)
 
     # -- REST semantics (docs/reference/particle-ota.md §1.6, docs/reference/particle-cloud-api.md §5) ---
     def upload_firmware(self, product_id: int, version: int, binary: bytes, title: str = "",

@@ -85,14 +85,13 @@ class Connectivity:
 
     # -- modem ---------------------------------------------------------------------------------
     def modem_on(self, then=None) -> None:
-        p = self.dev.params
         if self.modem == Modem.READY:
             if then:
                 then()
             return
         if self.modem == Modem.POWERING:
             return
-        delay = p.modem_resume_ms if self.modem == Modem.PAUSED else p.modem_power_up_ms
+        delay = self.dev.timing("modem_resume" if self.modem == Modem.PAUSED else "modem_power_up")
         self.modem = Modem.POWERING
         self.dev.note("modem", state="powering")
 

@@ -30,6 +30,7 @@ from .cloud_peer import SessionDiscard, SessionReply
 from .link import CellularLink
 from .messages import CloudEvent
 from .params import DeviceOsParams
+from .randomness import spread_ms
 
 if TYPE_CHECKING:
     from .cloud_peer import CloudPeer
@@ -123,6 +124,16 @@ class Electron:
         self.ota = DeviceOta(self)
         self.sleeper = DeviceSleep(self)
         self.pins = ElectronPins(self)
+
+    # -- timing ---------------------------------------------------------------------------
+    def timing(self, name: str, base_ms: int | None = None) -> int:
+        """A Device OS timing `name` for this use: its parameter (`<name>_ms`, or `base_ms`) plus a
+        seeded draw within its declared spread (`<name>_spread_ms`; `app_delay` → `app_delay_overrun_ms`),
+        from this device's stream of that name (`otarig.sim.randomness`)."""
+        p = self.params
+        base = getattr(p, f"{name}_ms") if base_ms is None else base_ms
+        spread = p.app_delay_overrun_ms if name == "app_delay" else getattr(p, f"{name}_spread_ms")
+        return spread_ms(self.world.rng("device", self.device_id, name), base, spread)
 
     # -- observation ----------------------------------------------------------------------
     def note(self, kind: str, **data: Any) -> None:
@@ -223,7 +234,7 @@ class Electron:
         if self.flash.slots:
             self.flash.copying = True
             self.note("bootloader_copy_start", slots=len(self.flash.slots))
-            self._boot_timers.append(self.sched.after(self.params.bootloader_copy_ms, self._copy_done))
+            self._boot_timers.append(self.sched.after(self.timing("bootloader_copy"), self._copy_done))
         else:
             self._validate_and_start()
 
@@ -249,15 +260,15 @@ class Electron:
         if image is None and self.flash.factory is not None:
             self.flash.user = self.flash.factory
             self.note("factory_restore")
-            self._boot_timers.append(self.sched.after(self.params.boot_ms, lambda: self.reset("factory_reset")))
+            self._boot_timers.append(self.sched.after(self.timing("boot"), lambda: self.reset("factory_reset")))
             return
         self.image = image
         unmet = self.unmet_at_boot(image)
         if unmet:
             self.note("dependencies_unmet", why=unmet)
         safe_mode = image is None or unmet is not None
-        self._boot_timers.append(self.sched.after(self.params.usb_enumeration_ms, self._usb_appears))
-        self._boot_timers.append(self.sched.after(self.params.boot_ms, lambda: self._start(safe_mode)))
+        self._boot_timers.append(self.sched.after(self.timing("usb_enumeration"), self._usb_appears))
+        self._boot_timers.append(self.sched.after(self.timing("boot"), lambda: self._start(safe_mode)))
 
     # -- modules (docs/reference/particle-ota.md §2.6, §2.7, §2.9) ------------------------------
     def installed_modules(self) -> list[Module]:
@@ -362,6 +373,8 @@ class Electron:
         if app is None or not app.current:
             return 0  # called from a handler (system context): Device OS would pump; we return at once
         ms = max(int(ms), 0)
+        if ms:
+            ms = self.timing("app_delay", ms)
         if self.sched.skip_ahead(ms):
             return 0  # nothing else happens meanwhile: same timeline without a scheduler round trip
         self._schedule_resume(ms)

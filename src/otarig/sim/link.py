@@ -1,7 +1,8 @@
 """The cellular link between a simulated Electron and the cloud.
 
 Every message between device and cloud crosses a `CellularLink`: it adds latency and
-serialisation time, can lose packets (seeded, so runs are reproducible), can be down
+serialisation time plus a latency jitter, can lose packets (both drawn from the world's seeded
+streams, so a seed reproduces one run and another seed explores another interleaving), can be down
 (scheduled outages, flaps, antenna off), and counts the bytes each side spent by category
 so every test can report the data it cost (docs/reference/particle-ota.md §5).
 """
@@ -12,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .randomness import spread_ms
 from .scheduler import Scheduler
 
 
@@ -21,20 +23,26 @@ class LinkProfile:
 
     Figures are [inference] from docs/reference/particle-ota.md §5 ("roughly 5-10 KB/s effective 3G", "2G/GPRS ≈2-5 KB/s");
     no measured Electron figure exists (docs/reference/particle-ota.md §8.4).
+    `jitter_ms`: each message's one-way latency is `one_way_latency_ms` plus a uniform 0..jitter
+    (cellular round trips vary by tens to hundreds of ms [inference]; messages stay in order, as
+    DTLS record sequence numbers and CoAP's one-at-a-time confirmable messages keep them, §7.9).
+    `loss`: the chance an unreliable message (an OTA chunk) is lost (0 unless a profile says).
     """
 
     name: str
     one_way_latency_ms: int
     bytes_per_s: int
+    jitter_ms: int = 0
+    loss: float = 0.0
 
 
 PROFILES: dict[str, LinkProfile] = {
-    "2g": LinkProfile("2g", one_way_latency_ms=350, bytes_per_s=3_500),
-    "3g": LinkProfile("3g", one_way_latency_ms=120, bytes_per_s=7_500),
+    "2g": LinkProfile("2g", one_way_latency_ms=350, bytes_per_s=3_500, jitter_ms=250),
+    "3g": LinkProfile("3g", one_way_latency_ms=120, bytes_per_s=7_500, jitter_ms=80),
     # E Series LTE (Cat M1): docs/reference/particle-ota.md §5 reference point, the Gen 3 LTE log's 9965 B in 1.9 s and
     # 373 KB in 73 s (≈5.1 KB/s effective); latency [inference].
-    "ltem": LinkProfile("ltem", one_way_latency_ms=150, bytes_per_s=5_100),
-    "lan": LinkProfile("lan", one_way_latency_ms=5, bytes_per_s=1_000_000),
+    "ltem": LinkProfile("ltem", one_way_latency_ms=150, bytes_per_s=5_100, jitter_ms=100),
+    "lan": LinkProfile("lan", one_way_latency_ms=5, bytes_per_s=1_000_000, jitter_ms=2),
 }
 
 #: docs/reference/particle-ota.md §1.2: "around 5-6 Kbytes" for a full handshake; "less than 200 bytes" for a resume.
@@ -73,16 +81,21 @@ class LinkStats:
 class CellularLink:
     """One device's radio path. `send()` schedules delivery or silently drops (like UDP/DTLS)."""
 
-    def __init__(self, sched: Scheduler, profile: LinkProfile | str = "3g", *, loss: float = 0.0,
-                 seed: int = 0) -> None:
+    def __init__(self, sched: Scheduler, profile: LinkProfile | str = "3g", *, loss: float | None = None,
+                 seed: int = 0, jitter_rng: random.Random | None = None) -> None:
+        """`loss` overrides the profile's; `seed` seeds the loss draws; `jitter_rng` draws each
+        message's extra latency (None: no jitter, the profile's fixed latency)."""
         self.sched = sched
         self.profile = PROFILES[profile] if isinstance(profile, str) else profile
-        self.loss = loss
+        self.loss = self.profile.loss if loss is None else loss
         self.rng = random.Random(seed)
+        self.jitter_rng = jitter_rng
         self.stats = LinkStats()
         self._outages: list[tuple[int, int]] = []
         self.antenna_connected = True
         self._busy_until = {"up": 0, "down": 0}
+        #: the last arrival scheduled per direction: jitter never reorders messages
+        self._last_arrival = {"up": 0, "down": 0}
 
     # -- faults -------------------------------------------------------------------------
     def add_outage(self, start_ms: int, duration_ms: int) -> None:
@@ -125,12 +138,20 @@ class CellularLink:
         start = max(now, self._busy_until[direction])
         airtime = (nbytes * 1000) // self.profile.bytes_per_s
         self._busy_until[direction] = start + airtime
-        arrive = start + airtime + self.profile.one_way_latency_ms
+        arrive = start + airtime + self.latency_ms()
         if not self.is_up(now) or not self.is_up(arrive):
             self.stats.dropped += 1
             return False
         if not reliable and self.loss and self.rng.random() < self.loss:
             self.stats.dropped += 1
             return False
+        arrive = max(arrive, self._last_arrival[direction])
+        self._last_arrival[direction] = arrive
         self.sched.at(arrive, deliver)
         return True
+
+    def latency_ms(self) -> int:
+        """One message's one-way latency: the profile's, plus its jitter drawn from the seeded stream."""
+        if self.jitter_rng is None:
+            return self.profile.one_way_latency_ms
+        return spread_ms(self.jitter_rng, self.profile.one_way_latency_ms, self.profile.jitter_ms)

@@ -41,6 +41,18 @@ class DeviceOsParams:
     modem_resume_ms: int = 1_500
     #: Virtual cost of one pass of the application loop when loop() returns without delay().
     loop_quantum_ms: int = 1
+    #: Seeded latitude of the timings above, each drawn per use as base + uniform 0..spread ms from the
+    #: device's named streams (`otarig.sim.randomness`), so seeds explore interleavings. [inference]: the
+    #: figures are not measured; boot and enumeration vary by tens of ms, registration by seconds
+    #: (docs/reference/particle-ota.md §3.2: AN028's 21.5 s cold boot is one sample).
+    boot_spread_ms: int = 100
+    usb_enumeration_spread_ms: int = 200
+    modem_power_up_spread_ms: int = 5_000
+    modem_resume_spread_ms: int = 500
+    bootloader_copy_spread_ms: int = 300
+    #: an app's `delay(ms)` returns after ms .. ms + this (a threaded app shares the CPU with the
+    #: system thread, 1 ms FreeRTOS tick [inference]); `loop()` passes are not stretched.
+    app_delay_overrun_ms: int = 2
     #: docs/reference/particle-ota.md §3.1: non-threaded AUTOMATIC runs setup() only once the cloud is connected.
     #: docs/reference/particle-ota.md §8.9: whether timers keep running in a non-threaded app during OTA is unverified; the
     #: simulator freezes loop() and delay() only.
@@ -71,6 +83,12 @@ class CloudParams:
     pending_false_delay_ms: int = 1_000
     #: [inference] docs/reference/particle-ota.md §7.9: a failed transfer is retried at the next trigger, from chunk 0.
     retry_delay_ms: int = 30_000
+    #: Seeded latitude of the three delays above (base + uniform 0..spread ms, drawn per device and
+    #: per use from the world's named streams): §2.2 "within 8 seconds" → 3..8 s; §2.1 "about 1 s";
+    #: the retry's spread is [inference].
+    update_begin_spread_ms: int = 5_000
+    pending_false_spread_ms: int = 400
+    retry_spread_ms: int = 10_000
     #: [inference] docs/reference/particle-ota.md §1.5/§7.8: re-send updates/pending=true on each connection while an update is
     #: queued for a device that reports updates disabled (the device's RAM flag was lost at reset).
     renotify_pending_on_connect: bool = True

@@ -6,17 +6,19 @@ or its port vanished/appeared, so the rig can read exactly what was written at t
 """
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from .randomness import SeedTree
 from .scheduler import Scheduler
 
 
 class World:
     def __init__(self, seed: int = 0, *, workdir: Path | None = None) -> None:
         self.seed = seed
+        #: every random choice of this world draws from a named stream of this tree
+        self.random = SeedTree(seed)
         self.sched = Scheduler()
         self.devices: dict[str, Any] = {}
         self._tmp = None
@@ -29,13 +31,12 @@ class World:
         self.dirty_ports: set[Any] = set()
 
     def derive_seed(self, *parts: object) -> int:
-        """A 32-bit seed for one random stream of this world (e.g. a device's link loss).
+        """A 32-bit seed for one random stream of this world (e.g. a device's link loss)."""
+        return self.random.derive(*parts)
 
-        Stable across processes: Python's `hash()` of a str changes with PYTHONHASHSEED, which
-        would make "same seed, same timeline" hold only within one interpreter (principle 4).
-        """
-        text = "\0".join(map(str, (self.seed, *parts))).encode()
-        return int.from_bytes(hashlib.sha256(text).digest()[:4], "big")
+    def rng(self, *name: object) -> Any:
+        """The world's random stream called `name` (`otarig.sim.randomness.SeedTree.stream`)."""
+        return self.random.stream(*name)
 
     @property
     def now_ms(self) -> int:
