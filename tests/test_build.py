@@ -120,7 +120,7 @@ def test_abi_and_config_values(variant_so: Path, tmp_path: Path) -> None:
     assert lib.otarig_config(1) == 0  # built with threaded=False
     assert lib.otarig_config(2) == 1234
     assert lib.otarig_config(3) == 7
-    assert lib.otarig_config(4) == 3
+    assert lib.otarig_config(4) == -1  # no defect id: a defect is a patched copy (firmware/mutants/)
     n = ctypes.c_uint32()
     assert lib.otarig_retained(ctypes.byref(n)) and n.value >= 4
 
@@ -148,7 +148,7 @@ def test_run_says_hello_and_returns_on_abort(variant_so: Path, tmp_path: Path) -
     lines = dev.lines()
     hello, boot = lines[0], lines[1]
     assert hello["ev"] == "hello" and hello["proto"] == 1 and hello["agent"] == "otarig-companion"
-    assert hello["product_version"] == 7 and hello["product_id"] == 1234 and hello["mutant"] == 3
+    assert hello["product_version"] == 7 and hello["product_id"] == 1234 and "mutant" not in hello
     assert hello["threaded"] is False and hello["mode"] == "SEMI_AUTOMATIC" and hello["device_os"] == "2.3.1"
     assert boot["ev"] == "boot" and boot["reset_reason"] == "power_down" and boot["reset_reason_code"] == 40
     assert all(len(line.encode()) + 1 <= 512 for line in dev.out.decode().splitlines())
@@ -286,11 +286,13 @@ def variant_tree(tmp_path: Path, *args: str) -> Path:
 
 def test_generated_header_configures_a_build_without_defines(tmp_path: Path) -> None:
     """Like `particle compile`: no -D at all, every option from
-    src/otarig_build_config.h (through otarig_options.h), the bridge's mutant included."""
+    src/otarig_build_config.h (through otarig_options.h); --mutant applies the shipped defect's patch."""
     fw = variant_tree(tmp_path, "--non-threaded-only", "--mutant", "3", "--product-id", "1234",
                       "--define", "OTARIG_SYSTEM_MODE=MANUAL", "7")
     header = (fw / "companion" / "src" / "otarig_build_config.h").read_text()
     assert "#define COMPANION_VERSION 7" in header and "#define OTARIG_THREADED 0" in header
+    assert "COMPANION_MUTANT" not in header
+    assert "System.disableReset()" not in (fw / "companion" / "lib" / "OtaGuard" / "src" / "OtaGuard.cpp").read_text()
     compiled, _, include_dirs = build_mod._sources(fw, fw / "companion")
     flags = [*build_mod.BASE_FLAGS, *(f"-I{d}" for d in include_dirs)]
     assert not any(f.startswith("-D") for f in flags)
@@ -299,7 +301,7 @@ def test_generated_header_configures_a_build_without_defines(tmp_path: Path) -> 
                                 [f"-Wl,--version-script={fw / 'host' / 'otarig_exports.map'}"],
                                 compiled, tmp_path, so, "header only")
     lib = load(so, tmp_path)
-    assert [lib.otarig_config(k) for k in range(5)] == [3, 0, 1234, 7, 3]  # MANUAL, nt, id, version, mutant
+    assert [lib.otarig_config(k) for k in range(4)] == [3, 0, 1234, 7]  # MANUAL, nt, id, version
 
 
 def test_defines_win_over_the_generated_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -307,8 +309,8 @@ def test_defines_win_over_the_generated_header(tmp_path: Path, monkeypatch: pyte
     fw = variant_tree(tmp_path, "--non-threaded-only", "--mutant", "5", "9")
     monkeypatch.setenv("OTARIG_FIRMWARE_DIR", str(fw))
     monkeypatch.setenv("OTARIG_CACHE", str(tmp_path / "cache"))
-    lib = load(build_companion(2, threaded=True, mutant=1, product_id=4242), tmp_path)
-    assert [lib.otarig_config(k) for k in range(5)] == [2, 1, 4242, 2, 1]
+    lib = load(build_companion(2, threaded=True, product_id=4242), tmp_path)
+    assert [lib.otarig_config(k) for k in range(4)] == [2, 1, 4242, 2]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -357,5 +359,6 @@ def test_build_variants_config_only_and_out_still_work(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [str(apps / "companion-v2-m4")]
-    assert "#define COMPANION_MUTANT 4" in (apps / "companion-v2-m4" / "src" / "otarig_build_config.h").read_text()
+    assert "COMPANION_MUTANT" not in (apps / "companion-v2-m4" / "src" / "otarig_build_config.h").read_text()
+    assert "defect: the power saver naps" in (apps / "companion-v2-m4" / "src" / "companion.cpp").read_text()
     assert f"--saveTo {bins / 'companion-v2-m4.bin'}" in proc.stderr

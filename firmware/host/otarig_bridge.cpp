@@ -11,14 +11,6 @@
 #include "Particle.h"
 #include "otarig_registry.h"
 
-// COMPANION_MUTANT as the app sees it: -D, else the companion's generated build config, else 0.
-#if __has_include("otarig_options.h")
-#include "otarig_options.h"
-#endif
-#ifndef COMPANION_MUTANT
-#define COMPANION_MUTANT 0
-#endif
-
 namespace {
 
 // Inert defaults so that an unbound or partially bound library never calls through NULL.
@@ -36,7 +28,7 @@ otarig_host_api g_api = {default_millis, default_delay, default_loop_done, defau
 
 // Build-time configuration (otarig_config). Constant-initialised, so static constructors that
 // record SYSTEM_MODE / SYSTEM_THREAD / PRODUCT_* may run in any order.
-int g_config[5] = {AUTOMATIC, 0, PLATFORM_ID, 0xFFFF, COMPANION_MUTANT};
+int g_config[4] = {AUTOMATIC, 0, PLATFORM_ID, 0xFFFF};
 
 bool g_running = false;
 

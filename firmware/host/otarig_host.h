@@ -96,7 +96,6 @@ typedef struct otarig_host_api {
 #define OTARIG_CONFIG_THREADED        1
 #define OTARIG_CONFIG_PRODUCT_ID      2
 #define OTARIG_CONFIG_PRODUCT_VERSION 3
-#define OTARIG_CONFIG_MUTANT          4
 
 /* otarig_list(what) */
 #define OTARIG_LIST_FUNCTIONS      0

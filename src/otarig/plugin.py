@@ -8,6 +8,7 @@ transcripts and `meta.json` (read by `otarig run` for the report).
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -64,8 +65,10 @@ def _bench_path(config: pytest.Config) -> Path:
 @pytest.fixture(scope="session")
 def bench_config(pytestconfig: pytest.Config) -> BenchConfig:
     """The validated bench file; a broken one fails the session with the config's own message."""
+    from .pool import worker_bench
+
     try:
-        return load(_bench_path(pytestconfig))
+        return worker_bench(load(_bench_path(pytestconfig)))  # a pool worker: narrowed to its board
     except ConfigError as exc:
         pytest.exit(f"otarig: {exc}", returncode=4)
 
@@ -321,6 +324,7 @@ def _write_artifacts(request: pytest.FixtureRequest, rig: Any, artifacts: Path, 
                      for v in verdicts],
         "longrepr": str(rep.longrepr) if rep is not None and rep.failed else "",
         "artifacts_dir": str(artifacts),
+        "pool_worker": os.environ.get("PYTEST_XDIST_WORKER"),  # which worker of a board pool ran it
     }
     (artifacts / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     record_property("board_ids", ",".join(rig.boards))

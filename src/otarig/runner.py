@@ -380,7 +380,8 @@ def _conclude(cfg: BenchConfig, bench_path: Path, report_dir: Path, tests_dir: P
              "stand_in": cfg.stand_in, "hardware": not cfg.simulated and not cfg.stand_in,
              "time_scale": None if cfg.simulated else cfg.bench.time_scale,
              "link": cfg.simulation.link if cfg.simulated else None, "mutant": mutant,
-             "firmware_project": str(project) if project is not None else None}
+             "firmware_project": str(project) if project is not None else None,
+             "place": cfg.lab.model_dump() if cfg.lab is not None else None}  # a labgrid place (otarig.lab)
     tools = _tools(cfg, bench_path)
     record = build_record(results, firmware=firmware, boards=boards, bench=bench, tools=tools, seed=seed)
     record["passed"] = passed  # the run's verdict, the same as the exit status

@@ -32,7 +32,8 @@ options:
                            (default: $repo/build/electron)
   --threaded-only          skip the non-threaded variants
   --non-threaded-only      skip the threaded variants
-  --mutant N               mutant N (1..6, firmware/companion/README.md); names get -mN
+  --mutant N               shipped defect N: firmware/mutants/NN-*.patch applied to the
+                           copy (firmware/mutants/README.md); names get -mN
   --product-id N           PRODUCT_ID (default 4242)
   --define NAME=VALUE      one more option for the header (repeatable), e.g.
                            OTARIG_SYSTEM_MODE=MANUAL; use --suffix to keep the names apart
@@ -75,7 +76,15 @@ is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 for v in "${versions[@]}"; do
     is_uint "$v" && (( v >= 1 && v <= 65535 )) || die "bad VERSION '$v': expected 1..65535"
 done
-is_uint "$mutant" && (( mutant <= 6 )) || die "bad --mutant '$mutant': expected 0..6"
+is_uint "$mutant" || die "bad --mutant '$mutant': expected a number (firmware/mutants/NN-*.patch)"
+patch_file=""
+if (( mutant > 0 )); then
+    shopt -s nullglob
+    matches=("$repo"/firmware/mutants/"$(printf '%02d' "$((10#$mutant))")"-*.patch)
+    shopt -u nullglob
+    (( ${#matches[@]} == 1 )) || die "bad --mutant '$mutant': no firmware/mutants/$(printf '%02d' "$((10#$mutant))")-*.patch"
+    patch_file=${matches[0]}
+fi
 is_uint "$product_id" && (( product_id >= 1 && product_id <= 65535 )) || die "bad --product-id '$product_id'"
 [[ -z $suffix || $suffix =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad --suffix '$suffix': letters, digits, _ . - only"
 for d in ${defines[@]+"${defines[@]}"}; do
@@ -100,7 +109,7 @@ write_config() {  # file version threaded
         echo "#pragma once"
         local kv name value
         for kv in "OTARIG_PRODUCT_ID=$product_id" "COMPANION_VERSION=$2" "OTARIG_THREADED=$3" \
-                  "COMPANION_MUTANT=$mutant" ${defines[@]+"${defines[@]}"}; do
+                  ${defines[@]+"${defines[@]}"}; do
             name=${kv%%=*}
             value=${kv#*=}
             printf '#ifndef %s\n#define %s %s\n#endif\n' "$name" "$name" "$value"
@@ -112,6 +121,8 @@ make_copy() {  # dest version threaded: the project as the cloud compiler gets i
     rm -rf "$1"
     mkdir -p "$1"
     cp -R "$src/src" "$src/lib" "$src/project.properties" "$1/"
+    [[ -z $patch_file ]] || patch --batch --quiet -p1 -d "$1" < "$patch_file" >&2 \
+        || die "$(basename "$patch_file") does not apply to firmware/companion"
     write_config "$1/src/otarig_build_config.h" "$2" "$3"
 }
 

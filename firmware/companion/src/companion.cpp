@@ -7,7 +7,7 @@
  *
  * Build-time options (otarig_options.h: -D, or a generated otarig_build_config.h, or defaults):
  * OTARIG_PRODUCT_ID (4242), COMPANION_VERSION (1), OTARIG_THREADED (1),
- * COMPANION_MUTANT (0 = good build), OTARIG_HANDSHAKE_INTERVAL_MS (24 h),
+ * OTARIG_HANDSHAKE_INTERVAL_MS (24 h),
  * OTARIG_SYSTEM_MODE (SEMI_AUTOMATIC; AUTOMATIC or MANUAL to test docs/reference/particle-ota.md §3.1 / §7.2 boot paths),
  * OTARIG_STATUS_PIN (D6: the download status line the bench watches, docs/protocol.md).
  */
@@ -39,7 +39,7 @@ const uint32_t kParkedLoopMs = 1000;
 const uint32_t kPublishPeriodMs = 300;
 
 RecordLog recordLog;
-DownloadSignal statusLine;  // instrumentation for the bench, in every build (mutants included)
+DownloadSignal statusLine;  // instrumentation for the bench, in every build (defective ones included)
 LogRecord batch[kBatchSize];
 uint32_t batchCount = 0;
 uint32_t nextSeq = 1;
@@ -62,7 +62,7 @@ void agentHoldReset(bool hold, void*) { OtaGuard::instance().holdReset(hold); }
 uint32_t agentRecords(void*) { return recordLog.count(); }
 uint32_t agentLastSeq(void*) { return recordLog.lastSeq(); }
 
-TestAgent agent({OTARIG_PRODUCT_ID, COMPANION_VERSION, OTARIG_THREADED != 0, COMPANION_MUTANT},
+TestAgent agent({OTARIG_PRODUCT_ID, COMPANION_VERSION, OTARIG_THREADED != 0},
                 {agentSetWorkload, agentBusy, agentWindowOpen, agentRecords, agentLastSeq, nullptr,
                  agentHoldReset});
 
@@ -181,13 +181,6 @@ void loop() {
     OtaGuard& guard = OtaGuard::instance();
     guard.loop();
     agent.loop();
-
-#if COMPANION_MUTANT == 4
-    // defect: the power saver naps as soon as a download starts (docs/reference/particle-ota.md §3.2 "OTA and sleep").
-    if (guard.updateInProgress()) {
-        System.sleep(SystemSleepConfiguration().mode(SystemSleepMode::STOP).duration(std::chrono::seconds(60)));
-    }
-#endif
 
     if (driving && guard.appRunning()) {
         const uint32_t now = millis();

@@ -30,10 +30,6 @@
 #define OTARIG_THREADED 1  // SYSTEM_THREAD(ENABLED) when 1
 #endif
 
-#ifndef COMPANION_MUTANT
-#define COMPANION_MUTANT 0  // 0 = good build; see README in firmware/companion (mutants 1..6)
-#endif
-
 #ifndef OTARIG_SYSTEM_MODE
 #define OTARIG_SYSTEM_MODE SEMI_AUTOMATIC  // or AUTOMATIC / MANUAL (docs/reference/particle-ota.md §3.1 / §7.2 boot paths)
 #endif

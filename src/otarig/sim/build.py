@@ -110,7 +110,6 @@ def compile_flags(
     version: int = 1,
     *,
     threaded: bool = True,
-    mutant: int = 0,
     product_id: int = 4242,
     extra_defines: Mapping[str, object] | Iterable[str] | None = None,
 ) -> list[str]:
@@ -119,7 +118,6 @@ def compile_flags(
         f"-DCOMPANION_VERSION={int(version)}",
         f"-DOTARIG_PRODUCT_VERSION={int(version)}",
         f"-DOTARIG_THREADED={1 if threaded else 0}",
-        f"-DCOMPANION_MUTANT={int(mutant)}",
         f"-DOTARIG_PRODUCT_ID={int(product_id)}",
     ]
     if extra_defines:
@@ -145,13 +143,22 @@ def build_firmware(
     companion) with the host layer as a host shared library; return its path.
 
     The path is stable for identical inputs, so callers must copy it before dlopen when they need
-    several independent instances (dlopen of one path returns one instance).
+    several independent instances (dlopen of one path returns one instance). `mutant` N builds the
+    device companion with its shipped defect N (firmware/mutants/NN-*.patch applied to a copy).
     """
     fw = firmware_dir()
+    if mutant:
+        from ..mutation.projects import ProjectError
+        from ..mutation.shipped import shipped_defect_project
+
+        try:
+            project = shipped_defect_project(int(mutant), base=project)
+        except ProjectError as exc:
+            raise BuildError(str(exc)) from exc
     project = (project or companion_project()).resolve()
     cxx = _compiler()
     compiled, hashed, include_dirs = _sources(fw, project)
-    defines = compile_flags(version, threaded=threaded, mutant=mutant, product_id=product_id,
+    defines = compile_flags(version, threaded=threaded, product_id=product_id,
                             extra_defines=extra_defines)
     flags = [*BASE_FLAGS, *defines, *(f"-I{d}" for d in include_dirs)]
     exports = fw / "host" / "otarig_exports.map"
@@ -160,10 +167,22 @@ def build_firmware(
     digest = hashlib.sha256()
     digest.update(_compiler_version(cxx).encode())
     digest.update(b"\0".join(f.encode() for f in BASE_FLAGS + tuple(defines)))
+    contents: dict[Path, bytes] = {}
     for p in hashed:
         rel = p.relative_to(fw if p.is_relative_to(fw / "host") else project)
-        digest.update(b"\0file\0" + rel.as_posix().encode() + b"\0")
-        digest.update(p.read_bytes())
+        contents[p] = b"\0file\0" + rel.as_posix().encode() + b"\0" + p.read_bytes()
+        if p not in compiled:
+            digest.update(contents[p])
+    # An object depends on its own file and (conservatively) every header: a project copy that
+    # changes one .cpp (a generated defect) recompiles only that one (otarig.mutation).
+    headers_key = digest.copy()
+    object_keys = []
+    for p in compiled:
+        one = headers_key.copy()
+        one.update(contents[p])
+        object_keys.append(one.hexdigest()[:32])
+    for p in compiled:
+        digest.update(contents[p])
     key = digest.hexdigest()[:24]
 
     out_dir = cache_dir()
@@ -185,7 +204,8 @@ def build_firmware(
             try:
                 so_tmp = tmp / name
                 _compile_and_link(cxx, flags, link_flags, compiled, tmp, so_tmp,
-                                  f"{project.name} version={version} threaded={threaded} mutant={mutant}")
+                                  f"{project.name} version={version} threaded={threaded} mutant={mutant}",
+                                  object_cache=(out_dir / "objects", object_keys))
                 os.chmod(so_tmp, 0o755)
                 os.replace(so_tmp, target)  # atomic: readers see no file or a complete one
             finally:
@@ -200,11 +220,21 @@ build_companion = build_firmware
 
 
 def _compile_and_link(cxx: str, flags: list[str], link_flags: list[str], sources: list[Path], work: Path,
-                      out: Path, variant: str) -> None:
+                      out: Path, variant: str, *, object_cache: tuple[Path, list[str]] | None = None) -> None:
     """Compile each translation unit in parallel (a build is on the critical path of every
-    simulated test), then link them into `out`."""
+    simulated test), then link them into `out`. With `object_cache` (folder, one key per source),
+    an object already built under its key is reused and a new one is kept there."""
     compile_flags_ = [f for f in flags if f != "-shared"]
     objects = [work / f"{i:02d}-{src.stem}.o" for i, src in enumerate(sources)]
+    cached: list[Path | None] = [None] * len(sources)
+    if object_cache is not None:
+        folder, keys = object_cache
+        folder.mkdir(parents=True, exist_ok=True)
+        cached = [folder / f"{k}.o" for k in keys]
+        for i, c in enumerate(cached):
+            if c is not None and c.is_file():
+                objects[i] = c
+    todo = [i for i in range(len(sources)) if objects[i].parent == work]
 
     def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
         try:
@@ -212,17 +242,21 @@ def _compile_and_link(cxx: str, flags: list[str], link_flags: list[str], sources
         except (OSError, subprocess.SubprocessError) as exc:
             raise BuildError(f"cannot run the C++ compiler {cxx}: {exc}") from exc
 
-    jobs = max(1, min(len(sources), os.cpu_count() or 1))
+    jobs = max(1, min(len(todo), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(lambda so: run([cxx, *compile_flags_, "-c", str(so[0]), "-o", str(so[1])]),
-                                zip(sources, objects)))
-    for src, proc in zip(sources, results):
+        results = list(pool.map(lambda i: run([cxx, *compile_flags_, "-c", str(sources[i]), "-o", str(objects[i])]),
+                                todo))
+    for i, proc in zip(todo, results):
         if proc.returncode != 0:
             first = "\n".join(_first_errors(proc.stderr))
             raise BuildError(
-                f"compiling firmware failed in {src.name} ({cxx} exit {proc.returncode}; "
+                f"compiling firmware failed in {sources[i].name} ({cxx} exit {proc.returncode}; "
                 f"{variant}):\n{first}"
             )
+        keep = cached[i]
+        if keep is not None:
+            shutil.copy2(objects[i], keep.with_suffix(f".{os.getpid()}.tmp"))
+            os.replace(keep.with_suffix(f".{os.getpid()}.tmp"), keep)  # atomic for concurrent builders
     proc = run([cxx, "-shared", "-fPIC", *link_flags, *(str(o) for o in objects), "-o", str(out)])
     if proc.returncode != 0:
         first = "\n".join(_first_errors(proc.stderr))

@@ -18,7 +18,7 @@ import greenlet
 ABI_VERSION = 2
 
 # otarig_config keys
-CFG_SYSTEM_MODE, CFG_THREADED, CFG_PRODUCT_ID, CFG_PRODUCT_VERSION, CFG_MUTANT = range(5)
+CFG_SYSTEM_MODE, CFG_THREADED, CFG_PRODUCT_ID, CFG_PRODUCT_VERSION = range(4)
 
 MILLIS = ctypes.CFUNCTYPE(ctypes.c_uint32)
 DELAY = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint32)
@@ -123,7 +123,6 @@ class AppInstance:
         self.threaded = bool(lib.otarig_config(CFG_THREADED))
         self.product_id = lib.otarig_config(CFG_PRODUCT_ID)
         self.product_version = lib.otarig_config(CFG_PRODUCT_VERSION)
-        self.mutant = lib.otarig_config(CFG_MUTANT)
         if retained is not None:
             self.restore_retained(retained)
 

@@ -11,7 +11,7 @@
  *                (docs/reference/particle-ota.md §2.2, corrected), and no transfer outlives the cloud session.
  * LOW also means "no download" at boot: begin() drives the line LOW before any event.
  *
- * Instrumentation, not behaviour: it exists in every build (mutants included) and decides nothing.
+ * Instrumentation, not behaviour: it exists in every build (defective ones included) and decides nothing.
  */
 #pragma once
 

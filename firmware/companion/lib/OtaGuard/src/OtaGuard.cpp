@@ -10,10 +10,8 @@ void OtaGuard::begin() {
     begun_ = true;
     // docs/reference/particle-ota.md §3.1: disable updates before connecting, so none can start before the app decides.
     holdUpdates();
-#if COMPANION_MUTANT != 3
     // docs/reference/particle-ota.md §2.5: hold the post-update reset until the app has persisted its records.
     System.disableReset();
-#endif
     System.on(firmware_update | firmware_update_pending | reset_pending | reset | cloud_status, &OtaGuard::handler);
     lastHandshakeMs_ = millis();
 }
@@ -48,18 +46,14 @@ void OtaGuard::emit(const char* action, const OtaGuardShutdownResult* result) {
 }
 
 void OtaGuard::holdUpdates() {
-#if COMPANION_MUTANT != 1
     System.disableUpdates();
     emit("updates_disabled");
-#endif
     updatesReleased_ = false;
 }
 
 void OtaGuard::releaseUpdates() {
-#if COMPANION_MUTANT != 5
     System.enableUpdates();
     emit("updates_enabled");
-#endif
     updatesReleased_ = true;
 }
 
@@ -72,12 +66,8 @@ void OtaGuard::shutdownApp() {
 }
 
 bool OtaGuard::pendingNow() {
-#if COMPANION_MUTANT == 2
-    return false;  // defect: ignores firmware_update_pending and updatesPending()
-#else
     // docs/reference/particle-ota.md §2.1: the event marks the 0->1 edge, the flag is the state (1.2.1+).
     return pendingLatched_ || System.updatesPending();
-#endif
 }
 
 void OtaGuard::loop() {
@@ -85,9 +75,7 @@ void OtaGuard::loop() {
     // 1. Consume what the handler saw, in the order Device OS emits it (docs/reference/particle-ota.md §2.2, §2.5).
     if (evPending_) {
         evPending_ = false;
-#if COMPANION_MUTANT != 2
         pendingLatched_ = true;
-#endif
     }
     bool begunNow = false;
     if (evBegin_) {
@@ -126,18 +114,10 @@ void OtaGuard::loop() {
 
     // 2. A transfer began while the app still runs: a forced update (System.updatesForced()),
     //    which disableUpdates() cannot refuse (docs/reference/particle-ota.md §2.1). Shut down now, before any reset.
-#if COMPANION_MUTANT != 3
     if (begunNow && !shutDown_) shutdownApp();
-#else
-    (void)begunNow;
-#endif
 
     // 3. Idle window = the app is idle.
-#if COMPANION_MUTANT == 6
-    const bool open = true;  // defect: the window ignores the app's work
-#else
     const bool open = idle_;
-#endif
     if (open != windowOpen_) {
         windowOpen_ = open;
         emit(open ? "window_open" : "window_close");
@@ -151,22 +131,13 @@ void OtaGuard::loop() {
     // 4. An update is pending and the window is open: clean shutdown, then allow the update.
     if (windowOpen_ && !updatesReleased_ && !transferActive_ && !updateBegun_ && !resetPendingSeen_ &&
         pendingNow()) {
-#if COMPANION_MUTANT != 3
         if (!shutDown_) shutdownApp();
-#endif
         releaseUpdates();
     }
 
     // 5. The system wants to reset (docs/reference/particle-ota.md §2.5): persist first, then release the reset.
     if (!resetReleased_ && (resetPendingSeen_ || System.resetPending())) {
         resetPendingSeen_ = true;
-#if COMPANION_MUTANT == 3
-        // defect: resets are never held, and persistence comes after the release
-        resetReleased_ = true;
-        System.enableReset();
-        emit("reset_released");
-        if (!shutDown_) shutdownApp();
-#else
         if (appResetHold_) {
             if (!resetHeldReported_) {
                 resetHeldReported_ = true;
@@ -185,7 +156,6 @@ void OtaGuard::loop() {
         System.enableReset();
         emit("reset_released");
         }
-#endif
     }
 
     // 6. Forced handshake, so that Standard releases are offered at least once a day (docs/reference/particle-ota.md §3.3).

@@ -20,7 +20,7 @@
 #pragma once
 
 #include "Particle.h"
-#include "otarig_options.h"  // COMPANION_MUTANT, OTARIG_HANDSHAKE_INTERVAL_MS
+#include "otarig_options.h"  // OTARIG_HANDSHAKE_INTERVAL_MS
 
 /** What the app reports after a clean shutdown. */
 struct OtaGuardShutdownResult {

@@ -368,7 +368,7 @@ void TestAgent::sendHelloBoot() {
     JsonLine h("hello");
     h.num("proto", TESTAGENT_PROTO).str("agent", "otarig-companion").num("product_id", info_.productId);
     h.num("product_version", info_.productVersion).str("device_os", os).boolean("threaded", info_.threaded);
-    h.str("mode", modeName(System.mode())).num("mutant", info_.mutant);
+    h.str("mode", modeName(System.mode()));
     int n = h.finish();
     write(h.data(), n);
     JsonLine b("boot");
@@ -501,7 +501,7 @@ void TestAgent::execute(JsonObject& cmd, long id, const char* name) {
                  (unsigned)(v >> 8) & 0xff);
         r.boolean("ok", true).num("proto", TESTAGENT_PROTO).str("agent", "otarig-companion");
         r.num("product_id", info_.productId).num("product_version", info_.productVersion).str("device_os", os);
-        r.boolean("threaded", info_.threaded).str("mode", modeName(System.mode())).num("mutant", info_.mutant);
+        r.boolean("threaded", info_.threaded).str("mode", modeName(System.mode()));
         send();
     } else if (strcmp(name, "status") == 0) {
         r.boolean("ok", true).num("product_version", info_.productVersion);

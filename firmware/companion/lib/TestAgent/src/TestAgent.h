@@ -18,7 +18,6 @@ struct TestAgentInfo {
     int productId;
     int productVersion;
     bool threaded;
-    int mutant;
 };
 
 /** Hooks into the application (all optional). */
