@@ -30,8 +30,10 @@ class CommandError(Exception):
 from otarig.bench_companion import BenchCompanionError  # noqa: E402
 from otarig.config import BenchConfig, ConfigError  # noqa: E402
 
+from otarig.lab import LabError  # noqa: E402
+
 _USER_ERRORS: tuple[type[Exception], ...] = (CommandError, firmware.FirmwareError, OSError, ConfigError,
-                                             BenchCompanionError)
+                                             BenchCompanionError, LabError)
 
 
 # -- firmware ----------------------------------------------------------------------------------
@@ -307,13 +309,17 @@ def cmd_tools_path(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the OTA certification suite against the bench; write the report folder."""
+    from otarig.lab import bench_for
+    from otarig.pool import pool_args
     from otarig.runner import run_suite
 
-    cfg = _load_bench(args.bench)
-    result = run_suite(cfg, Path(args.bench).resolve(), report_dir=Path(args.report).resolve(), seed=args.seed,
-                       suite=Path(args.suite).resolve() if args.suite else None, select=args.k,
-                       allow_skips=args.allow_skips, long=args.long, max_budget=args.max_budget,
-                       exitfirst=args.exitfirst, firmware=_project_arg(cfg, args.firmware))
+    with bench_for(args.place, Path(args.bench)) as bench:  # a labgrid place: acquired, released in any case
+        cfg = _load_bench(str(bench))
+        result = run_suite(cfg, bench.resolve(), report_dir=Path(args.report).resolve(), seed=args.seed,
+                           suite=Path(args.suite).resolve() if args.suite else None, select=args.k,
+                           allow_skips=args.allow_skips, long=args.long, max_budget=args.max_budget,
+                           exitfirst=args.exitfirst, firmware=_project_arg(cfg, args.firmware),
+                           extra_args=pool_args(cfg, args.workers))
     if result.exit_code == 5:
         raise CommandError("no scenarios matched (check -k / --suite)", 5)
     return 0 if result.exit_code == 0 else 1
@@ -556,6 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "such skips do not fail the run")
     run.add_argument("-x", "--exitfirst", action="store_true",
                      help="stop at the first failing scenario (e.g. to show a defective build is caught)")
+    run.add_argument("--place", default=None, metavar="NAME",
+                     help="a labgrid place (`+`: the one `labgrid-client reserve` gave $LG_TOKEN): acquire it, "
+                          "run on its board, release it; --bench gives the rest (docs/lab.md)")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="spread the scenarios over N boards of the bench file, one pytest-xdist worker each "
+                          "(the board pool, docs/lab.md §3)")
     run.set_defaults(func=cmd_run)
 
     st = groups.add_parser("selftest", help="run the suite against each device companion mutant; all must be caught",

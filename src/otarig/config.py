@@ -123,6 +123,15 @@ class Capabilities(_Strict):
     wake_pin: bool = False        # a wire to the DUT's WKP pin
 
 
+class LabSection(_Strict):
+    """The labgrid place this bench file was made from (`otarig run --place`, otarig.lab); the record names it."""
+
+    place: str
+    coordinator: str = ""
+    acquired_by: str = ""
+    resources: dict[str, str] = Field(default_factory=dict, description="role → exporter/group/class/name")
+
+
 COMPANION_CAPABILITIES = ("power_switch", "vbus_switch", "antenna_switch", "wake_pin")
 
 
@@ -137,6 +146,7 @@ class BenchConfig(_Strict):
     bench_companion: BenchCompanionConfig | None = None
     firmware: FirmwareConfig | None = None
     flasher: FlasherConfig = FlasherConfig()
+    lab: LabSection | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "BenchConfig":

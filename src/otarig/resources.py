@@ -22,6 +22,7 @@ __all__ = ["TOOLS", "build_cache_dir", "bench_program_dir", "cache_root", "data_
 TOOLS: dict[str, tuple[str, ...]] = {
     "particle-cli": ("install.sh", "package.json", "package-lock.json"),
     "micropython": ("install.sh", "package.json", "package-lock.json", "stubs.txt", "run.mjs", "mypy.ini"),
+    "labgrid": ("install.sh", "requirements.txt"),  # a venv of its own (docs/lab.md)
 }
 
 #: written by each tool's install.sh once `npm ci` and its own check succeeded

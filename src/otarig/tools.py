@@ -18,7 +18,8 @@ from . import resources
 __all__ = ["ToolError", "install"]
 
 #: each install.sh's "reinstall anyway" switch
-_FORCE_ENV = {"particle-cli": "OTARIG_CLI_FORCE", "micropython": "OTARIG_MICROPYTHON_FORCE"}
+_FORCE_ENV = {"particle-cli": "OTARIG_CLI_FORCE", "micropython": "OTARIG_MICROPYTHON_FORCE",
+              "labgrid": "OTARIG_LABGRID_FORCE"}
 
 
 class ToolError(Exception):

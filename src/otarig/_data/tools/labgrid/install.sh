@@ -1,0 +1,1 @@
+../../../../../tools/labgrid/install.sh

@@ -1,0 +1,118 @@
+"""The board pool: `otarig run --workers N` spreads the scenarios over N boards (docs/lab.md §3).
+
+Each pytest-xdist worker claims one board of the bench file for its whole life with an fcntl
+lock on a lock file per board: the kernel drops the lock when the worker's process ends, even
+by SIGKILL, so a crashed worker never leaves a board taken. A worker runs its scenarios on its
+board alone (the bench file narrowed to it). On the simulated bench every scenario has a world
+of its own anyway: a bench file with one simulated board gives each worker its own copy of that
+board (the same device ID, so a scenario's timeline does not depend on which worker ran it,
+docs/design.md principle 4); one that lists several gives each worker one of them.
+
+The workers write each scenario's artifacts (its one timeline, logs, meta.json) into the same
+report folder and xdist's controller writes junit.xml, so `otarig run` builds one record as for
+one worker. Loaded into pytest as a plugin (`-p otarig.pool`) only when N > 1.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+from .config import BenchConfig, ConfigError
+
+#: where a worker learns the pool's lock folder (set by the controller, inherited by workers)
+LOCK_DIR_ENV = "OTARIG_POOL_LOCKS"
+
+
+class PoolError(ConfigError):
+    """The pool cannot be made on this bench; the message says why and what to do."""
+
+
+def pool_args(cfg: BenchConfig, workers: int) -> list[str]:
+    """pytest arguments for N workers ([] for one)."""
+    if workers < 1:
+        raise PoolError(f"--workers {workers}: expected 1 or more")
+    if workers == 1:
+        return []
+    if not cfg.simulated:
+        raise PoolError(f"--workers {workers}: the board pool runs on the simulated bench; a real bench (or a "
+                        "stand-in) has one tester board and one PSU wired to one DUT, and one product's versions "
+                        "and releases, so its scenarios run one at a time (docs/lab.md §3, what a real pool needs)")
+    return ["-p", "xdist", "-p", "otarig.pool", f"--numprocesses={workers}", "--dist=load"]
+
+
+class BoardLock:
+    """An exclusive, non-blocking fcntl lock on `<folder>/<board id>.lock`, held while open."""
+
+    def __init__(self, folder: Path, board_id: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{board_id}.lock"
+        self.board_id = board_id
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = None
+            raise
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"{os.getpid()}\n".encode())  # who holds it, for a person looking
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
+
+
+def claim_board(cfg: BenchConfig, folder: Path) -> tuple[BenchConfig, BoardLock | None]:
+    """This worker's board: the first of the bench file's boards no live process holds, the file
+    narrowed to it. With one board on the simulated bench each worker simulates its own copy."""
+    if cfg.simulated and len(cfg.boards) == 1:
+        return cfg, None
+    for board in cfg.boards:
+        try:
+            lock = BoardLock(folder, board.id)
+        except BlockingIOError:
+            continue
+        narrowed = cfg.model_copy(update={"boards": [board.model_copy(update={"role": "dut"})]})
+        return narrowed, lock
+    raise PoolError(f"no free board: all {len(cfg.boards)} boards of the bench file are held by other workers "
+                    f"(lock files in {folder}); use --workers {len(cfg.boards)} or fewer")
+
+
+_claimed: dict[str, tuple[BenchConfig, BoardLock | None]] = {}
+
+
+def worker_bench(cfg: BenchConfig) -> BenchConfig:
+    """In a pool worker, the bench narrowed to the worker's board (claimed once per process)."""
+    folder = os.environ.get(LOCK_DIR_ENV)
+    if not os.environ.get("PYTEST_XDIST_WORKER") or not folder:
+        return cfg
+    if "board" not in _claimed:
+        _claimed["board"] = claim_board(cfg, Path(folder))
+    return _claimed["board"][0]
+
+
+# -- pytest hooks (this module is a plugin in a pool run) -------------------------------------------
+
+def pytest_configure(config: Any) -> None:
+    """The controller names the lock folder (beside the report's artifacts) for its workers."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        artifacts = Path(config.getoption("--otarig-artifacts")).resolve()
+        os.environ[LOCK_DIR_ENV] = str(artifacts.parent / "pool-locks")
+
+
+def pytest_unconfigure(config: Any) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.pop(LOCK_DIR_ENV, None)
+
+
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """The controller collects nothing itself: the workers' collection gives `otarig run`'s
+    progress its total and its list of scenarios (what never started, if interrupted)."""
+    for plugin in node.config.pluginmanager.get_plugins():
+        if hasattr(plugin, "collected") and hasattr(plugin, "progress") and not plugin.collected:
+            plugin.collected = list(ids)
+            if plugin.progress is not None and getattr(plugin, "task", None) is None:
+                plugin.task = plugin.progress.add_task("scenarios", total=len(ids))
