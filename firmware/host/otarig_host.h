@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#define OTARIG_ABI_VERSION 2
+#define OTARIG_ABI_VERSION 3
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +46,10 @@ typedef struct otarig_host_api {
     uint8_t* eeprom;                                     /* emulated EEPROM, owned by the simulator */
     uint32_t eeprom_len;                                 /* 2047 on Electron */
     int      (*gpio)(int op, int pin, int value);        /* OTARIG_GPIO_*; not switching (ABI 2) */
+    /* HAL_EEPROM_Put (index >= 0) or HAL_EEPROM_Clear (index -1): the simulator writes the emulated
+     * EEPROM's flash records and updates `eeprom`; switching (the app waits out the flash time),
+     * non-zero: abort (ABI 3) */
+    int      (*eeprom_put)(int index, const uint8_t* data, int len);
 } otarig_host_api;
 
 /* serial(op, ...) */

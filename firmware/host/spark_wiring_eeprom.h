@@ -1,6 +1,7 @@
 /*
- * EEPROMClass `EEPROM` (device-os@v2.3.1 wiring/inc/spark_wiring_eeprom.h) over the emulated EEPROM
- * buffer owned by the simulator, so its content survives resets and reloads (2047 bytes on Electron).
+ * EEPROMClass `EEPROM` (device-os@v2.3.1 wiring/inc/spark_wiring_eeprom.h). Reads come from the
+ * simulator's view of the emulated EEPROM; every write is a HAL_EEPROM_Put the simulator turns into
+ * flash records with their timing, so a power cut can land inside it (2047 bytes on Electron).
  */
 #pragma once
 
@@ -11,7 +12,7 @@
 class EEPROMClass {
 public:
     uint8_t read(int index) const;
-    void write(int index, uint8_t value);
+    void write(int index, uint8_t value) { putBytes(index, &value, 1); }
     void update(int index, uint8_t value) { write(index, value); }
     size_t length() const;
     void clear();
@@ -28,15 +29,13 @@ public:
     }
     template <typename T>
     const T& put(int index, const T& t) {
-        uint8_t* base = data();
-        if (index >= 0 && (size_t)index + sizeof(T) <= length() && base) {
-            memcpy(base + index, (const void*)&t, sizeof(T));
-        }
+        putBytes(index, (const uint8_t*)&t, sizeof(T));
         return t;
     }
 
 private:
     uint8_t* data() const;
+    void putBytes(int index, const uint8_t* bytes, size_t len);
 };
 
 extern EEPROMClass EEPROM;

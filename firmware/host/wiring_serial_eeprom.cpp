@@ -72,9 +72,21 @@ uint8_t EEPROMClass::read(int index) const {
     return data()[index];
 }
 
-void EEPROMClass::write(int index, uint8_t value) {
-    if (index < 0 || (size_t)index >= length()) return;
-    data()[index] = value;
+void EEPROMClass::putBytes(int index, const uint8_t* bytes, size_t len) {
+    if (index < 0 || (size_t)index + len > length() || !bytes) return;
+    const auto& a = otarig::api();
+    if (!a.eeprom_put) {
+        memcpy(data() + index, bytes, len);
+        return;
+    }
+    if (a.eeprom_put(index, bytes, (int)len) != 0) throw otarig::AppTerminated();
 }
 
-void EEPROMClass::clear() { memset(data(), 0xFF, length()); }
+void EEPROMClass::clear() {
+    const auto& a = otarig::api();
+    if (!a.eeprom_put) {
+        memset(data(), 0xFF, length());
+        return;
+    }
+    if (a.eeprom_put(-1, nullptr, 0) != 0) throw otarig::AppTerminated();
+}

@@ -23,6 +23,8 @@ class DeviceOta:
         self.dev = dev
         self.rx = OtaReceiver()
         self._watchdog = None
+        #: the end of HAL_FLASH_End, waiting for its DCT write (docs/reference/particle-ota.md §2.10)
+        self._finishing = None
         self.transfers_begun = 0
         self.results: list[tuple[int, bool, str]] = []
 
@@ -77,6 +79,7 @@ class DeviceOta:
         f.updates_pending = False  # docs/reference/particle-ota.md §2.3 step 4
         self.transfers_begun += 1
         self.rx.begin(msg)
+        dev.flash.ota_erase()  # HAL_FLASH_Begin (docs/reference/particle-ota.md §2.10)
         self._arm_watchdog()
         dev.note("ota_begin", transfer=msg.transfer_id, length=msg.file_length)
         dev.emit(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_BEGIN)
@@ -96,6 +99,7 @@ class DeviceOta:
         if not self.receiving:
             return  # a handler disconnected or slept (a defect the rig must catch)
         self.rx.accept_chunk(chunk)
+        self.dev.flash.ota_write(chunk.index * self.rx.chunk_size, chunk.data)  # HAL_FLASH_Update (§2.10)
 
     def _done(self, msg: UpdateDone) -> None:
         dev = self.dev
@@ -107,7 +111,20 @@ class DeviceOta:
             dev.note("ota_missing", transfer=msg.transfer_id, chunks=missing)
             dev.net.send(DoneReply(msg.transfer_id, missing=missing), 60 + 2 * len(missing), "ota")
             return
+        if self._finishing is not None:
+            return  # HAL_FLASH_End is still writing the DCT
         ok, error = self._validate_and_register(self.rx.image())
+        # docs/reference/particle-ota.md §2.10: the reply and `complete` wait for HAL_FLASH_End's DCT
+        # write; a cut meanwhile leaves no slot
+        hold_ms = -(-(dev.flash.journal.busy_until_us - dev.sched.now_ms * 1000) // 1000)
+        if hold_ms > 0:
+            self._finishing = dev.sched.after(hold_ms, lambda: self._finish(ok, error))
+        else:
+            self._finish(ok, error)
+
+    def _finish(self, ok: bool, error: str) -> None:
+        dev = self.dev
+        self._finishing = None
         self._disarm_watchdog()
         transfer = self.rx.transfer_id
         chunks, bad_crc, duplicates = self.rx.chunks_received, self.rx.bad_crc, self.rx.duplicates
@@ -164,6 +181,9 @@ class DeviceOta:
         """
         if not self.receiving:
             return
+        if self._finishing is not None:
+            self._finishing.cancel()
+            self._finishing = None
         self._disarm_watchdog()
         transfer = self.rx.transfer_id
         chunks = self.rx.chunks_received

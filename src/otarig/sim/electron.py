@@ -96,6 +96,7 @@ class Electron:
         self.flash = FlashState(system_parts={1: dos.SYSTEM_MODULE_VERSION, 2: dos.SYSTEM_MODULE_VERSION,
                                               3: dos.SYSTEM_MODULE_VERSION},
                                 bootloader=bootloader_of(dos.SYSTEM_MODULE_VERSION))
+        self.flash.attach_clock(lambda: self.sched.now_ms * 1000)
         self.eeprom = (ctypes.c_uint8 * 2047).from_buffer(self.flash.eeprom)
         self.flags = SystemFlags()
         self.session = RetainedSession()
@@ -170,7 +171,9 @@ class Electron:
             return
         self.powered = False
         self.note("power_off", brownout=brownout, ota=self.ota.receiving, copying=self.flash.copying)
-        self.flash.corrupt_copy_destination()
+        torn = self.flash.power_lost(self.world.rng("flash", self.device_id))
+        if torn is not None:
+            self.note("flash_torn", op=torn.label, region=torn.region)  # docs/reference/particle-ota.md §2.10
         self._halt(graceful_cloud=False)
         self.app_state = AppState.OFF
         self.next_cold_reason = "power_brownout" if brownout else "power_down"
@@ -227,14 +230,15 @@ class Electron:
         self.note("boot_start", reason=dos.RESET_REASON_NAME.get(reason, str(reason)))
         self.flags = SystemFlags()  # docs/reference/particle-ota.md §2.1: RAM flags reset at boot
         self.last_reset_published = False
+        self.flash.boot()  # HAL_EEPROM_Init (docs/reference/particle-ota.md §2.10)
         self._bootloader()
 
     def _bootloader(self) -> None:
         """docs/reference/particle-ota.md §2.6: copy each DCT slot (source checked first), clear it after the copy."""
         if self.flash.slots:
-            self.flash.copying = True
             self.note("bootloader_copy_start", slots=len(self.flash.slots))
-            self._boot_timers.append(self.sched.after(self.timing("bootloader_copy"), self._copy_done))
+            # docs/reference/particle-ota.md §2.10: erase + word programs + the DCT write, at flash speed
+            self._boot_timers.append(self.sched.after(self.flash.begin_copy(), self._copy_done))
         else:
             self._validate_and_start()
 
@@ -478,6 +482,13 @@ class Electron:
 
     def fw_gpio(self, op: int, pin: int, value: int) -> int:
         return self.pins.fw_gpio(op, pin, value)
+
+    def fw_eeprom_put(self, index: int, buf: Any, length: int) -> int:
+        """HAL_EEPROM_Put / HAL_EEPROM_Clear (index -1): the records go to flash now; the app waits
+        out their flash time, so a power cut can land inside them (docs/reference/particle-ota.md §2.10)."""
+        hold_us = self.flash.eeprom_put(index, ctypes.string_at(buf, length) if index >= 0 else b"")
+        hold_ms = -(-max(hold_us, 0) // 1000)
+        return self.fw_delay(hold_ms) if hold_ms else 0
 
     # -- flags and events (docs/reference/particle-ota.md §2.1, §2.2, §7.5) ---------------
     def set_updates_enabled(self, enabled: bool) -> None:

@@ -161,7 +161,7 @@ class SimPowerCut:
         self.record = CutRecord(
             t_ms=dev.sched.now_ms, point=self.point,
             chunks_received=dev.ota.rx.chunks_received if dev.ota.receiving else -1,
-            slot_registered=bool(dev.flash.slots), copying=dev.flash.copying,
+            slot_registered=dev.flash.slot_pending, copying=dev.flash.copying,
             user_version=dev.running_version)
         dev.note("fault_power_cut", point=self.point.label, brownout=self.brownout)
         dev.power_off(brownout=self.brownout)

@@ -1,7 +1,7 @@
 """Runs one instance of the companion's host build (a .so) inside the simulator.
 
 The firmware is the real C++ companion compiled against `firmware/host/`; this module loads
-it with ctypes, binds the bridge callbacks (docs/dev/architecture.md, ABI 2) to a device
+it with ctypes, binds the bridge callbacks (docs/dev/architecture.md, ABI 3) to a device
 model, and runs `setup()`/`loop()` in a greenlet so that `delay()` yields to the virtual-time
 scheduler (docs/design.md principle 4). One OS thread; no wall-clock waits.
 """
@@ -15,7 +15,7 @@ from typing import Protocol
 
 import greenlet
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 # otarig_config keys
 CFG_SYSTEM_MODE, CFG_THREADED, CFG_PRODUCT_ID, CFG_PRODUCT_VERSION = range(4)
@@ -27,6 +27,7 @@ SERIAL = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_ui
 SYSTEM = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_int)
 CLOUD = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int)
 GPIO = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int)
+EEPROM_PUT = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_uint8), ctypes.c_int)
 
 
 class SleepRequest(ctypes.Structure):
@@ -54,6 +55,7 @@ class HostApi(ctypes.Structure):
         ("eeprom", ctypes.POINTER(ctypes.c_uint8)),
         ("eeprom_len", ctypes.c_uint32),
         ("gpio", GPIO),  # ABI 2
+        ("eeprom_put", EEPROM_PUT),  # ABI 3
     ]
 
 
@@ -68,6 +70,7 @@ class AppHost(Protocol):
     def fw_cloud(self, op: int, a: str | None, b: str | None, flags: int) -> int: ...
     def fw_sleep(self, req: SleepRequest) -> int: ...
     def fw_gpio(self, op: int, pin: int, value: int) -> int: ...
+    def fw_eeprom_put(self, index: int, buf: "ctypes._Pointer", length: int) -> int: ...
 
 
 class FirmwareLoadError(RuntimeError):
@@ -137,6 +140,7 @@ class AppInstance:
                                                             b.decode() if b else None, f)),
             "sleep": SLEEP(lambda req: host.fw_sleep(req.contents)),
             "gpio": GPIO(host.fw_gpio),
+            "eeprom_put": EEPROM_PUT(host.fw_eeprom_put),
         }
         self._eeprom = eeprom
         self._api = HostApi(eeprom=ctypes.cast(eeprom, ctypes.POINTER(ctypes.c_uint8)), eeprom_len=len(eeprom),

@@ -1,0 +1,176 @@
+"""Device OS's emulated EEPROM on the Electron, record by record (docs/reference/particle-ota.md §2.10).
+
+The app's `EEPROM` is not a byte array: Device OS 2.3.1 keeps it as a log of 4-byte records in two
+internal-flash pages, sector 3 (16 KB at 0x0800C000) and sector 4 (64 KB at 0x08010000)
+(`platform/MCU/STM32F2xx/SPARK_Firmware_Driver/inc/eeprom_emulation_impl.h`, the algorithm in
+`services/inc/eeprom_emulation.h`, called from `hal/src/stm32/eeprom_hal.cpp`). This module
+follows that algorithm, writing through the flash `Journal` so that a power cut can land inside
+any word it programs or any page it erases:
+
+* a page starts with a 32-bit status: ERASED 0xFFFFFFFF, COPY 0xFFFFEEEE, ACTIVE 0xFFFF0000,
+  INACTIVE 0xCCCC0000; the first ACTIVE page (page 1 first) is read and written;
+* a record is (data, status, index as uint16), one word; valid when status == 0 and index != 0xFFFF;
+  a read walks the page and stops at the first record that is not valid, the last value wins;
+* a put writes one record per *changed* byte, backwards from the end of the run, so the run's
+  first record (written last) commits the whole put; it first checks that the word after the run
+  is empty, and any invalid record in the page sends the put to a page swap;
+* a swap (page full, or an invalid record found): erase the other page unless every byte of it
+  reads 0xFF, mark it COPY, copy the latest value of every index (not 0xFF, not in the put), write
+  the put's bytes, mark it ACTIVE, then mark the old page INACTIVE; the old page is erased at the
+  next swap;
+* at boot (`HAL_EEPROM_Init`), no ACTIVE page means `clear()`: erase both, mark page 1 ACTIVE.
+"""
+from __future__ import annotations
+
+import struct
+
+from .stm32_flash import Journal, Op, Regions
+
+ERASED, COPY, ACTIVE, INACTIVE = 0xFFFFFFFF, 0xFFFFEEEE, 0xFFFF0000, 0xCCCC0000
+PAGES = (("eeprom1", 16 * 1024), ("eeprom2", 64 * 1024))
+#: eeprom_emulation.h capacity(): half the records that fit in the smaller page
+CAPACITY = PAGES[0][1] // 4 // 2
+EMPTY = 0xFFFFFFFF
+
+
+def _record(index: int, value: int) -> bytes:
+    return struct.pack("<BBH", value, 0, index)
+
+
+class EepromEmulation:
+    """The two pages over `regions`, written through `journal`."""
+
+    def __init__(self, regions: Regions, journal: Journal) -> None:
+        self.regions = regions
+        self.journal = journal
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _page(self, n: int) -> bytearray:
+        return self.regions.region(PAGES[n][0])
+
+    def status(self, n: int) -> int:
+        return int.from_bytes(self._page(n)[:4], "little")
+
+    def active(self) -> int | None:
+        """updateActivePage: the first ACTIVE page (0 or 1), else None."""
+        for n in (0, 1):
+            if self.status(n) == ACTIVE:
+                return n
+        return None
+
+    def _records(self, n: int):
+        """(offset, word) of every record from the page header on, as forEachRecord walks them."""
+        page = self._page(n)
+        words = memoryview(page).cast("I")
+        for i in range(1, len(words)):
+            yield i * 4, words[i]
+
+    def view(self, length: int) -> bytes:
+        """readRange(0, length): the latest valid value of each index, 0xFF where none."""
+        out = bytearray(b"\xff" * length)
+        n = self.active()
+        if n is None:
+            return bytes(out)
+        for _, word in self._records(n):
+            if (word >> 8) & 0xFF != 0 or word >> 16 == 0xFFFF:
+                break
+            index = word >> 16
+            if index < length:
+                out[index] = word & 0xFF
+        return bytes(out)
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _program(self, n: int, offset: int, data: bytes, label: str) -> Op:
+        return self.journal.run(self.regions, Op("program", PAGES[n][0], offset, len(data), 0, data, label))
+
+    def _erase(self, n: int, label: str) -> Op:
+        name, size = PAGES[n]
+        return self.journal.run(self.regions, Op("erase", name, 0, size, 0, label=label))
+
+    def _set_status(self, n: int, status: int) -> None:
+        self._program(n, 0, status.to_bytes(4, "little"), f"eeprom page {n + 1} status {status:#010x}")
+
+    def init(self) -> None:
+        """HAL_EEPROM_Init: no ACTIVE page -> clear()."""
+        if self.active() is None:
+            self.clear()
+
+    def clear(self) -> None:
+        self._erase(0, "eeprom clear")
+        self._erase(1, "eeprom clear")
+        self._set_status(0, ACTIVE)
+
+    def put(self, index: int, data: bytes) -> None:
+        """writeRange: one record per changed byte, committed by the run's first record; a swap
+        when the page is full or holds an invalid record. Out of range: nothing is written."""
+        if index < 0 or index + len(data) > CAPACITY or not data:
+            return
+        n = self.active()
+        if n is None:
+            self.init()
+            n = self.active()
+            assert n is not None
+        existing = bytearray(b"\xff" * len(data))
+        empty_at = None
+        clean = True
+        for offset, word in self._records(n):
+            if word == EMPTY:
+                empty_at = offset
+                break
+            if (word >> 8) & 0xFF == 0 and word >> 16 != 0xFFFF:
+                i = (word >> 16) - index
+                if 0 <= i < len(data):
+                    existing[i] = word & 0xFF
+            else:
+                clean = False
+                break
+        changed = [(index + i, b) for i, b in enumerate(data) if existing[i] != b]
+        if not changed:
+            return
+        size = PAGES[n][1]
+        if clean and empty_at is not None:
+            end = empty_at + 4 * len(changed)
+            page = self._page(n)
+            separator_ok = end >= size or page[end:end + 4] == b"\xff\xff\xff\xff"
+            if end <= size and separator_ok and self._write_backwards(n, empty_at, changed):
+                return
+        self._swap_and_write(n, index, data)
+
+    def _write_backwards(self, n: int, start: int, changed: list[tuple[int, int]]) -> bool:
+        """writeRangeChanged: last changed byte first, the run's first record last (the commit).
+        A record that does not read back as written (a torn word under it) fails the put."""
+        page = self._page(n)
+        for k in range(len(changed) - 1, -1, -1):
+            at = start + 4 * k
+            rec = _record(*changed[k])
+            self._program(n, at, rec, f"eeprom record [{changed[k][0]}]")
+            if bytes(page[at:at + 4]) != rec:
+                return False
+        return True
+
+    def _swap_and_write(self, source: int, index: int, data: bytes) -> None:
+        """swapPagesAndWrite, with its two tries."""
+        dest = 1 - source
+        latest: dict[int, int] = {}
+        for _, word in self._records(source):
+            if (word >> 8) & 0xFF != 0 or word >> 16 == 0xFFFF:
+                break
+            latest[word >> 16] = word & 0xFF
+        keep = [(i, v) for i, v in sorted(latest.items())
+                if not index <= i < index + len(data) and v != 0xFF]
+        new = [(index + i, b) for i, b in enumerate(data) if b != 0xFF]
+        for attempt in range(2):
+            page = self._page(dest)
+            if attempt or page.count(0xFF) != len(page):
+                self._erase(dest, "eeprom swap erase")
+            self._set_status(dest, COPY)
+            records = b"".join(_record(i, v) for i, v in keep + new)
+            if 4 + len(records) > len(page):
+                return  # does not fit: Device OS gives up too
+            if records:
+                self._program(dest, 4, records, "eeprom swap copy")
+            if bytes(page[4:4 + len(records)]) != records:
+                continue
+            self._set_status(dest, ACTIVE)
+            self._set_status(source, INACTIVE)
+            return
