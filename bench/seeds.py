@@ -11,6 +11,7 @@ the scenario — unless the firmware really misbehaves then (a finding).
     .venv/bin/python bench/seeds.py                      # 100 seeds, the whole suite
     .venv/bin/python bench/seeds.py --seeds 3 -k "lock_and_flash or forced_update"
     .venv/bin/python bench/seeds.py --json out.json      # the figures as JSON too
+    .venv/bin/python bench/seeds.py --summarize DIR      # figures of an earlier --out DIR, run nothing
 
 Exit status 1 when any scenario failed on any seed. The short CI version is
 tests/test_seed_sweep.py (3 seeds, 2 scenarios).
@@ -130,6 +131,19 @@ def sweep(seeds: list[int], out: Path, *, jobs: int = MAX_JOBS, keyword: str | N
     return Sweep(runs)
 
 
+def summarize(out: Path) -> Sweep:
+    """The figures of the finished seed runs in `out` (a sweep stopped early included)."""
+    runs = []
+    for report in sorted(out.glob("seed-*"), key=lambda p: int(p.name.split("-")[1])):
+        if not (report / "certification.json").is_file():
+            continue  # still running, or stopped before its record
+        outcomes, timelines = read_report(report)
+        record = json.loads((report / "certification.json").read_text())
+        wall = float(record.get("summary", {}).get("duration_wall_s") or 0.0)
+        runs.append(SeedRun(int(report.name.split("-")[1]), 0 if record.get("passed") else 1, wall, outcomes, timelines))
+    return Sweep(runs)
+
+
 def print_table(result: Sweep) -> None:
     failures, distinct = result.failures(), result.distinct_timelines()
     n = len(result.runs)
@@ -157,7 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bench", type=Path, default=None, help="bench file (default: the repository's)")
     ap.add_argument("--out", type=Path, default=None, help="keep the report folders here (default: a temporary folder)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--summarize", type=Path, default=None, metavar="DIR",
+                    help="run nothing: print the figures of the seed-* reports an earlier --out DIR holds")
     args = ap.parse_args(argv)
+    if args.summarize:
+        result = summarize(args.summarize)
+        print_table(result)
+        if args.json:
+            args.json.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+        return 1 if result.failures() else 0
     if args.seeds < 1:
         ap.error("--seeds must be at least 1")
     seeds = list(range(args.first, args.first + args.seeds))
