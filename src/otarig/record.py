@@ -111,6 +111,7 @@ def _result(r: Mapping[str, Any]) -> dict:
         "verdicts": _verdicts(r.get("verdicts") or []),
         **({"reason": str(r["reason"])} if r.get("reason") else {}),
         **({"interrupted": str(r["interrupted"])} if r.get("interrupted") else {}),
+        **({"pool_worker": str(r["pool_worker"])} if r.get("pool_worker") else {}),  # otarig.pool
     }
 
 
