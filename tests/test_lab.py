@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from otarig.config import BenchConfig
-from otarig.lab import LabError, client_environment, find_client, parse_show, place_bench_data
+from otarig.lab import (
+    LabError,
+    client_environment,
+    find_client,
+    parse_show,
+    place_bench_data,
+)
 
 DEVICE = "e00fce680000000000000001"
 #: what labgrid 26's `labgrid-client -p lab-3 show` prints for a held place
