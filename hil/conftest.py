@@ -29,6 +29,7 @@ def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False) -> list[
     """The checks every OTA scenario ends with (docs/reference/particle-ota.md §7.10)."""
     tl = rig.timeline
     return [
+        v.app_saw_every_update(tl),
         v.update_began_in_idle_window(tl, allow_forced=allow_forced),
         v.shutdown_before_reset(tl),
         v.no_record_lost(tl),

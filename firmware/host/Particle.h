@@ -44,8 +44,20 @@ void loop();
 #define SYSTEM_MODE(mode) SystemClass SystemMode(mode)
 #define SYSTEM_THREAD(state) STARTUP(system_thread_set_state(spark::feature::state, NULL))
 
+/* The rig builds one project at its logical versions 1, 2, 3 and for the bench's product
+ * (src/otarig/sim/build.py passes -DOTARIG_PRODUCT_VERSION=N and -DOTARIG_PRODUCT_ID=P): when
+ * given, they win over the values in the source, so a team's firmware needs no edits
+ * (docs/your-firmware.md). Without them the source's values stand, as on Device OS. */
+#ifdef OTARIG_PRODUCT_ID
+#define PRODUCT_ID(x) static ::otarig::ConfigSetter otarig_product_id_(OTARIG_CONFIG_PRODUCT_ID, (int)(OTARIG_PRODUCT_ID))
+#else
 #define PRODUCT_ID(x) static ::otarig::ConfigSetter otarig_product_id_(OTARIG_CONFIG_PRODUCT_ID, (int)(x))
+#endif
+#ifdef OTARIG_PRODUCT_VERSION
+#define PRODUCT_VERSION(x) static ::otarig::ConfigSetter otarig_product_version_(OTARIG_CONFIG_PRODUCT_VERSION, (int)(OTARIG_PRODUCT_VERSION))
+#else
 #define PRODUCT_VERSION(x) static ::otarig::ConfigSetter otarig_product_version_(OTARIG_CONFIG_PRODUCT_VERSION, (int)(x))
+#endif
 
 /** Survives resets (not power loss): the simulator copies this section across reloads. */
 #define retained __attribute__((section("retained_user")))

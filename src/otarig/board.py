@@ -69,6 +69,15 @@ class CommandFailed(BoardError):
         self.reply = reply
 
 
+class NotSupported(CommandFailed):
+    """The firmware's test agent has no hook for this command (docs/your-firmware.md "Hooks"):
+    a scenario that needs it is not applicable to this firmware."""
+
+
+#: how the agent begins the error of a command whose hook the app did not give (docs/protocol.md)
+NOT_SUPPORTED = "not supported by this firmware"
+
+
 class _KeepInputSerial(serial.Serial):  # type: ignore[misc,valid-type]
     """pyserial's Serial without the input flush in `open()`.
 
@@ -367,7 +376,8 @@ class Board:
                 index += 1
                 if isinstance(entry, Event) and entry.name == "reply" and entry.get("id") == cid:
                     if entry.get("ok") is not True:
-                        raise CommandFailed(
+                        error = str(entry.get("error", ""))
+                        raise (NotSupported if error.startswith(NOT_SUPPORTED) else CommandFailed)(
                             f"{self.board_id}: command {cmd!r} (id {cid}) failed: "
                             f"{entry.get('error', 'no error given')}",
                             entry,

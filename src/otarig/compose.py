@@ -35,15 +35,28 @@ class CompositionError(RuntimeError):
     """The bench could not be composed; the message names the part and the fix."""
 
 
+class NotApplicable(CompositionError):
+    """The scenario asks for a firmware variant the project under test is not (its threading is
+    in its source); the plugin skips it as not applicable to this firmware."""
+
+
 def compose(cfg: BenchConfig, bench_path: Path, artifacts: Path, *, seed: int, mutant: int = 0,
             threaded: bool | None = None, cloud_params: Any = None, project: Path | None = None) -> BenchParts:
     """The parts of a rig on the bench `cfg` describes; on failure everything opened is closed."""
+    asked = threaded
     threaded = cfg.simulation.threaded if threaded is None else threaded
     if cfg.simulated:
         from .sim.service import SimService  # the only place the rig reaches the simulator
 
         service = SimService(cfg, artifacts / "world", seed=seed, mutant=mutant, threaded=threaded,
                              cloud_params=cloud_params, project=project)
+        if project is not None and service.firmware_threaded != threaded:
+            if asked is not None:
+                service.close()
+                raise NotApplicable(f"the scenario needs a {'threaded' if asked else 'non-threaded'} build; "
+                                    f"{project.name} is {'threaded' if service.firmware_threaded else 'non-threaded'}"
+                                    " (SYSTEM_THREAD(ENABLED) in its source decides)")
+            threaded = service.firmware_threaded
         endpoints = service.endpoints()
         parts = BenchParts(clock=service.clock, cloud=None, boards={}, firmware=service.firmware,  # type: ignore[arg-type]
                            sim=service.handle, threaded=threaded,

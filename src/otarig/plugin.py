@@ -29,6 +29,9 @@ LONG_BUDGET_S = 4 * 3600.0
 #: run; one skipped for want of a capability, a firmware or a tool does, unless --allow-skips
 SKIP_POLICY = "not run on this bench: "
 SKIP_NEEDS = "needs "
+#: the firmware under test lacks what the scenario exercises (a hook, a threading): no fault of the
+#: bench, so it does not fail a run either (docs/your-firmware.md "Hooks")
+SKIP_NOT_APPLICABLE = "not applicable to this firmware: "
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -107,6 +110,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     setattr(item, f"otarig_rep_{rep.when}", rep)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A command the firmware's agent has no hook for skips the scenario as not applicable."""
+    from .board import NotSupported
+
+    try:
+        return (yield)
+    except NotSupported as exc:
+        pytest.skip(f"{SKIP_NOT_APPLICABLE}{exc}")
+
+
 def _safe_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
 
@@ -151,10 +165,15 @@ class _BenchSession:
 
         threaded = _threaded(item)
         if self.cfg.simulated:
+            from .compose import NotApplicable
+
             project = self.config.getoption("--firmware")
-            return compose(self.cfg, _bench_path(self.config), artifacts, seed=seed,
-                           mutant=self.config.getoption("--mutant"), threaded=threaded,
-                           project=Path(project).resolve() if project else None), True
+            try:
+                return compose(self.cfg, _bench_path(self.config), artifacts, seed=seed,
+                               mutant=self.config.getoption("--mutant"), threaded=threaded,
+                               project=Path(project).resolve() if project else None), True
+            except NotApplicable as exc:
+                pytest.skip(f"{SKIP_NOT_APPLICABLE}{exc}")
         if not self.shared:
             self.root.mkdir(parents=True, exist_ok=True)
             self.shared[True] = compose(self.cfg, _bench_path(self.config), self.root, seed=seed)
@@ -188,7 +207,7 @@ def rig(request: pytest.FixtureRequest, otarig_bench: _BenchSession, bench_confi
         record_property: Any) -> Iterator[Any]:
     """A rig on the configured bench at its baseline, with its artifact folder; writes artifacts at teardown."""
     from .rig import Rig
-    from .strategy import BaselineStrategy
+    from .strategy import BaselineStrategy, NoTestAgent
 
     config = request.config
     cfg = bench_config
@@ -205,7 +224,10 @@ def rig(request: pytest.FixtureRequest, otarig_bench: _BenchSession, bench_confi
     try:
         baseline = cfg.firmware.baseline if cfg.firmware is not None and not cfg.simulated \
             else cfg.simulation.firmware_version
-        BaselineStrategy(baseline).transition(the_rig)
+        try:
+            BaselineStrategy(baseline).transition(the_rig)
+        except NoTestAgent as exc:  # no scenario can run on this firmware: stop at bench start
+            pytest.exit(f"otarig: {exc}", returncode=4)
         the_rig.start_scenario()
         yield the_rig
         the_rig.check_drift()

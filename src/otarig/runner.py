@@ -228,13 +228,13 @@ def run_verdict(results: list[dict], *, allow_skips: bool, interrupted: bool) ->
     """The run's one verdict, and why not: every scenario that ran passed, at least one ran, the
     run was not interrupted, and nothing was skipped for want of a capability, a firmware or a
     tool (unless allowed). Skips by policy (sim_only on hardware, over budget) do not count."""
-    from .plugin import SKIP_POLICY
+    from .plugin import SKIP_NOT_APPLICABLE, SKIP_POLICY
 
     why = []
     bad = [r for r in results if r.get("outcome") in ("failed", "error")]
     if bad:
         why.append(f"{len(bad)} scenario(s) failed or errored")
-    needs = [r for r in results if r.get("outcome") == "skipped" and not str(r.get("reason", "")).startswith(SKIP_POLICY)]
+    needs = [r for r in results if r.get("outcome") == "skipped" and not str(r.get("reason", "")).startswith((SKIP_POLICY, SKIP_NOT_APPLICABLE))]
     if needs and not allow_skips:
         why.append(f"{len(needs)} scenario(s) skipped for want of a capability, firmware or tool "
                    "(--allow-skips accepts that)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .board import BoardError
+from .board import BoardError, NotSupported
 from .interfaces import FirmwareBuild
 
 #: bench seconds to wait for the test agent to answer (a board may be booting or asleep)
@@ -42,6 +42,16 @@ class TransitionFailed(RuntimeError):
     """The bench could not be brought to the baseline; the scenario errors with this message."""
 
 
+class NoTestAgent(TransitionFailed):
+    """The board never spoke the test agent's protocol: its firmware does not run TestAgent, so
+    no scenario can run; the run stops at bench start with what to add."""
+
+
+def _agent_seen(board: Any) -> bool:
+    """Whether the board ever sent a `hello` or a `reply` (docs/protocol.md "Versioning")."""
+    return any(getattr(e, "name", None) in ("hello", "reply") for _, e in board.history_since(0))
+
+
 class BaselineStrategy:
     """`transition(rig)`: baseline version, clean cloud state, app idle, cloud connected."""
 
@@ -64,7 +74,10 @@ class BaselineStrategy:
         rig.cloud.reset_group(self.baseline, build.image)
         if status.get("workload") != "idle":
             rig.command("workload", state="idle")
-        rig.command("reset_hold", hold=False)  # the test agent's hold; idempotent (the status cannot tell it)
+        try:
+            rig.command("reset_hold", hold=False)  # the test agent's hold; idempotent (the status cannot tell it)
+        except NotSupported:
+            pass  # the firmware has no reset hold to release (docs/your-firmware.md "Hooks")
         self.wait_connected(rig, CONNECT_WAIT_S)
         rig.collect()
 
@@ -105,6 +118,14 @@ class BaselineStrategy:
                     rig.timeline.add(rig.now(), "rig", "baseline_remedy", {"action": name})
                     remedy()
                 rig.wait(1.0)
+        if not _agent_seen(rig.board):
+            raise NoTestAgent(
+                f"board {rig.dut_id}: no otarig test agent on its serial port within {timeout:g} bench seconds "
+                "(no `hello`, no reply to `status`, even after a wake and a power cycle where the bench can): "
+                "the firmware does not run TestAgent. Add it: copy the library into the project's lib/ "
+                "(`otarig firmware add-agent DIR`), #include \"TestAgent.h\", call agent.begin() in setup(), "
+                "agent.loop() in loop() and agent.sysEvent(event, param) from a System.on(all_events, ...) "
+                "handler (docs/your-firmware.md)")
         raise TransitionFailed(f"board {rig.dut_id}: its test agent did not answer `status` within {timeout:g} s "
                                f"(last: {last}); is the companion firmware (TestAgent) running on it?")
 

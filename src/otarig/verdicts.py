@@ -13,19 +13,24 @@ from .timeline import Entry, Timeline
 
 @dataclass
 class Verdict:
+    """`message` says what happened; `fix`, on a failure, what to change in the firmware."""
+
     name: str
     passed: bool
     message: str
     evidence: list[Entry] = field(default_factory=list)
+    fix: str = ""
 
     def __bool__(self) -> bool:
         return self.passed
 
     def explain(self) -> str:
         head = f"{'PASS' if self.passed else 'FAIL'} {self.name}: {self.message}"
-        if self.passed or not self.evidence:
+        if self.passed:
             return head
-        return head + "\n" + Timeline.render(self.evidence)
+        if self.fix:
+            head += f"\n  what to change: {self.fix}"
+        return head + ("\n" + Timeline.render(self.evidence) if self.evidence else "")
 
 
 class VerdictFailed(AssertionError):
@@ -42,8 +47,36 @@ def _ok(name: str, msg: str) -> Verdict:
     return Verdict(name, True, msg)
 
 
-def _fail(tl: Timeline, name: str, msg: str, at: float, *, before: float = 30.0, after: float = 5.0) -> Verdict:
-    return Verdict(name, False, msg, tl.window(at - before, at + after))
+def _fail(tl: Timeline, name: str, msg: str, at: float, *, before: float = 30.0, after: float = 5.0,
+          fix: str = "") -> Verdict:
+    return Verdict(name, False, msg, tl.window(at - before, at + after), fix)
+
+
+#: the hooks a firmware's test agent lists in `hello` (docs/protocol.md); absent = all of them
+HOOK_WINDOW, HOOK_RECORDS = "window", "records"
+
+
+def _lacks(tl: Timeline, board: str | None, hook: str) -> bool:
+    """The board's firmware said (hello `hooks`) it does not report `hook`: a verdict over it is
+    not applicable to this firmware (docs/your-firmware.md "Hooks")."""
+    hellos = [e for e in _board(tl, board) if e.kind == "hello" and isinstance(e.get("hooks"), list)]
+    return bool(hellos) and hook not in hellos[-1].get("hooks")
+
+
+def _not_applicable(name: str, why: str) -> Verdict:
+    return Verdict(name, True, f"not applicable to this firmware: {why}")
+
+
+def _mode_of(tl: Timeline, board: str | None) -> tuple[str, bool]:
+    """(system mode, threaded) the board's firmware reported in its last hello."""
+    hellos = [e for e in _board(tl, board) if e.kind == "hello"]
+    last = hellos[-1] if hellos else None
+    return (str(last.get("mode", "")) if last else "", bool(last.get("threaded", True)) if last else True)
+
+
+#: docs/reference/particle-ota.md §3.1: how to keep updates out from boot
+FIX_BOOT = ("add SYSTEM_THREAD(ENABLED) or SYSTEM_MODE(SEMI_AUTOMATIC), call System.disableUpdates() in setup() "
+            "and only then Particle.connect() (docs/reference/particle-ota.md §3.1; §7.10 first assertion)")
 
 
 def _board(tl: Timeline, board: str | None) -> list[Entry]:
@@ -62,6 +95,8 @@ def update_began_in_idle_window(tl: Timeline, board: str | None = None, *, allow
     update overrides the app's choice by design.
     """
     name = "update began only inside an idle window"
+    if _lacks(tl, board, HOOK_WINDOW):
+        return _not_applicable(name, "its test agent reports no idle window (TestAgentApp.windowOpen)")
     window_open = False
     forced = False
     begins = 0
@@ -84,7 +119,10 @@ def update_began_in_idle_window(tl: Timeline, board: str | None = None, *, allow
         elif e.is_sys("firmware_update", "begin"):
             begins += 1
             if not window_open and not (allow_forced and forced):
-                return _fail(tl, name, "firmware_update begin while the idle window was closed (app busy)", e.t)
+                return _fail(tl, name, "firmware_update begin while the idle window was closed (app busy)", e.t,
+                             fix="keep updates disabled (System.disableUpdates()) while the app works, from boot "
+                                 "on; enable them only in an idle window, and re-disable them before work resumes "
+                                 "(docs/reference/particle-ota.md §2.1, §3.1)")
     return _ok(name, f"{begins} update(s) began, all inside an idle window"
                + (" or forced by the cloud" if allow_forced and forced else ""))
 
@@ -95,18 +133,29 @@ def shutdown_before_reset(tl: Timeline, board: str | None = None) -> Verdict:
     entries = _board(tl, board)
     in_update = False
     shut = False
+    held = False
     resets = 0
     for e in entries:
         if e.is_sys("firmware_update", "begin"):
             in_update = True
         elif e.is_guard("shutdown_complete"):
             shut = True
+        elif e.is_guard("reset_held"):
+            held = True
         elif e.kind == "hello":
             if in_update and not shut:
-                return _fail(tl, name, "the device reset after an update without a completed shutdown", e.t)
+                what = ("the app held the reset but released it without a clean shutdown" if held else
+                        "nothing held the reset, so Device OS reset the device as soon as the download completed "
+                        "and the app never shut down (data not yet persisted is lost)")
+                return _fail(tl, name, f"the device reset after an update without a completed shutdown: {what}",
+                             e.t, fix="call System.disableReset() in setup(); on `reset_pending` (or "
+                             "`firmware_update` complete) finish the work, persist it, report "
+                             "agent.shutdownComplete(...), then System.enableReset() "
+                             "(docs/reference/particle-ota.md §2.5, §7.10 third assertion)")
             if in_update:
                 resets += 1
             in_update = shut = False
+            held = False
         elif e.is_guard("shutdown_begin") and shut:
             shut = False  # a new shutdown cycle
     return _ok(name, f"{resets} update reset(s), each after shutdown_complete")
@@ -115,6 +164,8 @@ def shutdown_before_reset(tl: Timeline, board: str | None = None) -> Verdict:
 def no_record_lost(tl: Timeline, board: str | None = None) -> Verdict:
     """Every record acknowledged as persisted before a reset is recovered after it."""
     name = "no persisted record lost"
+    if _lacks(tl, board, HOOK_RECORDS):
+        return _not_applicable(name, "its test agent reports no records (TestAgentApp.records/lastSeq)")
     entries = _board(tl, board)
     persisted = 0
     checked = 0
@@ -127,10 +178,18 @@ def no_record_lost(tl: Timeline, board: str | None = None) -> Verdict:
             last = int(e.get("last_seq", 0))
             if last < persisted:
                 return _fail(tl, name, f"record {persisted} was acknowledged as persisted but the device "
-                                       f"booted with last_seq {last}", e.t)
+                                       f"booted with last_seq {last}", e.t,
+                             fix="report a record as persisted only once it is in EEPROM/flash, and commit it so "
+                                 "that a reset or power cut cannot undo it (write the data, then the header)")
             checked += 1
             persisted = last
     return _ok(name, f"{checked} boot(s) checked; highest persisted record {persisted}")
+
+
+#: docs/reference/particle-ota.md §3.2, §3.3, §7.10 fourth assertion
+FIX_CUT = ("do not sleep, call Particle.disconnect() or turn the modem off while a download is in progress: "
+           "note `firmware_update` begin and wait for complete/failed (docs/reference/particle-ota.md §3.2, §3.3, "
+           "§7.10 fourth assertion)")
 
 
 #: rig commands that disconnect the DUT on purpose: a cut they cause is the scenario's, not the app's
@@ -170,7 +229,8 @@ def no_sleep_or_disconnect_during_download(tl: Timeline, board: str | None = Non
         if start is not None and ended:
             if cut is not None and not rig_caused(start, cut):
                 return _fail(tl, name, "the download was cut by a disconnect the rig did not cause (the app's "
-                                       "own sleep or Particle.disconnect(); no `failed` follows a disconnect)", cut.t)
+                                       "own sleep or Particle.disconnect(); no `failed` follows a disconnect)", cut.t,
+                             fix=FIX_CUT)
             start = cut = None
         if e.is_sys("firmware_update", "begin"):
             start, cut = e, None
@@ -180,10 +240,10 @@ def no_sleep_or_disconnect_during_download(tl: Timeline, board: str | None = Non
         elif cut is None and (e.is_sys("cloud_status", "disconnecting") or e.is_sys("cloud_status", "disconnected")):
             cut = e
         elif e.kind == "log" and e.get("msg") == "sleep" and not rig_caused(start, e):
-            return _fail(tl, name, "the app went to sleep during a download", e.t)
+            return _fail(tl, name, "the app went to sleep during a download", e.t, fix=FIX_CUT)
     if start is not None and cut is not None and not rig_caused(start, cut):
         return _fail(tl, name, "the download was cut by a disconnect the rig did not cause (the app's own "
-                               "sleep or Particle.disconnect(); no `failed` follows a disconnect)", cut.t)
+                               "sleep or Particle.disconnect(); no `failed` follows a disconnect)", cut.t, fix=FIX_CUT)
     return _ok(name, f"{downloads} download(s), none cut by the app's own sleep or disconnect")
 
 
@@ -241,10 +301,58 @@ def pending_honoured_within(tl: Timeline, seconds: float, board: str | None = No
             opened = e
         elif e.is_guard("window_close"):
             if opened is not None and e.t - opened.t > seconds:
-                return _fail(tl, name, "the window stayed open without the pending update beginning", e.t)
+                return _fail(tl, name, "the window stayed open without the pending update beginning", e.t,
+                             fix="on `firmware_update_pending` (or System.updatesPending()) finish the work at the next idle moment and " \
+                                 "call System.enableUpdates() (docs/reference/particle-ota.md §1.5, §7.10 second assertion)")
             opened = None
         elif e.is_sys("firmware_update", "begin"):
             if opened is not None and e.t - opened.t > seconds:
-                return _fail(tl, name, f"began {e.t - opened.t:.1f}s after the window opened", e.t)
+                return _fail(tl, name, f"began {e.t - opened.t:.1f}s after the window opened", e.t,
+                             fix="on `firmware_update_pending` (or System.updatesPending()) finish the work at the next idle moment and " \
+                                 "call System.enableUpdates() (docs/reference/particle-ota.md §1.5, §7.10 second assertion)")
             pending, opened = False, None
     return _ok(name, "every pending update began promptly")
+
+
+def app_saw_every_update(tl: Timeline, board: str | None = None) -> Verdict:
+    """Every change of version came through a download the app saw begin: an update that lands
+    before the app's `setup()` ran (or before it listened for system events) was one the app
+    could not refuse, hold or shut down for (docs/reference/particle-ota.md §3.1, §7.10 first
+    assertion). Read from the board's `hello`s and `firmware_update` events, with the cloud's
+    `spark/flash/status` as corroboration; a version change the rig made itself (a USB flash of
+    the baseline) is not counted."""
+    name = "the app saw every update begin"
+    src = f"board:{board}" if board else "board"
+    version = None
+    begun = False
+    changes = 0
+    for e in tl.entries:
+        if e.source == "rig" and e.kind in ("baseline_flash", "usb_flash"):
+            begun = True  # the rig's own flash: no app decision involved
+            continue
+        if not (e.source == src or e.source.startswith(src + ":")):
+            continue
+        if e.kind == "state" and e.get("product_version") is not None:
+            version = e.get("product_version")
+        elif e.is_sys("firmware_update", "begin"):
+            begun = True
+        elif e.kind == "hello":
+            new = e.get("product_version")
+            if version is not None and new != version:
+                changes += 1
+                if not begun:
+                    mode, threaded = _mode_of(tl, board)
+                    started = tl.select(source="cloud", kind="spark/flash/status", end=e.t,
+                                        where=lambda x: str(x.get("data", "")).startswith("started"))
+                    when = f" (the cloud started the transfer at {started[-1].t:.1f}s)" if started else ""
+                    why = ("the firmware is AUTOMATIC and not threaded, so Device OS connects to the cloud before "
+                           "setup() runs and takes the update offered at that boot handshake while updates are "
+                           "still enabled: the System.disableUpdates() in setup() comes too late"
+                           if mode in ("AUTOMATIC", "") and not threaded else
+                           "the update landed before the app listened for system events")
+                    return _fail(tl, name, f"the device went from version {version} to {new} without the app "
+                                           f"seeing a `firmware_update` begin{when}: {why}", e.t, before=120,
+                                 fix=FIX_BOOT)
+            version = new
+            begun = False
+    return _ok(name, f"{changes} version change(s), each through a download the app saw")

@@ -48,6 +48,10 @@ class SimService:
         self.api = CloudHttpServer(self.bench)
         self.api.start()
         self._wait_ports()
+        app = self.bench.slots[dut].device.app
+        #: what the firmware itself chose (SYSTEM_THREAD(ENABLED) or not): a team's project decides
+        #: its threading in its source, whatever the rig asked the build for
+        self.firmware_threaded: bool = app.threaded if app is not None else threaded
         self.handle = SimHandle(self.bench, self.firmware, dut, threaded=threaded)
 
     @property

@@ -15,6 +15,16 @@ public:
     JsonLine& num(const char* key, long v) { return raw(key, "%ld", v); }
     JsonLine& unum(const char* key, unsigned long v) { return raw(key, "%lu", v); }
     JsonLine& boolean(const char* key, bool v) { return raw(key, "%s", v ? "true" : "false"); }
+    JsonLine& strings(const char* key, const char* const* items, int n) {
+        char list[160];
+        size_t o = 0;
+        list[o++] = '[';
+        for (int i = 0; i < n && o + strlen(items[i]) + 4 < sizeof(list); i++) {
+            o += (size_t)snprintf(list + o, sizeof(list) - o, "%s\"%s\"", i ? "," : "", items[i]);
+        }
+        snprintf(list + o, sizeof(list) - o, "]");
+        return raw(key, "%s", list);
+    }
     JsonLine& str(const char* key, const char* v) {
         char esc[200];
         escape(v, esc, sizeof(esc));
@@ -344,6 +354,15 @@ bool findId(const char* line, int len, long* id) {
 
 }  // namespace
 
+TestAgent::TestAgent(const TestAgentInfo& info, const TestAgentApp& app) : info_(info), app_(app) {
+#ifdef OTARIG_PRODUCT_ID
+    info_.productId = OTARIG_PRODUCT_ID;
+#endif
+#ifdef OTARIG_PRODUCT_VERSION
+    info_.productVersion = OTARIG_PRODUCT_VERSION;
+#endif
+}
+
 void TestAgent::write(const char* line, int len) {
     // Nothing before hello: hello is the first line after boot (docs/protocol.md "Versioning").
     if (!helloSent_) return;
@@ -369,6 +388,13 @@ void TestAgent::sendHelloBoot() {
     h.num("proto", TESTAGENT_PROTO).str("agent", "otarig-companion").num("product_id", info_.productId);
     h.num("product_version", info_.productVersion).str("device_os", os).boolean("threaded", info_.threaded);
     h.str("mode", modeName(System.mode()));
+    const char* hooks[4];
+    int k = 0;
+    if (app_.setWorkload) hooks[k++] = "workload";
+    if (app_.windowOpen) hooks[k++] = "window";
+    if (app_.records && app_.lastSeq) hooks[k++] = "records";
+    if (app_.holdReset) hooks[k++] = "reset_hold";
+    h.strings("hooks", hooks, k);
     int n = h.finish();
     write(h.data(), n);
     JsonLine b("boot");
@@ -522,14 +548,15 @@ void TestAgent::execute(JsonObject& cmd, long id, const char* name) {
             return fail("bad key state: expected busy or idle");
         }
         bool busy = strcmp(st->s, "busy") == 0;
-        if (!app_.setWorkload || !app_.setWorkload(busy, app_.ctx)) return fail("workload refused by the app");
+        if (!app_.setWorkload) return fail("not supported by this firmware: no TestAgentApp.setWorkload hook");
+        if (!app_.setWorkload(busy, app_.ctx)) return fail("workload refused by the app");
         r.boolean("ok", true).str("state", busy ? "busy" : "idle");
         send();
     } else if (strcmp(name, "reset_hold") == 0) {
         const JsonObject::Field* h = cmd.get("hold");
         if (!h) return fail("missing key hold");
         if (h->type != JsonObject::BOOL) return fail("bad key hold: expected true or false");
-        if (!app_.holdReset) return fail("reset hold not supported by the app");
+        if (!app_.holdReset) return fail("not supported by this firmware: no TestAgentApp.holdReset hook");
         app_.holdReset(h->b, app_.ctx);
         r.boolean("ok", true).boolean("hold", h->b);
         send();
@@ -673,3 +700,11 @@ void TestAgent::log(const char* msg) {
     int n = l.finish();
     write(l.data(), n);
 }
+
+void TestAgent::window(bool open) { guardAction(open ? "window_open" : "window_close", 0, 0, false); }
+
+void TestAgent::shutdownComplete(uint32_t records, uint32_t lastSeq) {
+    guardAction("shutdown_complete", records, lastSeq, true);
+}
+
+void TestAgent::resetHeld(bool held) { guardAction(held ? "reset_held" : "reset_released", 0, 0, false); }

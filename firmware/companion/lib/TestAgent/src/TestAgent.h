@@ -1,8 +1,14 @@
 /*
- * TestAgent: the companion's serial test agent (docs/protocol.md, protocol version 1).
+ * TestAgent: otarig's serial test agent (docs/protocol.md, protocol version 1), the one library a
+ * product team links into its firmware so the rig can certify it (docs/your-firmware.md).
  * One JSON object per line (<= 512 bytes with the newline) over USB Serial; events carry "ev" and
  * "t" (millis), commands carry "cmd" and "id" and get exactly one reply. The agent is independent
- * of the app: it reaches it through TestAgentApp hooks.
+ * of the app: it reaches it through TestAgentApp hooks, and the app reports its work through the
+ * event calls below.
+ *
+ * What the app must do: agent.begin() in setup(), agent.loop() in loop(), agent.sysEvent() from a
+ * System.on(all_events, ...) handler, and agent.shutdownComplete() once it has shut down cleanly
+ * for an update. Everything else is optional.
  */
 #pragma once
 
@@ -13,14 +19,16 @@
 
 class JsonObject;  // command reader (TestAgent.cpp)
 
-/** Static facts reported in hello. */
+/** Static facts reported in hello. The rig's host build defines OTARIG_PRODUCT_ID and
+ *  OTARIG_PRODUCT_VERSION (the bench's product, the version it built); they replace the first two. */
 struct TestAgentInfo {
     int productId;
     int productVersion;
     bool threaded;
 };
 
-/** Hooks into the application (all optional). */
+/** Hooks into the application, all optional (nullptr): hello lists the ones given ("hooks"), and a
+ *  scenario or verdict that needs a missing one is "not applicable to this firmware". */
 struct TestAgentApp {
     bool (*setWorkload)(bool busy, void* ctx);
     bool (*busy)(void* ctx);
@@ -33,7 +41,7 @@ struct TestAgentApp {
 
 class TestAgent {
 public:
-    TestAgent(const TestAgentInfo& info, const TestAgentApp& app) : info_(info), app_(app) {}
+    TestAgent(const TestAgentInfo& info, const TestAgentApp& app);
 
     /** Call in setup(): remembers the boot facts; hello + boot go out once the host is connected. */
     void begin(uint32_t recordsRecovered, uint32_t lastSeq);
@@ -47,6 +55,14 @@ public:
     void appRecord(uint32_t seq, bool persisted);
     void appPublish(uint32_t seq, bool ok);
     void log(const char* msg);
+
+    // The app's own OTA decisions, for an app without OtaGuard (docs/protocol.md `guard` events).
+    /** Updates are let in (idle: true) or kept out (busy: false). */
+    void window(bool open);
+    /** The app has shut down cleanly for an update: its work is finished and persisted. */
+    void shutdownComplete(uint32_t records, uint32_t lastSeq);
+    /** A pending reset is held (System.disableReset()) or released (System.enableReset()). */
+    void resetHeld(bool held);
 
 private:
     void sendHelloBoot();

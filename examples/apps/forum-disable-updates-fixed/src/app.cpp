@@ -1,0 +1,120 @@
+/*
+ * The forum's app (examples/apps/forum-disable-updates) with the changes otarig's verdicts ask
+ * for, and nothing else. Each change is marked "FIX" with the reference it follows:
+ *
+ *  1. SEMI_AUTOMATIC, and updates and resets disabled in setup() *before* Particle.connect():
+ *     an AUTOMATIC non-threaded app connects before setup() runs, so an update offered at the
+ *     boot handshake could land before it refused it (docs/reference/particle-ota.md §3.1).
+ *  2. The reset that follows a download is held (System.disableReset()) until the app has
+ *     finished its batch and written it, then released (docs/reference/particle-ota.md §2.5).
+ *
+ * firmware_update_pending needs no handler in this app: it enables updates whenever it is idle,
+ * and enabling them is what lets a pending update in (docs/reference/particle-ota.md §1.5, §7.8.3).
+ *
+ * `otarig run --firmware examples/apps/forum-disable-updates-fixed` passes.
+ */
+#include "Particle.h"
+#include "TestAgent.h"  // otarig
+
+SYSTEM_MODE(SEMI_AUTOMATIC);  // FIX 1
+PRODUCT_ID(4242);
+PRODUCT_VERSION(3);
+
+namespace {
+
+const uint32_t kReadingPeriodMs = 1000;  // one reading a second while working
+const uint32_t kBatch = 10;              // readings written to EEPROM together
+const uint32_t kMagic = 0x464f5255;      // "FORU"
+
+struct Stored {                          // EEPROM address 0: the readings kept so far
+    uint32_t magic;
+    uint32_t count;
+    uint32_t lastSeq;
+};
+
+Stored stored;
+uint32_t pending[kBatch];                // sequence numbers read but not yet written
+uint32_t pendingCount = 0;
+uint32_t lastReadingMs = 0;
+bool working = false;
+volatile bool resetPending = false;      // FIX 2
+bool shutDown = false;                   // FIX 2: finished and persisted, waiting for the reset
+
+bool setWorking(bool busy, void*);
+bool isWorking(void*) { return working; }
+bool updatesOpen(void*) { return System.updatesEnabled(); }
+uint32_t storedCount(void*) { return stored.count; }
+uint32_t storedLastSeq(void*) { return stored.lastSeq; }
+
+TestAgent agent({4242, 3, false},                                    // otarig
+                {setWorking, isWorking, updatesOpen, storedCount, storedLastSeq, nullptr, nullptr});
+
+bool setWorking(bool busy, void*) {  // otarig: the rig starts and stops the job
+    if (busy != working) {
+        working = busy;
+        lastReadingMs = millis();
+        agent.appWorkload(busy);
+    }
+    return true;
+}
+
+void onSystemEvent(system_event_t event, int param) {
+    agent.sysEvent(event, param);  // otarig
+    if (event == reset_pending) resetPending = true;  // FIX 2 (a handler must not block: a flag only)
+}
+
+void writeBatch() {
+    for (uint32_t i = 0; i < pendingCount; i++) {
+        stored.count++;
+        stored.lastSeq = pending[i];
+    }
+    EEPROM.put(0, stored);
+    for (uint32_t i = 0; i < pendingCount; i++) agent.appRecord(pending[i], true);  // otarig
+    pendingCount = 0;
+}
+
+void takeReading() {
+    const uint32_t seq = stored.lastSeq + pendingCount + 1;
+    pending[pendingCount++] = seq;
+    agent.appRecord(seq, false);  // otarig
+    if (pendingCount == kBatch) writeBatch();
+}
+
+}  // namespace
+
+void setup() {
+    System.disableUpdates();  // no update while the machine works
+    System.disableReset();    // FIX 2: the reset after a download waits until the batch is written
+    System.on(all_events, onSystemEvent);
+    EEPROM.get(0, stored);
+    if (stored.magic != kMagic) stored = {kMagic, 0, 0};
+    agent.begin(stored.count, stored.lastSeq);  // otarig
+    Particle.connect();       // FIX 1: only now, with updates already disabled
+}
+
+void loop() {
+    agent.loop();  // otarig
+    if (resetPending && !shutDown) {  // FIX 2: the new firmware is in: finish, write, then let it reset
+        writeBatch();
+        shutDown = true;
+        agent.shutdownComplete(stored.count, stored.lastSeq);  // otarig
+        agent.resetHeld(false);                                // otarig
+        System.enableReset();
+    }
+    if (shutDown) {
+        delay(100);
+        return;
+    }
+    if (!working && !System.updatesEnabled()) {
+        System.enableUpdates();  // idle: let updates in (a pending one starts now)
+        agent.window(true);  // otarig
+    } else if (working && System.updatesEnabled()) {
+        System.disableUpdates();
+        agent.window(false);  // otarig
+    }
+    if (working && (uint32_t)(millis() - lastReadingMs) >= kReadingPeriodMs) {
+        lastReadingMs += kReadingPeriodMs;
+        takeReading();
+    }
+    delay(100);
+}
