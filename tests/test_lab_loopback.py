@@ -5,7 +5,7 @@ SIGTERM and a bad place still release it; the cloud token never reaches the coor
 
 Needs labgrid in its own venv (`otarig tools install labgrid`) and ser2net (`apt-get install
 ser2net`); .ci/run installs both. The stand-in and labgrid are other processes paced to wall
-time, so the waits here are bounded waits on those processes (docs/lab.md §4).
+time, so the waits here are bounded waits on those processes (docs/lab.md §5).
 """
 from __future__ import annotations
 

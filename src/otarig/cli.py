@@ -567,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "run on its board, release it; --bench gives the rest (docs/lab.md)")
     run.add_argument("--workers", type=int, default=1, metavar="N",
                      help="spread the scenarios over N boards of the bench file, one pytest-xdist worker each "
-                          "(the board pool, docs/lab.md §3)")
+                          "(the board pool, docs/lab.md §4)")
     run.set_defaults(func=cmd_run)
 
     st = groups.add_parser("selftest", help="run the suite against each device companion mutant; all must be caught",

@@ -1,4 +1,4 @@
-"""The board pool: `otarig run --workers N` spreads the scenarios over N boards (docs/lab.md §3).
+"""The board pool: `otarig run --workers N` spreads the scenarios over N boards (docs/lab.md §4).
 
 Each pytest-xdist worker claims one board of the bench file for its whole life with an fcntl
 lock on a lock file per board: the kernel drops the lock when the worker's process ends, even
@@ -38,7 +38,7 @@ def pool_args(cfg: BenchConfig, workers: int) -> list[str]:
     if not cfg.simulated:
         raise PoolError(f"--workers {workers}: the board pool runs on the simulated bench; a real bench (or a "
                         "stand-in) has one tester board and one PSU wired to one DUT, and one product's versions "
-                        "and releases, so its scenarios run one at a time (docs/lab.md §3, what a real pool needs)")
+                        "and releases, so its scenarios run one at a time (docs/lab.md §4, what a real pool needs)")
     return ["-p", "xdist", "-p", "otarig.pool", f"--numprocesses={workers}", "--dist=load"]
 
 
