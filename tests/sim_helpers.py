@@ -94,6 +94,12 @@ class SimRig:
         return [e for e in self.trace("system_event", since_ms) if e.data["event"] == event
                 and (param is None or e.data["param"] == param)]
 
+    def handled(self, event: int, param: int | None = None, since_ms: int = 0) -> list[TraceEntry]:
+        """The events whose handlers ran: at once without threading, later from a threaded app's queue
+        (docs/reference/particle-ota.md §2.2)."""
+        return [e for e in self.trace("system_event_handled", since_ms) if e.data["event"] == event
+                and (param is None or e.data["param"] == param)]
+
     def expect_sys(self, event: str, param: str | None = None, timeout: float = 60) -> Event:
         """Wait for the companion's `sys` line (what the app's System.on handler saw), via the board."""
         assert self.board is not None, "this rig has no board"

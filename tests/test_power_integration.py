@@ -17,6 +17,7 @@ from otarig.board import Board
 from otarig.monitor import PowerMonitor, Sample, bursts
 from otarig.power_faults import PowerFaults
 from otarig.psu import PowerSupply, PsuConnectionError, PsuError, PsuProtocolError, PsuTimeoutError
+from otarig.sim.app_thread import QUEUE_DEPTH
 from otarig.sim.bench import SimBench
 from otarig.sim.power_model import DEFAULT_FIGURES, VIN_MIN_V, OperatingPoint, PowerState
 from otarig.timeline import Timeline
@@ -144,7 +145,7 @@ def test_monitor_trace_shows_sleep_modes_and_ota_bursts(bench: SimBench, images:
         bench.cloud.release(PRODUCT, 2, product_default=True, intelligent=True)
         board.expect(lambda e: e.name == "sys" and e.get("param") == "begin", 120)
         t_begin = bench.clock.now()
-        board.expect(lambda e: e.name == "sys" and e.get("param") == "complete", 120)
+        board.expect(lambda e: e.name == "sys" and e.get("param") == "complete", 300)
         t_complete = bench.clock.now()
         fast.stop()
 
@@ -181,8 +182,9 @@ def test_monitor_trace_shows_sleep_modes_and_ota_bursts(bench: SimBench, images:
     # ground truth agrees: every sample at burst current lies inside a radio interval of the model
     radio = bench.power[DID].bursts()
     assert any(b.category == "ota" and b.direction == "down" for b in radio)
+    kept_from = radio[0].start_ms  # the model keeps the last few minutes of radio intervals
     for s in ota:
-        if s.amps >= 1.0:
+        if s.amps >= 1.0 and s.t * 1000 >= kept_from:
             t_ms = round(s.t * 1000)
             assert any(b.start_ms <= t_ms < b.end_ms for b in radio), s
 
@@ -301,7 +303,9 @@ def test_power_faults_cut_at_progress_via_visa(bench: SimBench, images: Any, tmp
 
 def test_power_faults_cut_at_progress_via_the_bench_companion(bench: SimBench, images: Any, tmp_path: Path) -> None:
     """The same fault API with the bench companion: the cut is timed by the tester board on the
-    DUT's status line, so it lands with exactly N chunks in the OTA region, VIN *and* VBUS cut."""
+    DUT's status line, VIN *and* VBUS cut. The line follows the app's handlers, which a threaded app
+    runs from its 20-deep event queue (docs/reference/particle-ota.md §2.2): the cut lands with at
+    least N chunks in the OTA region, and at most a queue's worth more."""
     from otarig.bench_companion import BenchCompanion
 
     dev = bench.add_electron(DID, product_id=PRODUCT, image=images.v1)
@@ -318,7 +322,7 @@ def test_power_faults_cut_at_progress_via_the_bench_companion(bench: SimBench, i
     bench.cloud.upload_firmware(PRODUCT, 2, images.v2)
     bench.cloud.release(PRODUCT, 2, product_default=True, intelligent=True)
     faults.cut_at_progress(board, 37, off_s=1.0)
-    assert received == [37]
+    assert len(received) == 1 and 37 <= received[0] <= 37 + QUEUE_DEPTH
     assert not dev.flash.slots
     assert board.expect(lambda e: e.name == "hello", 30).get("product_version") == 1
     cuts = timeline.select(source="fault")

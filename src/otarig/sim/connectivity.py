@@ -118,6 +118,14 @@ class Connectivity:
         self.modem = Modem.OFF
         self.dev.note("modem", state="off")
 
+    def reset_network(self) -> None:
+        """`spark/device/reset` = network: disconnect the cloud gracefully, turn the modem off and on
+        again; the cloud connection, still wanted, follows (device-os v2.3.1
+        system/src/system_network_internal.cpp ~37-59 resetNetworkInterfaces)."""
+        self._drop_cloud(graceful=True, reason="network_reset")
+        self.modem_off()
+        self.modem_on(then=self.reconnect_after_wake)
+
     def modem_pause(self) -> None:
         """Sleep with network standby: the modem stays registered but idle (docs/reference/particle-ota.md §3.2)."""
         self._cancel_timers()

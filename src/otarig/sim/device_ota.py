@@ -74,9 +74,15 @@ class DeviceOta:
             dev.net.send(BeginReply(msg.transfer_id, accepted=False), 60, "ota")
             return
         if self.receiving:
-            self.cancel("superseded")
+            # docs/reference/particle-ota.md §2.3: a new UpdateBegin restarts the transfer, no `failed`
+            # (device-os v2.3.1 communication/src/chunked_transfer.cpp ~87-117 prepares it afresh).
+            self.cancel("superseded", emit=False)
         dev.net.send(BeginReply(msg.transfer_id, accepted=True), 60, "ota")
         f.updates_pending = False  # docs/reference/particle-ota.md §2.3 step 4
+        # docs/reference/particle-ota.md §2.5: HAL_FLASH_Begin → FLASH_Begin clears every non-factory DCT
+        # slot (platform/MCU/STM32F2xx/SPARK_Firmware_Driver/src/flash_mal.c ~881-900): an update
+        # registered before and not yet applied by a reset is gone.
+        dev.flash.slots.clear()
         self.transfers_begun += 1
         self.rx.begin(msg)
         dev.flash.ota_erase()  # HAL_FLASH_Begin (docs/reference/particle-ota.md §2.10)
@@ -96,8 +102,13 @@ class DeviceOta:
             return
         self._arm_watchdog()
         self.dev.emit(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_PROGRESS)
-        if not self.receiving:
-            return  # a handler disconnected or slept (a defect the rig must catch)
+        # the write follows the post of `progress`, which may leave the system thread waiting for room
+        # in a threaded app's queue (docs/reference/particle-ota.md §2.2; system_update.cpp ~437-440)
+        self.dev.on_system_thread(lambda: self._write(chunk))
+
+    def _write(self, chunk: Chunk) -> None:
+        if not self.receiving or chunk.transfer_id != self.rx.transfer_id:
+            return  # a handler disconnected or slept (a defect the rig must catch), or a reset came first
         self.rx.accept_chunk(chunk)
         self.dev.flash.ota_write(chunk.index * self.rx.chunk_size, chunk.data)  # HAL_FLASH_Update (§2.10)
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import greenlet
 
 from . import deviceos as dos
+from . import system_cloud_events
+from .app_thread import PUMP_PERIOD_MS, ApplicationQueue, PostedEvent
 from .connectivity import Connectivity
 from .device_ota import DeviceOta
 from .device_sleep import DeviceSleep
@@ -41,6 +43,7 @@ class AppState(enum.Enum):
     NOT_STARTED = "not_started"
     RUNNING = "running"
     SAFE_MODE = "safe_mode"
+    DFU = "dfu"
     SLEEPING = "sleeping"
     OFF = "off"
 
@@ -125,6 +128,15 @@ class Electron:
         self.ota = DeviceOta(self)
         self.sleeper = DeviceSleep(self)
         self.pins = ElectronPins(self)
+        #: a threaded app's event queue (docs/reference/particle-ota.md §2.2; `app_thread`)
+        self.app_queue = ApplicationQueue(self)
+        #: cloud messages that arrived, and work left, while the system thread was busy (a blocked put,
+        #: the reset wait)
+        self._held_messages: list[object] = []
+        #: the system thread's wait for a threaded app's `reset` handlers (system_shutdown_if_needed)
+        self._shutdown_wait = None
+        #: what the next boot was asked to enter: "safe_mode" or "dfu" (RTC backup register: a reset keeps it)
+        self.boot_request: str | None = None
 
     # -- timing ---------------------------------------------------------------------------
     def timing(self, name: str, base_ms: int | None = None) -> int:
@@ -161,6 +173,7 @@ class Electron:
         if not self.params.session_survives_power_loss:
             self.session.invalidate()  # docs/reference/particle-ota.md §1.2: cold power-up ⇒ full handshake
         self.retained_app = None
+        self.boot_request = None
         # The reset reason tells how power was lost last (power_off(brownout=True) → power_brownout).
         reason, self.next_cold_reason = self.next_cold_reason, "power_down"
         self._boot(dos.RESET_REASON[reason])
@@ -208,6 +221,9 @@ class Electron:
             self._idle_pass_timer.cancel()
             self._idle_pass_timer = None
         self.sleeper.cancel()
+        self.app_queue.clear()
+        self._held_messages.clear()
+        self._end_shutdown_wait()
         self.ota.cancel("halt", emit=False)
         self.net.shutdown(graceful=graceful_cloud)
         self._stop_app()
@@ -255,6 +271,13 @@ class Electron:
 
     def _validate_and_start(self) -> None:
         """docs/reference/particle-ota.md §2.6 / §7.2 VALIDATE_USER: run the app, factory-restore, or safe mode."""
+        request, self.boot_request = self.boot_request, None
+        if request == "dfu":
+            # docs/reference/particle-ota.md §7.5: `spark/device/reset` = dfu — the bootloader stays in DFU
+            # mode (no app, no cloud, no USB serial port) until the next reset or power cycle.
+            self.app_state = AppState.DFU
+            self.note("dfu_mode")
+            return
         image = None
         if self.flash.user is not None:
             try:
@@ -270,7 +293,7 @@ class Electron:
         unmet = self.unmet_at_boot(image)
         if unmet:
             self.note("dependencies_unmet", why=unmet)
-        safe_mode = image is None or unmet is not None
+        safe_mode = image is None or unmet is not None or request == "safe_mode"
         self._boot_timers.append(self.sched.after(self.timing("usb_enumeration"), self._usb_appears))
         self._boot_timers.append(self.sched.after(self.timing("boot"), lambda: self._start(safe_mode)))
 
@@ -379,19 +402,40 @@ class Electron:
         ms = max(int(ms), 0)
         if ms:
             ms = self.timing("app_delay", ms)
+        if app.threaded and ms > PUMP_PERIOD_MS + 1:
+            return self._pumped_delay(app, ms)
+        return self._app_wait(app, ms)
+
+    def _app_wait(self, app: AppInstance, ms: int) -> int:
         if self.sched.skip_ahead(ms):
             return 0  # nothing else happens meanwhile: same timeline without a scheduler round trip
         self._schedule_resume(ms)
         return app.yield_to_scheduler()
 
+    def _pumped_delay(self, app: AppInstance, ms: int) -> int:
+        """A threaded app's long delay() takes one queued event per second of it (docs/reference/particle-ota.md
+        §2.2; device-os v2.3.1 system/src/system_task.cpp ~545-555 system_delay_pump; `app_thread`)."""
+        waited = 0
+        while waited + PUMP_PERIOD_MS < ms - 1:
+            if self._app_wait(app, PUMP_PERIOD_MS):
+                return 1
+            waited += PUMP_PERIOD_MS
+            self.app_queue.take_one()
+            if app.aborted:
+                return 1
+        return self._app_wait(app, ms - waited)
+
     def fw_loop_done(self) -> int:
         app = self.app
         if app is None or not app.current:
             return 0
-        if self.sched.skip_ahead(self.params.loop_quantum_ms):
-            return 0
-        self._schedule_resume(self.params.loop_quantum_ms)
-        return app.yield_to_scheduler()
+        if self._app_wait(app, self.params.loop_quantum_ms):
+            return 1
+        if app.threaded:
+            # docs/reference/particle-ota.md §2.2: the app thread takes one queued event, then calls loop()
+            # (device-os v2.3.1 system/src/active_object.cpp ~66-74)
+            self.app_queue.take_one()
+        return 1 if app.aborted else 0
 
     def fw_serial(self, op: int, buf: Any, length: int) -> int:
         if op == dos.SERIAL_WRITE:
@@ -430,6 +474,7 @@ class Electron:
         elif op == dos.SYS_DISABLE_RESET:
             f.reset_enabled = False
             self.note("flag", reset_enabled=False)
+            self._end_shutdown_wait()
         elif op == dos.SYS_RESET_ENABLED:
             return int(f.reset_enabled)
         elif op == dos.SYS_RESET_PENDING:
@@ -470,6 +515,10 @@ class Electron:
         elif op == dos.CLOUD_PUBLISH:
             return int(self.net.publish(a or "", b or ""))
         elif op == dos.CLOUD_PROCESS:
+            # a threaded app's Particle.process() takes one queued event (system/src/system_cloud.cpp ~250-257)
+            if self.app is not None and self.app.threaded and self.app.current:
+                self.app_queue.take_one()
+                return -1 if self.app is None or self.app.aborted else 0
             return 0
         elif op in (dos.CLOUD_SUBSCRIBED, dos.CLOUD_FUNCTION, dos.CLOUD_VARIABLE):
             return 1
@@ -506,17 +555,60 @@ class Electron:
             self.flags.updates_pending = False
 
     def set_forced(self, forced: bool) -> None:
-        """docs/reference/particle-ota.md §1.5 / §7.5: set the flag and echo it (avoids a race with the cloud's delivery)."""
+        """docs/reference/particle-ota.md §1.5 / §7.5: set the flag and echo it (avoids a race with the cloud's
+        delivery) — only when it changes: system_set_flag calls system_flag_changed, which publishes the echo,
+        only for a new value (device-os v2.3.1 system/src/system_update.cpp ~154-158, ~123-127)."""
+        if self.flags.updates_forced == forced:
+            return
         self.flags.updates_forced = forced
         self.note("flag", updates_forced=forced)
         self.net.publish_system("particle/device/updates/forced", "true" if forced else "false")
 
-    def emit(self, event: int, param: int) -> None:
-        """Deliver a system event to the app's System.on handlers (docs/reference/particle-ota.md §2.2)."""
+    def emit(self, event: int, param: int, then: Callable[[], None] | None = None) -> None:
+        """Deliver a system event to the app's System.on handlers (docs/reference/particle-ota.md §2.2): at
+        once without threading; with SYSTEM_THREAD(ENABLED) through the application queue (`app_thread`),
+        so the handlers run at the app's next loop() boundary or delay() pump. `then` runs after them."""
         self.note("system_event", event=event, param=param)
-        if self.app is not None and self.app_state in (AppState.RUNNING, AppState.SLEEPING):
-            if self.app.greenlet is not None or event != dos.CLOUD_STATUS:
-                self.app.system_event(event, param)
+        app = self.app
+        if app is not None and self.app_state in (AppState.RUNNING, AppState.SLEEPING):
+            if app.threaded:
+                self.app_queue.post(PostedEvent(event, param, then))
+                return
+            if app.greenlet is not None or event != dos.CLOUD_STATUS:
+                self.dispatch_event(event, param)
+        if then is not None:
+            then()
+
+    def dispatch_event(self, event: int, param: int) -> None:
+        """The application thread runs the handlers of one queued event (`app_thread.ApplicationQueue`)."""
+        if self.app is not None:
+            self.note("system_event_handled", event=event, param=param)
+            self.app.system_event(event, param)
+
+    @property
+    def system_thread_busy(self) -> bool:
+        """The system thread is stuck in a put to a full application queue, or waits for the `reset`
+        handlers: meanwhile it reads no cloud message (docs/reference/particle-ota.md §2.2, §2.5)."""
+        return self.app_queue.blocked or self._shutdown_wait is not None
+
+    def system_thread_freed(self) -> None:
+        if self._held_messages:
+            self.sched.after(0, self._replay_held_messages)
+
+    def on_system_thread(self, work: Callable[[], None]) -> None:
+        """Run `work` now, or once the system thread is free again, after what it already held."""
+        if self.system_thread_busy or self._held_messages:
+            self._held_messages.append(work)
+        else:
+            work()
+
+    def _replay_held_messages(self) -> None:
+        while self._held_messages and not self.system_thread_busy and self.powered:
+            item = self._held_messages.pop(0)
+            if callable(item):
+                item()
+            else:
+                self._read_cloud_message(item)
 
     def pend_reset(self, reason: str) -> None:
         """docs/reference/particle-ota.md §2.5 system_pending_shutdown: flag, `reset_pending` event once, then idle passes."""
@@ -530,20 +622,54 @@ class Electron:
         if self._idle_pass_timer is None and self.powered:
             self._idle_pass_timer = self.sched.after(1, self._idle_pass)
 
+    @property
+    def can_shutdown(self) -> bool:
+        return self.flags.reset_pending and self.flags.reset_enabled and self.powered
+
     def _idle_pass(self) -> None:
-        """docs/reference/particle-ota.md §2.5 system_shutdown_if_needed: reset when pending and enabled."""
+        """docs/reference/particle-ota.md §2.5 system_shutdown_if_needed (device-os v2.3.1
+        system/src/system_update.cpp ~369-391): when a reset is pending and enabled, emit `reset` with
+        system_shutdown_if_enabled to run after the handlers. A transfer in progress does not hold it:
+        the idle pass runs during a transfer too, so a second transfer is cut by the reset.
+        With threading the handlers run later, on the app thread; the system thread waits for them up
+        to `threaded_reset_wait_ms` (30 s) while the reset is still pending and enabled, then resets.
+        """
         self._idle_pass_timer = None
-        if not (self.flags.reset_pending and self.flags.reset_enabled) or self.ota.receiving:
+        if not self.can_shutdown or self._shutdown_wait is not None:
             return
-        self.emit(dos.RESET, 0)
-        # Handlers ran synchronously; one may have disabled resets (docs ota-update-control "Reset control").
-        if self.flags.reset_pending and self.flags.reset_enabled and self.powered:
-            self.reset(self.pending_reset_reason)
+        threaded = self.app is not None and self.app.threaded and self.app_state == AppState.RUNNING
+        if threaded:
+            self._shutdown_wait = self.sched.after(self.params.threaded_reset_wait_ms, self._shutdown_wait_over)
+        self.emit(dos.RESET, 0, then=self._shutdown_if_enabled)
+
+    def _shutdown_if_enabled(self) -> None:
+        """system_shutdown_if_enabled (system_update.cpp ~355-367): reset if still pending and enabled;
+        a handler may have disabled resets (docs ota-update-control "Reset control")."""
+        if self.can_shutdown:
+            self.reset_from_app(self.pending_reset_reason)
+
+    def _shutdown_wait_over(self) -> None:
+        self._shutdown_wait = None
+        self._shutdown_if_enabled()
+        self.system_thread_freed()
+
+    def _end_shutdown_wait(self) -> None:
+        """canShutdown() turned false (disableReset): the system thread's wait loop ends early."""
+        if self._shutdown_wait is not None:
+            self._shutdown_wait.cancel()
+            self._shutdown_wait = None
+            self.system_thread_freed()
 
     # -- cloud → device (docs/reference/particle-ota.md §7.5) ------------------------------------
     def on_cloud_message(self, msg: object) -> None:
         if not self.powered or self.sleeper.hibernating:
             return
+        if self.system_thread_busy or self._held_messages:
+            self._held_messages.append(msg)  # read once the system thread is free (docs/reference/particle-ota.md §2.2)
+            return
+        self._read_cloud_message(msg)
+
+    def _read_cloud_message(self, msg: object) -> None:
         if isinstance(msg, SessionReply):
             self.net.session_reply(msg)
             return
@@ -562,13 +688,9 @@ class Electron:
             self._cloud_event(msg)
 
     def _cloud_event(self, ev: CloudEvent) -> None:
-        if ev.name == "particle/device/updates/pending":
-            self.set_pending(ev.data == "true")
-        elif ev.name == "particle/device/updates/forced":
-            self.set_forced(ev.data == "true")
-        elif ev.name == "spark/device/reset":
-            self.sched.after(0, lambda: self.reset("user"))
-        elif self.app is not None and self.app.greenlet is not None:
+        if system_cloud_events.handle(self, ev.name, ev.data):
+            return
+        if self.app is not None and self.app.greenlet is not None:
             self.app.cloud_event(ev.name, ev.data)
 
     # -- serial input from the rig ------------------------------------------------------------

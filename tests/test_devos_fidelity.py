@@ -1,0 +1,172 @@
+"""Device OS 2.3.1 behaviours of the issue "Fidelity" (items 4, 6, 7, 9, 10): one test per item, each
+named after the behaviour, its docstring citing the device-os v2.3.1 source (file and line) and the
+section of docs/reference/particle-ota.md that records the rule.
+
+The companion (threaded, SEMI_AUTOMATIC, parked: `loop()` ends with `delay(1000)`) runs on a simulated
+Electron in virtual time; the model's ground truth is `Electron.trace`.
+"""
+from __future__ import annotations
+
+from otarig.sim import deviceos as dos
+from otarig.sim.app_thread import PUT_WAIT_MS, QUEUE_DEPTH
+from otarig.sim.electron import AppState
+from otarig.sim.messages import UpdateBegin
+from otarig.sim.params import DeviceOsParams
+
+from sim_helpers import OTA_SIZE, ImageFactory, RigFactory, SimRig
+
+
+def _idle_connected(rig: SimRig) -> None:
+    rig.connected()
+    rig.run(5)  # past the cloud's post-connect pending=false (docs/reference/particle-ota.md §2.1)
+
+
+def _burst(rig: SimRig, n: int, event: int = dos.TIME_CHANGED) -> int:
+    """The system emits `n` events at one instant (scheduler context, as the system thread would)."""
+    t = rig.now_ms + 1
+    rig.bench.world.sched.at(t, lambda: [rig.dev.emit(event, 0) for _ in range(n)])
+    rig.run(0.001)
+    return t
+
+
+# -- item 4: threaded system events go through a queue ----------------------------------------------
+def test_threaded_events_queue_20_deep_block_the_system_thread_and_drop_after_5_s(
+        companion_image: ImageFactory, sim_rig: RigFactory) -> None:
+    """docs/reference/particle-ota.md §2.2 (corrected): with SYSTEM_THREAD(ENABLED) each event is posted
+    to the application thread (device-os v2.3.1 system/src/system_event.cpp ~74-78), whose queue holds
+    20 and whose put waits 5 s (system/src/main.cpp ~544-547; a failed put deletes the call,
+    system/inc/active_object.h ~310-318). The app thread takes one item per loop pass
+    (system/src/active_object.cpp ~66-74). While the put waits, the system thread reads no cloud
+    message. A sleeping app thread takes nothing, so the overflow is dropped 5 s apart."""
+    rig = sim_rig(companion_image(1))
+    _idle_connected(rig)
+    dev = rig.dev
+    # 1. A burst of 25: 20 queued, the system thread stuck on the 21st; a cloud event waits behind it.
+    t_burst = _burst(rig, QUEUE_DEPTH + 5)
+    assert len(dev.app_queue.items) == QUEUE_DEPTH and len(dev.app_queue.waiting) == 5
+    assert dev.system_thread_busy
+    rig.bench.cloud.send_event(rig.rec, "particle/device/updates/pending", "true")
+    pending = rig.until_event(dos.FIRMWARE_UPDATE_PENDING, timeout=30)
+    freed = [e for e in rig.trace("system_event_handled", since_ms=t_burst) if e.t_ms <= pending.t_ms]
+    assert len(freed) >= 5, "the cloud event was read only once the five stuck posts had room"
+    rig.run(30)
+    handled = [e.t_ms for e in rig.handled(dos.TIME_CHANGED, since_ms=t_burst)]
+    assert len(handled) == QUEUE_DEPTH + 5 and not rig.trace("system_event_dropped")
+    assert handled[0] > t_burst, "no handler runs at the moment of emission"
+    gaps = [b - a for a, b in zip(handled, handled[1:])]
+    assert min(gaps) >= 1, "one event per pass of the app thread's loop, never two at once"
+    # 2. The app thread asleep (STOP, 30 s): the queue fills, the rest are dropped 5 s apart.
+    rig.board.command("sleep", mode="stop", seconds=30)
+    assert dev.sleeper.asleep
+    t_sleep = _burst(rig, QUEUE_DEPTH + 3)
+    rig.until_kind("wake", 40)
+    dropped = rig.trace("system_event_dropped", since_ms=t_sleep)
+    assert len(dropped) >= 3
+    blocked = rig.trace("system_thread_blocked", since_ms=t_sleep)[0]
+    assert [e.t_ms - blocked.t_ms for e in dropped[:3]] == [PUT_WAIT_MS, 2 * PUT_WAIT_MS, 3 * PUT_WAIT_MS]
+    assert not rig.handled(dos.TIME_CHANGED, since_ms=t_sleep + 1), "nothing handled while asleep"
+    assert rig.trace("sleep", since_ms=t_sleep) == [] and dev.app_state == AppState.RUNNING
+
+
+# -- item 10: resets and transfers, odds and ends ---------------------------------------------------
+def test_resets_and_restarted_transfers_follow_device_os(companion_image: ImageFactory,
+                                                         sim_rig: RigFactory) -> None:
+    """docs/reference/particle-ota.md §2.3, §2.5, §7.5:
+    - a new UpdateBegin during a transfer restarts it, no `failed` (device-os v2.3.1
+      communication/src/chunked_transfer.cpp ~87-117);
+    - the forced flag is echoed only when it changes (system/src/system_update.cpp ~154-158, ~123-127);
+    - `spark/device/reset` acts on `reboot`, `safe mode`, `dfu`, `network` only
+      (system/src/system_cloud_internal.cpp ~105-126);
+    - a reset released during a second transfer cuts it, and that transfer's begin had cleared the
+      first one's DCT slot, so nothing is applied (system/src/system_update.cpp ~369-391;
+      platform/MCU/STM32F2xx/SPARK_Firmware_Driver/src/flash_mal.c ~881-900);
+    - the system thread waits `threaded_reset_wait_ms` for a threaded app's `reset` handlers, then
+      resets anyway (system/src/system_update.cpp ~377-388)."""
+    v1 = companion_image(1)
+    rig = sim_rig(v1, bench_kw={"device_params": DeviceOsParams(threaded_reset_wait_ms=5_000)})
+    _idle_connected(rig)
+    dev, cloud = rig.dev, rig.bench.cloud
+    # forced echo only on a change
+    for _ in range(2):
+        cloud.send_event(rig.rec, "particle/device/updates/forced", "true")
+        rig.run(3)
+    assert len(rig.cloud_events("particle/device/updates/forced", "true")) == 1
+    cloud.send_event(rig.rec, "particle/device/updates/forced", "false")
+    rig.run(3)
+    # spark/device/reset: other values are ignored; `network` resets the modem, not the MCU
+    for value in ("", "bogus", "Reboot"):
+        cloud.send_event(rig.rec, "spark/device/reset", value)
+        rig.run(3)
+    assert rig.trace("reset") == [] and len(rig.trace("reset_command_ignored")) == 3
+    cloud.send_event(rig.rec, "spark/device/reset", "network")
+    rig.until_kind("modem", 10, state="off")
+    rig.until_kind("cloud_session", 60)
+    assert rig.trace("reset") == []
+    # a second UpdateBegin restarts the transfer without `failed`
+    rig.release(companion_image(2, size=OTA_SIZE), 2)
+    begin = rig.until_event(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_BEGIN, timeout=60)
+    rig.until(lambda e: len(rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_PROGRESS)) >= 10, 60, "10 chunks")
+    restart = UpdateBegin(transfer_id=999_999, file_length=OTA_SIZE)
+    cloud.send_to_device(rig.rec, restart, restart.wire_bytes, "ota", reliable=True)
+    rig.until_kind("ota_begin", 30, transfer=999_999)
+    [cut] = rig.trace("ota_cancelled", since_ms=begin.t_ms)
+    assert cut.data["reason"] == "superseded" and cut.data["failed_event"] is False
+    assert len(rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_BEGIN)) == 2
+    assert rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_FAILED) == []
+    assert dev.ota.rx.transfer_id == 999_999 and dev.ota.rx.chunks_received == 0
+    # `safe mode`: reset with reason safe_mode into safe mode; `reboot`: a plain reset into the app
+    cloud.send_event(rig.rec, "spark/device/reset", "safe mode")
+    booted = rig.until_kind("booted", 30)
+    assert booted.data["safe_mode"] and booted.data["reason"] == "safe_mode"
+    assert rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_FAILED) == [], "a reset ends it without `failed`"
+    rig.until_kind("cloud_session", 120)
+    cloud.send_event(rig.rec, "spark/device/reset", "reboot")
+    booted = rig.until_kind("booted", 30)
+    assert not booted.data["safe_mode"] and booted.data["reason"] == "user"
+    # threaded reset wait: the `reset` handlers are stuck behind 25 queued events; after 5 s the
+    # system thread resets anyway (the parameter, 30 s by default)
+    rig.connected()
+    rig.run(5)
+    dev.fw_system(dos.SYS_ENABLE_RESET, 0)
+    t = _burst(rig, QUEUE_DEPTH + 5)
+    dev.pend_reset("update")
+    reset = rig.until_kind("reset", 30)
+    [emitted] = rig.events(dos.RESET, since_ms=t)
+    assert reset.t_ms - emitted.t_ms == 5_000 and rig.handled(dos.RESET, since_ms=t) == []
+    # `dfu`: the bootloader stays in DFU mode, no app, no cloud
+    rig.connected()
+    cloud.send_event(rig.rec, "spark/device/reset", "dfu")
+    rig.until_kind("dfu_mode", 30)
+    rig.run(60)
+    assert dev.app_state == AppState.DFU and dev.app is None and not dev.net.cloud_connected
+
+
+def test_reset_released_during_a_second_transfer_cuts_it_and_applies_nothing(
+        companion_image: ImageFactory, sim_rig: RigFactory) -> None:
+    """docs/reference/particle-ota.md §2.5: system_shutdown_if_needed runs on every idle pass, a transfer
+    in progress or not (device-os v2.3.1 system/src/system_update.cpp ~369-391, called from
+    system/src/system_task.cpp ~498), and the second transfer's HAL_FLASH_Begin cleared the DCT slot
+    the first one registered (platform/MCU/STM32F2xx/SPARK_Firmware_Driver/src/flash_mal.c ~881-900):
+    releasing the reset mid-transfer resets at once and the old app keeps running."""
+    v1 = companion_image(1)
+    rig = sim_rig(v1)
+    _idle_connected(rig)
+    dev = rig.dev
+    rig.board.command("reset_hold", hold=True)
+    rig.release(companion_image(2, size=OTA_SIZE), 2)
+    rig.until_kind("ota_end", 300)
+    assert len(dev.flash.slots) == 1 and dev.flags.reset_pending
+    rig.run(10)  # the cloud has the device's answer: the first transfer is over for it too
+    rig.release(companion_image(3, size=OTA_SIZE), 3)
+    second = rig.until_kind("ota_begin", 600)
+    assert dev.flash.slots == [], "FLASH_Begin cleared the first update's slot"
+    rig.until(lambda e: len(rig.events(dos.FIRMWARE_UPDATE, dos.FIRMWARE_UPDATE_PROGRESS,
+                                       since_ms=second.t_ms)) >= 10, 60, "10 chunks of the second")
+    t_release = rig.now_ms
+    dev.fw_system(dos.SYS_ENABLE_RESET, 0)  # what the app's enableReset() calls
+    reset = rig.until_kind("reset", 60)
+    [cut] = rig.trace("ota_cancelled", since_ms=t_release)
+    assert cut.data["reason"] == "halt" and cut.data["failed_event"] is False
+    assert reset.t_ms - t_release < 30_000
+    rig.until_kind("booted", 30)
+    assert dev.running_version == 1 and rig.trace("bootloader_copy_start", since_ms=t_release) == []
