@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sim_helpers import DEVICE_ID, PRODUCT_ID, ImageFactory, RigFactory, SimRig
 
 from otarig import resources
 from otarig.sim.bench import SimBench
 from otarig.sim.build import build_companion
 from otarig.sim.images import make_app_image
-from sim_helpers import DEVICE_ID, PRODUCT_ID, ImageFactory, RigFactory, SimRig
 
 
 # -- firmware -------------------------------------------------------------------------------------
@@ -122,6 +122,23 @@ def micropython_stubs() -> Path:
     if not (stubs / "machine.pyi").is_file():
         _not_installed(f"MicroPython rp2 stubs not installed ({stubs} missing): {MICROPYTHON_INSTALL}")
     return stubs
+
+
+@pytest.fixture(scope="session")
+def labgrid_bin() -> Path:
+    """The folder of labgrid's coordinator, exporter and client (`otarig tools install labgrid`),
+    with ser2net beside them (the exporter serves serial ports with it; `apt-get install ser2net`)."""
+    from otarig.lab import LabError, find_client
+
+    try:
+        folder = Path(find_client()).parent
+    except LabError as exc:
+        _not_installed(str(exc))
+    if not (folder / "labgrid-exporter").is_file():
+        _not_installed(f"labgrid-exporter not beside {folder / 'labgrid-client'}: run `otarig tools install labgrid`")
+    if shutil.which("ser2net") is None and not Path("/usr/sbin/ser2net").is_file():
+        _not_installed("ser2net not installed: `apt-get install -y ser2net` (.ci/run does)")
+    return folder
 
 
 # -- the usual pair: v1 flashed over USB, a 100 KB v2 to deliver over the air ---------------------

@@ -264,6 +264,15 @@ def test_a_port_the_user_cannot_open_fails_with_the_fix(tmp_path: Path) -> None:
 # -- labgrid, the simulated bench, the command ---------------------------------------------------------
 
 
+def test_labgrid_client_named_or_installed(tmp_path: Path) -> None:
+    missing = doctor.check_labgrid_client({"OTARIG_LABGRID_CLIENT": str(tmp_path / "labgrid-client")})
+    assert not missing.ok and "point it at labgrid-client" in missing.fix
+    client = tmp_path / "labgrid-client"
+    client.write_text("#!/bin/sh\n")
+    client.chmod(0o755)
+    assert doctor.check_labgrid_client({"OTARIG_LABGRID_CLIENT": str(client)}).ok
+
+
 def test_labgrid_coordinator_reachability_over_tcp() -> None:
     assert doctor.check_labgrid({}, 1.0).ok
     with socket.socket() as srv:

@@ -4,8 +4,9 @@ runs a short scenario through it and releases it; a second client is refused whi
 SIGTERM and a bad place still release it; the cloud token never reaches the coordinator.
 
 Needs labgrid in its own venv (`otarig tools install labgrid`) and ser2net (`apt-get install
-ser2net`); .ci/run installs both. The stand-in and labgrid are other processes paced to wall
-time, so the waits here are bounded waits on those processes (docs/lab.md §5).
+ser2net`); .ci/run installs both (in CI their absence fails, elsewhere it skips:
+conftest.labgrid_bin). The stand-in and labgrid are other processes paced to wall time, so the
+waits here are bounded waits on those processes (docs/lab.md §5).
 """
 from __future__ import annotations
 
@@ -25,28 +26,12 @@ from pathlib import Path
 
 import pytest
 
-from otarig.lab import LabError, LabgridClient, find_client
+from otarig.lab import LabgridClient
 
 OTARIG = [sys.executable, "-m", "otarig.cli"]
 SPEED = 20
 PLACE = "otarig-lab-1"
 CAPABILITIES = "psu,power_switch,vbus_switch,antenna_switch,wake_pin"
-
-
-def _labgrid_bin() -> Path | None:
-    try:
-        return Path(find_client()).parent
-    except LabError:
-        return None
-
-
-LABGRID = _labgrid_bin()
-pytestmark = [
-    pytest.mark.skipif(LABGRID is None or not (LABGRID / "labgrid-exporter").exists(),
-                       reason="needs labgrid: `otarig tools install labgrid` (.ci/run does)"),
-    pytest.mark.skipif(shutil.which("ser2net") is None and not os.path.exists("/usr/sbin/ser2net"),
-                       reason="needs ser2net: `apt-get install -y ser2net` (.ci/run does)"),
-]
 
 
 def _free_port() -> int:
@@ -97,8 +82,7 @@ def _start(procs: list[subprocess.Popen], cmd: list[str], log: Path, cwd: Path, 
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    assert LABGRID is not None
+def lab(tmp_path_factory: pytest.TempPathFactory, labgrid_bin: Path) -> Iterator[Lab]:
     tmp = tmp_path_factory.mktemp("lab")
     token = secrets.token_hex(20)
     env = {**os.environ, "OTARIG_STANDIN_TOKEN": token}
@@ -126,10 +110,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             f"  psu: {{cls: PyVISADevice, type: {visa_type}, url: '{visa_url}'}}\n")
         coordinator = f"127.0.0.1:{_free_port()}"
         lg_env = {k: v for k, v in os.environ.items() if "TOKEN" not in k}  # labgrid's own processes: no token
-        _start(procs, [str(LABGRID / "labgrid-coordinator"), "-l", coordinator], tmp / "coordinator.log", tmp, lg_env)
+        _start(procs, [str(labgrid_bin / "labgrid-coordinator"), "-l", coordinator], tmp / "coordinator.log", tmp, lg_env)
         host, port = coordinator.split(":")
         _wait("the coordinator to listen", lambda: _listening(host, int(port)))  # the exporter does not retry
-        _start(procs, [str(LABGRID / "labgrid-exporter"), "-c", coordinator, "--hostname", "127.0.0.1",
+        _start(procs, [str(labgrid_bin / "labgrid-exporter"), "-c", coordinator, "--hostname", "127.0.0.1",
                        "-n", "otarig-exporter", str(tmp / "exporter.yaml")], tmp / "exporter.log", tmp, lg_env)
         env["LG_COORDINATOR"] = coordinator
         client = LabgridClient(env=env)

@@ -536,6 +536,17 @@ def check_labgrid(env: Mapping[str, str], timeout_s: float) -> Check:
                  "start labgrid-coordinator there, or fix LG_COORDINATOR (host:port); check the firewall")
 
 
+def check_labgrid_client(env: Mapping[str, str]) -> Check:
+    """With a coordinator named, the labgrid-client `otarig run --place` uses (docs/lab.md §2)."""
+    from .lab import LabError, find_client
+
+    try:
+        return Check("labgrid client", True, f"{find_client(env)} (for otarig run --place)")
+    except LabError as exc:
+        return Check("labgrid client", False, "no labgrid-client for otarig run --place",
+                     str(exc).split(": ", 1)[-1])
+
+
 # -- the whole doctor ------------------------------------------------------------------------------------
 
 
@@ -633,5 +644,7 @@ def run(bench: Path, host: Host | None = None) -> Report:
             checks += check_cloud(cfg.cloud.api_url, cfg.cloud.token_env, cfg.cloud.product_id, host.env,
                                   host.timeout_s)
         checks.append(check_labgrid(host.env, host.timeout_s))
+        if host.env.get("LG_COORDINATOR", "").strip():
+            checks.append(check_labgrid_client(host.env))
     secrets = _secrets(cfg, host.env)
     return Report(str(bench), kind, [c.redacted(secrets) for c in checks])
