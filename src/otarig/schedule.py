@@ -206,15 +206,19 @@ class _Player:
         """Parked, in coverage and powered, then a power cycle (a full handshake: a Standard
         release is checked, docs/reference/particle-ota.md §1.1) and time for any release to land."""
         rig = self.rig
+        self.park("settle park")  # a driving app would hold any update (and costs the simulator time)
         rig.wait(3700)  # past the longest outage or sleep a step can start
         rig.board.expect_from_now()  # the boot after this cycle, not an earlier one
         rig.power_cycle(2.0)
         rig.expect(lambda e: e.name == "hello", 120)
-        try:
-            rig.command("workload", state="idle")
-        except Exception as exc:  # noqa: BLE001
-            self.refused.append(f"settle park: {type(exc).__name__}")
+        self.park("settle park after the power cycle")
         rig.wait(SETTLE_S)
+
+    def park(self, why: str) -> None:
+        try:
+            self.rig.command("workload", state="idle")
+        except Exception as exc:  # noqa: BLE001 - asleep or off: the power cycle that follows parks it
+            self.refused.append(f"{why}: {type(exc).__name__}")
 
     @property
     def expected_version(self) -> int:
