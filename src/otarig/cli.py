@@ -341,16 +341,31 @@ def _project_arg(cfg: BenchConfig, value: str | None) -> Path | None:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
-    """Prove the suite can fail: run it against every device companion mutant."""
+    """Prove the suite can fail: shipped defects and generated mutants of the firmware (otarig.mutation)."""
+    from otarig.mutation.generate import GenerationError
+    from otarig.mutation.projects import ProjectError
     from otarig.runner import selftest
 
     cfg = _load_bench(args.bench)
     if not cfg.simulated:
-        raise CommandError("selftest builds defective device companions: it needs a simulated bench "
+        raise CommandError("selftest builds defective firmware for the host: it needs a simulated bench "
                            "(bench.kind = \"simulated\")")
-    return selftest(Path(args.bench).resolve(), report_dir=Path(args.report).resolve(), seed=args.seed,
-                    suite=Path(args.suite).resolve() if args.suite else None,
-                    mutants=args.mutant or None, jobs=args.jobs)
+    project = _project_arg(cfg, args.firmware)
+    if project is not None and args.mutant:
+        raise CommandError("--mutant N is a shipped defect of the device companion (firmware/mutants/); with "
+                           "--firmware DIR, selftest generates defects of your sources (--max-mutants, --files)")
+    if args.max_mutants is not None and args.max_mutants < 1:
+        raise CommandError(f"--max-mutants {args.max_mutants}: give a positive number of mutants to sample")
+    try:
+        return selftest(Path(args.bench).resolve(), report_dir=Path(args.report).resolve(), seed=args.seed,
+                        suite=Path(args.suite).resolve() if args.suite else None,
+                        mutants=args.mutant or None, jobs=args.jobs, project=project,
+                        generated=not args.shipped_only and (not args.mutant or args.max_mutants is not None
+                                                             or args.files is not None),
+                        max_mutants=args.max_mutants, files=args.files,
+                        select=args.k)
+    except (GenerationError, ProjectError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
 
 
 # -- rollout ---------------------------------------------------------------------------------------
@@ -570,15 +585,30 @@ def build_parser() -> argparse.ArgumentParser:
                           "(the board pool, docs/lab.md §4)")
     run.set_defaults(func=cmd_run)
 
-    st = groups.add_parser("selftest", help="run the suite against each device companion mutant; all must be caught",
-                           description="Builds the device companion with each shipped defect and runs hil/ against "
-                                       "it; prints mutant → scenarios that caught it. Exit 1 if the good "
-                                       "build fails anything or a mutant survives.")
+    st = groups.add_parser("selftest", help="run the suite against defective firmware (shipped and generated); "
+                                            "all must be caught",
+                           description="Runs hil/ on the good build, on each shipped defect of the device companion "
+                                       "(firmware/mutants/*.patch) and on mutants of the firmware's C++ generated "
+                                       "by universalmutator (app and guard sources; never the host layer or the "
+                                       "TestAgent), each until its first failing scenario. Writes selftest.json "
+                                       "and selftest.html. Exit 1 if the good build fails anything or a defect "
+                                       "survives (unless listed in firmware/mutants/equivalent.toml).")
     st.add_argument("--bench", default="bench_config.toml", help="a simulated bench file")
-    st.add_argument("--seed", type=int, default=1)
+    st.add_argument("--seed", type=int, default=1, help="the bench's seed, and the mutant sample's")
     st.add_argument("--report", default="otarig-selftest", help="output folder (default: otarig-selftest/)")
     st.add_argument("--suite", default=None, help="scenario folder (default: hil/)")
-    st.add_argument("--mutant", type=int, action="append", help="only this mutant (repeatable)")
+    st.add_argument("--firmware", default=None, metavar="DIR",
+                    help="a Particle project folder to mutate instead of the device companion (src/, lib/); "
+                         "equivalents listed in DIR/mutants-equivalent.toml")
+    st.add_argument("--mutant", type=int, action="append", help="only this shipped defect (repeatable; generated ones then only with --max-mutants or --files)")
+    st.add_argument("--shipped-only", action="store_true", help="the shipped defects only, no generated mutants")
+    st.add_argument("--max-mutants", type=int, default=None, metavar="N",
+                    help="run a sample of N generated mutants (reproducible with --seed); default all")
+    st.add_argument("--files", nargs="+", default=None, metavar="PATH",
+                    help="mutate these files (relative to the project) instead of src/ and lib/*/src/ without TestAgent")
+    st.add_argument("-k", default=None, metavar="EXPR",
+                    help="only scenarios matching this pytest -k expression (a quick check; the kill rate is then "
+                         "of that subset)")
     st.add_argument("--jobs", type=int, default=2, help="suite runs in parallel (default 2)")
     st.set_defaults(func=cmd_selftest)
     ro = groups.add_parser("rollout", help="plan a release on a fleet: when devices update, data, idle windows",

@@ -95,7 +95,7 @@ def _apply(patch: str, folder: Path, label: str) -> None:
     if exe is None:
         raise ProjectError(f"cannot apply {label}: the `patch` program is not on PATH (apt-get install patch)")
     proc = subprocess.run([exe, "--batch", "--forward", "--fuzz=0", "-p1", "-d", str(folder)], input=patch,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     if proc.returncode != 0:
         raise ProjectError(f"{label} does not apply to {folder.name}: "
                            f"{(proc.stdout + proc.stderr).strip().splitlines()[-1:]}; "

@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import resources
 from .projects import ProjectError, project_copy
 
-__all__ = ["ShippedDefect", "shipped_defects", "shipped_defect_project"]
+__all__ = ["ShippedDefect", "shipped_defect_project", "shipped_defects"]
 
 _NAME = re.compile(r"^(\d{2})-([a-z0-9-]+)\.patch$")
 

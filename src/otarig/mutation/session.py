@@ -1,0 +1,101 @@
+"""`otarig selftest`: the good build, the shipped defects, then generated ones, with progress."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from .. import __version__
+from ..sim.build import companion_project
+from .engine import KILLED, Candidate, MutationEngine, Outcome
+from .equivalence import listed_reason, load_equivalents
+from .generate import default_files, generate, sample
+from .report import print_summary, summarize, write_reports
+from .shipped import mutants_dir, shipped_defects
+
+__all__ = ["run_selftest"]
+
+
+def run_selftest(bench_path: Path, *, report_dir: Path, suite: Path, pinned: list[str], seed: int = 1,
+                 project: Path | None = None, shipped: list[int] | None = None, generated: bool = True,
+                 max_mutants: int | None = None, files: list[str] | None = None, jobs: int = 2,
+                 equivalents: Path | None = None, select: str | None = None,
+                 console: Console | None = None) -> int:
+    """Exit 0 when the good build passes, every shipped defect is killed and no generated mutant
+    survives unlisted; 1 otherwise."""
+    console = console or Console()
+    t0 = time.perf_counter()
+    base = (project or companion_project()).resolve()
+    engine = MutationEngine(bench_path, suite, report_dir, project=project, seed=seed, jobs=jobs, pinned=pinned)
+
+    candidates: list[Candidate] = []
+    if project is None:
+        defects = shipped_defects()
+        for n in (shipped if shipped is not None else sorted(defects)):
+            if n not in defects:
+                raise ValueError(f"no shipped defect {n} (firmware/mutants/{n:02d}-*.patch); known: "
+                                 f"{', '.join(map(str, defects))}")
+            candidates.append(Candidate(f"shipped-{n}", defects[n].description, shipped=n))
+    total = 0
+    listed = load_equivalents(equivalents or (mutants_dir() / "equivalent.toml" if project is None
+                                              else base / "mutants-equivalent.toml"))
+    if generated:
+        with console.status("generating mutants with universalmutator…"):
+            all_mutants = {m.id: m for m in generate(base, files or default_files(base))}
+        total = len(all_mutants)
+        for m in sample(list(all_mutants.values()), max_mutants, seed):
+            candidates.append(Candidate(m.id, f"{m.file}:{m.line}", mutant=m))
+
+    outcomes: dict[str, Outcome] = {}
+    to_run = []
+    for c in candidates:
+        reason = listed_reason(c.mutant, listed) if c.mutant is not None else None
+        if reason is not None:
+            outcomes[c.key] = Outcome("equivalent", detail=reason)
+        else:
+            to_run.append(c)
+
+    with console.status("collecting scenarios…"):
+        engine.collect(select)
+    tally: dict[str, int] = {}
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[tally]}"), console=console) as progress:
+        good_task = progress.add_task("good build: whole suite", total=1, tally="")
+        good = engine.good_run()
+        progress.advance(good_task)
+        if good.failed:
+            console.print(f"[red]the good build fails {', '.join(good.failed)}: fix that first; no defect was run[/red]")
+        else:
+            task = progress.add_task("defects", total=len(to_run), tally="")
+
+            def done(c: Candidate, o: Outcome) -> None:
+                key = "killed" if o.status in KILLED else o.status
+                tally[key] = tally.get(key, 0) + 1
+                progress.update(task, advance=1, tally=" ".join(f"{k} {v}" for k, v in sorted(tally.items())))
+                if o.status == "survived":
+                    progress.console.print(f"[red]survived[/red] {c.label} {c.key}")
+
+            outcomes.update(engine.run_all(to_run, done))
+
+    summary = summarize(candidates, outcomes, generated_total=total, base=base, extra={
+        "firmware": str(base), "seed": seed, "jobs": jobs, "report_dir": str(report_dir),
+        "good": {"failed": good.failed, "ran": good.ran, "wall_s": round(good.wall_s, 1)},
+        "good_failed": good.failed, "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "otarig": __version__,
+        "scenario_kills": dict(engine.kills.most_common()), "scenarios": len(engine.nodeids), "select": select,
+    })
+    summary["wall_s"] = round(time.perf_counter() - t0, 1)
+    write_reports(summary, report_dir)
+    print_summary(summary, console)
+    shipped_ok = all(s["status"] in KILLED for s in summary["shipped"])
+    return 0 if not good.failed and shipped_ok and not summary["survivors"] else 1

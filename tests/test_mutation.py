@@ -1,0 +1,136 @@
+"""otarig.mutation: shipped defects as patches, universalmutator's mutants, trivial equivalence,
+the equivalence list, and a tiny `otarig selftest` through the real CLI (two scenarios, a couple
+of mutants). The full selftest is `otarig selftest` / bench/selftest_companion.py, not a unit test."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from otarig.mutation.equivalence import EquivalentEntry, code_digest, listed_reason, load_equivalents
+from otarig.mutation.generate import GenerationError, Mutant, default_files, generate, sample
+from otarig.mutation.projects import ProjectError, project_copy
+from otarig.mutation.shipped import shipped_defect_project, shipped_defects
+from otarig.sim.build import BuildError, build_firmware, companion_project
+
+REPO = Path(__file__).resolve().parents[1]
+COMPANION = REPO / "firmware" / "companion"
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTARIG_CACHE", str(tmp_path_factory.getbasetemp() / "mutation-cache"))
+
+
+def test_no_defect_switch_is_left_in_the_firmware() -> None:
+    hits = [p for p in (REPO / "firmware").rglob("*") if p.is_file() and p.suffix in {".cpp", ".h", ".sh", ".md"}
+            and "COMPANION_MUTANT" in p.read_text(errors="replace")]
+    assert hits == []
+
+
+def test_every_shipped_patch_applies_and_changes_the_build() -> None:
+    defects = shipped_defects()
+    assert sorted(defects) == [1, 2, 3, 4, 5, 6]
+    assert defects[3].description.startswith("resets are never held")
+    good = (COMPANION / "lib" / "OtaGuard" / "src" / "OtaGuard.cpp").read_text()
+    copy = shipped_defect_project(3)
+    assert copy.name == "companion" and shipped_defect_project(3) == copy  # cached: same folder
+    assert "System.disableReset();" in good
+    assert "System.disableReset();" not in (copy / "lib" / "OtaGuard" / "src" / "OtaGuard.cpp").read_text()
+    assert build_firmware(1, mutant=3) != build_firmware(1)
+
+
+def test_a_patch_that_does_not_apply_names_the_fix(tmp_path: Path) -> None:
+    bad = "--- a/src/companion.cpp\n+++ b/src/companion.cpp\n@@ -1,1 +1,1 @@\n-no such line\n+x\n"
+    with pytest.raises(ProjectError, match="does not apply.*regenerate the patch"):
+        project_copy(COMPANION, patch=bad, label="broken")
+    with pytest.raises(BuildError, match="no shipped defect 99"):
+        build_firmware(1, mutant=99)
+    with pytest.raises(BuildError, match="otarig selftest --firmware"):
+        build_firmware(1, mutant=1, project=tmp_path)
+
+
+def test_default_files_are_app_and_guard_never_the_agent_or_host() -> None:
+    files = default_files(COMPANION)
+    assert "src/companion.cpp" in files and "lib/OtaGuard/src/OtaGuard.cpp" in files
+    assert "lib/RecordLog/src/RecordLog.cpp" in files
+    assert not any("TestAgent" in f or f.startswith("..") for f in files)
+    with pytest.raises(GenerationError, match="instrument"):
+        generate(COMPANION, ["lib/TestAgent/src/TestAgent.cpp"])
+    with pytest.raises(GenerationError, match="no such file"):
+        generate(COMPANION, ["lib/Nope.cpp"])
+
+
+def test_universalmutator_mutants_change_one_line_with_stable_ids() -> None:
+    mutants = generate(COMPANION, ["lib/DownloadSignal/src/DownloadSignal.cpp"])
+    assert len(mutants) > 20
+    original = (COMPANION / "lib/DownloadSignal/src/DownloadSignal.cpp").read_text().splitlines()
+    for m in mutants[:10]:
+        lines = m.text.splitlines()
+        assert [i for i, (a, b) in enumerate(zip(original, lines)) if a != b] == [m.line - 1]
+        assert m.original == original[m.line - 1].strip() and m.mutated != m.original
+        assert f"-{original[m.line - 1]}" in m.diff(COMPANION)
+    again = generate(COMPANION, ["lib/DownloadSignal/src/DownloadSignal.cpp"])
+    assert [m.id for m in again] == [m.id for m in mutants]
+    picked = sample(mutants, 5, seed=7)
+    assert len(picked) == 5 and picked == sample(mutants, 5, seed=7) and picked != sample(mutants, 5, seed=8)
+
+
+def test_trivial_equivalence_sees_through_paths_but_not_code() -> None:
+    rel = "lib/DownloadSignal/src/DownloadSignal.cpp"
+    text = (COMPANION / rel).read_text()
+    same = project_copy(COMPANION, files={rel: text + "\n// a comment changes no code\n"}, label="comment")
+    base = build_firmware(1, project=companion_project())
+    assert code_digest(build_firmware(1, project=same)) == code_digest(base)
+    mutant = next(m for m in generate(COMPANION, [rel]) if m.mutated == "/*begun_ = true;*/")
+    changed = project_copy(COMPANION, files={rel: mutant.text}, label="changed")
+    assert code_digest(build_firmware(1, project=changed)) != code_digest(base)
+
+
+def test_equivalents_match_by_file_and_text_when_the_line_moved(tmp_path: Path) -> None:
+    f = tmp_path / "equivalent.toml"
+    f.write_text('[[equivalent]]\nfile = "src/a.cpp"\nline = 10\noriginal = "x = 1;"\nmutated = "x = 2;"\n'
+                 'reason = "x is never read"\n')
+    entries = load_equivalents(f)
+    assert entries == [EquivalentEntry("src/a.cpp", 10, "x = 1;", "x = 2;", "x is never read")]
+    assert listed_reason(Mutant("src/a.cpp", 14, "x = 1;", "x = 2;", ""), entries) == "x is never read"
+    assert listed_reason(Mutant("src/a.cpp", 10, "x = 1;", "x = 3;", ""), entries) is None
+    f.write_text('[[equivalent]]\nfile = "src/a.cpp"\n')
+    with pytest.raises(ValueError, match="lacks line, original, mutated, reason"):
+        load_equivalents(f)
+
+
+def test_shipped_equivalents_list_is_well_formed() -> None:
+    path = REPO / "firmware" / "mutants" / "equivalent.toml"
+    entries = load_equivalents(path)
+    for e in entries:
+        text = (COMPANION / e.file).read_text().splitlines()
+        assert text[e.line - 1].strip() == e.original, f"{e.file}:{e.line} moved: update equivalent.toml"
+        assert e.reason.strip() and "\n" not in e.reason
+
+
+def test_tiny_selftest_through_the_cli(tmp_path: Path) -> None:
+    """Two quick scenarios, shipped defect 1 and two generated mutants of DownloadSignal: the real
+    `otarig selftest` in a subprocess, its JSON and HTML."""
+    out = tmp_path / "report"
+    cmd = [str(Path(sys.executable).parent / "otarig"), "selftest", "--bench", str(REPO / "bench_config.toml"),
+           "--report", str(out), "-k", "lock_and_flash_now or reset_is_held", "--mutant", "1",
+           "--files", "lib/DownloadSignal/src/DownloadSignal.cpp", "--max-mutants", "2", "--seed", "3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=REPO,
+                          env={**os.environ, "COLUMNS": "200"})
+    summary = json.loads((out / "selftest.json").read_text())
+    assert summary["good"]["failed"] == [] and summary["good"]["ran"] == 2, proc.stdout[-3000:]
+    assert summary["mutants"]["1"], "shipped defect 1 survived two scenarios that must catch it"
+    gen = summary["generated"]
+    assert gen["sampled"] == 2 and gen["total"] > 20
+    statuses = {r["status"] for r in summary["results"]}
+    assert statuses <= {"killed", "timeout", "crashed", "survived", "invalid", "tce", "equivalent"}
+    for r in summary["results"]:
+        assert r["file"] == "lib/DownloadSignal/src/DownloadSignal.cpp" and r["line"] > 0
+        assert (r["diff"] is not None) == (r["status"] == "survived")
+    assert proc.returncode == (1 if summary["survivors"] else 0), proc.stdout[-3000:]
+    assert "shipped defects" in proc.stdout and "kill rate" in (out / "selftest.html").read_text()
