@@ -39,7 +39,7 @@ def pool_args(cfg: BenchConfig, workers: int) -> list[str]:
         raise PoolError(f"--workers {workers}: the board pool runs on the simulated bench; a real bench (or a "
                         "stand-in) has one tester board and one PSU wired to one DUT, and one product's versions "
                         "and releases, so its scenarios run one at a time (docs/lab.md §4, what a real pool needs)")
-    return ["-p", "xdist", "-p", "otarig.pool", f"--numprocesses={workers}", "--dist=load"]
+    return ["-p", "xdist", "-p", "otarig.pool", f"--numprocesses={workers}", "--dist=worksteal"]  # long and short scenarios even out
 
 
 class BoardLock:
