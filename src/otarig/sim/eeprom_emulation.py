@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
+
 from .stm32_flash import Journal, Op, Regions
 
 ERASED, COPY, ACTIVE, INACTIVE = 0xFFFFFFFF, 0xFFFFEEEE, 0xFFFF0000, 0xCCCC0000
@@ -58,25 +60,35 @@ class EepromEmulation:
                 return n
         return None
 
-    def _records(self, n: int):
-        """(offset, word) of every record from the page header on, as forEachRecord walks them."""
-        page = self._page(n)
-        words = memoryview(page).cast("I")
-        for i in range(1, len(words)):
-            yield i * 4, words[i]
+    def _scan(self, n: int) -> tuple[np.ndarray, int, bool]:
+        """forEachRecord over page `n`: (the record words before the first empty one, the offset of
+        that empty one or None as -1, whether every record before it is valid)."""
+        words = np.frombuffer(self._page(n), "<u4")[1:]
+        empty = np.flatnonzero(words == EMPTY)
+        stop = int(empty[0]) if empty.size else len(words)
+        head = words[:stop]
+        valid = ((head >> 8) & 0xFF == 0) & (head >> 16 != 0xFFFF)
+        return head, (4 + 4 * stop) if empty.size else -1, bool(valid.all())
+
+    @staticmethod
+    def _latest(words: np.ndarray) -> dict[int, int]:
+        """The last value of each index among valid records, reading stops at the first invalid one."""
+        valid = ((words >> 8) & 0xFF == 0) & (words >> 16 != 0xFFFF)
+        bad = np.flatnonzero(~valid)
+        words = words[:bad[0]] if bad.size else words
+        index = (words >> 16)[::-1]
+        keys, first = np.unique(index, return_index=True)
+        values = (words[::-1][first] & 0xFF)
+        return dict(zip(keys.tolist(), values.tolist()))
 
     def view(self, length: int) -> bytes:
         """readRange(0, length): the latest valid value of each index, 0xFF where none."""
         out = bytearray(b"\xff" * length)
         n = self.active()
-        if n is None:
-            return bytes(out)
-        for _, word in self._records(n):
-            if (word >> 8) & 0xFF != 0 or word >> 16 == 0xFFFF:
-                break
-            index = word >> 16
-            if index < length:
-                out[index] = word & 0xFF
+        if n is not None:
+            for index, value in self._latest(np.frombuffer(self._page(n), "<u4")[1:]).items():
+                if index < length:
+                    out[index] = value
         return bytes(out)
 
     # -- writing ---------------------------------------------------------------------------------
@@ -110,25 +122,14 @@ class EepromEmulation:
             self.init()
             n = self.active()
             assert n is not None
-        existing = bytearray(b"\xff" * len(data))
-        empty_at = None
-        clean = True
-        for offset, word in self._records(n):
-            if word == EMPTY:
-                empty_at = offset
-                break
-            if (word >> 8) & 0xFF == 0 and word >> 16 != 0xFFFF:
-                i = (word >> 16) - index
-                if 0 <= i < len(data):
-                    existing[i] = word & 0xFF
-            else:
-                clean = False
-                break
+        head, empty_at, clean = self._scan(n)
+        latest = self._latest(head)
+        existing = [latest.get(index + i, 0xFF) for i in range(len(data))]
         changed = [(index + i, b) for i, b in enumerate(data) if existing[i] != b]
         if not changed:
             return
         size = PAGES[n][1]
-        if clean and empty_at is not None:
+        if clean and empty_at >= 0:
             end = empty_at + 4 * len(changed)
             page = self._page(n)
             separator_ok = end >= size or page[end:end + 4] == b"\xff\xff\xff\xff"
@@ -151,11 +152,7 @@ class EepromEmulation:
     def _swap_and_write(self, source: int, index: int, data: bytes) -> None:
         """swapPagesAndWrite, with its two tries."""
         dest = 1 - source
-        latest: dict[int, int] = {}
-        for _, word in self._records(source):
-            if (word >> 8) & 0xFF != 0 or word >> 16 == 0xFFFF:
-                break
-            latest[word >> 16] = word & 0xFF
+        latest = self._latest(self._scan(source)[0])
         keep = [(i, v) for i, v in sorted(latest.items())
                 if not index <= i < index + len(data) and v != 0xFF]
         new = [(index + i, b) for i, b in enumerate(data) if b != 0xFF]
