@@ -207,7 +207,8 @@ def test_system_mode_decides_when_setup_runs(companion_image: ImageFactory, sim_
                                              mode: str, threaded: bool) -> None:
     """§7.2 / §3.1: AUTOMATIC connects at boot and, non-threaded, runs setup() only once the cloud is
     connected — so the device first reports updates enabled and cannot refuse an update at boot;
-    SEMI_AUTOMATIC/MANUAL (and threaded AUTOMATIC) run setup() at once, before any connection."""
+    SEMI_AUTOMATIC/MANUAL (and threaded AUTOMATIC) run setup() at once, before any connection; a
+    non-threaded SEMI_AUTOMATIC app then gets no loop() call until the cloud is connected."""
     rig = sim_rig(companion_image(1, threaded=threaded, mode=mode))
     hello = _first_hello(rig, 90)
     assert hello["mode"] == mode and hello["threaded"] is threaded
@@ -220,6 +221,11 @@ def test_system_mode_decides_when_setup_runs(companion_image: ImageFactory, sim_
     if mode == "AUTOMATIC" and not threaded:
         assert app_started_ms >= session.t_ms, "setup() ran only after the cloud connected"
         assert enabled == ["true", "false"], "connected with updates enabled, then the app disabled them"
+    elif mode == "SEMI_AUTOMATIC" and not threaded:
+        # setup() at once (updates disabled before connecting), but no loop() while connecting
+        # (device-os v2.3.1 system/src/main.cpp ~450-452, ~478-480): the agent's hello waits
+        assert app_started_ms >= session.t_ms, "the first loop() ran while the cloud was connecting"
+        assert enabled == ["false"], "updates were disabled before the first connection"
     else:
         assert app_started_ms < session.t_ms - 5_000, "setup() ran at once"
         assert enabled == ["false"], "updates were disabled before the first connection"

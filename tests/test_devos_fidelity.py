@@ -7,6 +7,7 @@ Electron in virtual time; the model's ground truth is `Electron.trace`.
 """
 from __future__ import annotations
 
+from otarig.protocol import Event
 from otarig.sim import deviceos as dos
 from otarig.sim.app_thread import PUT_WAIT_MS, QUEUE_DEPTH
 from otarig.sim.electron import AppState
@@ -170,3 +171,52 @@ def test_reset_released_during_a_second_transfer_cuts_it_and_applies_nothing(
     assert reset.t_ms - t_release < 30_000
     rig.until_kind("booted", 30)
     assert dev.running_version == 1 and rig.trace("bootloader_copy_start", since_ms=t_release) == []
+
+
+# -- item 9: sleep on Gen 2 -----------------------------------------------------------------------
+def _wake_line(rig: SimRig, timeout: float) -> Event:
+    assert rig.board is not None
+    return rig.board.expect(lambda e: e.name == "log" and e.get("msg") == "wake", timeout)
+
+
+def test_gen2_network_wake_is_stop_only_and_a_non_threaded_app_waits_for_the_cloud(
+        companion_image: ImageFactory, sim_rig: RigFactory) -> None:
+    """docs/reference/particle-ota.md §3.1, §3.2:
+    - the cellular interface wakes the Electron only from STOP: ULP or HIBERNATE with it is refused
+      before anything is disconnected (device-os v2.3.1 hal/src/stm32f2xx/sleep_hal.cpp ~451-460,
+      checked first by system/src/system_sleep.cpp ~125-127);
+    - a non-threaded SEMI_AUTOMATIC app gets no loop() call while its cloud connection is being made
+      (system/src/main.cpp ~450-452, ~478-480);
+    - after a wake its sleep() returns once the cloud is back, or after 60 s
+      (system/src/system_sleep.cpp ~235-243)."""
+    rig = sim_rig(companion_image(1))  # threaded: the refusal does not depend on threading
+    _idle_connected(rig)
+    for mode in ("ulp", "hibernate"):
+        t0 = rig.now_ms
+        rig.board.command("sleep", mode=mode, seconds=30, cellular_wake=True)
+        assert _wake_line(rig, 10).get("reason") == "unknown"
+        [refused] = [e for e in rig.trace("sleep_refused", since_ms=t0) if e.data["mode"] != "ULTRA_LOW_POWER"
+                     or mode == "ulp"]
+        assert refused.data["why"] == "not_supported" and rig.trace("sleep", since_ms=t0) == []
+        assert rig.dev.net.cloud_connected and rig.trace("cloud_disconnected", since_ms=t0) == []
+    # non-threaded SEMI_AUTOMATIC: the first loop() (the agent's hello) only once connected
+    rig = sim_rig(companion_image(1, threaded=False, mode="SEMI_AUTOMATIC"))
+    hello = rig.board.expect(lambda e: e.name == "hello", 90)
+    [session] = rig.trace("cloud_session")
+    booted = rig.trace("booted")[0]
+    assert booted.t_ms + int(hello.t) >= session.t_ms, "no loop() while the cloud was connecting"
+    rig.run(5)
+    # STOP without a network wake: the cloud goes; after the wake sleep() waits for it to come back
+    rig.board.command("sleep", mode="stop", seconds=20)
+    woke = rig.until_kind("wake", 30)
+    line = _wake_line(rig, 90)
+    [back] = rig.trace("cloud_session", since_ms=woke.t_ms)
+    assert booted.t_ms + int(line.t) >= back.t_ms, "sleep() returned before the cloud was back"
+    # ... for at most 60 s: no coverage after this wake, so sleep() gives up waiting
+    rig.run(5)
+    rig.board.command("sleep", mode="stop", seconds=20)
+    rig.dev.link.antenna_connected = False
+    woke = rig.until_kind("wake", 30)
+    line = _wake_line(rig, 120)
+    assert booted.t_ms + int(line.t) - woke.t_ms in range(60_000, 60_100)
+    assert not rig.dev.net.cloud_connected

@@ -11,10 +11,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import deviceos as dos
+from .connectivity import Modem
 
 if TYPE_CHECKING:
     from .electron import Electron
     from .host_runtime import SleepRequest
+
+
+#: system/src/system_sleep.cpp ~242: waitFor(spark_cloud_flag_connected, 60000)
+WAKE_CLOUD_WAIT_MS = 60_000
 
 
 class DeviceSleep:
@@ -48,6 +53,11 @@ class DeviceSleep:
         mode, duration_ms = req.mode, req.duration_ms
         wake_pin = req.wake_gpio or None  # ABI: 0 = no GPIO wake source
         standby = bool(req.network_flags & dos.SLEEP_NETWORK_FLAG_INACTIVE_STANDBY)
+        refused = self._refusal(mode, bool(req.wake_network), standby)
+        if refused:
+            # checked before anything is disconnected: the call returns at once, nothing changes
+            dev.note("sleep_refused", mode=dos.SLEEP_MODE_NAME.get(mode, str(mode)), why=refused)
+            return dos.WAKEUP_UNKNOWN
         dev.note("sleep", mode=dos.SLEEP_MODE_NAME.get(mode, str(mode)), ms=duration_ms,
                  network_wake=bool(req.wake_network), standby=standby, ota=dev.ota.receiving)
         if mode == dos.SLEEP_HIBERNATE:
@@ -80,8 +90,28 @@ class DeviceSleep:
         if dev.app.yield_to_scheduler():
             return -1
         reason = self.wake_reason
+        reconnect = not cloud_stays and dev.net.auto_connect
         dev.net.reconnect_after_wake()
+        app = dev.app
+        if reconnect and app is not None and not app.threaded and \
+                app.system_mode in (dos.AUTOMATIC, dos.SEMI_AUTOMATIC):
+            # docs/reference/particle-ota.md §3.2: a non-threaded AUTOMATIC/SEMI_AUTOMATIC app's sleep() returns
+            # only once the cloud is back, or after 60 s (device-os v2.3.1 system/src/system_sleep.cpp ~235-243)
+            if dev.wait_for_cloud(app, WAKE_CLOUD_WAIT_MS):
+                return -1
         return reason
+
+    def _refusal(self, mode: int, wake_network: bool, standby: bool) -> str | None:
+        """hal_sleep_validate_config before anything changes (device-os v2.3.1 system/src/system_sleep.cpp
+        ~125-127): on Gen 2 the cellular interface is a wake source only in STOP, and only with the modem
+        on (hal/src/stm32f2xx/sleep_hal.cpp ~451-460); with INACTIVE_STANDBY it is not checked."""
+        if not wake_network or standby:
+            return None
+        if self.dev.net.modem == Modem.OFF:
+            return "invalid_state"  # SYSTEM_ERROR_INVALID_STATE: the modem's UART is off
+        if mode != dos.SLEEP_STOP:
+            return "not_supported"  # SYSTEM_ERROR_NOT_SUPPORTED: ULP or HIBERNATE with a network wake
+        return None
 
     def wake(self, reason: int) -> None:
         """End STOP/ULP sleep (RTC, WKP pin, or network traffic)."""

@@ -19,7 +19,7 @@ import greenlet
 from . import deviceos as dos
 from . import system_cloud_events
 from .app_thread import PUMP_PERIOD_MS, ApplicationQueue, PostedEvent
-from .connectivity import Connectivity
+from .connectivity import Connectivity, Modem
 from .device_ota import DeviceOta
 from .device_sleep import DeviceSleep
 from .electron_modules import (FUNCTION_BOOTLOADER, SYSTEM, USER, Module, bootloader_of,
@@ -135,6 +135,8 @@ class Electron:
         self._held_messages: list[object] = []
         #: the system thread's wait for a threaded app's `reset` handlers (system_shutdown_if_needed)
         self._shutdown_wait = None
+        #: the app parked until the cloud connects (`wait_for_cloud`)
+        self._cloud_waiter: AppInstance | None = None
         #: what the next boot was asked to enter: "safe_mode" or "dfu" (RTC backup register: a reset keeps it)
         self.boot_request: str | None = None
 
@@ -223,6 +225,7 @@ class Electron:
         self.sleeper.cancel()
         self.app_queue.clear()
         self._held_messages.clear()
+        self._cloud_waiter = None
         self._end_shutdown_wait()
         self.ota.cancel("halt", emit=False)
         self.net.shutdown(graceful=graceful_cloud)
@@ -361,6 +364,29 @@ class Electron:
     def on_cloud_connected(self) -> None:
         if self.app is not None and self.app.greenlet is None:
             self._launch_app()
+        if self._cloud_waiter is not None and self._cloud_waiter is self.app:
+            self._cloud_waiter = None
+            if self._resume_timer is not None:
+                self._resume_timer.cancel()
+            self._schedule_resume(0)
+
+    def wait_for_cloud(self, app: AppInstance, timeout_ms: int | None) -> int:
+        """Park the app's greenlet until the cloud connects, or for at most `timeout_ms`; the abort flag."""
+        if self.net.cloud_connected:
+            return 0
+        self._cloud_waiter = app
+        if timeout_ms is not None:
+            self._schedule_resume(timeout_ms)
+        aborted = app.yield_to_scheduler()
+        self._cloud_waiter = None
+        return aborted
+
+    def _semi_automatic_connecting(self, app: AppInstance) -> bool:
+        """docs/reference/particle-ota.md §3.1: a non-threaded SEMI_AUTOMATIC app gets no loop() call while the
+        cloud connection it asked for is being made (device-os v2.3.1 system/src/main.cpp ~450-452, ~478-480)."""
+        net = self.net
+        return (app.system_mode == dos.SEMI_AUTOMATIC and not app.threaded and net.auto_connect
+                and not net.cloud_connected and net.modem != Modem.OFF)
 
     @property
     def safe_mode(self) -> bool:
@@ -431,6 +457,9 @@ class Electron:
             return 0
         if self._app_wait(app, self.params.loop_quantum_ms):
             return 1
+        while self._semi_automatic_connecting(app):
+            if self.wait_for_cloud(app, None):
+                return 1
         if app.threaded:
             # docs/reference/particle-ota.md §2.2: the app thread takes one queued event, then calls loop()
             # (device-os v2.3.1 system/src/active_object.cpp ~66-74)
