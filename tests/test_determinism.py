@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import dataclasses
+import json
 import random
 
 from otarig.sim.bench import SimBench
@@ -65,13 +66,15 @@ def scenario(seed: int, workdir: Path, cut_at_edge: int = 0, *, spreads: bool = 
         board.expect(lambda e: e.name == "hello" and e.get("product_version") == 2, 900)
         bench.run_for(30)
         assert dev.link.stats.dropped > 0, "the link lost something: the seed mattered"
+        # the cloud's account of each transfer (chunks resent, rounds) ends the log: compared too
+        transfers = b"".join(json.dumps(t, sort_keys=True).encode() + b"\n" for t in bench.cloud.transfer_log)
         board.close()
         if tester is not None:
             assert tester.events("cut"), "the companion's cut fired"
             tester.close()
     finally:
         bench.close()
-    log = (workdir / "board.log").read_bytes()
+    log = (workdir / "board.log").read_bytes() + transfers
     return log + (workdir / "tester.log").read_bytes() if cut_at_edge else log
 
 
@@ -115,9 +118,9 @@ def test_without_spreads_a_different_seed_differs_only_where_loss_matters(tmp_pa
     connected = next(i for i, ln in enumerate(a) if b'"param":"connected"' in ln)
     assert first_diff > connected, "boot and connection do not depend on loss"
     assert b'"action":"publish"' in a[first_diff] or b'"event":"firmware_update"' in a[first_diff], a[first_diff]
-    ota_a = [ln for ln in a if b'"event":"firmware_update"' in ln]
-    ota_b = [ln for ln in b if b'"event":"firmware_update"' in ln]
-    assert ota_a != ota_b, "the transfer itself (its missed-chunk rounds) depends on the seed"
+    resent_a = [json.loads(ln)["resent"] for ln in a if ln.startswith(b'{"chunk_count"')]
+    resent_b = [json.loads(ln)["resent"] for ln in b if ln.startswith(b'{"chunk_count"')]
+    assert resent_a and resent_a != resent_b, "the transfer itself (the chunks it resent) depends on the seed"
 
 
 def test_a_different_seed_changes_boot_connection_and_transfer_timing(tmp_path: Path) -> None:
@@ -154,16 +157,21 @@ def test_seed_tree_streams_are_named_and_independent() -> None:
 def test_a_scenario_over_the_cloud_api_gives_the_same_timeline_twice(tmp_path: Path) -> None:
     """The rig reaches the simulated cloud over HTTP and its event stream over SSE (another thread,
     a real socket); the bench clock keeps the stream in step, so the same seed still gives the same
-    timeline byte for byte — cloud events included."""
+    timeline byte for byte — cloud events included — and another seed another one. The record
+    says which seed ran."""
 
     repo = Path(__file__).resolve().parents[1]
     timelines = []
-    for run in ("a", "b"):
+    for run, seed in (("a", 3), ("b", 3), ("c", 4)):
         report = tmp_path / run
-        done = subprocess.run([sys.executable, "-m", "otarig.cli", "run", "-k", "lock_and_flash", "--seed", "3",
+        done = subprocess.run([sys.executable, "-m", "otarig.cli", "run", "-k", "lock_and_flash", "--seed", str(seed),
                                "--report", str(report)], cwd=repo, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout[-2000:]
         [path] = report.glob("tests/*/timeline.jsonl")
         timelines.append(path.read_bytes())
+        assert json.loads((report / "certification.json").read_text())["seed"] == seed
+        [meta] = report.glob("tests/*/meta.json")
+        assert json.loads(meta.read_text())["seed"] == seed
     assert b'"source":"cloud"' in timelines[0]
     assert timelines[0] == timelines[1]
+    assert timelines[2] != timelines[0]
