@@ -11,9 +11,11 @@ import pytest
 from otarig.config import BenchConfig
 from otarig.lab import (
     LabError,
+    LabgridClient,
     client_environment,
     find_client,
     parse_show,
+    place_bench,
     place_bench_data,
 )
 
@@ -78,6 +80,13 @@ def test_labgrid_client_never_sees_a_token_but_keeps_its_reservation() -> None:
     env = client_environment({"PARTICLE_ACCESS_TOKEN": "x", "OTARIG_STANDIN_TOKEN": "y", "MY_SECRET": "z",
                               "LG_TOKEN": "RESERVATION", "LG_COORDINATOR": "127.0.0.1:20408", "PATH": "/bin"})
     assert env == {"LG_TOKEN": "RESERVATION", "LG_COORDINATOR": "127.0.0.1:20408", "PATH": "/bin"}
+
+
+def test_the_reserved_place_needs_its_token(tmp_path: Path) -> None:
+    client = LabgridClient("/bin/false", env={})
+    with pytest.raises(LabError, match=r"--place \+: .*\$LG_TOKEN.*labgrid-client reserve"), \
+            place_bench("+", tmp_path / "lab.toml", client=client):
+        pass
 
 
 def test_a_named_labgrid_client_must_exist() -> None:

@@ -280,6 +280,9 @@ def place_bench(place_name: str, bench_path: Path, *, client: LabgridClient | No
     from .runner import sigterm_interrupts
 
     client = client or LabgridClient()
+    if place_name == "+" and not client.env.get("LG_TOKEN"):
+        raise LabError("--place +: the reserved place is the one $LG_TOKEN names, and it is not set; reserve one "
+                       "first: eval \"$(labgrid-client reserve --wait --shell device_id=…)\"")
     data = read_toml(bench_path, LabError, "pass --bench with the bench file the place completes")
     with sigterm_interrupts() as signals:
         try:
