@@ -86,7 +86,7 @@ def test_a_put_is_all_or_nothing_at_every_operation_boundary() -> None:
 def test_a_torn_commit_word_can_change_one_byte_elsewhere_at_a_superset_index() -> None:
     """The fact RecordLog's layout rests on: the last record of a put, torn, can read valid with
     some index bits still unprogrammed; the stray byte's index has every bit of the intended one."""
-    flash, clock, ops = timed_flash()
+    flash, _clock, ops = timed_flash()
     em = flash.emulation
     for s in range(1, 40):
         em.put(0x400 + ((s - 1) % 32) * 16, struct.pack("<IIiI", s, s, s, s ^ 0x5A5A5A5A))

@@ -16,8 +16,8 @@ from __future__ import annotations
 import bisect
 import hashlib
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from .eeprom_emulation import ACTIVE
 from .flash import FlashState

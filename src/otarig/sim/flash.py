@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .eeprom_emulation import ACTIVE, PAGES, EepromEmulation
 from .stm32_flash import WORD, Journal, Op

@@ -24,9 +24,10 @@ import bisect
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import resources
 from ..mutation.projects import project_copy
@@ -101,13 +102,13 @@ class CampaignResult:
         return sum(self.cuts.values())
 
     def summary(self) -> str:
-        lines = [f"recorded run: {self.ops} flash operations, {self.acks} records acknowledged, "
-                 f"{self.record_wall_s:.1f} s wall",
-                 f"cuts: {self.total_cuts} ({', '.join(f'{k} {v}' for k, v in self.cuts.items())}); "
-                 f"{self.inside_writes} inside a write; {self.boots} distinct states booted",
+        lines = [(f"recorded run: {self.ops} flash operations, {self.acks} records acknowledged, "
+                 f"{self.record_wall_s:.1f} s wall"),
+                 (f"cuts: {self.total_cuts} ({', '.join(f'{k} {v}' for k, v in self.cuts.items())}); "
+                 f"{self.inside_writes} inside a write; {self.boots} distinct states booted"),
                  "first boot: " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())),
-                 f"bricked {len(self.bricked)}, records lost {len(self.records_lost)}; "
-                 f"sweep {self.sweep_wall_s:.1f} s wall"]
+                 (f"bricked {len(self.bricked)}, records lost {len(self.records_lost)}; "
+                 f"sweep {self.sweep_wall_s:.1f} s wall")]
         lines += [f"  bricked: {b}" for b in self.bricked[:5]]
         lines += [f"  lost: {b}" for b in self.records_lost[:5]]
         return "\n".join(lines)

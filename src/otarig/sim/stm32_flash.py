@@ -16,8 +16,9 @@ what it overwrote kept so that a power loss can take back what had not finished
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
