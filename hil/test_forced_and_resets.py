@@ -22,9 +22,9 @@ def test_forced_update_overrides_disable_and_app_still_shuts_down_cleanly(rig):
     rig.expect_sys("firmware_update", "begin", 300)
     rig.expect_version(2, 900)
     rig.wait(30)
+    rig.check(*ota_verdicts(rig, 2, allow_forced=True))  # first: a failure says what to change
     shut = rig.timeline.select(kind="guard", where=lambda e: e.get("action") == "shutdown_complete")
     assert shut, "the app never shut down"
-    rig.check(*ota_verdicts(rig, 2, allow_forced=True))
 
 
 @pytest.mark.budget(1200)
@@ -41,13 +41,15 @@ def test_reset_is_held_until_persistence_is_done(rig):
     rig.expect_version(2, 900)
     rig.wait(30)
     tl = rig.timeline
+    # the verdicts first: on a firmware that does not hold the reset they say what to change
+    rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 2, device_id=rig.dut_id))
     pending = tl.select(kind="sys", where=lambda e: e.get("event") == "reset_pending")[0]
-    released = tl.select(kind="guard", where=lambda e: e.get("action") == "reset_released")[0]
+    released = tl.select(kind="guard", where=lambda e: e.get("action") == "reset_released")
+    assert released, "the app never reported releasing the held reset (agent.resetHeld(false) / guard reset_released)"
     persisted = tl.select(kind="guard", where=lambda e: e.get("action") == "shutdown_complete")
     reset = tl.select(kind="sys", where=lambda e: e.get("event") == "reset")[0]
-    assert pending.t <= released.t <= reset.t
-    assert persisted and persisted[0].t <= released.t, "resets were released before persistence"
-    rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 2, device_id=rig.dut_id))
+    assert pending.t <= released[0].t <= reset.t
+    assert persisted and persisted[0].t <= released[0].t, "resets were released before persistence"
 
 
 @pytest.mark.budget(1800)

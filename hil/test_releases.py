@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from otarig import verdicts as v
+from otarig.board import BoardError
 
 from conftest import APP_SIZE, connected, drive, ota_verdicts, park
 
@@ -86,9 +87,12 @@ def test_daily_forced_handshake_brings_a_standard_release_within_a_day(rig):
     park(rig)
     rig.upload(rig.firmware(2, size=APP_SIZE))
     rig.release(2)
-    rig.expect_version(2, 26 * 3600)
+    try:
+        rig.expect_version(2, 26 * 3600)
+    except BoardError:
+        pass  # the verdicts below say why and what to change
     rig.wait(30)
-    rig.check(*ota_verdicts(rig, 2), v.release_to_update_within(rig.timeline, 2, 25 * 3600))
+    rig.check(v.release_to_update_within(rig.timeline, 2, 25 * 3600), *ota_verdicts(rig, 2))
 
 
 @pytest.mark.budget(10800)

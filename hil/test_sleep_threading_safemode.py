@@ -31,7 +31,7 @@ def test_pending_update_survives_sleep(rig, mode):
         rig.expect(lambda e: e.name == "hello", 1200)
     else:
         rig.expect(lambda e: e.name == "log" and e.get("msg") == "wake", 1200)
-        rig.expect_sys("cloud_status", "connected", 300)
+        connected(rig, 300)  # a state: a non-threaded app's sleep() returns once the cloud is back (§3.2)
         assert rig.command("status")["updates_pending"] is True
     rig.wait(60)
     if mode != "hibernate":  # HIBERNATE restarts the app, which boots parked (idle)
@@ -60,6 +60,7 @@ def test_app_during_a_forced_download(rig, threaded):
     rig.expect_version(2, 900)
     rig.wait(30)
     tl = rig.timeline
+    rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 2, device_id=rig.dut_id))
     # In the DUT's own order (its serial lines), not by arrival time: on hardware a batch of lines
     # read at once shares one bench time, so "between begin and complete" is a position, not a time.
     board = tl.select(source="board")
@@ -73,7 +74,6 @@ def test_app_during_a_forced_download(rig, threaded):
     else:
         assert not app_during, f"a non-threaded app ran during the download: {app_during[:3]}"
         assert shut > i1, "a frozen app cannot shut down before complete"
-    rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 2, device_id=rig.dut_id))
 
 
 #: Device OS 3.3.1, the newest release for the Electron: system module version 3302, bootloader 1100

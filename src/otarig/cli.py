@@ -315,18 +315,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     with bench_for(args.place, Path(args.bench)) as bench:  # a labgrid place: acquired, released in any case
         cfg = _load_bench(str(bench))
-        result = run_suite(cfg, bench.resolve(), report_dir=Path(args.report).resolve(), seed=args.seed,
-                           suite=Path(args.suite).resolve() if args.suite else None, select=args.k,
-                           allow_skips=args.allow_skips, long=args.long, max_budget=args.max_budget,
-                           exitfirst=args.exitfirst, firmware=_project_arg(cfg, args.firmware),
-                           extra_args=pool_args(cfg, args.workers))
+        project = _project_arg(cfg, args.firmware, bench)
+        build_errors: tuple[type[Exception], ...] = ()
+        if cfg.simulated:  # on a real bench the rig never imports otarig.sim
+            from otarig.sim.build import BuildError
+
+            build_errors = (BuildError,)
+        try:
+            result = run_suite(cfg, bench.resolve(), report_dir=Path(args.report).resolve(), seed=args.seed,
+                               suite=Path(args.suite).resolve() if args.suite else None, select=args.k,
+                               allow_skips=args.allow_skips, long=args.long, max_budget=args.max_budget,
+                               exitfirst=args.exitfirst, firmware=project,
+                               extra_args=pool_args(cfg, args.workers))
+        except build_errors as exc:  # e.g. a Device OS call the host layer lacks: one line (otarig.sim.missing_api)
+            raise CommandError(str(exc)) from None
     if result.exit_code == 5:
         raise CommandError("no scenarios matched (check -k / --suite)", 5)
     return 0 if result.exit_code == 0 else 1
 
 
-def _project_arg(cfg: BenchConfig, value: str | None) -> Path | None:
-    """`--firmware DIR`: a Particle project folder, certified on the simulated bench."""
+def _project_arg(cfg: BenchConfig, value: str | None, bench: Path | None = None) -> Path | None:
+    """`--firmware DIR`, else the bench file's `[firmware] project` (relative to the bench file): a
+    Particle project folder, certified on the simulated bench; refused at once without the test agent."""
+    from otarig.firmware_project import ProjectError, require_agent
+
+    if value is None and cfg.firmware is not None and cfg.firmware.project is not None:
+        base = bench.resolve().parent if bench is not None else Path.cwd()
+        value = str(base / cfg.firmware.project)
     if value is None:
         return None
     project = Path(value).resolve()
@@ -337,7 +352,27 @@ def _project_arg(cfg: BenchConfig, value: str | None) -> Path | None:
     if not (project / "src").is_dir():
         raise CommandError(f"--firmware {value}: not a Particle project folder (no src/ in {project}); "
                            "expected src/, lib/ and project.properties (docs/your-firmware.md)")
+    try:
+        require_agent(project)
+    except ProjectError as exc:
+        raise CommandError(str(exc)) from None
     return project
+
+
+def cmd_firmware_add_agent(args: argparse.Namespace) -> int:
+    """Copy otarig's TestAgent library into a Particle project's lib/ (docs/your-firmware.md)."""
+    from otarig.firmware_project import ProjectError, add_agent, agent_problems
+
+    project = Path(args.project).resolve()
+    try:
+        dest = add_agent(project, force=args.force)
+    except ProjectError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"copied TestAgent into {dest}")
+    todo = agent_problems(project)
+    if todo:
+        print("still to do in your sources (docs/your-firmware.md, \"What to add\"):\n  " + "\n  ".join(todo))
+    return 0
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
@@ -457,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", metavar="COMMAND")
     groups.required = True
 
-    fw = groups.add_parser("firmware", help="Particle module binaries")
+    fw = groups.add_parser("firmware", help="Particle module binaries; a project's test agent")
     fw_cmds = fw.add_subparsers(dest="command", metavar="SUBCOMMAND")
     fw_cmds.required = True
     inspect = fw_cmds.add_parser("inspect", help="show a module binary's header, suffix and CRC")
@@ -470,6 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--max-size", type=_hexint, default=firmware.USER_PART_MAX_SIZE,
                          help="size limit --check applies (default 131072)")
     inspect.set_defaults(func=cmd_firmware_inspect)
+    add_agent = fw_cmds.add_parser("add-agent", help="copy otarig's TestAgent library into a Particle project's lib/",
+                                   description="Copies the serial test agent the rig talks to into DIR/lib/TestAgent "
+                                               "and lists what the sources still need (docs/your-firmware.md).")
+    add_agent.add_argument("project", metavar="DIR", help="the Particle project folder (holds src/)")
+    add_agent.add_argument("--force", action="store_true", help="replace an existing lib/TestAgent")
+    add_agent.set_defaults(func=cmd_firmware_add_agent)
 
     sim = groups.add_parser("sim", help="run a simulated bench (boards, cloud API, PSU) paced to wall time")
     sim.add_argument("--json", action="store_true",

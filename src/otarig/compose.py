@@ -60,7 +60,8 @@ def compose(cfg: BenchConfig, bench_path: Path, artifacts: Path, *, seed: int, m
         endpoints = service.endpoints()
         parts = BenchParts(clock=service.clock, cloud=None, boards={}, firmware=service.firmware,  # type: ignore[arg-type]
                            sim=service.handle, threaded=threaded,
-                           description={"kind": "simulated", "stand_in": False, "time_scale": None})
+                           description={"kind": "simulated", "stand_in": False, "time_scale": None,
+                                        "firmware_project": str(project) if project is not None else None})
         parts.closers.append(service.close)
     else:
         if mutant:

@@ -84,12 +84,18 @@ class CloudConfig(_Strict):
 
 
 class FirmwareConfig(_Strict):
-    """Electron binaries by logical version (docs/building-firmware.md); checked before any flash."""
+    """The firmware under test. A real bench: Electron binaries by logical version
+    (docs/building-firmware.md), checked before any flash. The simulated bench: a Particle project
+    folder it builds for the host at versions 1, 2, 3 (docs/your-firmware.md); the device companion
+    when none is given."""
 
     baseline: int = Field(1, ge=1, le=65535, description="the version every scenario starts from")
     versions: dict[int, str] = Field(default_factory=dict, description="logical version → .bin path")
     nonthreaded: dict[int, str] = Field(default_factory=dict,
                                         description="the same versions built without SYSTEM_THREAD(ENABLED)")
+    project: str | None = Field(None, description=(
+        "simulated bench only: a Particle project folder (src/, lib/) to certify instead of the device "
+        "companion, relative to the bench file; `otarig run --firmware DIR` overrides it"))
 
 
 class FlasherConfig(_Strict):
@@ -161,6 +167,11 @@ class BenchConfig(_Strict):
             if getattr(self.capabilities, cap) and self.bench_companion is None:
                 raise ValueError(f"capabilities.{cap} is true but there is no [bench_companion] section "
                                  "(the tester board running firmware/bench/ provides it)")
+        if self.firmware is not None and self.bench.kind != "real" and (self.firmware.versions or
+                                                                         self.firmware.nonthreaded):
+            raise ValueError("firmware.versions: a catalog of Electron binaries is for a real bench; the simulated "
+                             "bench builds its firmware from source: give firmware.project = \"DIR\" (a Particle "
+                             "project folder) or leave [firmware] out for the device companion")
         if self.bench.kind == "real":
             self._check_real()
         elif self.bench.time_scale != 1.0:
@@ -181,6 +192,10 @@ class BenchConfig(_Strict):
         if self.capabilities.power_cut:
             raise ValueError("capabilities.power_cut: exact-phase power cuts exist only on the simulated bench; "
                              "on a real bench the tester board cuts power (power_switch, vbus_switch)")
+        if self.firmware is not None and self.firmware.project is not None:
+            raise ValueError(f"firmware.project = {self.firmware.project!r}: a real bench flashes Electron binaries, "
+                             "not a project folder; build them with `particle compile electron` and list them in "
+                             "[firmware.versions] (docs/building-firmware.md)")
         if self.firmware is None or not self.firmware.versions:
             raise ValueError("firmware: missing — a real bench needs a [firmware.versions] table mapping the "
                              "scenarios' versions 1, 2, 3 to Electron binaries (docs/building-firmware.md)")

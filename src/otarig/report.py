@@ -171,6 +171,32 @@ def _print_counts(counts: dict[str, int], console: Console) -> dict[str, int]:
     return counts
 
 
+def _verdict_head(explanation: str) -> str:
+    """A verdict's explanation without its timeline slice: what happened, and what to change."""
+    return "\n".join(line for line in explanation.splitlines() if not line.startswith("["))
+
+
+def print_failures(results: list[Mapping[str, Any]], console: Console) -> None:
+    """Each distinct failed verdict once, with what to change and the scenarios it failed in, so
+    the engineer reads the cause in the terminal (the timeline slices are in report.html)."""
+    by_cause: dict[str, list[str]] = {}
+    for r in results:
+        if r.get("outcome") not in ("failed", "error"):
+            continue
+        name = str(r.get("name") or r.get("nodeid"))
+        heads = [_verdict_head(str(v.get("explanation") or "")) for v in r.get("verdicts") or []
+                 if not v.get("passed")]
+        if not heads:  # failed outside a verdict: the assertion's or error's last line
+            lines = [x for x in str(r.get("longrepr") or "").splitlines() if x.startswith("E ")]
+            heads = [lines[0][1:].strip() if lines else "(no verdict; see report.html)"]
+        for head in heads:
+            by_cause.setdefault(head, []).append(name)
+    for head, names in by_cause.items():
+        console.print(Text(head, style="red"), overflow="fold")
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        console.print(Text(f"  in {len(names)} scenario(s): {shown}", style="dim"), overflow="fold")
+
+
 # ---------------------------------------------------------------- HTML
 
 CSS = """

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .bench_companion import BenchCompanion, CompanionTimeline, edges_for_byte
-from .board import Board
+from .board import NOT_SUPPORTED, Board, NotSupported
 from .config import BenchConfig
 from .interfaces import BenchParts, CloudAccess, FirmwareBuild  # noqa: F401 - re-exported for scenarios
 from .protocol import Event
@@ -227,6 +227,17 @@ class Rig:
         self.companion("power_switch").arm_cut(edges, _ms(off_s))
         self.collect()
         return edges
+
+    def require_status_line(self) -> None:
+        """After a `firmware_update` begin: the tester board saw the DUT's download status line rise
+        (docs/protocol.md "The download status line"). A firmware that does not drive it cannot have
+        a cut timed to a byte: the scenario is not applicable to it (raises NotSupported)."""
+        status = self.companion("power_switch").status()
+        self.collect()
+        if not status.get("edges") and not status.get("status_line"):
+            raise NotSupported(f"{NOT_SUPPORTED}: its download status line (D6, DownloadSignal) never rose at "
+                               "`firmware_update` begin, so a power cut cannot be timed to a byte",
+                               Event("reply", 0, dict(status)))
 
     def wake(self, pulse_ms: int = 10) -> None:
         """Pulse the DUT's WKP pin (a rising edge wakes it from HIBERNATE, docs/reference/particle-ota.md §3.2)."""

@@ -341,7 +341,7 @@ def _conclude(cfg: BenchConfig, bench_path: Path, report_dir: Path, tests_dir: P
               console: Console, project: Path | None = None) -> RunResult:
     """The record, junit.xml, the HTML report and the summary, all telling the same story."""
     from .record import build_record, write_record
-    from .report import load_results, print_summary, write_html
+    from .report import load_results, print_failures, print_summary, write_html
 
     interrupted = bool(stopped)
     results = load_results(tests_dir)
@@ -384,6 +384,7 @@ def _conclude(cfg: BenchConfig, bench_path: Path, report_dir: Path, tests_dir: P
     junit_agrees(report_dir / "junit.xml", results)
     write_html(report_dir, results, record)
     print_summary(results, console)
+    print_failures(results, console)
     for r in results:
         if r.get("outcome") == "skipped":
             console.print(f"[yellow]SKIP[/yellow] {escape(str(r.get('name')))}: "

@@ -132,18 +132,24 @@ def shutdown_before_reset(tl: Timeline, board: str | None = None) -> Verdict:
     name = "shutdown completed before reset"
     entries = _board(tl, board)
     in_update = False
+    completed = False
     shut = False
     held = False
     resets = 0
     for e in entries:
         if e.is_sys("firmware_update", "begin"):
             in_update = True
+        elif e.is_sys("firmware_update", "complete"):
+            completed = True
         elif e.is_guard("shutdown_complete"):
             shut = True
         elif e.is_guard("reset_held"):
             held = True
         elif e.kind == "hello":
-            if in_update and not shut:
+            # docs/reference/particle-ota.md §2.8: a non-threaded app is frozen until the transfer ends, so
+            # a reset during it (the update watchdog, a power cut) leaves it no chance to shut down
+            frozen = in_update and not completed and not _mode_of(tl, board)[1]
+            if in_update and not shut and not frozen:
                 what = ("the app held the reset but released it without a clean shutdown" if held else
                         "nothing held the reset, so Device OS reset the device as soon as the download completed "
                         "and the app never shut down (data not yet persisted is lost)")
@@ -154,7 +160,7 @@ def shutdown_before_reset(tl: Timeline, board: str | None = None) -> Verdict:
                              "(docs/reference/particle-ota.md §2.5, §7.10 third assertion)")
             if in_update:
                 resets += 1
-            in_update = shut = False
+            in_update = completed = shut = False
             held = False
         elif e.is_guard("shutdown_begin") and shut:
             shut = False  # a new shutdown cycle
@@ -255,9 +261,12 @@ def new_version_runs(tl: Timeline, expected: int, board: str | None = None, *, d
         got = hellos[-1].get("product_version") if hellos else None
         at = hellos[-1].t if hellos else (tl.entries[-1].t if tl.entries else 0.0)
         return _fail(tl, name, f"board runs version {got}, expected {expected}", at)
+    # since the boot: the hello's arrival less the uptime it carries (an app that connects before its
+    # first loop() says hello after the cloud already saw it online)
+    booted = hellos[-1].t - (hellos[-1].device_t or 0) / 1000
     seen = [e for e in tl.select(source="cloud")
             if e.get("version") == expected and (device_id is None or e.get("coreid") == device_id)
-            and e.t >= hellos[-1].t]
+            and e.t >= booted]
     if not seen:
         return _fail(tl, name, "the cloud never reported the new version after the reset", hellos[-1].t, after=600)
     return _ok(name, f"board booted version {expected} at {hellos[-1].t:.1f}s; cloud saw it at {seen[0].t:.1f}s")
@@ -271,11 +280,19 @@ def release_to_update_within(tl: Timeline, expected: int, budget_s: float, board
         return Verdict(name, False, "no release of this version in the timeline")
     t0 = releases[0].t
     booted = [e for e in _board(tl, board) if e.kind == "hello" and e.get("product_version") == expected and e.t >= t0]
+    began = tl.select(source="board", kind="sys", start=t0, where=lambda e: e.is_sys("firmware_update", "begin"))
+    pending = tl.select(source="board", kind="sys", start=t0, where=lambda e: e.is_sys("firmware_update_pending"))
+    fix = ("the update was pending but never let in: enable updates (System.enableUpdates()) in the app's idle "
+           "windows (docs/reference/particle-ota.md §1.5, §7.8.3)" if pending and not began else
+           "a Standard release reaches a device only at a full handshake (docs/reference/particle-ota.md §1.1): "
+           "once a day, in an idle window, publish `spark/device/session/end` and reconnect (§1.3), or release "
+           "as Intelligent (§1.5)" if not began else "")
     if not booted:
-        return _fail(tl, name, "the new version never booted", tl.entries[-1].t, before=120)
+        return _fail(tl, name, "the new version never booted" + ("" if began else ": no download began"),
+                     tl.entries[-1].t, before=120, fix=fix)
     took = booted[0].t - t0
     if took > budget_s:
-        return _fail(tl, name, f"took {took:.1f}s", booted[0].t)
+        return _fail(tl, name, f"took {took:.1f}s", booted[0].t, fix=fix)
     return _ok(name, f"took {took:.1f}s")
 
 

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .. import resources
+from .missing_api import explain as explain_missing_api
 
 __all__ = ["BuildError", "build_firmware", "build_companion", "companion_project", "firmware_dir", "cache_dir",
            "compile_flags"]
@@ -115,6 +116,7 @@ def compile_flags(
 ) -> list[str]:
     """The -D flags for one variant of the companion (see firmware/companion/src/companion.cpp)."""
     defines = [
+        "-DOTARIG_HOST_BUILD=1",  # a firmware can keep a call the host layer lacks out (docs/your-firmware.md)
         f"-DCOMPANION_VERSION={int(version)}",
         f"-DOTARIG_PRODUCT_VERSION={int(version)}",
         f"-DOTARIG_THREADED={1 if threaded else 0}",
@@ -163,6 +165,7 @@ def build_firmware(
     flags = [*BASE_FLAGS, *defines, *(f"-I{d}" for d in include_dirs)]
     exports = fw / "host" / "otarig_exports.map"
     link_flags = [f"-Wl,--version-script={exports}"] if exports.is_file() else []
+    link_flags.append("-Wl,--no-undefined")  # a call the host layer lacks fails here, not at dlopen (missing_api)
 
     digest = hashlib.sha256()
     digest.update(_compiler_version(cxx).encode())
@@ -248,6 +251,9 @@ def _compile_and_link(cxx: str, flags: list[str], link_flags: list[str], sources
                                 todo))
     for i, proc in zip(todo, results):
         if proc.returncode != 0:
+            missing = explain_missing_api(proc.stderr, sources, host=firmware_dir() / "host")
+            if missing:
+                raise BuildError(missing)
             first = "\n".join(_first_errors(proc.stderr))
             raise BuildError(
                 f"compiling firmware failed in {sources[i].name} ({cxx} exit {proc.returncode}; "
@@ -259,6 +265,9 @@ def _compile_and_link(cxx: str, flags: list[str], link_flags: list[str], sources
             os.replace(keep.with_suffix(f".{os.getpid()}.tmp"), keep)  # atomic for concurrent builders
     proc = run([cxx, "-shared", "-fPIC", *link_flags, *(str(o) for o in objects), "-o", str(out)])
     if proc.returncode != 0:
+        missing = explain_missing_api(proc.stderr, sources, host=firmware_dir() / "host")
+        if missing:
+            raise BuildError(missing)
         first = "\n".join(_first_errors(proc.stderr))
         raise BuildError(f"linking firmware failed ({cxx} exit {proc.returncode}; {variant}):\n{first}")
 

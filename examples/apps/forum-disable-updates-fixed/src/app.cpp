@@ -7,6 +7,9 @@
  *     boot handshake could land before it refused it (docs/reference/particle-ota.md §3.1).
  *  2. The reset that follows a download is held (System.disableReset()) until the app has
  *     finished its batch and written it, then released (docs/reference/particle-ota.md §2.5).
+ *  3. A full handshake once a day while idle (publish spark/device/session/end, then reconnect):
+ *     a Standard release is offered only at a full handshake, which an always-connected device
+ *     otherwise does every few days at best (docs/reference/particle-ota.md §1.1, §1.3).
  *
  * firmware_update_pending needs no handler in this app: it enables updates whenever it is idle,
  * and enabling them is what lets a pending update in (docs/reference/particle-ota.md §1.5, §7.8.3).
@@ -25,6 +28,7 @@ namespace {
 const uint32_t kReadingPeriodMs = 1000;  // one reading a second while working
 const uint32_t kBatch = 10;              // readings written to EEPROM together
 const uint32_t kMagic = 0x464f5255;      // "FORU"
+const uint32_t kHandshakeMs = 24ul * 60 * 60 * 1000;  // FIX 3: once a day
 
 struct Stored {                          // EEPROM address 0: the readings kept so far
     uint32_t magic;
@@ -39,6 +43,8 @@ uint32_t lastReadingMs = 0;
 bool working = false;
 volatile bool resetPending = false;      // FIX 2
 bool shutDown = false;                   // FIX 2: finished and persisted, waiting for the reset
+uint32_t lastHandshakeMs = 0;            // FIX 3
+bool reconnecting = false;               // FIX 3
 
 bool setWorking(bool busy, void*);
 bool isWorking(void*) { return working; }
@@ -80,6 +86,22 @@ void takeReading() {
     if (pendingCount == kBatch) writeBatch();
 }
 
+/** FIX 3: the cloud checks for a Standard release at a full handshake only (§1.1); ending the
+ *  session and reconnecting makes the next connection one (docs/reference/particle-ota.md §1.3). */
+void dailyHandshake() {
+    if (reconnecting) {
+        if (!Particle.connected()) {
+            Particle.connect();
+            reconnecting = false;
+        }
+    } else if (!working && Particle.connected() && (uint32_t)(millis() - lastHandshakeMs) >= kHandshakeMs) {
+        lastHandshakeMs = millis();
+        Particle.publish("spark/device/session/end", "", PRIVATE);
+        Particle.disconnect();
+        reconnecting = true;
+    }
+}
+
 }  // namespace
 
 void setup() {
@@ -112,6 +134,7 @@ void loop() {
         System.disableUpdates();
         agent.window(false);  // otarig
     }
+    dailyHandshake();  // FIX 3
     if (working && (uint32_t)(millis() - lastReadingMs) >= kReadingPeriodMs) {
         lastReadingMs += kReadingPeriodMs;
         takeReading();
