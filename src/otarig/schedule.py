@@ -239,7 +239,12 @@ def play(rig: Rig, schedule: Schedule) -> _Player:
 
 
 def schedule_verdicts(rig: Rig, schedule: Schedule, player: _Player) -> list[Verdict]:
-    """Every verdict that holds for any schedule on the good firmware (docs/reference/particle-ota.md §7.10)."""
+    """Every verdict that holds for any schedule on the good firmware (docs/reference/particle-ota.md §7.10).
+
+    `new_version_runs` when something was released (the settle gives it time to land);
+    `pending_honoured_within` only without faults (an outage or a sleep may hold a pending update
+    past the window with no fault of the app's); `release_to_update_within` not at all (its budget
+    is the schedule's own length)."""
     tl = rig.timeline
     releases = sum(1 for s in schedule.steps if ACTIONS[s.action] == "version")
     checks = [
@@ -248,6 +253,7 @@ def schedule_verdicts(rig: Rig, schedule: Schedule, player: _Player) -> list[Ver
         v.no_record_lost(tl),
         v.no_sleep_or_disconnect_during_download(tl),
         v.no_update_loop(tl, max_downloads=max(1, releases)),
+        v.app_saw_every_update(tl),
     ]
     if player.expected_version != 1:
         checks.append(v.new_version_runs(tl, player.expected_version, device_id=rig.dut_id))
