@@ -105,7 +105,7 @@ def run_seed(seed: int, out: Path, *, keyword: str | None, bench: Path | None, t
         cmd += ["--bench", str(bench)]
     start = time.perf_counter()
     try:
-        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout_s, check=False)
         rc, tail = done.returncode, (done.stdout + done.stderr)[-1500:]
     except subprocess.TimeoutExpired:
         rc, tail = -1, f"timed out after {timeout_s:.0f} s"

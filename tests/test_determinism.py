@@ -9,14 +9,13 @@ cloud's delays, Device OS timings and the app's `delay()` within their declared 
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
-
-import dataclasses
-import json
-import random
 
 from otarig.sim.bench import SimBench
 from otarig.sim.build import build_companion
@@ -165,7 +164,8 @@ def test_a_scenario_over_the_cloud_api_gives_the_same_timeline_twice(tmp_path: P
     for run, seed in (("a", 3), ("b", 3), ("c", 4)):
         report = tmp_path / run
         done = subprocess.run([sys.executable, "-m", "otarig.cli", "run", "-k", "lock_and_flash", "--seed", str(seed),
-                               "--report", str(report)], cwd=repo, capture_output=True, text=True, timeout=600)
+                               "--report", str(report)], cwd=repo, capture_output=True, text=True, timeout=600,
+                               check=False)
         assert done.returncode == 0, done.stdout[-2000:]
         [path] = report.glob("tests/*/timeline.jsonl")
         timelines.append(path.read_bytes())

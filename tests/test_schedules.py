@@ -28,7 +28,16 @@ from hypothesis import strategies as st
 from otarig.compose import compose
 from otarig.config import load
 from otarig.rig import Rig
-from otarig.schedule import ACTIONS, MOMENTS, VERSIONS, Outcome, Schedule, ScheduleError, Step, run_schedule
+from otarig.schedule import (
+    ACTIONS,
+    MOMENTS,
+    VERSIONS,
+    Outcome,
+    Schedule,
+    ScheduleError,
+    Step,
+    run_schedule,
+)
 from otarig.strategy import BaselineStrategy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,8 +89,11 @@ _SECONDS = {
 }
 
 
+_ANY_ACTION = st.sampled_from(list(ACTIONS))
+
+
 @st.composite
-def steps(draw: st.DrawFn, action: st.SearchStrategy[str] = st.sampled_from(list(ACTIONS))) -> Step:
+def steps(draw: st.DrawFn, action: st.SearchStrategy[str] = _ANY_ACTION) -> Step:
     act = draw(action)
     trigger = draw(st.sampled_from(["time", "time", *MOMENTS]))
     delay = draw(_later if trigger == "time" else _near)
