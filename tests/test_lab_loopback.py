@@ -185,16 +185,18 @@ def test_a_run_on_the_place_holds_it_refuses_others_and_releases_it(lab: Lab, ca
         print(f"\nloopback lab: acquire, lock_and_flash at x{SPEED}, release: {wall:.1f} s of wall time")
 
 
-def test_sigterm_during_the_run_still_releases_the_place(lab: Lab) -> None:
-    run = lab.otarig_run("report-term", "--place", PLACE, "-k", "forced_update")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_during_the_run_still_releases_the_place(lab: Lab, sig: signal.Signals) -> None:
+    report = f"report-{sig.name}"
+    run = lab.otarig_run(report, "--place", PLACE, "-k", "forced_update")
     _wait_acquired(lab, run)
-    _wait("the first scenario to start", lambda: any((lab.tmp / "report-term" / "tests").glob("*/")), 120)
-    run.send_signal(signal.SIGTERM)
+    _wait("the first scenario to start", lambda: any((lab.tmp / report / "tests").glob("*/")), 120)
+    run.send_signal(sig)
     run.communicate(timeout=120)
-    assert run.returncode == 128 + signal.SIGTERM
+    assert run.returncode == 128 + sig
     assert lab.show().acquired is None
-    record = json.loads((lab.tmp / "report-term" / "certification.json").read_text())
-    assert record["interrupted_by"] == "SIGTERM" and record["bench"]["place"]["place"] == PLACE
+    record = json.loads((lab.tmp / report / "certification.json").read_text())
+    assert record["interrupted_by"] == sig.name and record["bench"]["place"]["place"] == PLACE
 
 
 def test_a_place_that_cannot_be_a_bench_is_released_with_the_reason(lab: Lab) -> None:
