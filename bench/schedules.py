@@ -7,6 +7,7 @@ could not take (asleep, off, rebooting), and how often each action was drawn. A 
 schedule is written to `--found` for tests/schedules/regressions.json.
 
     .venv/bin/python bench/schedules.py --examples 200 --seed 1
+    .venv/bin/python bench/schedules.py --examples 30 --mutant 3   # a shipped defect: must fail
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--examples", type=int, default=200, help="schedules to draw (default 200)")
     ap.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0)")
+    ap.add_argument("--mutant", type=int, default=0,
+                    help="play on a shipped defect (firmware/mutants/NN-*.patch): the family must find it")
     ap.add_argument("--found", type=Path, default=REPO / "otarig-schedules-found.json",
                     help="where a failing (shrunk) schedule is written")
     args = ap.parse_args(argv)
@@ -34,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="otarig-schedules-") as tmp:
         stats_path = Path(tmp) / "stats.json"
         env = {**os.environ, "OTARIG_SCHEDULES_LONG": str(args.examples), "OTARIG_SCHEDULE_SEED": str(args.seed),
-               "OTARIG_SCHEDULE_STATS": str(stats_path), "OTARIG_SCHEDULES_FOUND": str(args.found.resolve())}
+               "OTARIG_SCHEDULE_STATS": str(stats_path), "OTARIG_SCHEDULES_FOUND": str(args.found.resolve()),
+               "OTARIG_SCHEDULE_MUTANT": str(args.mutant)}
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "pytest", "tests/test_schedules.py", "-q", "-x",
                                "-p", "no:cacheprovider", "-k", "drawn"], cwd=REPO, env=env,

@@ -47,6 +47,8 @@ LONG = int(os.environ.get("OTARIG_SCHEDULES_LONG", "0"))
 EXAMPLES = LONG or int(os.environ.get("OTARIG_SCHEDULE_EXAMPLES", "8"))
 FOUND = Path(os.environ.get("OTARIG_SCHEDULES_FOUND", Path(tempfile.gettempdir()) / "otarig-schedules-found.json"))
 STATS = os.environ.get("OTARIG_SCHEDULE_STATS")
+#: a shipped defect (firmware/mutants/NN-*.patch) instead of the good firmware: shows the family can fail
+MUTANT = int(os.environ.get("OTARIG_SCHEDULE_MUTANT", "0"))
 
 #: what this process played: schedules, verdicts checked, failures (for bench/schedules.py)
 _stats = {"schedules": 0, "verdicts": 0, "failed_schedules": 0, "refused_steps": 0, "actions": {}}
@@ -56,7 +58,7 @@ def play_on_sim_bench(schedule: Schedule, workdir: Path) -> Outcome:
     """A fresh simulated bench from the repository's bench file, at its baseline, plays `schedule`."""
     cfg = load(BENCH_FILE)
     workdir.mkdir(parents=True, exist_ok=True)
-    rig = Rig(cfg, compose(cfg, BENCH_FILE, workdir, seed=schedule.seed), workdir, schedule.seed)
+    rig = Rig(cfg, compose(cfg, BENCH_FILE, workdir, seed=schedule.seed, mutant=MUTANT), workdir, schedule.seed)
     try:
         BaselineStrategy(cfg.simulation.firmware_version).transition(rig)
         rig.start_scenario()
