@@ -29,6 +29,7 @@ from .electron_power import power_on_after_brownout
 
 if TYPE_CHECKING:
     from .electron import Electron, TraceEntry
+    from .stm32_flash import Op
 
 
 class OtaPhase(str, enum.Enum):
@@ -118,6 +119,7 @@ class SimPowerCut:
         if not self._armed:
             self._armed = True
             self.dev.listeners.append(self._on_note)
+            self.dev.flash.journal.listeners.append(self._on_flash_op)
         return self
 
     def disarm(self) -> None:
@@ -125,6 +127,15 @@ class SimPowerCut:
             self._armed = False
             if self._on_note in self.dev.listeners:
                 self.dev.listeners.remove(self._on_note)
+            if self._on_flash_op in self.dev.flash.journal.listeners:
+                self.dev.flash.journal.listeners.remove(self._on_flash_op)
+
+    def _on_flash_op(self, op: "Op") -> None:
+        """A chunk reached the OTA region (HAL_FLASH_Update, docs/reference/particle-ota.md §2.10): the
+        count to cut at is exact even when the chunk is written well after its progress event."""
+        if self.point.phase is OtaPhase.DOWNLOAD and op.region == "ota" and op.kind == "program" \
+                and not self._pending and self.record is None:
+            self.dev.sched.after(0, self._check_download)
 
     # -- placing the cut ----------------------------------------------------------------------
     def _on_note(self, e: "TraceEntry") -> None:

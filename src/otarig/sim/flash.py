@@ -147,8 +147,14 @@ class FlashState:
 
     @property
     def slot_pending(self) -> bool:
-        """A slot waits for the bootloader (during a copy: until the DCT write that clears it is in)."""
-        return bool(self.slots) or self.copying
+        """A slot waits for the bootloader: its DCT write is in (not just begun), or a copy is under
+        way (until the DCT write that clears the slot is in)."""
+        if self.copying:
+            return True
+        now = self._now_us()
+        writing = sum(1 for op in self.journal.ops
+                      if op.end_us > now and op.effect is not None and op.label.startswith("register slot"))
+        return len(self.slots) > writing
 
     def apply_first_slot(self) -> PendingSlot:
         """The bootloader's copy of one slot completed (docs/reference/particle-ota.md §2.6)."""
