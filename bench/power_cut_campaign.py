@@ -2,7 +2,8 @@
 
 Records one OTA + record-log run of the real companion on the simulated bench, then cuts power
 inside every flash operation in turn (every word of every program run, each EEPROM record word at
-several instants, every sector erase) and at seeded random instants, boots each state a cut
+several instants, every sector erase), at seeded random instants over the whole run and at seeded
+random instants inside writes (weighted by their duration), boots each state a cut
 leaves through the real boot path and firmware, and prints: cuts, where they landed, what booted,
 bricked, records lost, wall time (`otarig.sim.power_cut_campaign`).
 
@@ -26,6 +27,8 @@ from otarig.sim.power_cut_campaign import campaign_images, run_campaign
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--random", type=int, default=10_000, help="seeded random cut instants (default 10000)")
+    ap.add_argument("--random-in-writes", type=int, default=10_000,
+                    help="seeded random instants inside writes, weighted by their duration (default 10000)")
     ap.add_argument("--per-word", type=int, default=8,
                     help="cuts inside each EEPROM record/status word (default 8)")
     ap.add_argument("--stride", type=int, default=1,
@@ -41,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="otarig-cuts-") as tmp:
         result = run_campaign(v1, v2, Path(tmp) / "recorded.log", random_n=args.random,
+                              random_in_writes_n=args.random_in_writes,
                               every_op_stride=args.stride, per_short_word=args.per_word, seed=args.seed,
                               progress=lambda line: print(f"  ... {line}", flush=True))
     build = f"defect {args.defect}" if args.defect else "good build"

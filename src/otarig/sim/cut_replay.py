@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,6 +67,20 @@ def random_cuts(ops: list[Op], start_us: int, end_us: int, n: int, rng: random.R
         k = bisect.bisect_right(starts, t) - 1
         inside = k >= 0 and ops[k].start_us < t < ops[k].end_us
         cuts.append(Cut(t, "random", k if inside else -1))
+    return cuts
+
+
+def random_cuts_in_writes(ops: list[Op], n: int, rng: random.Random) -> list[Cut]:
+    """`n` seeded instants uniform over the time the flash was busy (each op weighted by its
+    duration: erases dominate), every one inside a write."""
+    ends = list(itertools.accumulate(op.duration_us for op in ops))
+    cuts = []
+    for _ in range(n):
+        u = rng.randrange(ends[-1])
+        k = bisect.bisect_right(ends, u)
+        op = ops[k]
+        offset = max(1, u - (ends[k] - op.duration_us))
+        cuts.append(Cut(op.start_us + offset, "random-in-writes", k))
     return cuts
 
 

@@ -9,7 +9,7 @@ thousands of them. The campaign:
    write, reset, the bootloader's copy), drives again on the new app. Every flash operation is
    journalled (`stm32_flash`), every record the board reported `persisted: true` is noted;
 2. cuts inside every operation in turn (every word of every program run, every erase) and at
-   seeded random instants (`cut_replay`);
+   seeded random instants, over the whole run and over the time the flash was busy (`cut_replay`);
 3. boots the flash each cut leaves on an Electron of its own — the real boot path (bootloader
    copy, module validation, HAL_EEPROM_Init) and the real firmware (its `RecordLog::begin()` reads
    the log back and prints `boot`) — once per distinct state (`CutReplay.boot_key`);
@@ -33,7 +33,14 @@ from .. import resources
 from ..mutation.projects import project_copy
 from .bench import SimBench
 from .build import build_firmware, companion_project
-from .cut_replay import SHORT_RUN, Cut, CutReplay, every_op_cuts, random_cuts
+from .cut_replay import (
+    SHORT_RUN,
+    Cut,
+    CutReplay,
+    every_op_cuts,
+    random_cuts,
+    random_cuts_in_writes,
+)
 from .electron import Electron
 from .flash import FlashState
 from .images import make_app_image
@@ -260,10 +267,12 @@ def judge(cut: Cut, outcome: BootOutcome, acks: list[tuple[int, int]], ack_times
     return "", ""
 
 
-def run_campaign(v1: bytes, v2: bytes, log: Path, *, random_n: int = 10_000, every_op_stride: int = 1,
+def run_campaign(v1: bytes, v2: bytes, log: Path, *, random_n: int = 10_000, random_in_writes_n: int = 0,
+                 every_op_stride: int = 1,
                  per_short_word: int = 8, workload: Workload | None = None, seed: int = 1,
                  progress: Callable[[str], None] | None = None) -> CampaignResult:
-    """Steps 1-4 of the module docstring. `per_short_word`: cuts inside each word of an EEPROM
+    """Steps 1-4 of the module docstring. `random_n` instants uniform over the run, `random_in_writes_n`
+    uniform over the time the flash was busy. `per_short_word`: cuts inside each word of an EEPROM
     record or page status (each tears it differently); `every_op_stride` > 1 keeps every erase and
     every short run's words but only one word in that many of the long program runs (a quicker sweep)."""
     rec = record(v1, v2, log, workload=workload, seed=seed)
@@ -273,6 +282,7 @@ def run_campaign(v1: bytes, v2: bytes, log: Path, *, random_n: int = 10_000, eve
         cuts = [c for c in cuts if rec.ops[c.op_index].kind == "erase" or rec.ops[c.op_index].words < SHORT_RUN
                 or ((c.t_us - rec.ops[c.op_index].start_us) // WORD_PROGRAM_US) % every_op_stride == 0]
     cuts += random_cuts(rec.ops, rec.start_us, rec.end_us, random_n, rng)
+    cuts += random_cuts_in_writes(rec.ops, random_in_writes_n, rng)
     result = CampaignResult(ops=len(rec.ops), acks=len(rec.acks), record_wall_s=rec.wall_s)
     for c in cuts:
         result.cuts[c.origin] = result.cuts.get(c.origin, 0) + 1
