@@ -186,7 +186,8 @@ def no_record_lost(tl: Timeline, board: str | None = None) -> Verdict:
                 return _fail(tl, name, f"record {persisted} was acknowledged as persisted but the device "
                                        f"booted with last_seq {last}", e.t,
                              fix="report a record as persisted only once it is in EEPROM/flash, and commit it so "
-                                 "that a reset or power cut cannot undo it (write the data, then the header)")
+                                 "that a reset or power cut cannot undo it, even one inside a flash write: a CRC "
+                                 "per record and a second copy (docs/reference/particle-ota.md §2.10)")
             checked += 1
             persisted = last
     return _ok(name, f"{checked} boot(s) checked; highest persisted record {persisted}")
