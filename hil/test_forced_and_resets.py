@@ -48,14 +48,16 @@ def test_reset_is_held_until_persistence_is_done(rig):
     assert released, "the app never reported releasing the held reset (agent.resetHeld(false) / guard reset_released)"
     persisted = tl.select(kind="guard", where=lambda e: e.get("action") == "shutdown_complete")
     reset = tl.select(kind="sys", where=lambda e: e.get("event") == "reset")[0]
-    assert pending.t <= released[0].t <= reset.t
+    # A threaded app's handlers run from a queue (docs/reference/particle-ota.md §2.2): the guard may read
+    # System.resetPending() before its `reset_pending` handler runs, so only the reset orders both.
+    assert pending.t <= reset.t and released[0].t <= reset.t
     assert persisted and persisted[0].t <= released[0].t, "resets were released before persistence"
 
 
 @pytest.mark.budget(1800)
 def test_several_otas_without_a_reset_apply_the_last_one(rig):
-    """While the app holds resets, Device OS keeps accepting OTAs; each registers a slot and the
-    bootloader applies them in order at the next reset, so the last one runs
+    """While the app holds resets, Device OS keeps accepting OTAs; each begin clears the slot the one
+    before registered (FLASH_Begin), so the last one runs at the next reset
     (docs/reference/particle-ota.md §2.5 `multiple_ota_no_reset`, §2.6)."""
     connected(rig)
     park(rig)
@@ -64,7 +66,10 @@ def test_several_otas_without_a_reset_apply_the_last_one(rig):
     rig.release(2, intelligent=True)
     rig.expect_sys("firmware_update", "complete", 900)
     since = rig.now()
-    rig.expect_guard("reset_held", 60)
+    # the guard reads System.resetPending() and may report the held reset before the app's handler
+    # prints `complete` (a threaded app's events come through a queue, docs/reference/particle-ota.md §2.2)
+    if not rig.timeline.select(kind="guard", where=lambda e: e.get("action") == "reset_held"):
+        rig.expect_guard("reset_held", 60)
     # The cloud ends the transfer only when the device's last answer reaches it, a link latency
     # after `complete`: a release before that finds a transfer in progress and starts nothing
     # (docs/reference/particle-ota.md §7.8.2 delivers to devices without one). Seed 4 of

@@ -12,7 +12,7 @@ from otarig.sim import deviceos as dos
 from otarig.sim.app_thread import PUT_WAIT_MS, QUEUE_DEPTH
 from otarig.sim.electron import AppState
 from otarig.sim.messages import UpdateBegin
-from otarig.sim.params import DeviceOsParams
+from otarig.sim.params import CloudParams, DeviceOsParams
 
 from sim_helpers import OTA_SIZE, ImageFactory, RigFactory, SimRig
 
@@ -102,6 +102,7 @@ def test_resets_and_restarted_transfers_follow_device_os(companion_image: ImageF
     cloud.send_event(rig.rec, "spark/device/reset", "network")
     rig.until_kind("modem", 10, state="off")
     rig.until_kind("cloud_session", 60)
+    rig.run(5)  # the resume is local: its HELLO/ping is on its way to the cloud (§1.2)
     assert rig.trace("reset") == []
     # a second UpdateBegin restarts the transfer without `failed`
     rig.release(companion_image(2, size=OTA_SIZE), 2)
@@ -220,3 +221,83 @@ def test_gen2_network_wake_is_stop_only_and_a_non_threaded_app_waits_for_the_clo
     line = _wake_line(rig, 120)
     assert booted.t_ms + int(line.t) - woke.t_ms in range(60_000, 60_100)
     assert not rig.dev.net.cloud_connected
+
+
+# -- item 6: keep-alive ------------------------------------------------------------------------------
+def test_keepalive_pings_after_23_min_of_silence_and_an_unanswered_ping_ends_the_connection(
+        companion_image: ImageFactory, sim_rig: RigFactory) -> None:
+    """docs/reference/particle-ota.md §1.2, §8.14: the Electron pings once nothing has come from the cloud
+    for 23 min (device-os v2.3.1 hal/inc/cellular_hal_utilities.h ~15-18, system/src/system_task.cpp
+    ~301-307; communication/inc/protocol.h ~233-248) and waits 30 s for an answer
+    (communication/src/dtls_protocol.cpp ~18; communication/src/ping.h ~55-76): PING_TIMEOUT ends the
+    connection, which is made again. The cloud learns of a device gone without a word only when its
+    keep-alive is overdue (CloudParams.offline_after_silence_ms, [inference])."""
+    rig = sim_rig(companion_image(1))
+    _idle_connected(rig)
+    dev, p = rig.dev, rig.dev.params
+    rig.run(60)
+    quiet_since = dev.net.keepalive.last_message_ms
+    first = rig.until_kind("ping", 30 * 60)
+    assert first.t_ms - quiet_since == p.keepalive_ms + 1
+    # answered: the next ping comes 23 min after the answer, the connection stays
+    second = rig.until_kind("ping", 30 * 60)
+    assert p.keepalive_ms < second.t_ms - first.t_ms < p.keepalive_ms + 5_000
+    assert rig.trace("ping_timeout") == [] and dev.net.cloud_connected
+    # a 15 s outage swallows the next ping: the modem never notices (it would after 20 s), the device does
+    rig.run(5)  # the answer is in
+    next_ping = dev.net.keepalive.last_message_ms + p.keepalive_ms + 1
+    dev.link.add_outage(next_ping - 1, 15_000)
+    timeout = rig.until_kind("ping_timeout", 30 * 60)
+    assert timeout.t_ms - next_ping == p.ping_ack_timeout_ms + 1
+    assert rig.trace("cloud_disconnected", since_ms=timeout.t_ms)[0].data["reason"] == "ping_timeout"
+    assert rig.trace("network_lost") == []
+    rig.until_kind("cloud_session", 60)
+    # a power cut says nothing: the cloud shows the device online until its keep-alive is overdue
+    rig.run(30)
+    heard = rig.rec.last_heard_ms
+    dev.power_off()
+    offline_at = heard + rig.bench.cloud.params.offline_after_silence_ms
+    rig.run((offline_at - rig.now_ms) / 1000 - 1)
+    assert rig.rec.online
+    rig.run(2)
+    assert not rig.rec.online and rig.cloud_events("spark/status", "offline")[-1]["t_ms"] == offline_at
+
+
+# -- item 7: a resume is local -----------------------------------------------------------------------
+def test_resume_is_local_and_falls_back_to_a_full_handshake_after_3_unanswered_uses(
+        companion_image: ImageFactory, sim_rig: RigFactory) -> None:
+    """docs/reference/particle-ota.md §1.2 (corrected), §8.13: a saved session is restored with no exchange
+    (device-os v2.3.1 communication/src/dtls_message_channel.cpp ~366-377), each restore counting a
+    use (~101-102); the cloud's first answer clears the count (~463-465, ~488-495). A resumed session
+    the cloud no longer has is, with CloudParams.unknown_session_answer="silence", never answered: its
+    first confirmable message times out (~60 s of CoAP retransmissions, communication/src/coap_channel.h
+    ~161-164), and after MAXIMUM_SESSION_USES = 3 restores (communication/inc/dtls_session_persist.h
+    ~125-130, has_expired in dtls_message_channel.cpp ~94-99) the device does a full handshake."""
+    rig = sim_rig(companion_image(1), bench_kw={"cloud_params": CloudParams(unknown_session_answer="silence")})
+    _idle_connected(rig)
+    dev = rig.dev
+    assert dev.net.full_handshakes == 1
+    # a plain reconnect: connected the instant the modem is ready, before the cloud hears of it
+    rig.board.command("cloud", action="disconnect")
+    rig.run(5)
+    t_cmd = rig.now_ms
+    uses: list[int] = []
+    dev.listeners.append(lambda e: uses.append(dev.session.uses) if e.kind == "cloud_session" else None)
+    rig.board.command("cloud", action="connect")
+    rig.run(30)
+    [local] = rig.trace("cloud_session", since_ms=t_cmd, resumed=True)
+    online = rig.cloud_events("spark/status", "online")[-1]["t_ms"]
+    assert uses == [1] and online > local.t_ms, "connected (one use) before the cloud heard of it"
+    assert dev.session.uses == 0 and dev.net.resumes == 1, "the cloud's answer proved the session"
+    # the cloud forgets the session; the device resumes it three times, then handshakes
+    rig.board.command("cloud", action="disconnect")
+    rig.rec.session.dropped = True
+    rig.board.command("cloud", action="connect")
+    full = rig.until_kind("cloud_session", 600, resumed=False)
+    tries = rig.trace("cloud_session", since_ms=local.t_ms + 1, resumed=True)
+    unanswered = rig.trace("resume_unanswered", since_ms=local.t_ms + 1)
+    assert len(tries) == 3 and [e.data["uses"] for e in unanswered] == [1, 2, 3]
+    assert [u.t_ms - t.t_ms for t, u in zip(tries, unanswered)] == [dev.params.resume_answer_timeout_ms] * 3
+    assert full.t_ms > unanswered[-1].t_ms and dev.net.full_handshakes == 2
+    rig.run(10)
+    assert dev.session.uses == 0 and dev.net.cloud_connected and rig.rec.online

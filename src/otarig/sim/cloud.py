@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import cloud_rules as rules
 from .cloud_delivery import CloudFaults, Delivery
-from .cloud_peer import Hello, SessionDiscard, SessionReply
+from .cloud_peer import Hello, Ping, PingAck, SessionAlert, SessionDiscard, SessionReply
 from .. import firmware
 from .electron_modules import FUNCTION_BOOTLOADER, heal_step, release_name
 from .images import ImageError, make_bootloader_image, make_system_image, read_image
@@ -199,6 +199,14 @@ class SimCloud:
         resumed = bool(hello.session_id and s and s.session_id == hello.session_id and not s.dropped
                        and not rules.session_expired(established_ms=s.established_ms, now_ms=now,
                                                      max_age_ms=self.params.session_max_age_ms))
+        if hello.session_id and not resumed:
+            # docs/reference/particle-ota.md §1.2, §8.13: the device resumed, locally, a session this cloud no
+            # longer has; it cannot read it. "alert": a DTLS alert back; "silence": nothing at all.
+            if self.params.unknown_session_answer == "alert":
+                self.send_to_device(rec, SessionAlert(hello.session_id), 40, "control", reliable=True)
+            return
+        if rec.transfer is not None:
+            rec.transfer.device_gone()  # a new connection: the device's side of that transfer is gone (§2.4)
         if not resumed:
             rec.session = s = CloudSession(f"sess-{next(self._ids)}", now)
         was_online = rec.online
@@ -290,9 +298,12 @@ class SimCloud:
 
     def device_message(self, dev: "Electron", msg: object) -> None:
         rec = self.devices.get(dev.device_id)
-        if rec is None:
-            return
+        if rec is None or not rec.online:
+            return  # no session to read it with (a resume the cloud did not know, §8.13)
         rec.last_heard_ms = self.sched.now_ms
+        if isinstance(msg, Ping):
+            self.send_to_device(rec, PingAck(), 40, "control", reliable=True)  # docs/reference/particle-ota.md §1.2
+            return
         if isinstance(msg, BeginReply) or isinstance(msg, DoneReply):
             t = rec.transfer
             if t is not None and t.transfer_id == msg.transfer_id:
@@ -329,9 +340,24 @@ class SimCloud:
                 rec.session.dropped = True
 
     def device_disconnected(self, dev: "Electron", graceful: bool) -> None:
+        """The device said goodbye (`graceful`), or went away without a word: then the cloud learns of it
+        only when the device's keep-alive is overdue (docs/reference/particle-ota.md §8.14), unless the
+        device connects again first; meanwhile a transfer goes on into the void and may be resent."""
         rec = self.devices.get(dev.device_id)
         if rec is None or not rec.online:
             return
+        if not graceful:
+            heard = rec.last_heard_ms
+            self.sched.at(max(heard + self.params.offline_after_silence_ms, self.sched.now_ms),
+                          lambda: self._silence_over(rec, heard))
+            return
+        self._gone_offline(rec)
+
+    def _silence_over(self, rec: DeviceRecord, heard_ms: int) -> None:
+        if rec.online and rec.last_heard_ms == heard_ms:
+            self._gone_offline(rec)
+
+    def _gone_offline(self, rec: DeviceRecord) -> None:
         rec.online = False
         self.stream_event(rec, "spark/status", "offline")
         if rec.transfer is not None:

@@ -50,6 +50,24 @@ class SessionDiscard:
     session_id: str
 
 
+@dataclass(frozen=True)
+class SessionAlert:
+    """Cloud → device: a DTLS alert for a record of a session the cloud no longer has
+    (docs/reference/particle-ota.md §1.2, §8.13); the device resets its session."""
+
+    session_id: str
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Device → cloud keep-alive, a confirmable CoAP ping (docs/reference/particle-ota.md §1.2)."""
+
+
+@dataclass(frozen=True)
+class PingAck:
+    """Cloud → device: the ping's acknowledgement."""
+
+
 class CloudPeer(Protocol):
     def device_hello(self, device: "Electron", hello: Hello) -> None: ...
     def device_message(self, device: "Electron", msg: object) -> None: ...

@@ -1,8 +1,9 @@
 """Modem and cloud connection of a simulated Electron (docs/reference/particle-ota.md §7.3, §1.2, §3.3).
 
 States: modem OFF / POWERING / PAUSED / READY; cloud DISCONNECTED / CONNECTING / CONNECTED.
-The DTLS session is resumed when the retained session is valid (fewer than 3 failed uses);
-the cloud decides whether it still knows the session.
+The DTLS session is resumed, locally, when the retained session is valid and has been tried fewer
+than 3 times without an answer; the cloud's first answer proves it (`keepalive` pings once the
+cloud has been silent for 23 min).
 """
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import enum
 from typing import TYPE_CHECKING
 
 from . import deviceos as dos
-from .cloud_peer import (HELLO_FLAG_IMMEDIATE_UPDATES_SUPPORT, HELLO_FLAG_OTA_UPGRADE_SUCCESSFUL, Hello,
+from .cloud_peer import (HELLO_FLAG_IMMEDIATE_UPDATES_SUPPORT, HELLO_FLAG_OTA_UPGRADE_SUCCESSFUL, Hello, Ping,
                          SessionReply)
+from .keepalive import KeepAlive
 from .link import FULL_HANDSHAKE_BYTES, MESSAGE_OVERHEAD_BYTES, RESUME_BYTES
 from .messages import CloudEvent
 from .publisher import OK, Publisher
@@ -61,6 +63,9 @@ class Connectivity:
         self.resumes = 0
         #: the protocol's publish limits; static RAM in Device OS, so fresh at every boot
         self.publisher = Publisher()
+        self.keepalive = KeepAlive(dev, self._send_ping, self._ping_timed_out)
+        #: the attempt whose resumed session has had no answer from the cloud yet
+        self._awaiting_answer: int | None = None
 
     # -- queries -----------------------------------------------------------------------------
     @property
@@ -232,24 +237,81 @@ class Connectivity:
         size = RESUME_BYTES // 2 if resume else FULL_HANDSHAKE_BYTES // 2
         dev.link.send("up", size, "resume" if resume else "handshake",
                       lambda: dev.cloud.device_hello(dev, hello), reliable=True)
+        if resume:
+            # docs/reference/particle-ota.md §1.2 (corrected): a resume is local — the saved DTLS state is
+            # restored with no exchange (device-os v2.3.1 communication/src/dtls_message_channel.cpp
+            # ~366-377), so the connection is up at once; only the cloud's first answer proves the
+            # session, and clears the use count (~463-465, ~488-495).
+            self._established(resumed=True, hello_sent=hello.hello_sent, session_id=s.session_id or "")
+            self._awaiting_answer = attempt
+            self._later(dev.params.resume_answer_timeout_ms, lambda: self._resume_unanswered(attempt))
+            return
         self._later(CONNECT_TIMEOUT_MS, lambda: self._connect_timeout(attempt))
 
     def session_reply(self, reply: SessionReply) -> None:
-        """The cloud answered: the session is up (docs/reference/particle-ota.md §7.3 then-publish list)."""
+        """The cloud answered: a full handshake is done, or a resumed session is proven."""
         dev = self.dev
         if self.cloud != Cloud.CONNECTING or not dev.powered:
-            return
-        hello_sent = self.last_hello.hello_sent
+            return  # a resumed session's answer: `message_received` has done what it does
         self._attempt += 1  # invalidates the pending timeout
-        s = dev.session
-        s.session_id, s.uses, s.describe_hash = reply.session_id, 0, dev.describe_hash()
-        full_path = not reply.resumed or hello_sent
-        if reply.resumed:
+        self._established(resumed=reply.resumed, hello_sent=self.last_hello.hello_sent, session_id=reply.session_id)
+
+    def message_received(self) -> None:
+        """Any message from the cloud on the connection: the keep-alive restarts, and the first one after
+        a resume proves the session (its use count back to 0: dtls_message_channel.cpp ~463-465, ~488-495)."""
+        if self.cloud != Cloud.CONNECTED:
+            return
+        self.keepalive.message_received()
+        if self._awaiting_answer is not None:
+            self._awaiting_answer = None
+            self.dev.session.uses = 0
             self.resumes += 1
-        else:
+
+    def _resume_unanswered(self, attempt: int) -> None:
+        """MESSAGE_TIMEOUT: the resumed session's first message was never acknowledged; the session is
+        kept (its use count says how often it was tried) and the connection is made again."""
+        if self._awaiting_answer != attempt or self.cloud != Cloud.CONNECTED:
+            return
+        self._awaiting_answer = None
+        self.dev.note("resume_unanswered", uses=self.dev.session.uses)
+        self._drop_cloud(graceful=False, reason="message_timeout", protocol_error=True)
+        if self.auto_connect:
+            self._later(0, self._connect_now)
+
+    def session_alert(self) -> None:
+        """A DTLS error (the cloud's alert for a session it no longer has, docs/reference/particle-ota.md §8.13):
+        the channel resets the session (dtls_message_channel.cpp ~456-458), the event loop fails, and
+        the next connection is a full handshake."""
+        self.dev.note("dtls_error")
+        self.dev.session.invalidate()
+        self._awaiting_answer = None
+        self._drop_cloud(graceful=False, reason="dtls_error", protocol_error=True)
+        if self.auto_connect:
+            self._later(0, self._connect_now)
+
+    def _send_ping(self) -> None:
+        dev = self.dev
+        dev.link.send("up", MESSAGE_OVERHEAD_BYTES, "control", lambda: dev.cloud.device_message(dev, Ping()),
+                      reliable=True)
+
+    def _ping_timed_out(self) -> None:
+        """PING_TIMEOUT, an error of the protocol's event loop (docs/reference/particle-ota.md §1.2, §2.2)."""
+        self._drop_cloud(graceful=False, reason="ping_timeout", protocol_error=True)
+        if self.auto_connect:
+            self._later(0, self._connect_now)
+
+    def _established(self, *, resumed: bool, hello_sent: bool, session_id: str) -> None:
+        """The connection is up (docs/reference/particle-ota.md §7.3 then-publish list)."""
+        dev = self.dev
+        s = dev.session
+        if not resumed:
+            s.session_id, s.uses = session_id, 0
+        s.describe_hash = dev.describe_hash()
+        full_path = not resumed or hello_sent
+        if not resumed:
             self.full_handshakes += 1
-        dev.note("cloud_session", resumed=reply.resumed, hello=hello_sent)
-        dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_SESSION_RESUME if reply.resumed else dos.CLOUD_STATUS_HANDSHAKE)
+        dev.note("cloud_session", resumed=resumed, hello=hello_sent)
+        dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_SESSION_RESUME if resumed else dos.CLOUD_STATUS_HANDSHAKE)
         self.cloud = Cloud.CONNECTED
         dev.ota_success_hello = False
         dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_CONNECTED)
@@ -262,6 +324,7 @@ class Connectivity:
             self.publish_system("spark/device/safemode", "")
         self.publish_system("particle/device/updates/enabled", "true" if dev.flags.updates_enabled else "false")
         self.publish_system("particle/device/updates/forced", "true" if dev.flags.updates_forced else "false")
+        self.keepalive.start()
         dev.on_cloud_connected()
 
     def _connect_timeout(self, attempt: int) -> None:
@@ -288,6 +351,8 @@ class Connectivity:
         if self.cloud == Cloud.DISCONNECTED:
             return
         was_connected = self.cloud == Cloud.CONNECTED
+        self.keepalive.stop()
+        self._awaiting_answer = None
         if protocol_error:
             dev.ota.cancel(reason, emit=True)
         if was_connected and dev.powered:
@@ -299,7 +364,7 @@ class Connectivity:
             dev.link.send("up", MESSAGE_OVERHEAD_BYTES, "control",
                           lambda: dev.cloud.device_disconnected(dev, True), reliable=True)
         elif was_connected:
-            dev.cloud.device_disconnected(dev, False)  # the cloud learns by keep-alive; modelled at once
+            dev.cloud.device_disconnected(dev, False)  # the cloud learns of it by the keep-alive (§8.14)
         dev.note("cloud_disconnected", reason=reason)
         if dev.powered:
             dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_DISCONNECTED)  # after network loss: see _reregister

@@ -28,7 +28,7 @@ from .electron_pins import ElectronPins
 from .flash import FlashState
 from .host_runtime import AppInstance, SleepRequest
 from .images import ImageError, SimImage, read_image
-from .cloud_peer import SessionDiscard, SessionReply
+from .cloud_peer import PingAck, SessionAlert, SessionDiscard, SessionReply
 from .link import CellularLink
 from .messages import CloudEvent
 from .params import DeviceOsParams
@@ -625,9 +625,10 @@ class Electron:
             self.sched.after(0, self._replay_held_messages)
 
     def on_system_thread(self, work: Callable[[], None]) -> None:
-        """Run `work` now, or once the system thread is free again, after what it already held."""
+        """Run `work` now, or first thing once the system thread is free again: it belongs to the message
+        being read, and whatever is held arrived after that one."""
         if self.system_thread_busy or self._held_messages:
-            self._held_messages.append(work)
+            self._held_messages.insert(0, work)
         else:
             work()
 
@@ -699,6 +700,13 @@ class Electron:
         self._read_cloud_message(msg)
 
     def _read_cloud_message(self, msg: object) -> None:
+        if isinstance(msg, SessionAlert):  # a read error, not a message (dtls_message_channel.cpp ~440-460)
+            if self.net.cloud_connected or self.net.cloud_connecting:
+                self.net.session_alert()
+            return
+        self.net.message_received()  # keep-alive, and the proof of a resumed session (§1.2)
+        if isinstance(msg, PingAck):
+            return
         if isinstance(msg, SessionReply):
             self.net.session_reply(msg)
             return

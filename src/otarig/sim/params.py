@@ -27,6 +27,14 @@ class DeviceOsParams:
     session_survives_power_loss: bool = False
     #: docs/reference/particle-ota.md §1.2: MAXIMUM_SESSION_USES = 3 restore attempts without success.
     max_session_uses: int = 3
+    #: docs/reference/particle-ota.md §1.2: the Electron pings after 23 min without a message from the cloud
+    #: (hal/inc/cellular_hal_utilities.h ~15-18) and gives up 30 s later (communication/src/dtls_protocol.cpp ~18).
+    keepalive_ms: int = 23 * 60_000
+    ping_ack_timeout_ms: int = 30_000
+    #: docs/reference/particle-ota.md §1.2 [inference]: a resumed session's first confirmable message (HELLO or
+    #: ping) is given up after CoAP's retransmissions, 4+8+16+32 s (communication/src/coap_channel.h ~161-164,
+    #: ~265-269; the random factor is left out): MESSAGE_TIMEOUT, the connection is made again.
+    resume_answer_timeout_ms: int = 60_000
     #: docs/reference/particle-ota.md §2.6: 128 KB user-app slot on the Electron flash map.
     max_app_size: int = 128 * 1024
     #: [inference] time from reset to setup() (bootloader + system init). Not measured.
@@ -96,6 +104,13 @@ class CloudParams:
     resend_forced_on_connect: bool = True
     #: docs/reference/particle-ota.md §8.10: spark/device/session/end drops the session at once (vs at next connect).
     session_end_drops_immediately: bool = True
+    #: docs/reference/particle-ota.md §8.13: what the cloud answers a device resuming a session it no longer
+    #: has: "alert" (default [inference]: a DTLS error, so the device's next connection is a full handshake)
+    #: or "silence" (the device gives up after `resume_answer_timeout_ms` and resumes again, up to 3 times).
+    unknown_session_answer: str = "alert"
+    #: docs/reference/particle-ota.md §8.14 [inference]: the cloud learns that a device went away without a word
+    #: (power cut, coverage) only when the device's keep-alive is overdue: 23 min + the 30 s of the ping's wait.
+    offline_after_silence_ms: int = 23 * 60_000 + 30_000
     #: docs/reference/particle-ota.md §8.3: how long the cloud waits for an UpdateDone answer before calling the transfer failed.
     update_done_timeout_ms: int = 60_000
     #: docs/reference/particle-ota.md §8.12: the safe-mode healer sends the target release's bootloader first when the move
