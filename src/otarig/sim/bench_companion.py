@@ -58,3 +58,4 @@ class SimBenchCompanion:
     def shutdown(self) -> None:
         if self.port.present:
             self.port.vanish()
+        self.host.stop()

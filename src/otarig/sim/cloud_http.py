@@ -24,6 +24,7 @@ import math
 import re
 import secrets
 import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -233,6 +234,36 @@ def redact_query(query: Any) -> str:
     return "&".join(parts)
 
 
+def _weakly(method: Callable[..., Awaitable[web.StreamResponse]]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A server's handler or middleware as aiohttp keeps it, through a weak reference: aiohttp
+    caches the middleware chain per (handler, app) for the life of the process, so a bound method
+    there would keep its server, and the server's whole simulated world, alive after `stop` (every
+    scenario's world, until the run ends)."""
+    ref = weakref.WeakMethod(method)
+
+    async def call(*args: Any, **kwargs: Any) -> web.StreamResponse:
+        bound = ref()
+        if bound is None:
+            raise web.HTTPServiceUnavailable(text="the simulated cloud has stopped")
+        return await bound(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = method.__name__
+    if getattr(method, "__middleware_version__", None) is not None:
+        call.__middleware_version__ = method.__middleware_version__  # type: ignore[attr-defined]
+    return call
+
+
+class _WeakRoutes:
+    """`app.router` registering every handler through `_weakly`."""
+
+    def __init__(self, router: web.UrlDispatcher) -> None:
+        self._router = router
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        add = getattr(self._router, name)
+        return lambda path, handler, **kwargs: add(path, _weakly(handler), **kwargs)
+
+
 class CloudHttpServer:
     """The REST API and event streams of a `SimBench`'s cloud on `http://127.0.0.1:PORT`.
 
@@ -304,7 +335,7 @@ class CloudHttpServer:
 
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
-        app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 * 1024)
+        app = web.Application(middlewares=[_weakly(self._middleware)], client_max_size=16 * 1024 * 1024)
         self._routes(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -466,7 +497,7 @@ class CloudHttpServer:
 
     # -- routes --------------------------------------------------------------------------------
     def _routes(self, app: web.Application) -> None:
-        r = app.router
+        r = _WeakRoutes(app.router)
         # event streams first: `/v1/devices/events` must not match `/v1/devices/{id}`
         r.add_get("/v1/events", self.stream)
         r.add_get("/v1/events/{prefix:.+}", self.stream)

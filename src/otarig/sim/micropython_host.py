@@ -167,6 +167,18 @@ class MicroPythonHost:
             raise RuntimeError(f"the bench companion program in {self.program_dir} exited "
                                "(a real board would drop to the REPL)")
 
+    def stop(self) -> None:
+        """Unplugged: end the program where it waits. A parked greenlet is never collected (its
+        frames are invisible to the garbage collector), so it would keep the board and the whole
+        simulated world alive for the rest of the process."""
+        if self._glet is not None and not self._glet.dead:
+            try:
+                self._glet.parent = greenlet.getcurrent()  # GreenletExit ends it and comes back here
+                self._glet.throw()
+            except greenlet.error:  # asked from another thread than the world's: it stays parked
+                return
+        self._glet = None
+
     def wait(self) -> None:
         """Called on the program's greenlet: park until `kick`."""
         assert self._glet is not None and greenlet.getcurrent() is self._glet
