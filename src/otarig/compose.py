@@ -29,6 +29,8 @@ from .interfaces import BenchParts
 
 #: bench seconds the rig waits for a board's serial port to appear (USB enumeration after boot)
 PORT_WAIT_S = 60.0
+#: wall seconds the rig waits for the simulated bench's supply (in-process; see `compose`)
+SIM_PSU_TIMEOUT_S = 30.0
 
 
 class CompositionError(RuntimeError):
@@ -129,8 +131,12 @@ def connect(parts: BenchParts, cfg: BenchConfig, endpoints: Endpoints, artifacts
         from .monitor import PowerMonitor
         from .psu import PowerSupply
 
+        # The simulated bench's supply answers from a thread of this process: its replies come in
+        # virtual time, but a loaded machine can starve that thread for seconds of wall time
+        # (bench/seeds.py saw a 2 s timeout under a load of 16 on 2 cores), so wait longer there.
+        timeout_s = max(cfg.psu.timeout_s, SIM_PSU_TIMEOUT_S) if cfg.simulated else cfg.psu.timeout_s
         psu = PowerSupply.open(endpoints.psu_resource, model=None, channel=cfg.psu.channel,
-                               timeout_s=cfg.psu.timeout_s, safe_state=cfg.psu.safe_state)
+                               timeout_s=timeout_s, safe_state=cfg.psu.safe_state)
         parts.closers.append(psu.close)
         parts.psu = psu
         period = cfg.psu.monitor_period_s
