@@ -24,6 +24,7 @@ def test_particle_cli_flash_is_still_gated_by_the_guard(rig, particle_cli, tmp_p
     rig.run_tool(lambda: particle_cli.flash_cloud(rig.dut_id, binary))
     rig.expect_version(2, 900)
     connected(rig, 300)  # the CLI's `get` needs the device online again after the update's reset
+    rig.wait(30)  # the cloud's stream reports it online (new_version_runs)
     rig.check(*ota_verdicts(rig, 2), v.pending_honoured_within(rig.timeline, 60))
     if rig.parts.description.get("firmware_project"):
         return  # a team's firmware (--firmware DIR) need not have the companion's `version` and `workload`

@@ -6,7 +6,7 @@
  *     an AUTOMATIC non-threaded app connects before setup() runs, so an update offered at the
  *     boot handshake could land before it refused it (docs/reference/particle-ota.md §3.1).
  *  2. The reset that follows a download is held (System.disableReset()) until the app has
- *     finished its batch and written it, then released (docs/reference/particle-ota.md §2.5).
+ *     written its batch, then released (docs/reference/particle-ota.md §2.5).
  *  3. A full handshake once a day while idle (publish spark/device/session/end, then reconnect):
  *     a Standard release is offered only at a full handshake, which an always-connected device
  *     otherwise does every few days at best (docs/reference/particle-ota.md §1.1, §1.3).
@@ -17,6 +17,7 @@
  * `otarig run --firmware examples/apps/forum-disable-updates-fixed` passes.
  */
 #include "Particle.h"
+#include "ReadingLog.h"
 #include "TestAgent.h"  // otarig
 
 SYSTEM_MODE(SEMI_AUTOMATIC);  // FIX 1
@@ -25,35 +26,25 @@ PRODUCT_VERSION(3);
 
 namespace {
 
-const uint32_t kReadingPeriodMs = 1000;  // one reading a second while working
-const uint32_t kBatch = 10;              // readings written to EEPROM together
-const uint32_t kMagic = 0x464f5255;      // "FORU"
+const uint32_t kReadingPeriodMs = 1000;               // one reading a second while working
 const uint32_t kHandshakeMs = 24ul * 60 * 60 * 1000;  // FIX 3: once a day
 
-struct Stored {                          // EEPROM address 0: the readings kept so far
-    uint32_t magic;
-    uint32_t count;
-    uint32_t lastSeq;
-};
-
-Stored stored;
-uint32_t pending[kBatch];                // sequence numbers read but not yet written
-uint32_t pendingCount = 0;
+ReadingLog readings;
 uint32_t lastReadingMs = 0;
 bool working = false;
-volatile bool resetPending = false;      // FIX 2
-bool shutDown = false;                   // FIX 2: finished and persisted, waiting for the reset
-uint32_t lastHandshakeMs = 0;            // FIX 3
-bool reconnecting = false;               // FIX 3
+volatile bool resetPending = false;  // FIX 2: set by the system event handler
+bool shutDown = false;               // FIX 2: written, waiting for the reset
+uint32_t lastHandshakeMs = 0;        // FIX 3
+bool reconnecting = false;           // FIX 3
 
+// otarig: what the agent may read and do
 bool setWorking(bool busy, void*);
 bool isWorking(void*) { return working; }
 bool updatesOpen(void*) { return System.updatesEnabled(); }
-uint32_t storedCount(void*) { return stored.count; }
-uint32_t storedLastSeq(void*) { return stored.lastSeq; }
+uint32_t kept(void*) { return readings.count(); }
+uint32_t lastKept(void*) { return readings.lastSeq(); }
 
-TestAgent agent({4242, 3, false},                                    // otarig
-                {setWorking, isWorking, updatesOpen, storedCount, storedLastSeq, nullptr, nullptr});
+TestAgent agent({4242, 3, false}, {setWorking, isWorking, updatesOpen, kept, lastKept, nullptr, nullptr});  // otarig
 
 bool setWorking(bool busy, void*) {  // otarig: the rig starts and stops the job
     if (busy != working) {
@@ -64,26 +55,11 @@ bool setWorking(bool busy, void*) {  // otarig: the rig starts and stops the job
     return true;
 }
 
+void onReading(uint32_t seq, bool written) { agent.appRecord(seq, written); }  // otarig
+
 void onSystemEvent(system_event_t event, int param) {
-    agent.sysEvent(event, param);  // otarig
+    agent.sysEvent(event, param);                     // otarig
     if (event == reset_pending) resetPending = true;  // FIX 2 (a handler must not block: a flag only)
-}
-
-void writeBatch() {
-    for (uint32_t i = 0; i < pendingCount; i++) {
-        stored.count++;
-        stored.lastSeq = pending[i];
-    }
-    EEPROM.put(0, stored);
-    for (uint32_t i = 0; i < pendingCount; i++) agent.appRecord(pending[i], true);  // otarig
-    pendingCount = 0;
-}
-
-void takeReading() {
-    const uint32_t seq = stored.lastSeq + pendingCount + 1;
-    pending[pendingCount++] = seq;
-    agent.appRecord(seq, false);  // otarig
-    if (pendingCount == kBatch) writeBatch();
 }
 
 /** FIX 3: the cloud checks for a Standard release at a full handshake only (§1.1); ending the
@@ -108,19 +84,18 @@ void setup() {
     System.disableUpdates();  // no update while the machine works
     System.disableReset();    // FIX 2: the reset after a download waits until the batch is written
     System.on(all_events, onSystemEvent);
-    EEPROM.get(0, stored);
-    if (stored.magic != kMagic) stored = {kMagic, 0, 0};
-    agent.begin(stored.count, stored.lastSeq);  // otarig
+    readings.begin(onReading);
+    agent.begin(readings.count(), readings.lastSeq());  // otarig
     Particle.connect();       // FIX 1: only now, with updates already disabled
 }
 
 void loop() {
     agent.loop();  // otarig
     if (resetPending && !shutDown) {  // FIX 2: the new firmware is in: finish, write, then let it reset
-        writeBatch();
+        readings.write();
         shutDown = true;
-        agent.shutdownComplete(stored.count, stored.lastSeq);  // otarig
-        agent.resetHeld(false);                                // otarig
+        agent.shutdownComplete(readings.count(), readings.lastSeq());  // otarig
+        agent.resetHeld(false);                                        // otarig
         System.enableReset();
     }
     if (shutDown) {
@@ -129,7 +104,7 @@ void loop() {
     }
     if (!working && !System.updatesEnabled()) {
         System.enableUpdates();  // idle: let updates in (a pending one starts now)
-        agent.window(true);  // otarig
+        agent.window(true);      // otarig
     } else if (working && System.updatesEnabled()) {
         System.disableUpdates();
         agent.window(false);  // otarig
@@ -137,7 +112,7 @@ void loop() {
     dailyHandshake();  // FIX 3
     if (working && (uint32_t)(millis() - lastReadingMs) >= kReadingPeriodMs) {
         lastReadingMs += kReadingPeriodMs;
-        takeReading();
+        readings.take();
     }
     delay(100);
 }

@@ -7,11 +7,13 @@
  *
  * `otarig run --firmware examples/apps/forum-disable-updates` fails, and says why;
  * `examples/apps/forum-disable-updates-fixed` is the same app with the changes it asks for
- * (docs/your-firmware.md walks through both).
+ * (docs/your-firmware.md walks through both). The readings (lib/ReadingLog) are batched in RAM
+ * and written to EEPROM ten at a time.
  *
  * The lines marked "otarig" are the test agent (lib/TestAgent): the rig's only hold on the app.
  */
 #include "Particle.h"
+#include "ReadingLog.h"
 #include "TestAgent.h"  // otarig
 
 PRODUCT_ID(4242);
@@ -20,29 +22,19 @@ PRODUCT_VERSION(3);
 namespace {
 
 const uint32_t kReadingPeriodMs = 1000;  // one reading a second while working
-const uint32_t kBatch = 10;              // readings written to EEPROM together
-const uint32_t kMagic = 0x464f5255;      // "FORU"
 
-struct Stored {                          // EEPROM address 0: the readings kept so far
-    uint32_t magic;
-    uint32_t count;
-    uint32_t lastSeq;
-};
-
-Stored stored;
-uint32_t pending[kBatch];                // sequence numbers read but not yet written
-uint32_t pendingCount = 0;
+ReadingLog readings;
 uint32_t lastReadingMs = 0;
 bool working = false;
 
+// otarig: what the agent may read and do
 bool setWorking(bool busy, void*);
 bool isWorking(void*) { return working; }
 bool updatesOpen(void*) { return System.updatesEnabled(); }
-uint32_t storedCount(void*) { return stored.count; }
-uint32_t storedLastSeq(void*) { return stored.lastSeq; }
+uint32_t kept(void*) { return readings.count(); }
+uint32_t lastKept(void*) { return readings.lastSeq(); }
 
-TestAgent agent({4242, 3, false},                                    // otarig
-                {setWorking, isWorking, updatesOpen, storedCount, storedLastSeq, nullptr, nullptr});
+TestAgent agent({4242, 3, false}, {setWorking, isWorking, updatesOpen, kept, lastKept, nullptr, nullptr});  // otarig
 
 bool setWorking(bool busy, void*) {  // otarig: the rig starts and stops the job
     if (busy != working) {
@@ -53,47 +45,30 @@ bool setWorking(bool busy, void*) {  // otarig: the rig starts and stops the job
     return true;
 }
 
+void onReading(uint32_t seq, bool written) { agent.appRecord(seq, written); }                  // otarig
 void onSystemEvent(system_event_t event, int param) { agent.sysEvent(event, param); }  // otarig
-
-void writeBatch() {
-    for (uint32_t i = 0; i < pendingCount; i++) {
-        stored.count++;
-        stored.lastSeq = pending[i];
-    }
-    EEPROM.put(0, stored);
-    for (uint32_t i = 0; i < pendingCount; i++) agent.appRecord(pending[i], true);  // otarig
-    pendingCount = 0;
-}
-
-void takeReading() {
-    const uint32_t seq = stored.lastSeq + pendingCount + 1;
-    pending[pendingCount++] = seq;
-    agent.appRecord(seq, false);  // otarig
-    if (pendingCount == kBatch) writeBatch();
-}
 
 }  // namespace
 
 void setup() {
     System.disableUpdates();  // no update while the machine works
     System.on(all_events, onSystemEvent);  // otarig
-    EEPROM.get(0, stored);
-    if (stored.magic != kMagic) stored = {kMagic, 0, 0};
-    agent.begin(stored.count, stored.lastSeq);  // otarig
+    readings.begin(onReading);
+    agent.begin(readings.count(), readings.lastSeq());  // otarig
 }
 
 void loop() {
     agent.loop();  // otarig
     if (!working && !System.updatesEnabled()) {
         System.enableUpdates();  // idle: let updates in
-        agent.window(true);  // otarig
+        agent.window(true);      // otarig
     } else if (working && System.updatesEnabled()) {
         System.disableUpdates();
         agent.window(false);  // otarig
     }
     if (working && (uint32_t)(millis() - lastReadingMs) >= kReadingPeriodMs) {
         lastReadingMs += kReadingPeriodMs;
-        takeReading();
+        readings.take();
     }
     delay(100);
 }

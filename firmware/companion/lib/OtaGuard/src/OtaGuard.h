@@ -20,7 +20,16 @@
 #pragma once
 
 #include "Particle.h"
+// The device companion's build options when present (firmware/companion/src/otarig_options.h);
+// a team's project that copies this library gets the default below.
+#if defined(__has_include)
+#if __has_include("otarig_options.h")
 #include "otarig_options.h"  // OTARIG_HANDSHAKE_INTERVAL_MS
+#endif
+#endif
+#ifndef OTARIG_HANDSHAKE_INTERVAL_MS
+#define OTARIG_HANDSHAKE_INTERVAL_MS (24ul * 60ul * 60ul * 1000ul)  // forced handshake once a day
+#endif
 
 /** What the app reports after a clean shutdown. */
 struct OtaGuardShutdownResult {
