@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from otarig import verdicts as v
 from otarig.firmware_project import agent_problems
 from otarig.sim.missing_api import explain
+from otarig.timeline import Timeline
 
 REPO = Path(__file__).resolve().parents[1]
 APPS = REPO / "examples" / "apps"
@@ -143,3 +145,51 @@ def test_add_agent_copies_the_library_and_lists_what_the_sources_still_need(tmp_
 @pytest.mark.parametrize("app", sorted(p.name for p in APPS.iterdir() if (p / "src").is_dir()))
 def test_every_example_app_runs_the_agent(app: str) -> None:
     assert agent_problems(APPS / app) == []
+
+
+# -- verdicts over timelines a real bench records (board serial lines, the cloud's stream) ----------
+BOARD = "board:e00fce680000000000000001"
+
+
+def _hello(tl: Timeline, t: float, version: int, *, mode: str = "AUTOMATIC", threaded: bool = False,
+           hooks: list[str] | None = None, uptime_ms: int = 15_000) -> None:
+    tl.add(t, BOARD, "hello", {"product_version": version, "mode": mode, "threaded": threaded,
+                               **({"hooks": hooks} if hooks is not None else {})}, device_t=uptime_ms)
+
+
+def test_an_update_that_lands_before_setup_fails_with_the_boot_handshake_named_and_the_fix() -> None:
+    """Version 1 → 2 across a power cycle with no `firmware_update` begin on the board, the cloud's
+    stream saying the transfer started: an AUTOMATIC non-threaded app took it before setup() ran
+    (docs/reference/particle-ota.md §3.1)."""
+    tl = Timeline()
+    tl.add(0, BOARD, "state", {"product_version": 1})
+    tl.add(5, "rig", "power_cycle", {})
+    tl.add(20, "cloud", "spark/flash/status", {"data": "started "})
+    _hello(tl, 60, 2)
+    verdict = v.app_saw_every_update(tl)
+    assert not verdict.passed
+    assert "from version 1 to 2 without the app seeing a `firmware_update` begin" in verdict.message
+    assert "cloud started the transfer at 20.0s" in verdict.message and "before setup() runs" in verdict.message
+    assert verdict.fix.startswith("add SYSTEM_THREAD(ENABLED) or SYSTEM_MODE(SEMI_AUTOMATIC)")
+    assert "what to change: add SYSTEM_THREAD(ENABLED)" in verdict.explain()
+
+    seen = Timeline()
+    seen.add(0, BOARD, "state", {"product_version": 1})
+    seen.add(30, BOARD, "sys", {"event": "firmware_update", "param": "begin"})
+    _hello(seen, 60, 2, mode="SEMI_AUTOMATIC")
+    assert v.app_saw_every_update(seen).passed
+
+
+def test_verdicts_over_hooks_the_firmware_lacks_pass_as_not_applicable() -> None:
+    """A firmware whose hello lists no `window` or `records` hook: the idle-window and record
+    verdicts say not applicable instead of judging events that cannot come."""
+    tl = Timeline()
+    _hello(tl, 1, 1, hooks=["workload"])
+    tl.add(10, BOARD, "sys", {"event": "firmware_update", "param": "begin"})
+    for verdict in (v.update_began_in_idle_window(tl), v.no_record_lost(tl)):
+        assert verdict.passed and verdict.message.startswith("not applicable to this firmware")
+    _hello(tl, 20, 1, hooks=["workload", "window", "records"])
+    tl.add(30, BOARD, "sys", {"event": "firmware_update", "param": "begin"})
+    judged = v.update_began_in_idle_window(tl)  # judged again once the hook is there: the window was closed
+    assert not judged.passed and "keep updates disabled" in judged.fix
+    assert "not applicable" not in v.no_record_lost(tl).message
