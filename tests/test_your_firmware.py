@@ -193,3 +193,38 @@ def test_verdicts_over_hooks_the_firmware_lacks_pass_as_not_applicable() -> None
     judged = v.update_began_in_idle_window(tl)  # judged again once the hook is there: the window was closed
     assert not judged.passed and "keep updates disabled" in judged.fix
     assert "not applicable" not in v.no_record_lost(tl).message
+
+
+SILENT_APP = """#include "Particle.h"
+#include "TestAgent.h"
+
+TestAgent agent({4242, 1, false}, {});
+bool ready = false;  // never set: the agent is linked and called, but never started
+
+void onEvent(system_event_t event, int param) { agent.sysEvent(event, param); }
+
+void setup() {
+    System.on(all_events, onEvent);
+    if (ready) agent.begin(0, 0);
+}
+
+void loop() {
+    if (ready) agent.loop();
+    delay(1000);
+}
+"""
+
+
+def test_a_board_whose_agent_never_says_hello_stops_the_run_at_bench_start(tmp_path: Path) -> None:
+    """The sources pass the static check but the agent never starts: no `hello`, no reply to
+    `status` within 180 bench seconds (a wake and a power cycle tried) stops the run before any
+    scenario, saying what to add — the check a real bench makes too."""
+    silent = project(tmp_path / "silent", SILENT_APP)
+    assert agent_problems(silent) == []
+    done = otarig("run", "--firmware", str(silent), "-k", "lock_and_flash", "--report", str(tmp_path / "r"))
+    assert done.returncode == 1
+    out = " ".join(done.stdout.split())
+    assert "no otarig test agent on its serial port within 180 bench seconds" in out
+    assert "otarig firmware add-agent DIR" in out and "agent.begin() in setup()" in out
+    record = json.loads((tmp_path / "r" / "certification.json").read_text())
+    assert record["passed"] is False and "no otarig test agent" in json.dumps(record)
