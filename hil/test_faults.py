@@ -6,7 +6,7 @@ import pytest
 from otarig import verdicts as v
 from otarig.cloud import CloudError
 
-from conftest import APP_SIZE, connected, ota_verdicts, park
+from conftest import APP_SIZE, connected, drive, ota_verdicts, park
 
 CHUNKS = APP_SIZE // 512
 
@@ -50,6 +50,32 @@ def test_connectivity_lost_mid_download_is_retried_from_chunk_0(rig):
     flash = [e.get("data", "").strip() for e in tl.select(source="cloud", kind="spark/flash/status")]
     assert flash[-3:] == ["failed", "started", "success"] and flash.count("failed") == 1, flash
     assert _progress_after(rig, begins[1].t) >= CHUNKS, "the retry did not send every chunk again (from chunk 0)"
+    rig.check(*ota_verdicts(rig, 2))
+
+
+@pytest.mark.requires("antenna_switch")
+@pytest.mark.budget(2400)
+def test_driving_after_a_cut_download_waits_for_the_next_idle_window(rig):
+    """A transfer cut by lost coverage is over, without `failed` (docs/reference/particle-ota.md
+    §2.2, §2.4): the app must treat it as lost, hold updates again and go back to work. When the
+    vehicle drives off before coverage returns, the retry waits for the next idle window instead of
+    landing mid-drive (§2.1, §3.1). A guard that misses the silent end (keeps counting the transfer
+    as running) leaves updates enabled, and the retry begins while the app is busy."""
+    connected(rig)
+    park(rig)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    rig.expect_sys("firmware_update", "begin", 300)
+    for _ in range(30):
+        rig.expect_sys("firmware_update", "progress", 60)
+    rig.link_outage(180)
+    rig.expect_sys("cloud_status", "disconnected", 300)
+    drive(rig)
+    rig.expect_sys("cloud_status", "connected", 900)
+    rig.wait(300)
+    park(rig)
+    rig.expect_version(2, 1800)
+    rig.wait(30)
     rig.check(*ota_verdicts(rig, 2))
 
 

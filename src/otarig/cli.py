@@ -396,9 +396,9 @@ def cmd_selftest(args: argparse.Namespace) -> int:
                         suite=Path(args.suite).resolve() if args.suite else None,
                         mutants=args.mutant or None, jobs=args.jobs, project=project,
                         generated=not args.shipped_only and (not args.mutant or args.max_mutants is not None
-                                                             or args.files is not None),
+                                                             or args.files is not None or args.only is not None),
                         max_mutants=args.max_mutants, files=args.files,
-                        select=args.k)
+                        select=args.k, only=args.only)
     except (GenerationError, ProjectError, ValueError) as exc:
         raise CommandError(str(exc)) from None
 
@@ -643,6 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "equivalents listed in DIR/mutants-equivalent.toml")
     st.add_argument("--mutant", type=int, action="append", help="only this shipped defect (repeatable; generated ones then only with --max-mutants or --files)")
     st.add_argument("--shipped-only", action="store_true", help="the shipped defects only, no generated mutants")
+    st.add_argument("--only", nargs="+", default=None, metavar="ID",
+                    help="only these generated mutants (ids from selftest.json, e.g. OtaGuard:101:1ab69378)")
     st.add_argument("--max-mutants", type=int, default=None, metavar="N",
                     help="run a sample of N generated mutants (reproducible with --seed); default all")
     st.add_argument("--files", nargs="+", default=None, metavar="PATH",

@@ -186,7 +186,8 @@ class MutationEngine:
             try:
                 so = build_firmware(version, project=copy, threaded=threaded)
             except BuildError as exc:
-                return None, Outcome("invalid", detail=str(exc).splitlines()[-1][:300])
+                errors = [ln.strip() for ln in str(exc).splitlines() if "error" in ln]
+                return None, Outcome("invalid", detail=(errors or ["does not compile"])[0][:300])
             if (version, threaded) not in self._base_digests:
                 self._base_digests[(version, threaded)] = code_digest(
                     build_firmware(version, project=self.base, threaded=threaded))

@@ -29,7 +29,7 @@ __all__ = ["run_selftest"]
 def run_selftest(bench_path: Path, *, report_dir: Path, suite: Path, pinned: list[str], seed: int = 1,
                  project: Path | None = None, shipped: list[int] | None = None, generated: bool = True,
                  max_mutants: int | None = None, files: list[str] | None = None, jobs: int = 2,
-                 equivalents: Path | None = None, select: str | None = None,
+                 equivalents: Path | None = None, select: str | None = None, only: list[str] | None = None,
                  console: Console | None = None) -> int:
     """Exit 0 when the good build passes, every shipped defect is killed and no generated mutant
     survives unlisted; 1 otherwise."""
@@ -53,7 +53,12 @@ def run_selftest(bench_path: Path, *, report_dir: Path, suite: Path, pinned: lis
         with console.status("generating mutants with universalmutator…"):
             all_mutants = {m.id: m for m in generate(base, files or default_files(base))}
         total = len(all_mutants)
-        for m in sample(list(all_mutants.values()), max_mutants, seed):
+        chosen = ([all_mutants[i] for i in only if i in all_mutants] if only
+                  else sample(list(all_mutants.values()), max_mutants, seed))
+        if only and len(chosen) != len(set(only)):
+            raise ValueError(f"--only: no generated mutant {', '.join(sorted(set(only) - set(all_mutants)))} "
+                             "(ids as selftest.json lists them, e.g. OtaGuard:101:1ab69378)")
+        for m in chosen:
             candidates.append(Candidate(m.id, f"{m.file}:{m.line}", mutant=m))
 
     outcomes: dict[str, Outcome] = {}
