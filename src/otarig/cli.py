@@ -394,7 +394,8 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     try:
         return selftest(Path(args.bench).resolve(), report_dir=Path(args.report).resolve(), seed=args.seed,
                         suite=Path(args.suite).resolve() if args.suite else None,
-                        mutants=args.mutant or None, jobs=args.jobs, project=project,
+                        mutants=args.mutant or ([] if args.only or args.files else None), jobs=args.jobs,
+                        project=project,
                         generated=not args.shipped_only and (not args.mutant or args.max_mutants is not None
                                                              or args.files is not None or args.only is not None),
                         max_mutants=args.max_mutants, files=args.files,
