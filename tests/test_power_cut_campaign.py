@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from otarig.sim.power_cut_campaign import campaign_images, run_campaign
+from otarig.mutation.projects import project_copy
+from otarig.sim.build import companion_project
+from otarig.sim.power_cut_campaign import campaign_images, defects_dir, run_campaign
 
 
 def test_good_build_survives_cuts_inside_every_kind_of_write(tmp_path: Path) -> None:
@@ -32,3 +34,14 @@ def test_a_defect_only_a_torn_write_exposes_is_caught(tmp_path: Path) -> None:
     assert result.records_lost, "the campaign missed the defect"
     assert all("(eeprom record [" in lost for lost in result.records_lost), result.records_lost
     assert result.bricked == []
+
+
+def test_every_defect_patch_applies_to_the_shipped_sources() -> None:
+    """A patch that no longer applies would make its campaign fail for the wrong reason."""
+    patches = sorted(defects_dir().glob("*.patch"))
+    assert {p.stem for p in patches} >= {"recordlog-one-copy", "recordlog-header-last"}
+    for patch in patches:
+        assert patch.read_text().startswith("otarig power-cut defect: ")
+        project = project_copy(companion_project(), patch=patch.read_text(), label=f"defect-{patch.stem}")
+        assert (project / "lib/RecordLog/src/RecordLog.cpp").read_text() != \
+            (companion_project() / "lib/RecordLog/src/RecordLog.cpp").read_text()
