@@ -73,7 +73,6 @@ class Recording:
     end_us: int
     #: (µs at which the board reported it, seq) of every record acknowledged as persisted
     acks: list[tuple[int, int]]
-    new_version_booted: bool
     wall_s: float
 
 
@@ -176,7 +175,7 @@ def record(v1: bytes, v2: bytes, log: Path, *, workload: Workload | None = None,
         bench.cloud.upload_firmware(PRODUCT_ID, 2, v2)
         bench.cloud.release(PRODUCT_ID, 2, product_default=True, intelligent=True)
         board.command("workload", state="idle")
-        hello = board.expect(lambda e: e.name == "hello" and e.get("product_version") == 2, 900)
+        board.expect(lambda e: e.name == "hello" and e.get("product_version") == 2, 900)
         board.expect(lambda e: e.name == "sys" and e.get("param") == "connected", 120)
         board.command("workload", state="busy")
         bench.run_for(w.drive_after_s)
@@ -188,7 +187,7 @@ def record(v1: bytes, v2: bytes, log: Path, *, workload: Workload | None = None,
         dev.flash.journal.listeners.remove(ops.append)
         flash = dev.flash
         flash.journal.clock_us = None  # detached from the world: closing the bench takes nothing back
-        return Recording(ops, flash, start_us, end_us, acks, hello is not None, time.monotonic() - started)
+        return Recording(ops, flash, start_us, end_us, acks, time.monotonic() - started)
     finally:
         bench.close()
 
