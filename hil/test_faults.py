@@ -15,6 +15,20 @@ def _progress_after(rig, t0: float) -> int:
     return len(rig.timeline.select(kind="sys", start=t0, where=lambda e: e.get("param") == "progress"))
 
 
+def _cut_download_by_lost_coverage(rig, *, after_chunks: int) -> None:
+    """A parked device starts a 100 KB update; coverage goes for 180 s after `after_chunks` chunks
+    and the system disconnects the cloud."""
+    connected(rig)
+    park(rig)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    rig.expect_sys("firmware_update", "begin", 300)
+    for _ in range(after_chunks):
+        rig.expect_sys("firmware_update", "progress", 60)
+    rig.link_outage(180)
+    rig.expect_sys("cloud_status", "disconnected", 300)
+
+
 @pytest.mark.requires("antenna_switch")
 @pytest.mark.budget(1800)
 def test_connectivity_lost_mid_download_is_retried_from_chunk_0(rig):
@@ -24,15 +38,7 @@ def test_connectivity_lost_mid_download_is_retried_from_chunk_0(rig):
     the legacy protocol cannot resume (§2.4, §7.9). What shows the interrupted download is what a
     real bench sees: the board's `cloud_status disconnected` during the transfer, the cloud's
     `spark/flash/status` `failed` then `started` again, and a new `begin` with no `complete` before it."""
-    connected(rig)
-    park(rig)
-    rig.upload(rig.firmware(2, size=APP_SIZE))
-    rig.release(2, intelligent=True)
-    rig.expect_sys("firmware_update", "begin", 300)
-    for _ in range(60):
-        rig.expect_sys("firmware_update", "progress", 60)
-    rig.link_outage(180)
-    rig.expect_sys("cloud_status", "disconnected", 300)
+    _cut_download_by_lost_coverage(rig, after_chunks=60)
     rig.expect_sys("firmware_update", "begin", 1800)
     rig.expect_sys("firmware_update", "complete", 600)
     rig.expect_version(2, 600)
@@ -61,15 +67,7 @@ def test_driving_after_a_cut_download_waits_for_the_next_idle_window(rig):
     vehicle drives off before coverage returns, the retry waits for the next idle window instead of
     landing mid-drive (§2.1, §3.1). A guard that misses the silent end (keeps counting the transfer
     as running) leaves updates enabled, and the retry begins while the app is busy."""
-    connected(rig)
-    park(rig)
-    rig.upload(rig.firmware(2, size=APP_SIZE))
-    rig.release(2, intelligent=True)
-    rig.expect_sys("firmware_update", "begin", 300)
-    for _ in range(30):
-        rig.expect_sys("firmware_update", "progress", 60)
-    rig.link_outage(180)
-    rig.expect_sys("cloud_status", "disconnected", 300)
+    _cut_download_by_lost_coverage(rig, after_chunks=30)
     drive(rig)
     rig.expect_sys("cloud_status", "connected", 900)
     rig.wait(300)
