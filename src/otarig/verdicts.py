@@ -259,7 +259,8 @@ def new_version_runs(tl: Timeline, expected: int, board: str | None = None, *, d
     name = f"version {expected} runs and is reported to the cloud"
     hellos = [e for e in _board(tl, board) if e.kind == "hello"]
     if not hellos or hellos[-1].get("product_version") != expected:
-        got = hellos[-1].get("product_version") if hellos else None
+        states = [e for e in _board(tl, board) if e.kind == "state"]  # the version when the scenario began
+        got = hellos[-1].get("product_version") if hellos else states[0].get("product_version") if states else None
         at = hellos[-1].t if hellos else (tl.entries[-1].t if tl.entries else 0.0)
         return _fail(tl, name, f"board runs version {got}, expected {expected}", at)
     # since the boot: the hello's arrival less the uptime it carries (an app that connects before its
