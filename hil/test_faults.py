@@ -54,7 +54,9 @@ def test_connectivity_lost_mid_download_is_retried_from_chunk_0(rig):
     assert not [e for e in cut if e.is_sys("firmware_update", "failed")], \
         "a modem-reported loss ends a transfer without `failed` (docs/reference/particle-ota.md §2.2)"
     flash = [e.get("data", "").strip() for e in tl.select(source="cloud", kind="spark/flash/status")]
-    assert flash[-3:] == ["failed", "started", "success"] and flash.count("failed") == 1, flash
+    # how often the cloud tries again before the device is back depends on when it learns of a loss
+    # that sent nothing (docs/reference/particle-ota.md §8.14): one `failed` or more
+    assert flash[-3:] == ["failed", "started", "success"] and flash.count("success") == 1, flash
     assert _progress_after(rig, begins[1].t) >= CHUNKS, "the retry did not send every chunk again (from chunk 0)"
     rig.check(*ota_verdicts(rig, 2))
 
