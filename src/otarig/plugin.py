@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -202,9 +201,23 @@ def otarig_bench(pytestconfig: pytest.Config, bench_config: BenchConfig) -> Iter
         session.close()
 
 
+@pytest.fixture(scope="session")
+def timeline_pictures() -> Iterator[Any]:
+    """Draws each scenario's timeline.png in a worker process while the next one runs; the
+    session ends once the last is drawn (`otarig.pictures`)."""
+    from .pictures import TimelinePictures
+
+    pictures = TimelinePictures()
+    pictures.start()
+    try:
+        yield pictures
+    finally:
+        pictures.close()
+
+
 @pytest.fixture
 def rig(request: pytest.FixtureRequest, otarig_bench: _BenchSession, bench_config: BenchConfig,
-        record_property: Any) -> Iterator[Any]:
+        record_property: Any, timeline_pictures: Any) -> Iterator[Any]:
     """A rig on the configured bench at its baseline, with its artifact folder; writes artifacts at teardown."""
     from .rig import Rig
     from .strategy import BaselineStrategy, NoTestAgent
@@ -236,7 +249,7 @@ def rig(request: pytest.FixtureRequest, otarig_bench: _BenchSession, bench_confi
             the_rig.collect()
         finally:
             try:
-                _write_artifacts(request, the_rig, artifacts, record_property)
+                _write_artifacts(request, the_rig, artifacts, record_property, timeline_pictures)
             finally:
                 if owned:
                     the_rig.close()
@@ -312,7 +325,8 @@ def _write_psu_csv(rig: Any, path: Path) -> None:
                 fh.write(f"{e.t:.3f},{e.get('volts', '')},{e.get('amps', '')}\n")
 
 
-def _write_artifacts(request: pytest.FixtureRequest, rig: Any, artifacts: Path, record_property: Any) -> None:
+def _write_artifacts(request: pytest.FixtureRequest, rig: Any, artifacts: Path, record_property: Any,
+                     pictures: Any) -> None:
     item = request.node
     rep = getattr(item, "otarig_rep_call", None)
     outcome = "error" if rep is None else rep.outcome
@@ -321,12 +335,7 @@ def _write_artifacts(request: pytest.FixtureRequest, rig: Any, artifacts: Path, 
     for i, cli in enumerate(getattr(rig, "cli_transcripts", [])):
         cli.write_transcript(artifacts / (f"cli-transcript-{i}.txt" if i else "cli-transcript.txt"))
     verdicts = getattr(rig, "verdicts", [])
-    try:
-        from .plot import plot_timeline
-
-        plot_timeline(rig.timeline, artifacts / "timeline.png", title=item.name)
-    except Exception as exc:  # noqa: BLE001 - a plot failure must not hide the test result
-        print(f"otarig: timeline plot failed: {exc}", file=sys.stderr)
+    pictures.submit(artifacts / "timeline.jsonl", artifacts / "timeline.png", item.name)
     for f in rig.firmware_used:  # the binaries themselves, so the record's SHA-256s can be re-checked
         dest = artifacts / f"firmware-{f.sha256[:16]}.bin"
         if not dest.exists():
