@@ -123,6 +123,7 @@ class DeviceSleep:
             dev.app_state = AppState.RUNNING
             dev.note("wake", reason=reason)
             dev.sched.after(0, dev._resume_app)
+            dev.net.keepalive.woke()
         elif self.hibernating:
             self.cancel()
             dev.note("wake", reason=reason)

@@ -28,6 +28,7 @@ class KeepAlive:
         self.last_message_ms = 0
         self.expecting_ack = False
         self.pings = 0
+        self._due_at_wake = False
 
     def start(self) -> None:
         self.message_received()
@@ -37,6 +38,13 @@ class KeepAlive:
             self._timer.cancel()
             self._timer = None
         self.expecting_ack = False
+        self._due_at_wake = False
+
+    def woke(self) -> None:
+        """The MCU runs again: a ping that fell due during the sleep goes out now."""
+        if self._due_at_wake:
+            self._due_at_wake = False
+            self._due()
 
     def message_received(self) -> None:
         """Any message from the cloud (Protocol::handle_received_message → pinger.message_received())."""
@@ -59,6 +67,9 @@ class KeepAlive:
             return
         if self.dev.ota.receiving:
             self._arm(p.keepalive_ms)  # no pings during an update; its chunks keep the silence short
+            return
+        if self.dev.sleeper.asleep:
+            self._due_at_wake = True  # STOP with the cellular wake source: the MCU is halted
             return
         self.expecting_ack = True
         self.pings += 1
