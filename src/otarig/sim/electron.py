@@ -425,11 +425,11 @@ class Electron:
         app = self.app
         if app is None or not app.current:
             return 0  # called from a handler (system context): Device OS would pump; we return at once
-        ms = max(int(ms), 0)
+        requested = ms = max(int(ms), 0)
         if ms:
             ms = self.timing("app_delay", ms)
-        if app.threaded and ms > PUMP_PERIOD_MS + 1:
-            return self._pumped_delay(app, ms)
+        if app.threaded and requested > PUMP_PERIOD_MS + 1:
+            return self._pumped_delay(app, requested, ms)
         return self._app_wait(app, ms)
 
     def _app_wait(self, app: AppInstance, ms: int) -> int:
@@ -438,11 +438,12 @@ class Electron:
         self._schedule_resume(ms)
         return app.yield_to_scheduler()
 
-    def _pumped_delay(self, app: AppInstance, ms: int) -> int:
+    def _pumped_delay(self, app: AppInstance, requested: int, ms: int) -> int:
         """A threaded app's long delay() takes one queued event per second of it (docs/reference/particle-ota.md
-        §2.2; device-os v2.3.1 system/src/system_task.cpp ~545-555 system_delay_pump; `app_thread`)."""
+        §2.2; device-os v2.3.1 system/src/system_task.cpp ~545-555 system_delay_pump; `app_thread`): at
+        each whole second before the last millisecond of the `requested` delay; `ms` is how long it lasts."""
         waited = 0
-        while waited + PUMP_PERIOD_MS < ms - 1:
+        while waited + PUMP_PERIOD_MS < requested - 1:
             if self._app_wait(app, PUMP_PERIOD_MS):
                 return 1
             waited += PUMP_PERIOD_MS
