@@ -42,6 +42,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--firmware", default=None, metavar="DIR",
                 help="simulated bench only: certify this Particle project folder instead of the device companion")
     g.addoption("--otarig-artifacts", default="otarig-artifacts", help="folder for per-test artifacts")
+    g.addoption("--scenario-timeout", type=float, default=None, metavar="SECONDS",
+                help=f"simulated bench: each scenario's wall-clock limit (default {DEFAULT_SCENARIO_TIMEOUT} s); "
+                     "otarig selftest raises it from the good build's durations, so load is not taken for a hang")
     g.addoption("--long", action="store_true", default=False,
                 help=f"real bench: also run scenarios whose budget exceeds {LONG_BUDGET_S / 3600:g} h of bench time")
     g.addoption("--max-budget", type=float, default=None,
@@ -88,7 +91,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "rig" not in getattr(item, "fixturenames", ()) or item.get_closest_marker("timeout") is not None:
             continue
         if scale is None:
-            item.add_marker(pytest.mark.timeout(DEFAULT_SCENARIO_TIMEOUT))
+            item.add_marker(pytest.mark.timeout(config.getoption("--scenario-timeout") or DEFAULT_SCENARIO_TIMEOUT))
         else:
             item.add_marker(pytest.mark.timeout(int(budget_of(item) / scale * 1.5 + 600)))
 

@@ -40,6 +40,8 @@ KILLED = frozenset({"killed", "timeout", "crashed"})
 NOT_RUN = frozenset({"invalid", "tce", "equivalent"})
 #: the builds compared for trivial equivalence (version, threaded): both threading models
 TCE_VARIANTS = ((1, True), (1, False))
+#: the good build's per-scenario wall-clock limit: generous, since its times set the defects' limits
+GOOD_SCENARIO_TIMEOUT_S = 1200.0
 
 
 @dataclass
@@ -89,6 +91,7 @@ class MutationEngine:
         self.durations: dict[str, float] = {}
         self.nodeids: list[str] = []
         self.timeout_s = 1800.0
+        self.scenario_timeout_s: float | None = None
         self._lock = threading.Lock()
         self._base_digests: dict[tuple[int, bool], str] = {}
         self._session_key = self._session_digest()
@@ -137,25 +140,29 @@ class MutationEngine:
         return ids
 
     @staticmethod
-    def _junit(out: Path) -> tuple[list[str], dict[str, float], int] | None:
+    def _junit(out: Path) -> tuple[list[str], dict[str, float], int, bool] | None:
+        """(failed scenarios, durations, how many ran, whether a failure was a scenario timeout)."""
         junit = out / "junit.xml"
         if not junit.exists():
             return None
-        failed, durations, ran = [], {}, 0
+        failed, durations, ran, timed_out = [], {}, 0, False
         for case in ET.parse(junit).getroot().iter("testcase"):
             name = case.get("name", "?")
             cls = case.get("classname", "")
             node = cls.replace(".", "/") + ".py::" + name if cls else name
             ran += 1
             durations[node] = float(case.get("time", 0) or 0)
-            if case.find("failure") is not None or case.find("error") is not None:
+            bad = case.find("failure") if case.find("failure") is not None else case.find("error")
+            if bad is not None:
                 failed.append(node)
-        return failed, durations, ran
+                timed_out = timed_out or "Timeout (>" in (bad.get("message") or "")
+        return failed, durations, ran, timed_out
 
     def good_run(self) -> SuiteRun:
         """The whole suite on the unmodified firmware: it must pass; its durations order the rest."""
         out = self.report_dir / "runs" / "good"
-        args = [*self.nodeids, *([f"--firmware={self.project}"] if self.project else [])]
+        args = [*self.nodeids, *([f"--firmware={self.project}"] if self.project else []),
+                f"--scenario-timeout={GOOD_SCENARIO_TIMEOUT_S:.0f}"]
         t0 = time.perf_counter()
         proc = self._pytest(out, args)
         proc.wait()
@@ -163,9 +170,12 @@ class MutationEngine:
         parsed = self._junit(out)
         if parsed is None:
             return SuiteRun(["(the suite did not run: see runs/good/pytest.log)"], {}, wall, 0)
-        failed, durations, ran = parsed
+        failed, durations, ran, _ = parsed
         self.durations = durations
         self.timeout_s = max(300.0, self.timeout_factor * wall)
+        # A scenario's wall-clock limit from its good-build time: on a loaded machine the longest
+        # ones come close to the plugin's default, and load must not pass for a hang.
+        self.scenario_timeout_s = max(240.0, self.timeout_factor * max(durations.values(), default=0.0))
         return SuiteRun(failed, durations, wall, ran)
 
     def order(self) -> list[str]:
@@ -211,7 +221,8 @@ class MutationEngine:
         shutil.rmtree(out, ignore_errors=True)
         firmware = [f"--mutant={c.shipped}"] if c.shipped else [f"--firmware={copy}"]
         t0 = time.perf_counter()
-        proc = self._pytest(out, [*self.order(), *firmware, "-x"])
+        limit = [f"--scenario-timeout={self.scenario_timeout_s:.0f}"] if self.scenario_timeout_s else []
+        proc = self._pytest(out, [*self.order(), *firmware, *limit, "-x"])
         try:
             proc.wait(timeout=self.timeout_s)
             timed_out = False
@@ -226,6 +237,9 @@ class MutationEngine:
         elif parsed is None:
             o = Outcome("crashed", wall_s=wall, detail=f"the suite process ended with {proc.returncode} and no "
                                                          "results (see pytest.log)")
+        elif parsed[0] and parsed[3]:
+            o = Outcome("timeout", killed_by=parsed[0], wall_s=wall,
+                        detail=f"a scenario passed its wall-clock limit ({self.scenario_timeout_s or 240:.0f} s)")
         elif parsed[0]:
             o = Outcome("killed", killed_by=parsed[0], wall_s=wall)
         elif proc.returncode not in (0, 5):
