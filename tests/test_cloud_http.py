@@ -142,6 +142,30 @@ def test_event_stream_filters_by_prefix_opens_with_ok_and_keeps_alive(api: reque
     assert more.count(":ok") >= 2
 
 
+def test_the_rigs_own_stream_gets_events_at_once_other_clients_after_the_open_delay(bench: SimBench) -> None:
+    """The open delay works around particle-cli 3.51.0 losing events that arrive with the headers;
+    the rig's own stream reads them, and its bench waits for it at every scenario's start."""
+    from otarig.cloud import ParticleCloud
+
+    srv = CloudHttpServer(bench, keepalive_s=60, stream_open_delay_s=30)  # a delay no test waits out
+    srv.start()
+    ours = ParticleCloud(srv.url, srv.token).events("otarig")
+    other = _session(srv).get(f"{srv.url}/v1/devices/events/otarig", stream=True, timeout=(10, 1.5))
+    try:
+        assert ours.wait_open() and srv.wait_for_streams(2)
+        _session(srv).post(f"{srv.url}/v1/devices/events", json={"name": "otarig/now", "data": "1"})
+        assert ours.get(timeout=10).name == "otarig/now"
+        lines = []
+        with pytest.raises(requests.exceptions.ConnectionError):  # the read times out: nothing came
+            for raw in other.iter_lines(chunk_size=1, decode_unicode=True):
+                lines.append(raw)
+        assert lines == [":ok", ""]
+    finally:
+        other.close()
+        ours.close()
+        srv.stop()
+
+
 def test_product_stream_carries_product_fields(api: requests.Session, server: CloudHttpServer) -> None:
     resp = api.get(f"{server.url}/v1/products/{PRODUCT}/events", stream=True, timeout=10)
     assert server.wait_for_streams(1)

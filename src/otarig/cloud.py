@@ -134,6 +134,11 @@ class Event:
                      str(obj.get("coreid", "")), obj.get("productID"), obj.get("version"), obj)
 
 
+#: how the event stream names itself: it reads events arriving with the response headers (the
+#: simulated cloud holds a stream's first events back only for clients that cannot)
+STREAM_AGENT = "otarig-event-stream/1"
+
+
 class EventStream:
     """An SSE subscription read by a background thread, reconnecting until `close()`.
 
@@ -168,7 +173,7 @@ class EventStream:
             try:
                 resp = self._client._request("GET", self.path, stream=True, retry=False,
                                              timeout=(10, self.read_timeout),
-                                             headers={"Accept": "text/event-stream"})
+                                             headers={"Accept": "text/event-stream", "User-Agent": STREAM_AGENT})
             except AuthError as exc:
                 self.error = exc  # reconnecting cannot help
                 self._queue.put(None)

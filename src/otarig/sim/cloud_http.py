@@ -45,6 +45,9 @@ KEEPALIVE_S = 5.0
 #: Seen in this project's tests: particle-cli 3.51.0 loses events sent in the packet that carries
 #: the response headers, so a stream opens with `:ok` and events follow later.
 STREAM_OPEN_DELAY_S = 0.3
+#: the rig's own event stream (`otarig.cloud.STREAM_AGENT`) reads those events: no delay for it,
+#: which would otherwise hold up the start of every scenario (its bench waits for its stream)
+PROMPT_STREAM_AGENTS = ("otarig-event-stream/",)
 #: product firmware versions are PRODUCT_VERSION, a uint16 (docs/reference/particle-ota.md §1.6); 0 is not a version
 VERSION_MIN, VERSION_MAX = 1, 65535
 #: longest value quoted back in a 400 (a hostile body must not come back at full length)
@@ -677,7 +680,8 @@ class CloudHttpServer:
         try:
             await resp.prepare(request)
             await resp.write(b":ok\n\n")
-            await asyncio.sleep(self.stream_open_delay_s)
+            if not request.headers.get("User-Agent", "").startswith(PROMPT_STREAM_AGENTS):
+                await asyncio.sleep(self.stream_open_delay_s)
             while self._stopping is not None and not self._stopping.is_set():
                 try:
                     ev = await asyncio.wait_for(s.queue.get(), timeout=self.keepalive_s)
