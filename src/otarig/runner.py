@@ -256,6 +256,8 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
     args = [str(suite), f"--bench={bench_path}", f"--seed={seed}", f"--mutant={mutant}",
             f"--otarig-artifacts={tests_dir}", f"--junitxml={report_dir / 'junit.xml'}",
             "-q", "-p", "no:cacheprovider", *_pinned_config(suite),
+            # the suite has no Hypothesis tests, and Hypothesis's plugin imports it at every run's end
+            "-p", "no:hypothesispytest",
             # otarig is imported before pytest starts (this process runs it), so pytest cannot
             # rewrite its asserts; the scenarios' own asserts are rewritten as usual
             "-W", "ignore::pytest.PytestAssertRewriteWarning",

@@ -9,6 +9,7 @@ the flags and the compiler's version, written atomically and safe under concurre
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import os
 import shutil
@@ -67,6 +68,7 @@ def _compiler() -> str:
     return path
 
 
+@functools.cache  # asked by every build lookup (one per firmware a scenario uses); a run uses one compiler
 def _compiler_version(cxx: str) -> str:
     try:
         out = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True, timeout=60)
