@@ -228,3 +228,34 @@ def test_a_board_whose_agent_never_says_hello_stops_the_run_at_bench_start(tmp_p
     assert "otarig firmware add-agent DIR" in out and "agent.begin() in setup()" in out
     record = json.loads((tmp_path / "r" / "certification.json").read_text())
     assert record["passed"] is False and "no otarig test agent" in json.dumps(record)
+
+
+def _bench_file(tmp_path: Path, firmware: str, *, kind: str = "simulated") -> Path:
+    """The shipped bench file with a [firmware] section (and, for a real bench, what it needs)."""
+    text = (REPO / "bench_config.toml").read_text()
+    if kind == "real":
+        text = text.replace('kind = "simulated"', 'kind = "real"')
+    path = tmp_path / "bench.toml"
+    path.write_text(text + "\n[firmware]\n" + firmware + "\n")
+    return path
+
+
+def test_the_bench_file_s_firmware_project_is_the_simulated_bench_s_firmware(tmp_path: Path) -> None:
+    """`[firmware] project = "DIR"` (relative to the bench file) is what `otarig run` certifies:
+    here a folder without the agent, refused at once naming that folder."""
+    project(tmp_path / "bare", "#include \"Particle.h\"\nvoid setup() {}\nvoid loop() {}\n", agent=False)
+    bench = _bench_file(tmp_path, 'project = "bare"')
+    done = otarig("run", "--bench", str(bench), "--report", str(tmp_path / "r"), cwd=tmp_path.parent)
+    assert done.returncode != 0
+    assert f"{tmp_path / 'bare'}: the firmware does not run otarig's test agent" in done.stderr
+
+
+@pytest.mark.parametrize("kind, firmware, expected", [
+    ("simulated", 'versions = { 1 = "v1.bin" }', "firmware.versions: a catalog of Electron binaries is for a real bench"),
+    ("real", 'project = "app"\nversions = { 1 = "v1.bin" }',
+     "firmware.project = 'app': a real bench flashes Electron binaries, not a project folder"),
+])
+def test_each_meaning_of_firmware_is_refused_on_the_other_kind_of_bench(tmp_path: Path, kind: str, firmware: str,
+                                                                        expected: str) -> None:
+    done = otarig("run", "--bench", str(_bench_file(tmp_path, firmware, kind=kind)), "--report", str(tmp_path / "r"))
+    assert done.returncode != 0 and expected in done.stderr, done.stderr

@@ -184,6 +184,10 @@ class BenchConfig(_Strict):
 
     def _check_real(self) -> None:
         """What a real bench must name, and the loopback rule for a scaled clock."""
+        if self.firmware is not None and self.firmware.project is not None:
+            raise ValueError(f"firmware.project = {self.firmware.project!r}: a real bench flashes Electron binaries, "
+                             "not a project folder; build them with `particle compile electron` and list them in "
+                             "[firmware.versions] (docs/building-firmware.md)")
         if self.cloud.api_url == "sim":
             raise ValueError('cloud.api_url: "sim" on a real bench; give the API URL, e.g. "https://api.particle.io"')
         if self.psu is not None and self.capabilities.psu and self.psu.resource == "sim":
@@ -192,10 +196,6 @@ class BenchConfig(_Strict):
         if self.capabilities.power_cut:
             raise ValueError("capabilities.power_cut: exact-phase power cuts exist only on the simulated bench; "
                              "on a real bench the tester board cuts power (power_switch, vbus_switch)")
-        if self.firmware is not None and self.firmware.project is not None:
-            raise ValueError(f"firmware.project = {self.firmware.project!r}: a real bench flashes Electron binaries, "
-                             "not a project folder; build them with `particle compile electron` and list them in "
-                             "[firmware.versions] (docs/building-firmware.md)")
         if self.firmware is None or not self.firmware.versions:
             raise ValueError("firmware: missing — a real bench needs a [firmware.versions] table mapping the "
                              "scenarios' versions 1, 2, 3 to Electron binaries (docs/building-firmware.md)")
