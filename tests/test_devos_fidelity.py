@@ -7,14 +7,16 @@ Electron in virtual time; the model's ground truth is `Electron.trace`.
 """
 from __future__ import annotations
 
+import itertools
+
+from sim_helpers import OTA_SIZE, ImageFactory, RigFactory, SimRig
+
 from otarig.protocol import Event
 from otarig.sim import deviceos as dos
 from otarig.sim.app_thread import PUT_WAIT_MS, QUEUE_DEPTH
 from otarig.sim.electron import AppState
 from otarig.sim.messages import UpdateBegin
 from otarig.sim.params import CloudParams, DeviceOsParams
-
-from sim_helpers import OTA_SIZE, ImageFactory, RigFactory, SimRig
 
 
 def _idle_connected(rig: SimRig) -> None:
@@ -54,7 +56,7 @@ def test_threaded_events_queue_20_deep_block_the_system_thread_and_drop_after_5_
     handled = [e.t_ms for e in rig.handled(dos.TIME_CHANGED, since_ms=t_burst)]
     assert len(handled) == QUEUE_DEPTH + 5 and not rig.trace("system_event_dropped")
     assert handled[0] > t_burst, "no handler runs at the moment of emission"
-    gaps = [b - a for a, b in zip(handled, handled[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(handled)]
     assert min(gaps) >= 1, "one event per pass of the app thread's loop, never two at once"
     # 2. The app thread asleep (STOP, 30 s): the queue fills, the rest are dropped 5 s apart.
     rig.board.command("sleep", mode="stop", seconds=30)

@@ -15,11 +15,13 @@ for room; after 5 s the post fails and the event is dropped (system/inc/active_o
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .electron import Electron
+    from .scheduler import Timer
 
 #: system/src/main.cpp ~547: the application queue's size
 QUEUE_DEPTH = 20
@@ -42,13 +44,13 @@ class PostedEvent:
 class ApplicationQueue:
     """The application thread's queue of one simulated Electron, and the system thread's blocked put."""
 
-    def __init__(self, dev: "Electron") -> None:
+    def __init__(self, dev: Electron) -> None:
         self.dev = dev
         self.items: deque[PostedEvent] = deque()
         #: posts the system thread is stuck on (the first is waiting for room, the rest are behind it)
         self.waiting: deque[PostedEvent] = deque()
         self.dropped = 0
-        self._put_timer = None
+        self._put_timer: Timer | None = None
 
     @property
     def blocked(self) -> bool:

@@ -11,20 +11,22 @@ connection ends and is made again.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .electron import Electron
+    from .scheduler import Timer
 
 
 class KeepAlive:
     """The Pinger of one connection: armed while the cloud is connected."""
 
-    def __init__(self, dev: "Electron", send_ping: Callable[[], None], timed_out: Callable[[], None]) -> None:
+    def __init__(self, dev: Electron, send_ping: Callable[[], None], timed_out: Callable[[], None]) -> None:
         self.dev = dev
         self._send_ping = send_ping
         self._timed_out = timed_out
-        self._timer = None
+        self._timer: Timer | None = None
         self.last_message_ms = 0
         self.expecting_ack = False
         self.pings = 0

@@ -21,7 +21,7 @@ def data_to_flag(data: str) -> bool:
     return "true".startswith(data)
 
 
-def handle(dev: "Electron", name: str, data: str) -> bool:
+def handle(dev: Electron, name: str, data: str) -> bool:
     """Act on a system cloud event; False when it is not one (the app's subscriptions get it)."""
     if name.startswith(UPDATES_PREFIX):
         suffix = name[len(UPDATES_PREFIX):]
@@ -36,7 +36,7 @@ def handle(dev: "Electron", name: str, data: str) -> bool:
     return False
 
 
-def _reset_command(dev: "Electron", data: str) -> None:
+def _reset_command(dev: Electron, data: str) -> None:
     """system_cloud_internal.cpp ~105-126."""
     if data == "reboot":
         dev.sched.after(0, lambda: dev.reset("user"))  # System.reset()
