@@ -2,11 +2,14 @@
  * The forum's app (examples/apps/forum-disable-updates) with the changes otarig's verdicts ask
  * for, and nothing else. Each change is marked "FIX" with the reference it follows:
  *
- *  1. SEMI_AUTOMATIC, and updates and resets disabled in setup() *before* Particle.connect():
- *     an AUTOMATIC non-threaded app connects before setup() runs, so an update offered at the
- *     boot handshake could land before it refused it (docs/reference/particle-ota.md §3.1).
- *  2. The reset that follows a download is held (System.disableReset()) until the app has
- *     written its batch, then released (docs/reference/particle-ota.md §2.5).
+ *  1. SYSTEM_THREAD(ENABLED) and SEMI_AUTOMATIC, updates and resets disabled in setup() *before*
+ *     Particle.connect(): an AUTOMATIC non-threaded app connects before setup() runs, so an update
+ *     offered at the boot handshake could land before it refused it, and a non-threaded app stops
+ *     while the cloud (re)connects and during a download (docs/reference/particle-ota.md §3.1, §2.8).
+ *  2. Once a download begins (a forced one can begin while the machine works, §1.5) the app
+ *     finishes and writes its batch; the reset that follows is held (System.disableReset()) until
+ *     then (§2.5). A download that ends without completing (failed, or cut by a disconnect, which
+ *     sends no `failed`, §2.2) lets the app go back to work.
  *  3. A full handshake once a day while idle (publish spark/device/session/end, then reconnect):
  *     a Standard release is offered only at a full handshake, which an always-connected device
  *     otherwise does every few days at best (docs/reference/particle-ota.md §1.1, §1.3).
@@ -21,6 +24,7 @@
 #include "TestAgent.h"  // otarig
 
 SYSTEM_MODE(SEMI_AUTOMATIC);  // FIX 1
+SYSTEM_THREAD(ENABLED);       // FIX 1
 PRODUCT_ID(4242);
 PRODUCT_VERSION(3);
 
@@ -32,8 +36,9 @@ const uint32_t kHandshakeMs = 24ul * 60 * 60 * 1000;  // FIX 3: once a day
 ReadingLog readings;
 uint32_t lastReadingMs = 0;
 bool working = false;
-volatile bool resetPending = false;  // FIX 2: set by the system event handler
-bool shutDown = false;               // FIX 2: written, waiting for the reset
+volatile bool downloading = false;  // FIX 2: set by the system event handler
+volatile bool resetComing = false;  // FIX 2: the new firmware is in, or Device OS announced a reset
+bool shutDown = false;              // FIX 2: written, waiting for the download's end and the reset
 uint32_t lastHandshakeMs = 0;        // FIX 3
 bool reconnecting = false;           // FIX 3
 
@@ -44,7 +49,7 @@ bool updatesOpen(void*) { return System.updatesEnabled(); }
 uint32_t kept(void*) { return readings.count(); }
 uint32_t lastKept(void*) { return readings.lastSeq(); }
 
-TestAgent agent({4242, 3, false}, {setWorking, isWorking, updatesOpen, kept, lastKept, nullptr, nullptr});  // otarig
+TestAgent agent({4242, 3, true}, {setWorking, isWorking, updatesOpen, kept, lastKept, nullptr, nullptr});  // otarig
 
 bool setWorking(bool busy, void*) {  // otarig: the rig starts and stops the job
     if (busy != working) {
@@ -58,8 +63,14 @@ bool setWorking(bool busy, void*) {  // otarig: the rig starts and stops the job
 void onReading(uint32_t seq, bool written) { agent.appRecord(seq, written); }  // otarig
 
 void onSystemEvent(system_event_t event, int param) {
-    agent.sysEvent(event, param);                     // otarig
-    if (event == reset_pending) resetPending = true;  // FIX 2 (a handler must not block: a flag only)
+    agent.sysEvent(event, param);  // otarig
+    // FIX 2 (a handler must not block: a flag only)
+    if (event == firmware_update && param == (int)firmware_update_begin) downloading = true;
+    if (event == firmware_update && param == (int)firmware_update_complete) resetComing = true;
+    if (event == reset_pending || event == reset) resetComing = downloading = true;  // also after a failed one
+    const bool ended = (event == firmware_update && param == (int)firmware_update_failed) ||
+                       (event == cloud_status && param == (int)cloud_status_disconnected);
+    if (ended && !resetComing) downloading = false;  // no new firmware, no reset announced: back to work
 }
 
 /** FIX 3: the cloud checks for a Standard release at a full handshake only (§1.1); ending the
@@ -91,12 +102,15 @@ void setup() {
 
 void loop() {
     agent.loop();  // otarig
-    if (resetPending && !shutDown) {  // FIX 2: the new firmware is in: finish, write, then let it reset
+    if (downloading && !shutDown) {  // FIX 2: an update is coming in: finish, write, then let it reset
         readings.write();
         shutDown = true;
         agent.shutdownComplete(readings.count(), readings.lastSeq());  // otarig
         agent.resetHeld(false);                                        // otarig
         System.enableReset();
+    } else if (!downloading && shutDown) {  // FIX 2: the download ended without an update: back to work
+        shutDown = false;
+        System.disableReset();
     }
     if (shutDown) {
         delay(100);
