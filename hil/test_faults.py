@@ -6,7 +6,7 @@ import pytest
 from otarig import verdicts as v
 from otarig.cloud import CloudError
 
-from conftest import APP_SIZE, connected, drive, ota_verdicts, park
+from conftest import APP_SIZE, connected, ota_verdicts, park
 
 CHUNKS = APP_SIZE // 512
 
@@ -70,7 +70,7 @@ def test_driving_after_a_cut_download_waits_for_the_next_idle_window(rig):
     landing mid-drive (§2.1, §3.1). A guard that misses the silent end (keeps counting the transfer
     as running) leaves updates enabled, and the retry begins while the app is busy."""
     _cut_download_by_lost_coverage(rig, after_chunks=30)
-    drive(rig)
+    rig.command("workload", state="busy")  # the app decides what that does to its window (it may be closed already)
     rig.expect_sys("cloud_status", "connected", 900)
     rig.wait(300)
     park(rig)
