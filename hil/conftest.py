@@ -33,6 +33,7 @@ def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False) -> list[
         v.update_began_in_idle_window(tl, allow_forced=allow_forced),
         v.shutdown_before_reset(tl),
         v.no_record_lost(tl),
+        v.record_count_never_drops(tl),
         v.no_sleep_or_disconnect_during_download(tl),
         v.new_version_runs(tl, version, device_id=rig.dut_id),
         v.no_update_loop(tl),

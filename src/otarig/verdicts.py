@@ -193,6 +193,38 @@ def no_record_lost(tl: Timeline, board: str | None = None) -> Verdict:
     return _ok(name, f"{checked} boot(s) checked; highest persisted record {persisted}")
 
 
+def record_count_never_drops(tl: Timeline, board: str | None = None) -> Verdict:
+    """The number of records the app says it holds (at each shutdown and boot) never goes down, and
+    is not 0 once a record is persisted: a count that drops or stays 0 means records acknowledged
+    as kept are gone, or the log cannot say what it holds (found by a generated defect, docs/selftest.md).
+    A wiped log (count and last record both 0) starts the count again."""
+    name = "record count never drops"
+    if _lacks(tl, board, HOOK_RECORDS):
+        return _not_applicable(name, "its test agent reports no records (TestAgentApp.records/lastSeq)")
+    held: int | None = None
+    reports = 0
+    for e in _board(tl, board):
+        if e.is_guard("shutdown_complete"):
+            count, last = e.get("records"), e.get("last_seq")
+        elif e.kind == "boot":
+            count, last = e.get("records_recovered"), e.get("last_seq")
+        else:
+            continue
+        if count is None:
+            continue
+        count, last = int(count), int(last or 0)
+        reports += 1
+        fix = ("count what the log really holds, from what it wrote (e.g. add each committed batch's size; "
+               "a ring's count stops at its capacity) and keep it with the records (docs/reference/particle-ota.md §2.10)")
+        if last > 0 and count == 0:
+            return _fail(tl, name, f"the app reports holding no record although record {last} is persisted", e.t,
+                         fix=fix)
+        if held is not None and count < held and not (count == 0 and last == 0):
+            return _fail(tl, name, f"the app held {held} records, then reported {count}", e.t, fix=fix)
+        held = count
+    return _ok(name, f"{reports} report(s); the count never dropped")
+
+
 #: docs/reference/particle-ota.md §3.2, §3.3, §7.10 fourth assertion
 FIX_CUT = ("do not sleep, call Particle.disconnect() or turn the modem off while a download is in progress: "
            "note `firmware_update` begin and wait for complete/failed (docs/reference/particle-ota.md §3.2, §3.3, "

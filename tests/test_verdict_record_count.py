@@ -1,0 +1,43 @@
+"""The verdict `record_count_never_drops` on timelines a real bench can record: the records count
+the test agent reports at each `shutdown_complete` and `boot` (docs/protocol.md). It was added for a
+generated defect that survived the suite (`stored_.count += n` turned into `%=`: a log that keeps
+writing records but says it holds none, docs/selftest.md)."""
+from __future__ import annotations
+
+from otarig import verdicts as v
+from otarig.timeline import Timeline
+
+BOARD = "board:e00fce680000000000000001"
+
+
+def _log(reports: list[tuple[str, int, int]]) -> Timeline:
+    tl = Timeline()
+    for i, (kind, count, last) in enumerate(reports):
+        if kind == "shutdown":
+            tl.add(10.0 * i, BOARD, "guard", {"action": "shutdown_complete", "records": count, "last_seq": last})
+        else:
+            tl.add(10.0 * i, BOARD, "boot", {"records_recovered": count, "last_seq": last})
+    return tl
+
+
+def test_a_growing_or_full_ring_passes() -> None:
+    ok = v.record_count_never_drops(_log([("boot", 0, 0), ("shutdown", 5, 5), ("boot", 5, 5),
+                                          ("shutdown", 31, 40), ("boot", 31, 40)]))
+    assert ok.passed, ok.message
+
+
+def test_a_count_of_zero_with_records_persisted_fails() -> None:
+    bad = v.record_count_never_drops(_log([("boot", 0, 0), ("shutdown", 0, 7)]))
+    assert not bad.passed and "record 7 is persisted" in bad.message and "count what the log" in bad.fix
+
+
+def test_a_count_that_drops_fails_but_a_wiped_log_starts_again() -> None:
+    bad = v.record_count_never_drops(_log([("shutdown", 12, 12), ("boot", 2, 12)]))
+    assert not bad.passed and "held 12 records, then reported 2" in bad.message
+    assert v.record_count_never_drops(_log([("shutdown", 12, 12), ("boot", 0, 0), ("shutdown", 3, 3)])).passed
+
+
+def test_firmware_without_the_records_hook_is_not_judged() -> None:
+    tl = _log([("shutdown", 0, 7)])
+    tl.add(0.0, BOARD, "hello", {"hooks": ["workload", "window"]})
+    assert v.record_count_never_drops(tl).passed
