@@ -96,3 +96,23 @@ def test_several_otas_without_a_reset_apply_the_last_one(rig):
     tl = rig.timeline
     rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 3, device_id=rig.dut_id),
               v.no_update_loop(tl, max_downloads=2))
+
+
+@pytest.mark.budget(1200)
+def test_driving_off_during_a_download_does_not_restart_the_app(rig):
+    """The vehicle drives off while an update it let in downloads: the guard has shut the app down
+    for it and must keep it down until the reset (docs/reference/particle-ota.md §2.5); work started
+    mid-download is not persisted before the reset. A guard that lets work resume at any window
+    close (not only before a transfer began) fails `app_stays_down_during_update`."""
+    connected(rig)
+    park(rig)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    rig.expect_sys("firmware_update", "begin", 600)
+    for _ in range(20):
+        rig.expect_sys("firmware_update", "progress", 60)
+    rig.command("workload", state="busy")
+    rig.expect_version(2, 900)
+    rig.wait(30)
+    tl = rig.timeline
+    rig.check(*ota_verdicts(rig, 2), v.app_stays_down_during_update(tl))

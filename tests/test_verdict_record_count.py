@@ -41,3 +41,20 @@ def test_firmware_without_the_records_hook_is_not_judged() -> None:
     tl = _log([("shutdown", 0, 7)])
     tl.add(0.0, BOARD, "hello", {"hooks": ["workload", "window"]})
     assert v.record_count_never_drops(tl).passed
+
+
+def test_work_after_a_shutdown_for_a_running_download_fails() -> None:
+    """`app_stays_down_during_update`, on the order a board prints (a closed window mid-download)."""
+    tl = Timeline()
+    tl.add(1, BOARD, "guard", {"action": "shutdown_complete", "records": 5, "last_seq": 5})
+    tl.add(2, BOARD, "sys", {"event": "firmware_update", "param": "begin"})
+    tl.add(3, BOARD, "guard", {"action": "window_close"})
+    assert v.app_stays_down_during_update(tl).passed
+    tl.add(4, BOARD, "app", {"action": "record", "seq": 6, "persisted": False})
+    bad = v.app_stays_down_during_update(tl)
+    assert not bad.passed and "recorded 6" in bad.message and "§2.5" in bad.fix
+    tl2 = Timeline()
+    tl2.add(1, BOARD, "guard", {"action": "shutdown_complete", "records": 5, "last_seq": 5})
+    tl2.add(2, BOARD, "guard", {"action": "window_close"})  # before any begin: the guard takes the release back
+    tl2.add(3, BOARD, "app", {"action": "record", "seq": 6, "persisted": False})
+    assert v.app_stays_down_during_update(tl2).passed

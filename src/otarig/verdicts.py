@@ -225,6 +225,35 @@ def record_count_never_drops(tl: Timeline, board: str | None = None) -> Verdict:
     return _ok(name, f"{reports} report(s); the count never dropped")
 
 
+def app_stays_down_during_update(tl: Timeline, board: str | None = None) -> Verdict:
+    """Once the app has shut down for a transfer that began, it does no work until the transfer is
+    over (a reset, `failed`, or a cloud disconnect, which ends it silently, docs/reference/particle-ota.md
+    §2.2): work started mid-download is unpersisted work the reset can take (§2.5). Work may resume
+    after a shutdown when the window closes before any transfer began (the guard takes the release back)."""
+    name = "app stays down during an update"
+    if _lacks(tl, board, HOOK_RECORDS):
+        return _not_applicable(name, "its test agent reports no records (TestAgentApp.records/lastSeq)")
+    shut = begun = False
+    for e in _board(tl, board):
+        if e.kind in ("hello", "boot"):
+            shut = begun = False
+        elif e.is_guard("shutdown_complete"):
+            shut = True
+        elif e.is_sys("firmware_update", "begin"):
+            begun = True
+        elif e.is_sys("firmware_update", "failed") or e.is_sys("cloud_status", "disconnected"):
+            shut = begun = False
+        elif e.is_guard("window_close") and not begun:
+            shut = False
+        elif shut and begun and e.kind == "app" and e.get("action") == "record":
+            return _fail(tl, name, f"the app recorded {e.get('seq')} after shutting down for a download that "
+                                   "was still running", e.t,
+                         fix="once a download has begun, keep the app shut down until the reset (or until the "
+                             "transfer fails or the cloud disconnects); work that starts again is not persisted "
+                             "before the reset (docs/reference/particle-ota.md §2.2, §2.5)")
+    return _ok(name, "no work between a shutdown and the end of its download")
+
+
 #: docs/reference/particle-ota.md §3.2, §3.3, §7.10 fourth assertion
 FIX_CUT = ("do not sleep, call Particle.disconnect() or turn the modem off while a download is in progress: "
            "note `firmware_update` begin and wait for complete/failed (docs/reference/particle-ota.md §3.2, §3.3, "
