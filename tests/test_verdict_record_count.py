@@ -58,3 +58,14 @@ def test_work_after_a_shutdown_for_a_running_download_fails() -> None:
     tl2.add(2, BOARD, "guard", {"action": "window_close"})  # before any begin: the guard takes the release back
     tl2.add(3, BOARD, "app", {"action": "record", "seq": 6, "persisted": False})
     assert v.app_stays_down_during_update(tl2).passed
+
+
+def test_work_while_the_reset_is_held_fails() -> None:
+    tl = Timeline()
+    tl.add(1, BOARD, "sys", {"event": "reset_pending"})
+    tl.add(2, BOARD, "guard", {"action": "reset_held"})
+    tl.add(3, BOARD, "app", {"action": "record", "seq": 9, "persisted": True})
+    assert v.app_stays_down_during_update(tl).passed  # the shutdown's own batch
+    tl.add(4, BOARD, "app", {"action": "record", "seq": 10, "persisted": False})
+    bad = v.app_stays_down_during_update(tl)
+    assert not bad.passed and "while the reset was held" in bad.message

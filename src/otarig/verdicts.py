@@ -229,14 +229,22 @@ def app_stays_down_during_update(tl: Timeline, board: str | None = None) -> Verd
     """Once the app has shut down for a transfer that began, it does no work until the transfer is
     over (a reset, `failed`, or a cloud disconnect, which ends it silently, docs/reference/particle-ota.md
     §2.2): work started mid-download is unpersisted work the reset can take (§2.5). Work may resume
-    after a shutdown when the window closes before any transfer began (the guard takes the release back)."""
+    after a shutdown when the window closes before any transfer began (the guard takes the release back).
+    Once the guard holds the reset to persist (`reset_held`), the app does no new work until the reset
+    either, whether or not it had shut down before (a frozen non-threaded app has not, §2.8)."""
     name = "app stays down during an update"
     if _lacks(tl, board, HOOK_RECORDS):
         return _not_applicable(name, "its test agent reports no records (TestAgentApp.records/lastSeq)")
-    shut = begun = False
+    shut = begun = held = False
     for e in _board(tl, board):
         if e.kind in ("hello", "boot"):
-            shut = begun = False
+            shut = begun = held = False
+        elif e.is_guard("reset_held"):
+            held = True
+        elif held and e.kind == "app" and e.get("action") == "record" and not e.get("persisted"):
+            return _fail(tl, name, f"the app recorded {e.get('seq')} while the reset was held for persistence", e.t,
+                         fix="when Device OS announces the reset (reset_pending) and it is held, persist and stop "
+                             "the app's work at once, not when the hold ends (docs/reference/particle-ota.md §2.5)")
         elif e.is_guard("shutdown_complete"):
             shut = True
         elif e.is_sys("firmware_update", "begin"):
