@@ -117,28 +117,3 @@ def test_driving_off_during_a_download_does_not_restart_the_app(rig):
     tl = rig.timeline
     rig.check(*ota_verdicts(rig, 2), v.app_stays_down_during_update(tl))
 
-
-@pytest.mark.threaded(False)
-@pytest.mark.budget(1200)
-def test_a_held_reset_after_a_frozen_download_stops_the_app_at_once(rig):
-    """A non-threaded app is frozen during a forced download (docs/reference/particle-ota.md §2.8),
-    so it has not shut down by `complete`. While the app holds the reset, the guard must persist and
-    stop the work as soon as the reset is announced, not when the hold ends (§2.5): after `reset_held`
-    the app records nothing new (`app_stays_down_during_update`)."""
-    connected(rig)
-    drive(rig)
-    rig.command("reset_hold", hold=True)
-    rig.wait(7)
-    rig.upload(rig.firmware(2, size=APP_SIZE))
-    rig.release(2, intelligent=True)
-    rig.force(True)
-    rig.expect_sys("firmware_update", "complete", 900)
-    if not rig.timeline.select(kind="guard", where=lambda e: e.get("action") == "reset_held"):
-        rig.expect_guard("reset_held", 120)
-    rig.wait(30)
-    rig.command("reset_hold", hold=False)
-    rig.expect_version(2, 900)
-    rig.wait(30)
-    tl = rig.timeline
-    rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.app_stays_down_during_update(tl),
-              v.new_version_runs(tl, 2, device_id=rig.dut_id))
