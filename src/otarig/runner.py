@@ -314,7 +314,8 @@ def _run_pytest(cfg: BenchConfig, args: list[str], console: Console, report_dir:
                 with open(log_path, "w") as log:  # pytest's output goes to the log
                     sys.stdout = log
                     try:
-                        code = int(pytest.main(args, plugins=[plugin]))
+                        with _long_lived_out_of_gc():
+                            code = int(pytest.main(args, plugins=[plugin]))
                     finally:
                         sys.stdout = saved
         finally:
@@ -533,8 +534,25 @@ def _keep_firmware(firmware: list[dict], tests_dir: Path) -> None:
                 shutil.copy2(meta, entry["path"])
 
 
+@contextlib.contextmanager
+def _long_lived_out_of_gc() -> Any:
+    """What is alive when the suite starts (otarig, pytest and the simulator, imported) lives as
+    long as the run: frozen, it is left out of the run's full garbage collections, each of which
+    walked all of it again (issue 15). Unfrozen when the suite ends."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _prebuild(console: Console, cfg: BenchConfig, project: Path | None = None) -> None:
     """Build the firmware versions the suite uses up front, so a compiler error shows at once."""
+    from . import compose, rig  # noqa: F401 - every scenario imports them: now, before the freeze
+    from .sim import service  # noqa: F401 - (see _long_lived_out_of_gc)
     from .sim.build import build_firmware
 
     what = project.name if project is not None else "the device companion"
