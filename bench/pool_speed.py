@@ -33,7 +33,9 @@ def run(report: Path, workers: int, select: str | None, seed: int) -> dict:
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     record = json.loads((report / "certification.json").read_text())
-    return {"workers": workers, "wall_s": wall, "exit": done.returncode, "summary": record["summary"],
+    failed = [f"{r['name']}: {(r.get('reason') or '')[:200]}" for r in record["results"]
+              if r["outcome"] in ("failed", "error")]
+    return {"workers": workers, "wall_s": wall, "exit": done.returncode, "summary": record["summary"], "failed": failed,
             "load_before": load_before, "load_after": os.getloadavg(),
             "timelines": timelines(report / "tests")}
 
@@ -61,6 +63,8 @@ def main() -> int:
               f"{s.get('passed')} passed / {s.get('failed')} failed / {s.get('error')} error / "
               f"{s.get('skipped')} skipped; load average {r['load_before'][0]:.2f} before, "
               f"{r['load_after'][0]:.2f} after")
+        for line in r["failed"]:
+            print(f"    failed: {line}")
     ratio = one["wall_s"] / many["wall_s"]
     print(f"throughput with {args.workers} workers: {ratio:.2f}x that of 1 (target >= 1.7x with 2)")
     same = [k for k in one["timelines"] if one["timelines"][k] == many["timelines"].get(k)]
