@@ -10,6 +10,7 @@ so a re-run only runs what changed.
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import os
 import shutil
@@ -102,7 +103,7 @@ class MutationEngine:
     def _session_digest(self) -> str:
         d = hashlib.sha256(f"{__version__}\0{self.seed}\0".encode())
         d.update(self.bench_path.read_bytes())
-        _digest_tree(d, Path(__file__).resolve().parents[1], (".py", ".ini"))   # the rig and its verdicts
+        _digest_tree(d, Path(str(importlib.resources.files("otarig"))), (".py", ".ini"))  # the rig, its verdicts
         _digest_tree(d, self.suite, (".py",))
         _digest_tree(d, resources.firmware_dir() / "host", (".cpp", ".h", ".map"))
         _digest_tree(d, self.base, (".cpp", ".c", ".h", ".hpp", ".ino", ".properties"))
