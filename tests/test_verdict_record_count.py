@@ -69,3 +69,16 @@ def test_work_while_the_reset_is_held_fails() -> None:
     tl.add(4, BOARD, "app", {"action": "record", "seq": 10, "persisted": False})
     bad = v.app_stays_down_during_update(tl)
     assert not bad.passed and "while the reset was held" in bad.message
+
+
+def test_record_numbers_must_go_up_from_what_a_boot_recovered() -> None:
+    tl = Timeline()
+    tl.add(0, BOARD, "boot", {"records_recovered": 3, "last_seq": 3})
+    for t, seq in ((1, 4), (2, 5)):
+        tl.add(t, BOARD, "app", {"action": "record", "seq": seq, "persisted": False})
+    tl.add(3, BOARD, "boot", {"records_recovered": 3, "last_seq": 4})  # 5 was in RAM only: taken again
+    tl.add(4, BOARD, "app", {"action": "record", "seq": 5, "persisted": False})
+    assert v.record_numbers_go_up(tl).passed
+    tl.add(5, BOARD, "app", {"action": "record", "seq": 5, "persisted": False})
+    bad = v.record_numbers_go_up(tl)
+    assert not bad.passed and "record 5 was taken after record 5" in bad.message

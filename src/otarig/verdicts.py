@@ -225,6 +225,29 @@ def record_count_never_drops(tl: Timeline, board: str | None = None) -> Verdict:
     return _ok(name, f"{reports} report(s); the count never dropped")
 
 
+def record_numbers_go_up(tl: Timeline, board: str | None = None) -> Verdict:
+    """Each new record the app takes has a higher number than the one before, and after a boot a
+    higher one than the last record the log recovered: records numbered twice cannot be told apart
+    (found by a generated defect that stopped numbering, docs/selftest.md)."""
+    name = "record numbers go up"
+    if _lacks(tl, board, HOOK_RECORDS):
+        return _not_applicable(name, "its test agent reports no records (TestAgentApp.records/lastSeq)")
+    last: int | None = None
+    taken = 0
+    for e in _board(tl, board):
+        if e.kind == "boot":
+            last = int(e.get("last_seq", 0) or 0)
+        elif e.kind == "app" and e.get("action") == "record" and not e.get("persisted"):
+            seq = int(e.get("seq", 0) or 0)
+            if last is not None and seq <= last:
+                return _fail(tl, name, f"record {seq} was taken after record {last}", e.t,
+                             fix="number each record once, one more than the last one taken or recovered from "
+                                 "the log at boot")
+            last = seq
+            taken += 1
+    return _ok(name, f"{taken} record(s) taken, numbers always going up")
+
+
 def app_stays_down_during_update(tl: Timeline, board: str | None = None) -> Verdict:
     """Once the app has shut down for a transfer that began, it does no work until the transfer is
     over (a reset, `failed`, or a cloud disconnect, which ends it silently, docs/reference/particle-ota.md
