@@ -67,6 +67,13 @@ def _not_applicable(name: str, why: str) -> Verdict:
     return Verdict(name, True, f"not applicable to this firmware: {why}")
 
 
+def _without_records(tl: Timeline, board: str | None, name: str) -> Verdict | None:
+    """Not applicable when the firmware's test agent reports no records (no records hook)."""
+    if _lacks(tl, board, HOOK_RECORDS):
+        return _not_applicable(name, "its test agent reports no records (TestAgentApp.records/lastSeq)")
+    return None
+
+
 def _mode_of(tl: Timeline, board: str | None) -> tuple[str, bool]:
     """(system mode, threaded) the board's firmware reported in its last hello."""
     hellos = [e for e in _board(tl, board) if e.kind == "hello"]
@@ -170,8 +177,8 @@ def shutdown_before_reset(tl: Timeline, board: str | None = None) -> Verdict:
 def no_record_lost(tl: Timeline, board: str | None = None) -> Verdict:
     """Every record acknowledged as persisted before a reset is recovered after it."""
     name = "no persisted record lost"
-    if _lacks(tl, board, HOOK_RECORDS):
-        return _not_applicable(name, "its test agent reports no records (TestAgentApp.records/lastSeq)")
+    if (skip := _without_records(tl, board, name)) is not None:
+        return skip
     entries = _board(tl, board)
     persisted = 0
     checked = 0
@@ -199,8 +206,8 @@ def record_count_never_drops(tl: Timeline, board: str | None = None) -> Verdict:
     as kept are gone, or the log cannot say what it holds (found by a generated defect, docs/selftest.md).
     A wiped log (count and last record both 0) starts the count again."""
     name = "record count never drops"
-    if _lacks(tl, board, HOOK_RECORDS):
-        return _not_applicable(name, "its test agent reports no records (TestAgentApp.records/lastSeq)")
+    if (skip := _without_records(tl, board, name)) is not None:
+        return skip
     held: int | None = None
     reports = 0
     for e in _board(tl, board):
@@ -230,8 +237,8 @@ def record_numbers_go_up(tl: Timeline, board: str | None = None) -> Verdict:
     higher one than the last record the log recovered: records numbered twice cannot be told apart
     (found by a generated defect that stopped numbering, docs/selftest.md)."""
     name = "record numbers go up"
-    if _lacks(tl, board, HOOK_RECORDS):
-        return _not_applicable(name, "its test agent reports no records (TestAgentApp.records/lastSeq)")
+    if (skip := _without_records(tl, board, name)) is not None:
+        return skip
     last: int | None = None
     taken = 0
     for e in _board(tl, board):
@@ -256,8 +263,8 @@ def app_stays_down_during_update(tl: Timeline, board: str | None = None) -> Verd
     Once the guard holds the reset to persist (`reset_held`), the app does no new work until the reset
     either, whether or not it had shut down before (a frozen non-threaded app has not, §2.8)."""
     name = "app stays down during an update"
-    if _lacks(tl, board, HOOK_RECORDS):
-        return _not_applicable(name, "its test agent reports no records (TestAgentApp.records/lastSeq)")
+    if (skip := _without_records(tl, board, name)) is not None:
+        return skip
     shut = begun = held = False
     for e in _board(tl, board):
         if e.kind in ("hello", "boot"):
