@@ -149,7 +149,8 @@ def _wait_acquired(lab: Lab, run: subprocess.Popen) -> None:
     def held() -> bool:
         if run.poll() is not None:
             pytest.fail(f"otarig run ended (exit {run.returncode}) before the place was held: {run.stderr.read()}")
-        return lab.show().acquired is not None
+        place = lab.show()
+        return place.acquired is not None and bool(place.resources)  # resources are attached just after
 
     _wait(f"otarig run to acquire {PLACE}", held)
 

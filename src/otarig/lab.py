@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,6 +268,24 @@ def place_bench_data(data: dict[str, Any], base: Path, place: Place, *, coordina
 
 # -- acquire, run, release -------------------------------------------------------------------------
 
+#: how long the coordinator may take to list a freshly acquired place's resources
+RESOURCES_WAIT_S = 30.0
+
+
+def _held_resources(client: LabgridClient, name: str) -> Place:
+    """The place once the coordinator lists its acquired resources: right after `acquire` it
+    shows the place held with none for a moment (they are attached asynchronously)."""
+    deadline = time.monotonic() + RESOURCES_WAIT_S
+    while True:
+        place = client.show(name)
+        if place.resources:
+            return place
+        if time.monotonic() > deadline:
+            raise LabError(f"place {name}: acquired, but the coordinator listed none of its resources within "
+                           f"{RESOURCES_WAIT_S:g} s; is its exporter running? (`labgrid-client -p {name} show`)")
+        time.sleep(0.2)  # polling another process (labgrid's coordinator) in wall time
+
+
 @contextlib.contextmanager
 def place_bench(place_name: str, bench_path: Path, *, client: LabgridClient | None = None,
                 folder: Path | None = None) -> Iterator[Path]:
@@ -291,7 +310,7 @@ def place_bench(place_name: str, bench_path: Path, *, client: LabgridClient | No
         except KeyboardInterrupt:
             raise SystemExit(128 + (signals.first or signal.SIGINT)) from None
         try:
-            place = client.show(name)
+            place = _held_resources(client, name)
             derived = place_bench_data(data, bench_path.resolve().parent, place, coordinator=client.coordinator)
             out_dir = folder or resources.cache_root() / "places"
             out_dir.mkdir(parents=True, exist_ok=True)
