@@ -63,11 +63,13 @@ def test_app_during_a_forced_download(rig, threaded):
     rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 2, device_id=rig.dut_id))
     # In the DUT's own order (its serial lines), not by arrival time: on hardware a batch of lines
     # read at once shares one bench time, so "between begin and complete" is a position, not a time.
+    # The forced download is the last one that completed (on a real bench the baseline may have come
+    # back by an OTA of its own just before), and its shutdown is the first one after its begin.
     board = tl.select(source="board")
-    i0 = next(i for i, e in enumerate(board) if e.is_sys("firmware_update", "begin"))
-    i1 = next(i for i, e in enumerate(board) if e.is_sys("firmware_update", "complete"))
+    i1 = max(i for i, e in enumerate(board) if e.is_sys("firmware_update", "complete"))
+    i0 = max(i for i, e in enumerate(board[:i1]) if e.is_sys("firmware_update", "begin"))
     app_during = [e for e in board[i0 + 1:i1] if e.kind in ("app", "guard", "reply")]
-    shut = next(i for i, e in enumerate(board) if e.is_guard("shutdown_complete"))
+    shut = next(i for i, e in enumerate(board) if i > i0 and e.is_guard("shutdown_complete"))
     if threaded:
         assert app_during, "a threaded app should keep running during the download"
         assert i0 < shut < i1, "a threaded app shuts down as soon as the download begins"
