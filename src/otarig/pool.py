@@ -15,11 +15,13 @@ one worker. Loaded into pytest as a plugin (`-p otarig.pool`) only when N > 1.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from .config import BenchConfig, ConfigError
+from .resources import cache_root
 
 #: where a worker learns the pool's lock folder (set by the controller, inherited by workers)
 LOCK_DIR_ENV = "OTARIG_POOL_LOCKS"
@@ -94,7 +96,69 @@ def worker_bench(cfg: BenchConfig) -> BenchConfig:
     return _claimed["board"][0]
 
 
+# -- longest scenarios first ------------------------------------------------------------------------
+# The pool's wall time is at least its longest scenario's; started last, that scenario keeps one
+# worker busy while the others idle. Each run remembers how long every scenario took, and a pool
+# run starts the ones that took longest last time first (longest-processing-time-first order).
+
+def durations_file() -> Path:
+    return cache_root() / "scenario-durations.json"
+
+
+def known_durations() -> dict[str, float]:
+    """nodeid → wall seconds it took (setup to teardown) in the latest run that ran it ({} when unreadable)."""
+    try:
+        data = json.loads(durations_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: float(v) for k, v in data.items() if isinstance(v, (int, float))} if isinstance(data, dict) else {}
+
+
+def remember_durations(seen: dict[str, float]) -> None:
+    """Fold a finished run's durations (setup to teardown) into the file (best effort: it only orders work)."""
+    if not seen:
+        return
+    path = durations_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**known_durations(), **seen}, indent=0, sort_keys=True))
+        tmp.replace(path)
+    except OSError:
+        pass
+
+
+def longest_first(items: list[Any], durations: dict[str, float], workers: int) -> None:
+    """Order in place for xdist's work-stealing scheduler, which hands each worker a contiguous
+    share of the list by count (the first len/N to the first worker, …) and later lets an idle
+    worker steal the tail of a busy one's queue. So the list becomes N shares of those sizes, each
+    filled longest first onto the share with the least time so far, and each run longest first:
+    the longest scenarios start at once on different workers, short ones are left to steal.
+    A scenario never timed counts as the longest (it may be)."""
+    never = max(durations.values(), default=0.0) + 1.0
+    cost = {item.nodeid: durations.get(item.nodeid, never) for item in items}
+    ranked = sorted(items, key=lambda item: -cost[item.nodeid])  # stable: ties keep the suite's order
+    sizes, left = [], len(items)
+    for i in range(max(workers, 1)):
+        sizes.append(left // (max(workers, 1) - i))
+        left -= sizes[-1]
+    shares: list[list[Any]] = [[] for _ in sizes]
+    totals = [0.0] * len(sizes)
+    for item in ranked:
+        open_shares = [k for k in range(len(sizes)) if len(shares[k]) < sizes[k]]
+        k = min(open_shares, key=lambda k: (totals[k], k))
+        shares[k].append(item)
+        totals[k] += cost[item.nodeid]
+    items[:] = [item for share in shares for item in share]
+
+
 # -- pytest hooks (this module is a plugin in a pool run) -------------------------------------------
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """Every worker collects and must see the same order: all read the same file at start."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or config.getoption("numprocesses", 1) or 1)
+    longest_first(items, known_durations(), workers)
+
 
 def pytest_configure(config: Any) -> None:
     """The controller names the lock folder (beside the report's artifacts) for its workers."""

@@ -143,6 +143,7 @@ class _ProgressPlugin:
         self.started: list[str] = []
         self.current: str | None = None  # the scenario whose setup/call/teardown has not finished
         self.phase = ""
+        self.durations: dict[str, float] = {}  # nodeid → wall s of setup + call + teardown
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.collected = [item.nodeid for item in session.items]
@@ -164,6 +165,7 @@ class _ProgressPlugin:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.phase = {"setup": "call", "call": "teardown"}.get(report.when, "teardown")
+        self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             self.outcomes[report.nodeid] = "error" if report.when == "setup" and report.failed else report.outcome
         elif report.when == "teardown" and report.failed and self.outcomes.get(report.nodeid) == "passed":
@@ -344,10 +346,13 @@ def _conclude(cfg: BenchConfig, bench_path: Path, report_dir: Path, tests_dir: P
               console: Console, project: Path | None = None) -> RunResult:
     """The record, junit.xml, the HTML report and the summary, all telling the same story."""
     from .record import build_record, write_record
+    from .pool import remember_durations
     from .report import load_results, print_failures, print_summary, write_html
 
     interrupted = bool(stopped)
     results = load_results(tests_dir)
+    if not stopped:
+        remember_durations(plugin.durations)
     for r in results:  # pytest's view wins: a teardown error or a skip in setup is not in meta.json
         r["outcome"] = plugin.outcomes.get(r.get("nodeid"), r.get("outcome", "error"))
         if r.get("nodeid") in plugin.reasons:

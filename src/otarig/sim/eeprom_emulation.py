@@ -23,6 +23,7 @@ any word it programs or any page it erases:
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,12 +40,25 @@ def _record(index: int, value: int) -> bytes:
     return struct.pack("<BBH", value, 0, index)
 
 
+@dataclass
+class _PageRead:
+    """One page as read at `snapshot`: where its first empty word is, whether every record before
+    it is valid, the latest value per index, and the app's view rendered per length."""
+
+    snapshot: bytes
+    empty_at: int
+    clean: bool
+    latest: dict[int, int]
+    views: dict[int, bytes] = field(default_factory=dict)
+
+
 class EepromEmulation:
     """The two pages over `regions`, written through `journal`."""
 
     def __init__(self, regions: Regions, journal: Journal) -> None:
         self.regions = regions
         self.journal = journal
+        self._reads: dict[int, _PageRead] = {}
 
     # -- reading ---------------------------------------------------------------------------------
     def _page(self, n: int) -> bytearray:
@@ -81,15 +95,32 @@ class EepromEmulation:
         values = (words[::-1][first] & 0xFF)
         return dict(zip(keys.tolist(), values.tolist()))
 
+    def _read(self, n: int) -> _PageRead:
+        """Page `n` read as the algorithm reads it. Kept while the page's bytes are unchanged (a
+        copy compared with memcmp is far cheaper than re-walking thousands of records on every put),
+        so anything that changes the page — a cut, a test — is seen."""
+        page = self._page(n)
+        cached = self._reads.get(n)
+        if cached is not None and cached.snapshot == page:
+            return cached
+        head, empty_at, clean = self._scan(n)
+        read = _PageRead(bytes(page), empty_at, clean, self._latest(head))
+        self._reads[n] = read
+        return read
+
     def view(self, length: int) -> bytes:
         """readRange(0, length): the latest valid value of each index, 0xFF where none."""
-        out = bytearray(b"\xff" * length)
         n = self.active()
-        if n is not None:
-            for index, value in self._latest(np.frombuffer(self._page(n), "<u4")[1:]).items():
+        if n is None:
+            return b"\xff" * length
+        read = self._read(n)
+        if read.views.get(length) is None:
+            out = bytearray(b"\xff" * length)
+            for index, value in read.latest.items():
                 if index < length:
                     out[index] = value
-        return bytes(out)
+            read.views[length] = bytes(out)
+        return read.views[length]
 
     # -- writing ---------------------------------------------------------------------------------
     def _program(self, n: int, offset: int, data: bytes, label: str) -> Op:
@@ -122,8 +153,8 @@ class EepromEmulation:
             self.init()
             n = self.active()
             assert n is not None
-        head, empty_at, clean = self._scan(n)
-        latest = self._latest(head)
+        read = self._read(n)
+        latest, empty_at, clean = read.latest, read.empty_at, read.clean
         existing = [latest.get(index + i, 0xFF) for i in range(len(data))]
         changed = [(index + i, b) for i, b in enumerate(data) if existing[i] != b]
         if not changed:
@@ -134,6 +165,8 @@ class EepromEmulation:
             page = self._page(n)
             separator_ok = end >= size or page[end:end + 4] == b"\xff\xff\xff\xff"
             if end <= size and separator_ok and self._write_backwards(n, empty_at, changed):
+                # the run is committed and read back: the page now reads as before plus the run
+                self._reads[n] = _PageRead(bytes(page), end if end < size else -1, clean, {**latest, **dict(changed)})
                 return
         self._swap_and_write(n, index, data)
 
@@ -152,7 +185,7 @@ class EepromEmulation:
     def _swap_and_write(self, source: int, index: int, data: bytes) -> None:
         """swapPagesAndWrite, with its two tries."""
         dest = 1 - source
-        latest = self._latest(self._scan(source)[0])
+        latest = self._read(source).latest
         keep = [(i, v) for i, v in sorted(latest.items())
                 if not index <= i < index + len(data) and v != 0xFF]
         new = [(index + i, b) for i, b in enumerate(data) if b != 0xFF]
