@@ -88,3 +88,35 @@ def test_two_workers_share_the_scenarios_and_make_one_record(tmp_path: Path) -> 
     assert len(list((report / "tests").glob("*/timeline.jsonl"))) == 2, "one timeline per scenario"
     junit = (report / "junit.xml").read_text()
     assert junit.count("<testcase") == 2
+
+
+class _Item:
+    def __init__(self, nodeid: str) -> None:
+        self.nodeid = nodeid
+
+
+def test_longest_scenarios_start_first_on_different_workers_in_shares_the_scheduler_splits_by_count(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """xdist's work stealing hands worker k the next len/(N-k) items of the list; the order puts
+    the longest known scenarios at the head of different shares, balances the shares' time, and
+    counts a scenario never timed as the longest. Durations come from the file runs leave."""
+    from otarig.pool import known_durations, longest_first, remember_durations
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    remember_durations({"week": 14.0, "busy": 5.5, "cli": 2.8, "a": 1.0, "b": 0.9, "c": 0.5, "d": 0.4})
+    remember_durations({"e": 0.3})  # folded in, the others kept
+    durations = known_durations()
+    assert durations["week"] == 14.0 and durations["e"] == 0.3
+    items = [_Item(n) for n in ("a", "b", "c", "d", "e", "cli", "new", "busy", "week")]
+    longest_first(items, durations, 2)
+    order = [i.nodeid for i in items]
+    first, second = order[:4], order[4:]  # 9 items: the scheduler sends 9 // 2 = 4, then 5
+    assert first[0] == "new" and second[0] == "week"  # never timed counts as longest
+    assert sorted(order) == sorted(["a", "b", "c", "d", "e", "cli", "new", "busy", "week"])
+    share_time = [sum(durations.get(n, 15.0) for n in share) for share in (first, second)]
+    assert abs(share_time[0] - share_time[1]) < 5.0
+    for share in (first, second):  # each share runs longest first
+        times = [durations.get(n, 15.0) for n in share]
+        assert times == sorted(times, reverse=True)
+    (tmp_path / "otarig" / "scenario-durations.json").write_text("not json")
+    assert known_durations() == {}

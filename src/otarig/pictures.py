@@ -15,6 +15,7 @@ this process.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -92,6 +93,12 @@ def _serve() -> None:
     """The worker: draw each `[jsonl, png, title]` line of stdin until it ends."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
+    try:
+        # below the bench in the scheduler: a picture waits for a core the scenarios leave idle
+        # (with 2 pool workers on 2 cores that is the run's tail, when one worker has finished)
+        os.nice(10)
+    except OSError:
+        pass
     from . import plot  # noqa: F401 - matplotlib, imported before the first request arrives
 
     for line in sys.stdin:
