@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 
 from otarig import verdicts as v
+from otarig.particle_cli import ParticleCli
+from otarig.rig import Rig
 
 from conftest import APP_SIZE, connected, ota_verdicts, park
 
@@ -26,8 +28,32 @@ def test_particle_cli_flash_is_still_gated_by_the_guard(rig, particle_cli, tmp_p
     connected(rig, 300)  # the CLI's `get` needs the device online again after the update's reset
     rig.wait(30)  # the cloud's stream reports it online (new_version_runs)
     rig.check(*ota_verdicts(rig, 2), v.pending_honoured_within(rig.timeline, 60))
-    if rig.parts.description.get("firmware_project"):
-        return  # a team's firmware (--firmware DIR) need not have the companion's `version` and `workload`
-    version = rig.run_tool(lambda: particle_cli.get(rig.dut_id, "version"))
-    assert int(version) == 2
-    assert int(rig.run_tool(lambda: particle_cli.call(rig.dut_id, "workload", "idle"))) == 0
+    # The app's own remote interface, where it has one (the cloud lists a device's functions and
+    # variables, docs/reference/particle-cloud-api.md `list`): read and driven with the CLI, every
+    # answer in the timeline next to the agent's status, so the verdict reads both.
+    info = rig.cloud.device(rig.dut_id)
+    mirrored = [name for name in v.CLOUD_MIRRORS if name in (info.get("variables") or {})]
+    has_workload = "workload" in (info.get("functions") or [])
+    if not mirrored and not has_workload:
+        return
+    if has_workload:
+        for state in ("busy", "idle"):  # each a change, so the app acts on it (and records while busy)
+            cloud_call(rig, particle_cli, "workload", state)  # answered once the function has run
+            rig.command("status")
+    else:
+        rig.command("status")
+    for name in mirrored:  # the app is idle now: nothing changes while the CLI runs
+        cloud_get(rig, particle_cli, name)
+    rig.check(v.cloud_interface_agrees(rig.timeline))
+
+
+def cloud_get(rig: Rig, cli: ParticleCli, var: str) -> None:
+    """`particle get` of a cloud variable; the answer goes into the timeline (`rig` `get`)."""
+    value = rig.run_tool(lambda: cli.get(rig.dut_id, var))
+    rig.timeline.add(rig.now(), "rig", "get", {"var": var, "value": value, "tool": "particle get"})
+
+
+def cloud_call(rig: Rig, cli: ParticleCli, fn: str, arg: str) -> None:
+    """`particle call` of a cloud function; the answer goes into the timeline (`rig` `call`)."""
+    result = rig.run_tool(lambda: cli.call(rig.dut_id, fn, arg))
+    rig.timeline.add(rig.now(), "rig", "call", {"fn": fn, "arg": arg, "result": result, "tool": "particle call"})

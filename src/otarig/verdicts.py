@@ -292,6 +292,81 @@ def app_stays_down_during_update(tl: Timeline, board: str | None = None) -> Verd
     return _ok(name, "no work between a shutdown and the end of its download")
 
 
+def records_published_once(tl: Timeline, board: str | None = None) -> Verdict:
+    """Each record the app reports as published (`app publish` with `ok`) is published once: the
+    numbers of its successful publishes go up, across resets too. A record sent again after a boot
+    is a duplicate in the product's data (found by a generated defect that forgot, at boot, which
+    records it had already sent, docs/selftest.md). A publish Device OS refused (`ok` false) may be
+    tried again. Applies where the firmware reports its publishes (`agent.appPublish`,
+    docs/your-firmware.md); nothing to check otherwise."""
+    name = "each record published once"
+    last: Entry | None = None
+    sent = 0
+    for e in _board(tl, board):
+        if e.kind != "app" or e.get("action") != "publish" or not e.get("ok"):
+            continue
+        seq = int(e.get("seq", 0) or 0)
+        if last is not None and seq <= int(last.get("seq", 0) or 0):
+            boots = [b for b in _board(tl, board) if b.kind == "hello" and last.t < b.t <= e.t]
+            after = " after a reset" if boots else ""
+            return _fail(tl, name, f"record {seq} was published{after} when record {last.get('seq')} had already "
+                                   f"been published at {last.t:.1f}s", e.t,
+                         fix="publish each record once, in order: remember which records were sent (or that "
+                             "everything recovered at boot was), and after a reset go on from the next one "
+                             "(docs/reference/particle-ota.md §2.8: every publish also costs the rate limit)")
+        last = e
+        sent += 1
+    if sent == 0:
+        return _ok(name, "no publish reported")
+    return _ok(name, f"{sent} record(s) published, each once, numbers going up")
+
+
+#: cloud variables that mirror a field of the agent's `status` reply (the companion's remote
+#: interface, firmware/companion/README.md "Cloud interface"); checked where a firmware has them
+CLOUD_MIRRORS = {"version": "product_version", "records": "records", "lastSeq": "last_seq"}
+#: the `workload` cloud function: busy/idle answered 0 (done), anything else -1
+WORKLOAD_STATES = ("busy", "idle")
+
+
+def cloud_interface_agrees(tl: Timeline, board: str | None = None) -> Verdict:
+    """What the app answers through the cloud agrees with what it reports over serial: the rig's
+    `particle get` of a variable that mirrors a status field (`rig` `get` entries) returns the
+    value of the status reply just before it, and a `particle call` of `workload` with busy or
+    idle (`rig` `call` entries) is answered 0 and the next status reply shows that workload. A
+    fleet's dashboard acts on these answers; a wrong one is a control the operator cannot trust
+    (found by a generated defect that answered -1 to a request it carried out, docs/selftest.md)."""
+    name = "cloud variables and functions agree with the app"
+    src = f"board:{board}" if board else "board"
+    status: Entry | None = None
+    call: Entry | None = None
+    checked = 0
+    fix = ("keep each cloud variable in step with the state it names, and answer a cloud function with what it "
+           "did: the companion's `workload` answers 0 when done, -1 to an argument it refuses "
+           "(firmware/companion/README.md \"Cloud interface\"; docs/reference/particle-cloud-api.md `call`, `get`)")
+    for e in tl.entries:
+        if (e.source == src or e.source.startswith(src + ":")) and e.kind == "reply" and e.get("cmd") == "status":
+            if call is not None and e.get("workload") != call.get("arg"):
+                return _fail(tl, name, f"`workload {call.get('arg')}` was answered {call.get('result')} but the "
+                                       f"app then reported workload {e.get('workload')}", e.t, fix=fix)
+            status, call = e, None
+        elif e.source == "rig" and e.kind == "get" and e.get("var") in CLOUD_MIRRORS and status is not None:
+            want = status.get(CLOUD_MIRRORS[e.get("var")])
+            if str(e.get("value")) != str(want):
+                return _fail(tl, name, f"cloud variable {e.get('var')} read {e.get('value')} while the app reported "
+                                       f"{CLOUD_MIRRORS[e.get('var')]} {want}", e.t, fix=fix)
+            checked += 1
+        elif e.source == "rig" and e.kind == "call" and e.get("fn") == "workload" and e.get("arg") in WORKLOAD_STATES:
+            if str(e.get("result")) != "0":
+                return _fail(tl, name, f"`workload {e.get('arg')}` was answered {e.get('result')}, not 0 (done)",
+                             e.t, fix=fix)
+            call = e
+            checked += 1
+    if call is not None:
+        return _fail(tl, name, f"no status reply after `workload {call.get('arg')}` to show it took effect", call.t)
+    return _ok(name, f"{checked} cloud answer(s), each agreeing with the app" if checked else
+               "no cloud variable or function read")
+
+
 #: docs/reference/particle-ota.md §3.2, §3.3, §7.10 fourth assertion
 FIX_CUT = ("do not sleep, call Particle.disconnect() or turn the modem off while a download is in progress: "
            "note `firmware_update` begin and wait for complete/failed (docs/reference/particle-ota.md §3.2, §3.3, "
