@@ -86,6 +86,26 @@ def test_eeprom_reads_back_what_was_put_and_survives_page_swaps() -> None:
     assert CAPACITY == 2048
 
 
+def test_a_put_that_changes_nothing_writes_nothing_unless_a_torn_record_is_in_the_page() -> None:
+    """writeRange (device-os v2.3.1 services/inc/eeprom_emulation.h:352-385): unchanged bytes are
+    not written; but the page is checked for invalid records first, and one there sends any put,
+    even an unchanged one, to a page swap."""
+    flash, clock, ops = timed_flash()
+    em = flash.emulation
+    em.put(10, b"same")
+    clock.us = ops[-1].end_us
+    first = len(ops)
+    em.put(10, b"same")
+    assert len(ops) == first and em.status(0) == ACTIVE
+    page = flash.region("eeprom1")
+    empty_at = 4 + 4 * 4  # the page status, then one record per byte of "same"
+    assert page[empty_at:empty_at + 4] == b"\xff" * 4
+    page[empty_at:empty_at + 4] = struct.pack("<BBH", 0x41, 0x01, 99)  # a torn record: status not 0
+    em.put(10, b"same")
+    assert len(ops) > first and em.status(1) == ACTIVE and em.status(0) == INACTIVE
+    assert em.view(14)[10:14] == b"same"
+
+
 def test_a_put_is_all_or_nothing_at_every_operation_boundary() -> None:
     """eeprom_emulation.h writes records backwards and the first one last: a cut between two of
     them shows the old bytes or the new, never a mix; inside a word, mostly one or the other."""

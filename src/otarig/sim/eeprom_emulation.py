@@ -13,7 +13,8 @@ any word it programs or any page it erases:
   a read walks the page and stops at the first record that is not valid, the last value wins;
 * a put writes one record per *changed* byte, backwards from the end of the run, so the run's
   first record (written last) commits the whole put; it first checks that the word after the run
-  is empty, and any invalid record in the page sends the put to a page swap;
+  is empty, and any invalid record in the page sends the put to a page swap, even a put that
+  changes nothing;
 * a swap (page full, or an invalid record found): erase the other page unless every byte of it
   reads 0xFF, mark it COPY, copy the latest value of every index (not 0xFF, not in the put), write
   the put's bytes, mark it ACTIVE, then mark the old page INACTIVE; the old page is erased at the
@@ -157,7 +158,10 @@ class EepromEmulation:
         latest, empty_at, clean = read.latest, read.empty_at, read.clean
         existing = [latest.get(index + i, 0xFF) for i in range(len(data))]
         changed = [(index + i, b) for i, b in enumerate(data) if existing[i] != b]
-        if not changed:
+        if not changed and clean:
+            # nothing to write; but a page holding an invalid record (a torn write) is swapped even
+            # then (device-os v2.3.1 services/inc/eeprom_emulation.h:372-385: readRangeAndFindEmpty
+            # fails before writeRangeChanged counts what changed)
             return
         size = PAGES[n][1]
         if clean and empty_at >= 0:
