@@ -54,11 +54,11 @@ def test_a_patch_that_does_not_apply_names_the_fix(tmp_path: Path) -> None:
         build_firmware(1, mutant=1, project=tmp_path)
 
 
-def test_default_files_are_app_and_guard_never_the_agent_or_host() -> None:
+def test_default_files_are_app_and_guard_never_the_agent_the_status_line_or_host() -> None:
     files = default_files(COMPANION)
     assert "src/companion.cpp" in files and "lib/OtaGuard/src/OtaGuard.cpp" in files
     assert "lib/RecordLog/src/RecordLog.cpp" in files
-    assert not any("TestAgent" in f or f.startswith("..") for f in files)
+    assert not any("TestAgent" in f or "DownloadSignal" in f or f.startswith("..") for f in files)
     with pytest.raises(GenerationError, match="instrument"):
         generate(COMPANION, ["lib/TestAgent/src/TestAgent.cpp"])
     with pytest.raises(GenerationError, match="no such file"):
