@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import cloud_rules as rules
 from .cloud_delivery import CloudFaults, Delivery
-from .cloud_peer import Hello, Ping, PingAck, SessionAlert, SessionDiscard, SessionReply
+from .cloud_peer import Ack, Confirmable, Hello, Ping, PingAck, SessionAlert, SessionDiscard, SessionReply
 from .. import firmware
 from .electron_modules import FUNCTION_BOOTLOADER, heal_step, release_name
 from .images import ImageError, make_bootloader_image, make_system_image, read_image
@@ -92,6 +92,8 @@ class DeviceRecord:
     check_target: int | None = None  # what the last connection's update check found (§7.8.1)
     #: a binary flashed to this one device (`PUT /v1/devices/:id` multipart), not yet landed
     direct_flash: bytes | None = None
+    #: the confirmable messages of the current connection already read (CoAP deduplication)
+    acked_tokens: set[int] = field(default_factory=set)
 
     def inputs(self) -> rules.TargetInputs:
         return rules.TargetInputs(self.development, self.desired_firmware_version, self.groups)
@@ -205,6 +207,7 @@ class SimCloud:
             if self.params.unknown_session_answer == "alert":
                 self.send_to_device(rec, SessionAlert(hello.session_id), 40, "control", reliable=True)
             return
+        rec.acked_tokens.clear()  # message IDs are per connection
         if rec.transfer is not None:
             rec.transfer.device_gone()  # a new connection: the device's side of that transfer is gone (§2.4)
         if not resumed:
@@ -233,8 +236,13 @@ class SimCloud:
                                              check_on_resume=self.params.check_on_resume)
         rec.check_target = self.target(rec) if is_check else None
         self._schedule_renegotiation(rec)
-        self.sched.after(self.delay_ms(rec, "pending_false") + dev.link.transfer_ms(100),
-                         lambda: self._after_connect(rec))
+        offer_ms = self.params.handshake_offer_ms
+        if is_check and offer_ms is not None:
+            # docs/reference/particle-ota.md §8.15: the cloud acts on its check this soon after the HELLO
+            self.sched.after(offer_ms, lambda: self._after_connect(rec, begin_delay_ms=0))
+        else:
+            self.sched.after(self.delay_ms(rec, "pending_false") + dev.link.transfer_ms(100),
+                             lambda: self._after_connect(rec))
 
     def delay_ms(self, rec: DeviceRecord, name: str) -> int:
         """The cloud's delay `name` before acting for `rec` this time: `<name>_delay_ms` plus a seeded
@@ -267,8 +275,9 @@ class SimCloud:
                 self.send_to_device(rec, SessionDiscard(s.session_id), 60, "control", reliable=True)
         self.sched.at(s.established_ms + delay, renegotiate)
 
-    def _after_connect(self, rec: DeviceRecord) -> None:
-        """Triggers that follow a connection (docs/reference/particle-ota.md §7.8.1, §7.8.5, §7.8.7)."""
+    def _after_connect(self, rec: DeviceRecord, *, begin_delay_ms: int | None = None) -> None:
+        """Triggers that follow a connection (docs/reference/particle-ota.md §7.8.1, §7.8.5, §7.8.7);
+        `begin_delay_ms` replaces the drawn `update_begin` delay of a delivery started here."""
         if not rec.online:
             return
         dev = self.attached[rec.device_id]
@@ -292,7 +301,7 @@ class SimCloud:
             self.send_event(rec, "particle/device/updates/pending", "false")  # §7.8.7
         elif action == "deliver":  # the handshake's check found an update, or a retry
             self.stream_event(rec, "spark/status", "auto-update")
-            self.start_delivery(rec)
+            self.start_delivery(rec, begin_delay_ms=begin_delay_ms)
         elif action == "renotify":
             self.send_event(rec, "particle/device/updates/pending", "true")
 
@@ -301,6 +310,13 @@ class SimCloud:
         if rec is None or not rec.online:
             return  # no session to read it with (a resume the cloud did not know, §8.13)
         rec.last_heard_ms = self.sched.now_ms
+        if isinstance(msg, Confirmable):
+            # docs/reference/particle-ota.md §7.3: acknowledged at once; a retransmission is read only once
+            self.send_to_device(rec, Ack(msg.token), 40, "control", reliable=True)
+            if msg.token in rec.acked_tokens:
+                return
+            rec.acked_tokens.add(msg.token)
+            msg = msg.inner
         if isinstance(msg, Ping):
             self.send_to_device(rec, PingAck(), 40, "control", reliable=True)  # docs/reference/particle-ota.md §1.2
             return
@@ -364,8 +380,10 @@ class SimCloud:
             rec.transfer.device_gone()
 
     # -- delivery -------------------------------------------------------------------------------
-    def start_delivery(self, rec: DeviceRecord, version: int | None = None, binary: bytes | None = None) -> bool:
-        """DELIVER (docs/reference/particle-ota.md §7.9) the product firmware `version` (default: the target), or `binary`."""
+    def start_delivery(self, rec: DeviceRecord, version: int | None = None, binary: bytes | None = None,
+                       *, begin_delay_ms: int | None = None) -> bool:
+        """DELIVER (docs/reference/particle-ota.md §7.9) the product firmware `version` (default: the target), or
+        `binary`; UpdateBegin goes out after `begin_delay_ms`, else after the drawn `update_begin` delay."""
         version = version if version is not None else self.target(rec)
         if binary is None:
             product = self.products[rec.product_id]
@@ -377,7 +395,8 @@ class SimCloud:
             return False
         rec.retry_needed = False
         rec.transfer = Delivery(self, rec, version, binary, next(self._ids), self._delivery_ended)
-        self.sched.after(self.delay_ms(rec, "update_begin"), rec.transfer.start)
+        delay = self.delay_ms(rec, "update_begin") if begin_delay_ms is None else begin_delay_ms
+        self.sched.after(delay, rec.transfer.start)
         return True
 
     def _deliver_direct(self, rec: DeviceRecord) -> bool:

@@ -68,6 +68,23 @@ class PingAck:
     """Cloud → device: the ping's acknowledgement."""
 
 
+@dataclass(frozen=True)
+class Confirmable:
+    """Device → cloud: a confirmable CoAP message (`inner`) the device keeps until the cloud
+    acknowledges `token`, retransmitting it meanwhile (device-os v2.3.1
+    communication/src/coap_channel.h ~161-164, ~225-240, ~265-269; docs/reference/particle-ota.md §7.3)."""
+
+    token: int
+    inner: object
+
+
+@dataclass(frozen=True)
+class Ack:
+    """Cloud → device: the acknowledgement of the confirmable message `token`."""
+
+    token: int
+
+
 class CloudPeer(Protocol):
     def device_hello(self, device: "Electron", hello: Hello) -> None: ...
     def device_message(self, device: "Electron", msg: object) -> None: ...

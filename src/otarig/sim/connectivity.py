@@ -1,9 +1,11 @@
 """Modem and cloud connection of a simulated Electron (docs/reference/particle-ota.md §7.3, §1.2, §3.3).
 
-States: modem OFF / POWERING / PAUSED / READY; cloud DISCONNECTED / CONNECTING / CONNECTED.
-The DTLS session is resumed, locally, when the retained session is valid and has been tried fewer
-than 3 times without an answer; the cloud's first answer proves it (`keepalive` pings once the
-cloud has been silent for 23 min).
+States: modem OFF / POWERING / PAUSED / READY; cloud DISCONNECTED / CONNECTING / HANDSHAKE_PENDING /
+CONNECTED. The DTLS session is resumed, locally, when the retained session is valid and has been tried
+fewer than 3 times without an answer; the cloud's first answer proves it (`keepalive` pings once the
+cloud has been silent for 23 min). Between the session coming up and "connected" the device waits for
+the cloud to acknowledge the messages its handshake sent, reading cloud messages meanwhile
+(docs/reference/particle-ota.md §7.3, §3.1).
 """
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ import enum
 from typing import TYPE_CHECKING
 
 from . import deviceos as dos
-from .cloud_peer import (HELLO_FLAG_IMMEDIATE_UPDATES_SUPPORT, HELLO_FLAG_OTA_UPGRADE_SUCCESSFUL, Hello, Ping,
-                         SessionReply)
+from .cloud_peer import (HELLO_FLAG_IMMEDIATE_UPDATES_SUPPORT, HELLO_FLAG_OTA_UPGRADE_SUCCESSFUL, Confirmable, Hello,
+                         Ping, SessionReply)
 from .keepalive import KeepAlive
 from .link import FULL_HANDSHAKE_BYTES, MESSAGE_OVERHEAD_BYTES, RESUME_BYTES
 from .messages import CloudEvent
@@ -34,6 +36,18 @@ GPRS_DETACH_TIMEOUT_MS = 15_000
 DETACH_URC_DELAY_MS = 5_000
 #: the modem-reported loss reaches the cloud connection this long after coverage went away.
 NETWORK_LOSS_DETECT_MS = DETACH_URC_DELAY_MS + GPRS_DETACH_TIMEOUT_MS
+#: docs/reference/particle-ota.md §7.3: CoAP retransmission of a confirmable message (device-os v2.3.1
+#: communication/src/coap_channel.h ~161-164 ACK_TIMEOUT 4000, MAX_RETRANSMIT 3; ~265-269: the n-th wait
+#: is 4000 << n plus up to half of it at random); after the last wait the message is given up
+#: (coap_channel.cpp ~69-88 CoAPMessageStore::process removes it).
+COAP_ACK_TIMEOUT_MS = 4_000
+COAP_MAX_RETRANSMIT = 3
+
+
+def coap_transmit_timeout_ms(transmit_count: int, draw: int) -> int:
+    """The wait before retransmission number `transmit_count` + 1, `draw` in 0..255 (coap_channel.h ~265-269)."""
+    timeout = COAP_ACK_TIMEOUT_MS << transmit_count
+    return timeout + ((timeout * draw) >> 9)
 
 
 class Modem(enum.Enum):
@@ -46,6 +60,10 @@ class Modem(enum.Enum):
 class Cloud(enum.Enum):
     DISCONNECTED = "disconnected"
     CONNECTING = "connecting"
+    #: the session is up and the handshake's messages are sent, not yet all acknowledged: cloud
+    #: messages are read (an UpdateBegin included), `Particle.connected()` is still false and a
+    #: non-threaded AUTOMATIC app has not had `setup()` (docs/reference/particle-ota.md §3.1, §7.3)
+    HANDSHAKE_PENDING = "handshake_pending"
     CONNECTED = "connected"
 
 
@@ -66,6 +84,9 @@ class Connectivity:
         self.keepalive = KeepAlive(dev, self._send_ping, self._ping_timed_out)
         #: the attempt whose resumed session has had no answer from the cloud yet
         self._awaiting_answer: int | None = None
+        #: the handshake's confirmable messages not yet acknowledged: token → transmissions so far
+        self._unacked: dict[int, int] = {}
+        self._tokens = 0
 
     # -- queries -----------------------------------------------------------------------------
     @property
@@ -74,7 +95,13 @@ class Connectivity:
 
     @property
     def cloud_connecting(self) -> bool:
-        return self.cloud == Cloud.CONNECTING
+        """spark_cloud_flag_connecting: trying, or up and waiting for the handshake's acknowledgements."""
+        return self.cloud in (Cloud.CONNECTING, Cloud.HANDSHAKE_PENDING)
+
+    @property
+    def session_up(self) -> bool:
+        """The session carries messages both ways: connected, or its handshake's acknowledgements pending."""
+        return self.cloud in (Cloud.HANDSHAKE_PENDING, Cloud.CONNECTED)
 
     @property
     def network_ready(self) -> bool:
@@ -270,7 +297,7 @@ class Connectivity:
     def _resume_unanswered(self, attempt: int) -> None:
         """MESSAGE_TIMEOUT: the resumed session's first message was never acknowledged; the session is
         kept (its use count says how often it was tried) and the connection is made again."""
-        if self._awaiting_answer != attempt or self.cloud != Cloud.CONNECTED:
+        if self._awaiting_answer != attempt or not self.session_up:
             return
         self._awaiting_answer = None
         self.dev.note("resume_unanswered", uses=self.dev.session.uses)
@@ -312,20 +339,76 @@ class Connectivity:
             self.full_handshakes += 1
         dev.note("cloud_session", resumed=resumed, hello=hello_sent)
         dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_SESSION_RESUME if resumed else dos.CLOUD_STATUS_HANDSHAKE)
-        self.cloud = Cloud.CONNECTED
+        self.cloud = Cloud.HANDSHAKE_PENDING
         dev.ota_success_hello = False
-        dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_CONNECTED)
+        self._unacked.clear()
+        attempt = self._attempt
         # docs/reference/particle-ota.md §1.2: Send_Firmware_Update_Flags on every connection; last_reset once per boot.
         if full_path and not dev.last_reset_published:
             dev.last_reset_published = True
-            self.publish_system("spark/device/last_reset",
-                                dos.RESET_REASON_NAME.get(dev.reset_reason, "unknown"))
+            self._publish_confirmable("spark/device/last_reset",
+                                      dos.RESET_REASON_NAME.get(dev.reset_reason, "unknown"), attempt)
         if dev.safe_mode:
-            self.publish_system("spark/device/safemode", "")
-        self.publish_system("particle/device/updates/enabled", "true" if dev.flags.updates_enabled else "false")
-        self.publish_system("particle/device/updates/forced", "true" if dev.flags.updates_forced else "false")
+            self._publish_confirmable("spark/device/safemode", "", attempt)
+        self._publish_confirmable("particle/device/updates/enabled",
+                                  "true" if dev.flags.updates_enabled else "false", attempt)
+        self._publish_confirmable("particle/device/updates/forced",
+                                  "true" if dev.flags.updates_forced else "false", attempt)
         self.keepalive.start()
-        dev.on_cloud_connected()
+        self._handshake_settled(attempt)
+
+    # -- the handshake's acknowledgements (docs/reference/particle-ota.md §7.3, §3.1) ----------------
+    # device-os v2.3.1: Spark_Handshake ends with SPARK_CLOUD_HANDSHAKE_PENDING while the protocol has
+    # unacknowledged client messages (system/src/system_cloud_internal.cpp ~1213-1224); the last
+    # acknowledgement sets HANDSHAKE_NOTIFY_DONE (clientMessagesProcessed ~642-648, via
+    # communication/src/coap_channel.h ~650-665), and one more pass of the communication loop then
+    # sets SPARK_CLOUD_CONNECTED and emits cloud_status connected (system/src/system_task.cpp
+    # ~366-386). Every pass meanwhile reads cloud messages (Spark_Process_Events, ~436-439), so an
+    # UpdateBegin is handled; app_loop calls a non-threaded AUTOMATIC app's setup() only once
+    # spark_cloud_flag_connected() and !SPARK_FLASH_UPDATE (system/src/main.cpp ~474-492).
+    def _publish_confirmable(self, name: str, data: str, attempt: int) -> None:
+        if not self._may_send(name):
+            return
+        self._tokens += 1
+        token = self._tokens
+        self._unacked[token] = 0
+        self._transmit(token, CloudEvent(name, data), attempt)
+
+    def _transmit(self, token: int, msg: CloudEvent, attempt: int) -> None:
+        """Send (or send again) one confirmable message; its next retransmission waits CoAP's timeout."""
+        dev = self.dev
+        count = self._unacked[token]
+        dev.link.send("up", msg.wire_bytes, "system",
+                      lambda: dev.cloud.device_message(dev, Confirmable(token, msg)), reliable=True)
+        self._unacked[token] = count + 1
+        draw = dev.world.rng("device", dev.device_id, "coap_retransmit").randrange(256)
+        self._later(coap_transmit_timeout_ms(count, draw), lambda: self._ack_overdue(token, msg, attempt))
+
+    def _ack_overdue(self, token: int, msg: CloudEvent, attempt: int) -> None:
+        if attempt != self._attempt or token not in self._unacked or not self.session_up:
+            return
+        if self._unacked[token] <= COAP_MAX_RETRANSMIT:
+            self._transmit(token, msg, attempt)
+            return
+        del self._unacked[token]  # given up: no longer pending (coap_channel.cpp ~69-88)
+        self._handshake_settled(attempt)
+
+    def acknowledged(self, token: int) -> None:
+        """The cloud's ACK for a confirmable message (a late or duplicate one changes nothing)."""
+        if self._unacked.pop(token, None) is not None:
+            self._handshake_settled(self._attempt)
+
+    def _handshake_settled(self, attempt: int) -> None:
+        """Once nothing is left unacknowledged, one more loop pass, then connected."""
+        if self.cloud == Cloud.HANDSHAKE_PENDING and not self._unacked:
+            self._later(0, lambda: self._connected(attempt))
+
+    def _connected(self, attempt: int) -> None:
+        if attempt != self._attempt or self.cloud != Cloud.HANDSHAKE_PENDING:
+            return
+        self.cloud = Cloud.CONNECTED
+        self.dev.emit(dos.CLOUD_STATUS, dos.CLOUD_STATUS_CONNECTED)
+        self.dev.on_cloud_connected()
 
     def _connect_timeout(self, attempt: int) -> None:
         if attempt != self._attempt or self.cloud != Cloud.CONNECTING:
@@ -350,9 +433,10 @@ class Connectivity:
         dev = self.dev
         if self.cloud == Cloud.DISCONNECTED:
             return
-        was_connected = self.cloud == Cloud.CONNECTED
+        was_connected = self.session_up
         self.keepalive.stop()
         self._awaiting_answer = None
+        self._unacked.clear()
         if protocol_error:
             dev.ota.cancel(reason, emit=True)
         if was_connected and dev.powered:
@@ -424,7 +508,7 @@ class Connectivity:
         same Protocol::send_event, so during a transfer it is refused as busy and lost — the
         `updates/enabled` echo of a flag changed mid-transfer included (docs/reference/particle-ota.md
         §2.8; system/src/system_update.cpp ~118-127 sends it once, asynchronously, without a retry)."""
-        if self.cloud_connected and self._may_send(name):
+        if self.session_up and self._may_send(name):
             dev = self.dev
             msg = CloudEvent(name, data)
             dev.link.send("up", msg.wire_bytes, "system", lambda: dev.cloud.device_message(dev, msg),
@@ -433,5 +517,5 @@ class Connectivity:
     def send(self, msg: object, nbytes: int, category: str) -> None:
         """A protocol reply (OTA) to the cloud; confirmable, so not lost to random loss."""
         dev = self.dev
-        if self.cloud_connected:
+        if self.session_up:  # an UpdateBegin read while the handshake's acknowledgements are pending is answered
             dev.link.send("up", nbytes, category, lambda: dev.cloud.device_message(dev, msg), reliable=True)

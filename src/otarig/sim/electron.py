@@ -28,7 +28,7 @@ from .electron_pins import ElectronPins
 from .flash import FlashState
 from .host_runtime import AppInstance, SleepRequest
 from .images import ImageError, SimImage, read_image
-from .cloud_peer import PingAck, SessionAlert, SessionDiscard, SessionReply
+from .cloud_peer import Ack, PingAck, SessionAlert, SessionDiscard, SessionReply
 from .link import CellularLink
 from .messages import CloudEvent
 from .params import DeviceOsParams
@@ -408,6 +408,13 @@ class Electron:
         if self.app_frozen:
             self._resume_pending = True
             return
+        if not self.app.threaded and not self.app.greenlet and self.can_shutdown:
+            # docs/reference/particle-ota.md §3.1, §2.5: an update that landed before setup() ends inside
+            # Spark_Idle, whose system_shutdown_if_needed resets in that same pass (device-os v2.3.1
+            # system/src/system_task.cpp ~498) before app_loop reaches setup() (system/src/main.cpp ~474-492)
+            self._resume_pending = True
+            self.schedule_idle_pass()
+            return
         self.app.resume()
         if self.app is not None and self.app.finished and not self.app.aborted:
             self.note("app_exited")
@@ -678,6 +685,8 @@ class Electron:
         a handler may have disabled resets (docs ota-update-control "Reset control")."""
         if self.can_shutdown:
             self.reset_from_app(self.pending_reset_reason)
+        else:
+            self.unfreeze()  # a non-threaded app held back for this reset runs on
 
     def _shutdown_wait_over(self) -> None:
         self._shutdown_wait = None
@@ -711,7 +720,10 @@ class Electron:
         if isinstance(msg, SessionReply):
             self.net.session_reply(msg)
             return
-        if not self.net.cloud_connected:
+        if not self.net.session_up:
+            return
+        if isinstance(msg, Ack):
+            self.net.acknowledged(msg.token)
             return
         if isinstance(msg, SessionDiscard):
             self.net.discard_session()

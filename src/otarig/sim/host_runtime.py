@@ -182,7 +182,8 @@ class AppInstance:
         self.aborted = True
         if self.greenlet is not None and not self.greenlet.dead and self.greenlet:  # started
             self.greenlet.switch()
-        if self.greenlet is not None and not self.greenlet.dead:
+        # a greenlet never switched to (a reset before setup(): docs/reference/particle-ota.md §3.1) has nothing to unwind
+        if self.greenlet is not None and self.greenlet:
             raise FirmwareLoadError("firmware did not unwind on abort (a switching call ignored the abort flag)")
         handle = self.lib._handle
         del self.lib

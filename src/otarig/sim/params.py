@@ -85,6 +85,13 @@ class CloudParams:
     #: docs/reference/particle-ota.md §2.4 / §7.9: flights of <= 40 chunks of 512 B (PR #1558).
     chunk_size: int = 512
     flight_chunks: int = 40
+    #: docs/reference/particle-ota.md §8.15: how soon after a HELLO the cloud acts on the update its
+    #: handshake check found (sends UpdateBegin). None (default): as after any connection, the
+    #: `pending_false` then the `update_begin` delay (4-9.5 s in all). A number: UpdateBegin goes out
+    #: that many ms after the HELLO; 0 is the earliest the docs' "within 8 seconds" allows, and lands
+    #: while the device still waits for its handshake's acknowledgements (§7.3), before a
+    #: non-threaded AUTOMATIC app's setup() (§3.1).
+    handshake_offer_ms: int | None = None
     #: docs/reference/particle-ota.md §2.2: the update typically begins "within 8 seconds" of the connection completing.
     update_begin_delay_ms: int = 3_000
     #: docs/reference/particle-ota.md §2.1: the cloud sends pending=false about 1 s after each connection.
