@@ -30,6 +30,29 @@ def test_standard_release_lands_at_next_full_handshake(rig):
     rig.check(*ota_verdicts(rig, 2), v.release_to_update_within(rig.timeline, 2, 3600 + 900))
 
 
+@pytest.mark.sim_only
+@pytest.mark.requires("power_switch", "vbus_switch")
+@pytest.mark.budget(1800)
+def test_release_made_while_off_is_offered_at_the_boot_handshake(rig):
+    """A Standard release made while the device is off is offered at the full handshake of its next
+    power-up (docs/reference/particle-ota.md §1.1, §1.2, §7.8.1). The cloud sends UpdateBegin at the
+    HELLO (the earliest "within 8 seconds" allows, §8.15), while Device OS still waits for the
+    acknowledgements of its handshake's messages (§7.3): updates are enabled (their boot default,
+    §2.1) and a non-threaded AUTOMATIC app has not had setup() (§3.1). Only an app that disables
+    updates before it connects keeps that update for its idle window (§7.10 first assertion)."""
+    off_s = 60
+    connected(rig)
+    rig.sim.cloud_offers_at_handshake(0)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.companion("vbus_switch")
+    rig.companion("power_switch").power_off(off_s * 1000)
+    rig.release(2)
+    rig.wait(off_s)
+    rig.expect_version(2, 900)
+    rig.wait(30)
+    rig.check(*ota_verdicts(rig, 2))
+
+
 @pytest.mark.budget(1800)
 def test_intelligent_release_while_busy_waits_for_next_idle_window(rig):
     """An Intelligent release to a busy device: updates/pending, firmware_update_pending, no begin

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 APPS = REPO / "examples" / "apps"
 OTARIG = [sys.executable, "-m", "otarig.cli"]
 #: the two scenarios the forum's question is about, plus one the app has no hook for
-FORUM_SCENARIOS = "intelligent_release_while_busy or standard_release_lands or several_otas_without_a_reset"
+FORUM_SCENARIOS = ("intelligent_release_while_busy or standard_release_lands or several_otas_without_a_reset"
+                   " or offered_at_the_boot_handshake")
 
 
 def otarig(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -82,6 +83,14 @@ def test_the_forum_app_fails_with_verdicts_that_say_what_to_change_and_the_fixed
         failed = [v for v in runs[name]["verdicts"] if not v["passed"]]
         assert [v["name"] for v in failed] == ["shutdown completed before reset"], name
         assert "docs/reference/particle-ota.md §2.5" in failed[0]["explanation"]
+    # docs/reference/particle-ota.md §3.1: a release made while the device was off, offered at the boot handshake,
+    # lands before setup(): the failure names that cause and the fix
+    [boot] = [v for v in runs["test_release_made_while_off_is_offered_at_the_boot_handshake"]["verdicts"]
+              if not v["passed"]]
+    assert boot["name"] == "the app saw every update begin"
+    assert "takes the update offered at that boot handshake" in boot["explanation"]
+    assert "what to change: add SYSTEM_THREAD(ENABLED) or SYSTEM_MODE(SEMI_AUTOMATIC)" in boot["explanation"]
+    assert "FAIL the app saw every update begin" in out and "before setup() runs" in out
     assert runs["test_several_otas_without_a_reset_apply_the_last_one"]["outcome"] == "skipped"
     assert "SKIP test_several_otas_without_a_reset_apply_the_last_one: not applicable to this firmware" in out
 

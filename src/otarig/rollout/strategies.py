@@ -68,7 +68,9 @@ class PlannerParams:
     #: The guard's Particle.disconnect() → Particle.connect() gap (OtaGuard::maybeForceHandshake, ≤ 5 s).
     guard_reconnect_ms: int = 5_000
     #: docs/reference/particle-ota.md §3.1 [inference]: a guarded AUTOMATIC non-threaded app cannot refuse the update offered
-    #: at the boot handshake (setup() runs only once connected).
+    #: at the boot handshake (setup() runs only once connected). The planner takes the worst case, a cloud that
+    #: offers before the handshake's acknowledgements (§8.15 `CloudParams.handshake_offer_ms` = 0); the simulated
+    #: cloud's default offers later, so there setup() usually runs first.
     boot_leak: bool = True
 
     def __post_init__(self) -> None:

@@ -6,6 +6,7 @@ them are marked `sim_only`; the rig refuses the handle to any other scenario (`R
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from ..interfaces import FirmwareBuild
@@ -65,6 +66,16 @@ class SimHandle:
         if self._rig is not None:
             self._rig.inject("cloud_blackhole", after_chunks=after_chunks)
         self.bench.cloud.faults.blackhole_after_chunks = after_chunks
+
+    def cloud_offers_at_handshake(self, after_ms: int = 0) -> None:
+        """The cloud sends UpdateBegin `after_ms` after the HELLO of a connection whose check found an
+        update, instead of its default 4-9.5 s (docs/reference/particle-ota.md §8.15: the real delay is not
+        public; "within 8 seconds" allows 0). At 0 it lands while the device still waits for its
+        handshake's acknowledgements (§7.3). A timing choice, not a fault: recorded as the rig's."""
+        if self._rig is not None:
+            self._rig.timeline.add(self._rig.now(), "rig", "cloud_timing", {"handshake_offer_ms": after_ms})
+        cloud = self.bench.cloud
+        cloud.params = dataclasses.replace(cloud.params, handshake_offer_ms=after_ms)
 
     # -- counters ---------------------------------------------------------------------------------
     def ota_bytes(self) -> int:

@@ -5,6 +5,12 @@
  * no SYSTEM_THREAD(ENABLED), no handler for firmware_update_pending, and nothing holds the reset
  * that follows a download.
  *
+ * Without threading, AUTOMATIC runs setup() only once Device OS counts the cloud connected: after
+ * the cloud has acknowledged the handshake's messages (updates "enabled", their boot default, among
+ * them). An update the cloud offers before that — a release made while the device was off, offered
+ * at its boot handshake — downloads and resets the device before setup() can disable updates
+ * (docs/reference/particle-ota.md §3.1, §8.15; scenario test_release_made_while_off_is_offered_at_the_boot_handshake).
+ *
  * `otarig run --firmware examples/apps/forum-disable-updates` fails, and says why;
  * `examples/apps/forum-disable-updates-fixed` is the same app with the changes it asks for
  * (docs/your-firmware.md walks through both). The readings (lib/ReadingLog) are batched in RAM
