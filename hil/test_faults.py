@@ -6,7 +6,7 @@ import pytest
 from otarig import verdicts as v
 from otarig.cloud import CloudError
 
-from conftest import APP_SIZE, connected, ota_verdicts, park
+from conftest import APP_SIZE, connected, drive, ota_verdicts, park
 
 CHUNKS = APP_SIZE // 512
 
@@ -68,11 +68,43 @@ def test_driving_after_a_cut_download_waits_for_the_next_idle_window(rig):
     §2.2, §2.4): the app must treat it as lost, hold updates again and go back to work. When the
     vehicle drives off before coverage returns, the retry waits for the next idle window instead of
     landing mid-drive (§2.1, §3.1). A guard that misses the silent end (keeps counting the transfer
-    as running) leaves updates enabled, and the retry begins while the app is busy."""
+    as running) leaves updates enabled, and the retry begins while the app is busy; one that keeps
+    the app shut down takes no record on the drive (`app_resumes_after_a_lost_transfer`, judged
+    against the short drive before the update)."""
+    connected(rig)
+    drive(rig)
+    rig.wait(10)  # the app's own cadence while busy, for the verdict to compare with
     _cut_download_by_lost_coverage(rig, after_chunks=30)
     rig.command("workload", state="busy")  # the app decides what that does to its window (it may be closed already)
     rig.expect_sys("cloud_status", "connected", 900)
     rig.wait(300)
+    park(rig)
+    rig.expect_version(2, 1800)
+    rig.wait(30)
+    rig.check(*ota_verdicts(rig, 2))
+
+
+@pytest.mark.requires("antenna_switch")
+@pytest.mark.budget(2400)
+def test_driving_off_before_a_let_in_update_begins_takes_it_back(rig):
+    """A pending Intelligent release; parked, the app lets it in (enableUpdates), but the transfer
+    has not begun when the vehicle drives off (here coverage is lost just then, so the cloud
+    cannot start it). Work that starts before any transfer began must take the release back
+    (disableUpdates), so that the update waits for the next idle window (docs/reference/particle-ota.md
+    §2.1, §3.1): a guard that leaves updates enabled has the transfer begin mid-drive as soon as
+    coverage returns (`update began only inside an idle window`)."""
+    connected(rig)
+    drive(rig)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    rig.expect_sys("firmware_update_pending", timeout=120)
+    rig.link_outage(300)
+    rig.expect_sys("cloud_status", "disconnected", 120)
+    park(rig)
+    rig.expect_guard("updates_enabled", 60)
+    drive(rig)
+    rig.expect_sys("cloud_status", "connected", 900)
+    rig.wait(120)
     park(rig)
     rig.expect_version(2, 1800)
     rig.wait(30)

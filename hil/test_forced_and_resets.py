@@ -98,6 +98,34 @@ def test_several_otas_without_a_reset_apply_the_last_one(rig):
               v.no_update_loop(tl, max_downloads=2))
 
 
+@pytest.mark.requires("antenna_switch")
+@pytest.mark.budget(2400)
+def test_forced_update_cut_by_lost_coverage_gives_the_app_its_work_back(rig):
+    """A forced update begins while the vehicle drives, and the guard shuts the app down for it
+    (docs/reference/particle-ota.md §1.5, §2.1). Coverage lost mid-download ends the transfer
+    without `failed` (§2.2, §2.4): the app must go back to work while the vehicle still drives, not
+    wait for a reset that is not coming (`app_resumes_after_a_lost_transfer`, judged against its
+    cadence before the update). The forced retry may then begin mid-drive and lands."""
+    connected(rig)
+    drive(rig)
+    rig.wait(10)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.release(2, intelligent=True)
+    rig.expect_sys("firmware_update_pending", timeout=120)
+    rig.force(True)
+    rig.expect_sys("firmware_update", "begin", 300)
+    for _ in range(30):
+        rig.expect_sys("firmware_update", "progress", 60)
+    rig.link_outage(180)
+    rig.expect_sys("cloud_status", "disconnected", 300)
+    rig.wait(60)  # still driving, no coverage
+    rig.expect_sys("cloud_status", "connected", 900)
+    park(rig)
+    rig.expect_version(2, 1800)
+    rig.wait(30)
+    rig.check(*ota_verdicts(rig, 2, allow_forced=True))
+
+
 @pytest.mark.budget(1200)
 def test_driving_off_during_a_download_does_not_restart_the_app(rig):
     """The vehicle drives off while an update it let in downloads: the guard has shut the app down

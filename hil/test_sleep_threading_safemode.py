@@ -73,6 +73,12 @@ def test_app_during_a_forced_download(rig, threaded):
     if threaded:
         assert app_during, "a threaded app should keep running during the download"
         assert i0 < shut < i1, "a threaded app shuts down as soon as the download begins"
+        # as soon as: no new work between the begin and the shutdown (the guard acts on `begin` at
+        # the top of the next loop(), before the app's work; a shutdown that waits for the reset
+        # leaves the app working through the whole download, §2.5)
+        worked = [e.get("seq") for e in board[i0 + 1:shut]
+                  if e.kind == "app" and e.get("action") == "record" and not e.get("persisted")]
+        assert not worked, f"the app took records {worked[:5]} after the download began, before shutting down"
     else:
         assert not app_during, f"a non-threaded app ran during the download: {app_during[:3]}"
         assert shut > i1, "a frozen app cannot shut down before complete"

@@ -367,6 +367,82 @@ def cloud_interface_agrees(tl: Timeline, board: str | None = None) -> Verdict:
                "no cloud variable or function read")
 
 
+def app_resumes_after_a_lost_transfer(tl: Timeline, board: str | None = None, *, quiet_s: float = 30.0) -> Verdict:
+    """A transfer that ended without an update (`failed`, or a cloud disconnect after its `begin`
+    with no `complete`: docs/reference/particle-ota.md §2.2) gives the app its work back: while it
+    is busy afterwards it takes records again. A guard that keeps the app shut down after such a
+    transfer stops the product's work until some later reset (found by a generated defect,
+    docs/selftest.md). Judged where the app showed earlier in the timeline that it takes records
+    while busy; its cadence then sets how long it may stay silent (three times its longest gap,
+    at least `quiet_s`)."""
+    name = "app resumes after a lost transfer"
+    if (skip := _without_records(tl, board, name)) is not None:
+        return skip
+    busy_since: float | None = None
+    last_record: float | None = None
+    longest_gap: float | None = None  # the app's own cadence while busy, before any lost transfer
+    begun = completed = False
+    lost: Entry | None = None
+    resumed = 0
+
+    def silent_since(now: float) -> Verdict | None:
+        if lost is None or busy_since is None or longest_gap is None:
+            return None
+        start = max(lost.t, busy_since)
+        limit = max(quiet_s, 3 * longest_gap)
+        if now - start >= limit:
+            return _fail(tl, name, f"the app took no record for {now - start:.0f} s while busy after the transfer "
+                                   f"that ended at {lost.t:.1f}s without an update (before it, one at least every "
+                                   f"{longest_gap:.0f} s)", start + limit,
+                         fix="when a download ends without completing (`firmware_update` failed, or the cloud "
+                             "disconnects, which sends no `failed`), hold updates again and let the app go back to "
+                             "work (docs/reference/particle-ota.md §2.2, §2.4)")
+        return None
+
+    for e in _board(tl, board):
+        if e.kind in ("hello", "boot"):
+            if e.kind == "hello" and (bad := silent_since(e.t)) is not None:
+                return bad
+            busy_since = last_record = None
+            begun = completed = False
+            lost = None
+        elif e.kind == "state":
+            busy_since = e.t if e.get("workload") == "busy" else None
+        elif e.kind == "app" and e.get("action") == "workload":
+            if e.get("state") == "busy":
+                busy_since = busy_since if busy_since is not None else e.t
+                last_record = None
+            else:
+                if (bad := silent_since(e.t)) is not None:
+                    return bad
+                busy_since = None
+        elif e.kind == "app" and e.get("action") == "record" and not e.get("persisted"):
+            if (bad := silent_since(e.t)) is not None:
+                return bad
+            if lost is not None and busy_since is not None:
+                lost = None  # back at work
+                resumed += 1
+            elif busy_since is not None and lost is None and not begun:
+                gap = e.t - (last_record if last_record is not None else busy_since)
+                longest_gap = gap if longest_gap is None else max(longest_gap, gap)
+            last_record = e.t
+        elif e.is_sys("firmware_update", "begin"):
+            if (bad := silent_since(e.t)) is not None:
+                return bad
+            begun, completed, lost = True, False, None
+        elif e.is_sys("firmware_update", "complete"):
+            completed = True
+        elif begun and not completed and (e.is_sys("firmware_update", "failed")
+                                          or e.is_sys("cloud_status", "disconnected")):
+            begun, lost = False, e
+    end = tl.entries[-1].t if tl.entries else 0.0
+    if (bad := silent_since(end)) is not None:
+        return bad
+    if longest_gap is None:
+        return _ok(name, "not judged: no record taken while busy before any lost transfer")
+    return _ok(name, f"{resumed} lost transfer(s) followed by work while busy")
+
+
 #: docs/reference/particle-ota.md §3.2, §3.3, §7.10 fourth assertion
 FIX_CUT = ("do not sleep, call Particle.disconnect() or turn the modem off while a download is in progress: "
            "note `firmware_update` begin and wait for complete/failed (docs/reference/particle-ota.md §3.2, §3.3, "
