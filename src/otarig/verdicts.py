@@ -443,6 +443,42 @@ def app_resumes_after_a_lost_transfer(tl: Timeline, board: str | None = None, *,
     return _ok(name, f"{resumed} lost transfer(s) followed by work while busy")
 
 
+#: guard reports whose state the agent's `status` reply also gives: report -> (status field, value)
+_REPORTED_STATE = {"updates_enabled": ("updates_enabled", True), "updates_disabled": ("updates_enabled", False),
+                   "window_open": ("window_open", True), "window_close": ("window_open", False)}
+
+
+def reports_agree_with_status(tl: Timeline, board: str | None = None) -> Verdict:
+    """The decisions the app reports (`guard` updates_enabled/updates_disabled, window_open/
+    window_close) agree with the state its agent reads back in each later `status` reply
+    (System.updatesEnabled(), the window hook), in the board's own order: the verdicts over the
+    window and the timeline plot rest on these reports, so one that is missing or wrong hides what
+    the device really did (found by a generated defect that stopped reporting updates_disabled,
+    docs/selftest.md). Only states the app has reported since its boot are compared."""
+    name = "reported decisions agree with the device"
+    known: dict[str, tuple[bool, Entry]] = {}
+    compared = 0
+    for e in _board(tl, board):
+        if e.kind == "hello":
+            known.clear()
+        elif e.kind == "guard" and e.get("action") in _REPORTED_STATE:
+            field_name, value = _REPORTED_STATE[e.get("action")]
+            known[field_name] = (value, e)
+        elif e.kind == "reply" and e.get("cmd") == "status":
+            for field_name, (value, report) in known.items():
+                if e.get(field_name) is None:
+                    continue
+                compared += 1
+                if bool(e.get(field_name)) != value:
+                    return _fail(tl, name, f"the app last reported {report.get('action')} (at {report.t:.1f}s) but its "
+                                           f"status says {field_name} {bool(e.get(field_name))}", e.t,
+                                 before=max(30.0, e.t - report.t + 5),
+                                 fix="report each decision where it is taken, right after the call it reports "
+                                     "(System.enableUpdates()/disableUpdates(), the window opening or closing), and "
+                                     "only then (docs/your-firmware.md step 3, docs/protocol.md `guard`)")
+    return _ok(name, f"{compared} status field(s) compared with the app's reports")
+
+
 #: docs/reference/particle-ota.md §3.2, §3.3, §7.10 fourth assertion
 FIX_CUT = ("do not sleep, call Particle.disconnect() or turn the modem off while a download is in progress: "
            "note `firmware_update` begin and wait for complete/failed (docs/reference/particle-ota.md §3.2, §3.3, "
