@@ -38,6 +38,7 @@ def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False) -> list[
         v.records_published_once(tl),
         v.app_resumes_after_a_lost_transfer(tl),
         v.reports_agree_with_status(tl),
+        v.reported_threading_holds(tl),
         v.no_sleep_or_disconnect_during_download(tl),
         v.new_version_runs(tl, version, device_id=rig.dut_id),
         v.no_update_loop(tl),

@@ -48,3 +48,22 @@ def test_a_boot_forgets_the_reports_before_it() -> None:
     tl.add(2, BOARD, "hello", {"product_version": 2})
     _status(tl, 3, updates=False, window=False)
     assert v.reports_agree_with_status(tl).passed
+
+
+def _download_with(tl: Timeline, threaded: bool, during: str | None) -> Timeline:
+    tl.add(0, BOARD, "hello", {"product_version": 1, "threaded": threaded})
+    tl.add(1, BOARD, "sys", {"event": "firmware_update", "param": "begin"})
+    tl.add(2, BOARD, "sys", {"event": "firmware_update", "param": "progress"})
+    if during:
+        tl.add(3, BOARD, "app", {"action": during, "seq": 7, "persisted": False})
+    tl.add(4, BOARD, "sys", {"event": "firmware_update", "param": "complete"})
+    tl.add(5, BOARD, "guard", {"action": "shutdown_complete", "records": 7, "last_seq": 7})
+    return tl
+
+
+def test_a_non_threaded_claim_with_an_app_running_mid_download_fails() -> None:
+    bad = v.reported_threading_holds(_download_with(Timeline(), False, "record"))
+    assert not bad.passed and "says it is not threaded, yet its app ran during a download (app record)" in bad.message
+    ok = v.reported_threading_holds(_download_with(Timeline(), False, None))
+    assert ok.passed and ok.message.startswith("1 download(s)")
+    assert v.reported_threading_holds(_download_with(Timeline(), True, "record")).message.startswith("not judged")

@@ -479,6 +479,33 @@ def reports_agree_with_status(tl: Timeline, board: str | None = None) -> Verdict
     return _ok(name, f"{compared} status field(s) compared with the app's reports")
 
 
+def reported_threading_holds(tl: Timeline, board: str | None = None) -> Verdict:
+    """A firmware whose `hello` says it is not threaded behaves so: its app is frozen while a
+    download runs (docs/reference/particle-ota.md §2.8), so nothing but system events comes from
+    it between a `begin` and the transfer's end. Verdicts excuse a frozen app on that claim
+    (`shutdown_before_reset`), so a wrong one would hide a defect (found by a generated defect
+    that reported a threaded build as not threaded, docs/selftest.md)."""
+    name = "reported threading holds"
+    hellos = [e for e in _board(tl, board) if e.kind == "hello" and e.get("threaded") is not None]
+    if not hellos or any(bool(h.get("threaded")) for h in hellos):
+        return _ok(name, "not judged: the firmware says it is threaded" if hellos else "not judged: no hello")
+    downloading = False
+    downloads = 0
+    for e in _board(tl, board):
+        if e.is_sys("firmware_update", "begin"):
+            downloading = True
+            downloads += 1
+        elif e.kind == "hello" or e.is_sys("firmware_update", "complete") or e.is_sys("firmware_update", "failed") \
+                or e.is_sys("cloud_status", "disconnecting") or e.is_sys("cloud_status", "disconnected"):
+            downloading = False
+        elif downloading and e.kind in ("app", "guard", "reply"):
+            return _fail(tl, name, f"the firmware says it is not threaded, yet its app ran during a download "
+                                   f"({e.kind} {e.get('action') or e.get('cmd')})", e.t,
+                         fix="report the threading the firmware is built with (TestAgentInfo threaded = "
+                             "SYSTEM_THREAD(ENABLED)), docs/your-firmware.md step 2")
+    return _ok(name, f"{downloads} download(s), the app frozen through each as a non-threaded one is")
+
+
 #: docs/reference/particle-ota.md §3.2, §3.3, §7.10 fourth assertion
 FIX_CUT = ("do not sleep, call Particle.disconnect() or turn the modem off while a download is in progress: "
            "note `firmware_update` begin and wait for complete/failed (docs/reference/particle-ota.md §3.2, §3.3, "
