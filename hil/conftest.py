@@ -36,6 +36,7 @@ def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False) -> list[
         v.record_count_never_drops(tl),
         v.record_numbers_go_up(tl),
         v.records_published_once(tl),
+        v.publishes_within_rate_limit(tl),
         v.app_resumes_after_a_lost_transfer(tl),
         v.reports_agree_with_status(tl),
         v.reported_threading_holds(tl),

@@ -101,3 +101,15 @@ def test_nothing_read_passes_saying_so() -> None:
     tl = Timeline()
     _status(tl, 1)
     assert v.cloud_interface_agrees(tl).message == "no cloud variable or function read"
+
+
+def test_five_publish_attempts_within_a_second_of_device_time_fail() -> None:
+    tl = Timeline()
+    for k, ms in enumerate([0, 300, 600, 900, 1200, 1500]):
+        tl.add(ms / 1000, BOARD, "app", {"action": "publish", "seq": k + 1, "ok": True}, device_t=ms)
+    assert v.publishes_within_rate_limit(tl).passed
+    fast = Timeline()
+    for k in range(5):
+        fast.add(k / 10, BOARD, "app", {"action": "publish", "seq": k + 1, "ok": k < 4}, device_t=100 * k)
+    bad = v.publishes_within_rate_limit(fast)
+    assert not bad.passed and "5 publish attempts within 400 ms" in bad.message

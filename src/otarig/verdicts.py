@@ -321,6 +321,30 @@ def records_published_once(tl: Timeline, board: str | None = None) -> Verdict:
     return _ok(name, f"{sent} record(s) published, each once, numbers going up")
 
 
+def publishes_within_rate_limit(tl: Timeline, board: str | None = None) -> Verdict:
+    """The app's publish attempts (`app publish`, refused ones too) keep to Device OS's limit for
+    user events: an attempt is refused when the one four before it was less than 1 s earlier, and
+    refused attempts count, so an app that tries faster is refused for good (docs/reference/particle-ota.md
+    §2.8; device-os v2.3.1 communication/src/publisher.h ~72-85). Timed by the device's own clock
+    (`device_t`), per boot (found by a generated defect that broke the app's 300 ms spacing,
+    docs/selftest.md)."""
+    name = "publishes within Device OS's rate limit"
+    stamps: list[int] = []
+    attempts = 0
+    for e in _board(tl, board):
+        if e.kind == "hello":
+            stamps = []
+        elif e.kind == "app" and e.get("action") == "publish" and e.device_t is not None:
+            attempts += 1
+            stamps.append(int(e.device_t))
+            if len(stamps) >= 5 and stamps[-1] - stamps[-5] < 1000:
+                return _fail(tl, name, f"5 publish attempts within {stamps[-1] - stamps[-5]} ms of device time "
+                                       "(Device OS takes at most 4 a second and counts refused ones)", e.t,
+                             fix="space user events at least 250 ms apart, counting refused attempts, e.g. one "
+                                 "per loop pass at most every 300 ms (docs/reference/particle-ota.md §2.8)")
+    return _ok(name, f"{attempts} publish attempt(s), never 5 within a second")
+
+
 #: cloud variables that mirror a field of the agent's `status` reply (the companion's remote
 #: interface, firmware/companion/README.md "Cloud interface"); checked where a firmware has them
 CLOUD_MIRRORS = {"version": "product_version", "records": "records", "lastSeq": "last_seq"}
