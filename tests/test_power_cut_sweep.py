@@ -11,16 +11,14 @@ of the bootloader copy — 205 cuts. Oracle (docs/reference/particle-ota.md §2.
 * every record the board reported `persisted: true` before the cut is still there (`boot.last_seq`);
 * the update still lands afterwards (the cloud retries a lost download from chunk 0, §7.9).
 
-Runs in the default suite: a case costs ~50 ms of wall time (virtual time), the sweep well under
-the 60 s budget; the measured figure is printed.
+Runs in the default suite: a case costs ~50 ms of wall time (virtual time); the measured figure is
+printed, not asserted (speed is a benchmark's business: under load a wall-time bound only fails).
 """
 from __future__ import annotations
 
-from typing import Any
-
 import time
 from pathlib import Path
-
+from typing import Any
 
 from otarig.sim.bench import SimBench
 from otarig.sim.faults import CutPoint, OtaPhase, SimPowerCut, sweep_points
@@ -31,7 +29,6 @@ DID = "e00fce680000000000000001"
 PRODUCT = 4242
 IMAGE_SIZE = 100 * 1024
 CHUNK = 512
-SWEEP_WALL_BUDGET_S = 60.0
 
 
 
@@ -111,7 +108,6 @@ def test_power_cut_sweep(images: Any, tmp_path: Path) -> None:
     print(f"\npower-cut sweep: survived {survived}/{len(points)} cuts "
           f"(201 chunk boundaries, after complete, {len(points) - 202} copy instants) in {wall:.1f} s wall")
     assert not failures, failures
-    assert wall < SWEEP_WALL_BUDGET_S, f"sweep took {wall:.1f} s"
 
 
 def test_cut_points_are_exact_on_both_sides_of_registration(images: Any, tmp_path: Path) -> None:
