@@ -25,6 +25,14 @@ def park(rig: Rig) -> None:
     rig.command("workload", state="idle")
 
 
+def pending_intelligent_release(rig: Rig, version: int) -> None:
+    """Upload `version` (APP_SIZE) and release it Intelligent; the device is told an update is
+    pending (docs/reference/particle-ota.md §1.5, §2.2 firmware_update_pending)."""
+    rig.upload(rig.firmware(version, size=APP_SIZE))
+    rig.release(version, intelligent=True)
+    rig.expect_sys("firmware_update_pending", timeout=120)
+
+
 def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False) -> list[v.Verdict]:
     """The checks every OTA scenario ends with (docs/reference/particle-ota.md §7.10)."""
     tl = rig.timeline

@@ -6,7 +6,7 @@ import pytest
 from otarig import verdicts as v
 from otarig.cloud import CloudError
 
-from conftest import APP_SIZE, connected, drive, ota_verdicts, park
+from conftest import APP_SIZE, connected, drive, ota_verdicts, park, pending_intelligent_release
 
 CHUNKS = APP_SIZE // 512
 
@@ -95,9 +95,7 @@ def test_driving_off_before_a_let_in_update_begins_takes_it_back(rig):
     coverage returns (`update began only inside an idle window`)."""
     connected(rig)
     drive(rig)
-    rig.upload(rig.firmware(2, size=APP_SIZE))
-    rig.release(2, intelligent=True)
-    rig.expect_sys("firmware_update_pending", timeout=120)
+    pending_intelligent_release(rig, 2)
     rig.link_outage(300)
     rig.expect_sys("cloud_status", "disconnected", 120)
     park(rig)

@@ -5,7 +5,7 @@ import pytest
 
 from otarig import verdicts as v
 
-from conftest import APP_SIZE, connected, drive, ota_verdicts, park
+from conftest import APP_SIZE, connected, drive, ota_verdicts, park, pending_intelligent_release
 
 
 @pytest.mark.budget(1200)
@@ -15,9 +15,7 @@ def test_forced_update_overrides_disable_and_app_still_shuts_down_cleanly(rig):
     connected(rig)
     drive(rig)
     rig.wait(30)
-    rig.upload(rig.firmware(2, size=APP_SIZE))
-    rig.release(2, intelligent=True)
-    rig.expect_sys("firmware_update_pending", timeout=120)
+    pending_intelligent_release(rig, 2)
     rig.force(True)
     rig.expect_sys("firmware_update", "begin", 300)
     rig.expect_version(2, 900)
@@ -109,9 +107,7 @@ def test_forced_update_cut_by_lost_coverage_gives_the_app_its_work_back(rig):
     connected(rig)
     drive(rig)
     rig.wait(10)
-    rig.upload(rig.firmware(2, size=APP_SIZE))
-    rig.release(2, intelligent=True)
-    rig.expect_sys("firmware_update_pending", timeout=120)
+    pending_intelligent_release(rig, 2)
     rig.force(True)
     rig.expect_sys("firmware_update", "begin", 300)
     for _ in range(30):

@@ -6,7 +6,7 @@ import pytest
 from otarig import verdicts as v
 from otarig.board import BoardError
 
-from conftest import APP_SIZE, connected, drive, ota_verdicts, park
+from conftest import APP_SIZE, connected, drive, ota_verdicts, park, pending_intelligent_release
 
 
 @pytest.mark.requires("power_switch", "vbus_switch")
@@ -59,9 +59,7 @@ def test_intelligent_release_while_busy_waits_for_next_idle_window(rig):
     while busy; the update starts in the next idle window (docs/reference/particle-ota.md §1.5, §7.8.2, §7.8.3)."""
     connected(rig)
     drive(rig)
-    rig.upload(rig.firmware(2, size=APP_SIZE))
-    rig.release(2, intelligent=True)
-    rig.expect_sys("firmware_update_pending", timeout=120)
+    pending_intelligent_release(rig, 2)
     rig.wait(600)
     park(rig)
     rig.expect_version(2, 900)

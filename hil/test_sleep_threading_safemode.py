@@ -8,7 +8,7 @@ import pytest
 from otarig import verdicts as v
 from otarig.board import BoardError
 
-from conftest import APP_SIZE, connected, drive, ota_verdicts, park
+from conftest import APP_SIZE, connected, drive, ota_verdicts, park, pending_intelligent_release
 
 
 @pytest.mark.parametrize("mode", ["stop", "ulp", "hibernate"])
@@ -19,9 +19,7 @@ def test_pending_update_survives_sleep(rig, mode):
     again on reconnect. Either way the update lands in the next idle window."""
     connected(rig)
     drive(rig)
-    rig.upload(rig.firmware(2, size=APP_SIZE))
-    rig.release(2, intelligent=True)
-    rig.expect_sys("firmware_update_pending", timeout=120)
+    pending_intelligent_release(rig, 2)
     try:
         rig.command("sleep", mode=mode, seconds=900, network_standby=False)
     except BoardError:  # HIBERNATE takes USB down at once: on a real port the reply can die with it
