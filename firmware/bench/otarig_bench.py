@@ -5,7 +5,8 @@
 # LAN-commanded PSU cuts power tens of milliseconds late (docs/reference/instruments-and-faults.md B.1,
 # recommendation 6). This program switches the Electron's VIN, USB VBUS and antenna through GPIOs,
 # pulses its WKP pin, and times faults *locally*: a cut "at the K-th rising edge of the download
-# status line" happens in the pin's interrupt handler, with no host round trip.
+# status line" happens in the pin's interrupt handler, with no host round trip. An optional `mode`
+# line (open drain, active low, on the Electron's MODE button) presses the button for given times.
 #
 # Runs unchanged on MicroPython (RP2040) and, inside the simulated bench, on CPython with a
 # `machine` module wired to the simulated Electron. Keep it to what both have: no f-strings, no
@@ -37,6 +38,8 @@ MAX_LINE = 512
 #: ticks_ms() wraps; a delay longer than this is refused (MicroPython: TICKS_PERIOD / 2 is safe).
 MAX_MS = 24 * 3600 * 1000
 SWITCHES = ("vin", "vbus", "antenna")
+#: press_mode: at most 5 presses (Device OS counts up to 5 clicks, system/src/main.cpp ~299-305)
+MAX_PRESSES = 5
 
 
 class BadCommand(Exception):
@@ -75,6 +78,13 @@ class BenchCompanion:
         for name in SWITCHES:
             self.switches[name] = Switch(name, pins[name])
         self.wkp = Pin(pins["wkp"]["pin"], Pin.OUT, value=0)
+        # Optional (older pin maps lack it): open drain on the Electron's MODE button, which has its
+        # own pull-up; 1 = released (the line floats high), 0 = pressed (pulled to GND).
+        self.mode = None
+        if "mode" in pins and "pin" in pins["mode"]:
+            self.pin_map["mode"] = pins["mode"]["pin"]
+            self.mode = Pin(pins["mode"]["pin"], Pin.OPEN_DRAIN, value=1)
+        self.mode_pressed = False
         self.status = Pin(pins["status"]["pin"], Pin.IN, Pin.PULL_DOWN)
         self.edges = 0  # rising edges of the status line since start or the last arm_cut
         self.cut_at = 0  # 0: no cut armed; else cut at this many edges
@@ -197,8 +207,11 @@ class BenchCompanion:
         return self.hello()
 
     def cmd_status(self, cmd):
-        return {"switches": self.switch_states(), "status_line": self.status.value(), "edges": self.edges,
-                "armed": self.cut_at, "wkp": self.wkp.value(), "timers": sorted(self.timers)}
+        out = {"switches": self.switch_states(), "status_line": self.status.value(), "edges": self.edges,
+               "armed": self.cut_at, "wkp": self.wkp.value(), "timers": sorted(self.timers)}
+        if self.mode is not None:
+            out["mode_pressed"] = self.mode_pressed
+        return out
 
     def cmd_switch(self, cmd):
         """Set any of vin / vbus / antenna now; cancels a timer that would undo it."""
@@ -264,6 +277,47 @@ class BenchCompanion:
 
         self._after("wkp", ms, release)
         return {"ms": ms}
+
+    def _press(self, pressed):
+        mode = self.mode
+        if mode is None:
+            return
+        self.mode_pressed = pressed
+        mode.value(0 if pressed else 1)
+        self.emit("mode", {"pressed": pressed})
+
+    def cmd_press_mode(self, cmd):
+        """Press the Electron's MODE button `count` times (default 1), each for `ms` (default 100),
+        released `gap_ms` (default 250) between presses. A double click (count 2, presses of 30-500 ms,
+        gaps under 1 s) powers an Electron off (docs/protocol.md, "The tester board"). A new
+        press_mode cancels a sequence still running (the button is released first)."""
+        if self.mode is None:
+            raise BadCommand("press_mode: no 'mode' pin in the pin map (bench_pins.json): this tester "
+                             "has no line to the MODE button")
+        ms = _ms(cmd, "ms", 100)
+        gap_ms = _ms(cmd, "gap_ms", 250)
+        count = cmd.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1 or count > MAX_PRESSES:
+            raise BadCommand("bad key count: expected an integer 1..%d" % MAX_PRESSES)
+        if ms < 1 or gap_ms < 1:
+            raise BadCommand("bad key ms / gap_ms: a press and a gap need at least 1 ms")
+        self._cancel("mode")
+        if self.mode_pressed:
+            self._press(False)
+        left = [count]
+
+        def release():
+            self._press(False)
+            left[0] -= 1
+            if left[0]:
+                self._after("mode", gap_ms, press)
+
+        def press():
+            self._press(True)
+            self._after("mode", ms, release)
+
+        press()
+        return {"ms": ms, "count": count, "gap_ms": gap_ms}
 
 
 def _ms(cmd, key, default=0):

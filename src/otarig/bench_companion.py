@@ -21,6 +21,10 @@ PROTOCOL_VERSION = 1
 #: Device OS sends an OTA in 512-byte chunks (docs/reference/particle-ota.md §2.4); the DUT's status line
 #: rises at `begin` and once after each chunk's progress event (firmware/companion DownloadSignal).
 OTA_CHUNK = 512
+#: a MODE click as Device OS counts one: held 30-499 ms, the next press within 1 s
+#: (docs/reference/particle-ota.md §2.11; device-os v2.3.1 system/src/main.cpp ~292-305)
+MODE_CLICK_MS = 100
+MODE_CLICK_GAP_MS = 200
 
 
 class BenchCompanionError(Exception):
@@ -123,6 +127,15 @@ class BenchCompanion:
         """A pulse on the DUT's WKP pin (a rising edge wakes it from HIBERNATE, docs/reference/particle-ota.md §3.2)."""
         return self.command("wake", ms=int(ms))
 
+    def press_mode(self, ms: int = 100, *, count: int = 1, gap_ms: int = 250) -> dict[str, Any]:
+        """Press the DUT's MODE button `count` times for `ms` each, `gap_ms` apart (timed on the tester)."""
+        return self.command("press_mode", ms=int(ms), count=int(count), gap_ms=int(gap_ms))
+
+    def double_click_mode(self) -> dict[str, Any]:
+        """Two clicks of the MODE button: on an Electron, a power-off that `reset_pending` announces
+        (docs/reference/particle-ota.md §2.11: each press 30-499 ms, the next within 1 s)."""
+        return self.press_mode(MODE_CLICK_MS, count=2, gap_ms=MODE_CLICK_GAP_MS)
+
     def release(self) -> None:
         """Disarm any cut and switch everything on (the Electron powered, its antenna connected).
 
@@ -183,6 +196,8 @@ class CompanionTimeline:
             if powered and not powered_before:
                 return [("fault", "power_restore", by)]
             return []
+        if ev.name == "mode":
+            return [("rig", "mode_button", {**base, "pressed": bool(ev.get("pressed"))})]
         if ev.name == "wkp":
             rising = ev.get("level") == 1 and self.wkp == 0
             self.wkp = 1 if ev.get("level") == 1 else 0

@@ -96,6 +96,11 @@ class FirmwareConfig(_Strict):
     project: str | None = Field(None, description=(
         "simulated bench only: a Particle project folder (src/, lib/) to certify instead of the device "
         "companion, relative to the bench file; `otarig run --firmware DIR` overrides it"))
+    fleet_release: str | None = Field(None, description=(
+        "the firmware the fleet in the field runs now, which the candidate must upgrade from and whose "
+        "persisted records it must read (otarig.fleet_release): an Electron binary (.bin) on a real bench; "
+        "on the simulated bench a Particle project folder or a module binary; relative to the bench file. "
+        "The simulated bench defaults to the project under test, built without defects"))
 
 
 class FlasherConfig(_Strict):
@@ -127,6 +132,7 @@ class Capabilities(_Strict):
     vbus_switch: bool = False     # a switch on the DUT's USB VBUS
     antenna_switch: bool = False  # an RF switch on the DUT's antenna
     wake_pin: bool = False        # a wire to the DUT's WKP pin
+    mode_button: bool = False     # an open-drain line to the DUT's MODE button (press_mode)
 
 
 class LabSection(_Strict):
@@ -138,7 +144,7 @@ class LabSection(_Strict):
     resources: dict[str, str] = Field(default_factory=dict, description="role → exporter/group/class/name")
 
 
-COMPANION_CAPABILITIES = ("power_switch", "vbus_switch", "antenna_switch", "wake_pin")
+COMPANION_CAPABILITIES = ("power_switch", "vbus_switch", "antenna_switch", "wake_pin", "mode_button")
 
 
 class BenchConfig(_Strict):

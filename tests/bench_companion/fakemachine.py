@@ -254,9 +254,9 @@ def _hard_irq(handler, obj):
 def level(pin):
     """The level an output pin drives (a number or Pin)."""
     st = _pins.get(pin.id if isinstance(pin, Pin) else pin)
-    if st is None or st.mode != Pin.OUT:
+    if st is None or st.mode not in (Pin.OUT, Pin.OPEN_DRAIN):
         raise ValueError("level: pin %r is not an output" % (pin,))
-    return st.out
+    return st.out  # OPEN_DRAIN: 0 pulls the line low, 1 lets it float (the DUT's pull-up)
 
 
 # -- Timer ---------------------------------------------------------------------------------------

@@ -162,8 +162,9 @@ def case_hello_at_start(mk):
     eq(hello["platform"], "rp2", "hello platform")
     eq(hello["t"], 0, "hello t")
     want = {}
-    for name in ("vin", "vbus", "antenna", "wkp", "status"):
-        want[name] = b.pins[name]["pin"]
+    for name in ("vin", "vbus", "antenna", "wkp", "status", "mode"):
+        if name in b.pins:
+            want[name] = b.pins[name]["pin"]
     eq(hello["pins"], want, "hello pins")
     eq(hello["switches"], {"vin": True, "vbus": True, "antenna": True}, "hello switches")
     b.expect_closed("at start", vin=True, vbus=True, antenna=True)
@@ -388,6 +389,55 @@ def case_wake_pulse_width(mk):
     for ms in (0, -1, "5"):
         err = b.bad("wake", ms=ms)
         check("ms" in err, "the error names ms: %r" % (err,))
+
+
+# -- press_mode (the MODE button: open drain, active low) ---------------------------------------------
+def case_press_mode_double_click(mk):
+    b = mk()
+    eq(b.level("mode"), 1, "mode released at start")
+    reply, events = b.ok("press_mode", ms=100, count=2, gap_ms=200)
+    eq((reply["ms"], reply["count"], reply["gap_ms"]), (100, 2, 200), "press_mode reply")
+    eq(events, [{"ev": "mode", "t": 0, "pressed": True}], "first press at once")
+    eq(b.level("mode"), 0, "pulled low while pressed")
+    eq(b.advance(99), [], "still pressed at 99 ms")
+    eq(b.advance(1), [{"ev": "mode", "t": 100, "pressed": False}], "released at 100 ms")
+    eq(b.level("mode"), 1, "released between the clicks")
+    eq(b.advance(200), [{"ev": "mode", "t": 300, "pressed": True}], "second press after the gap")
+    eq(b.advance(100), [{"ev": "mode", "t": 400, "pressed": False}], "second release")
+    eq(b.advance(1000), [], "nothing after the last press")
+    eq(b.level("mode"), 1, "released at the end")
+
+
+def case_press_mode_defaults_and_bad_keys(mk):
+    b = mk()
+    reply, _ = b.ok("press_mode")
+    eq((reply["ms"], reply["count"], reply["gap_ms"]), (100, 1, 250), "press_mode defaults")
+    b.advance(100)
+    eq(b.level("mode"), 1, "one press of 100 ms")
+    for bad in ({"count": 0}, {"count": 6}, {"count": True}, {"ms": 0}, {"gap_ms": 0}, {"ms": "5"}):
+        b.bad("press_mode", **bad)
+        eq(b.level("mode"), 1, "a refused press_mode %r leaves MODE released" % (bad,))
+
+
+def case_press_mode_again_releases_first(mk):
+    b = mk()
+    b.ok("press_mode", ms=500)
+    b.advance(50)
+    _, events = b.ok("press_mode", ms=40)
+    eq(events, [{"ev": "mode", "t": 50, "pressed": False}, {"ev": "mode", "t": 50, "pressed": True}],
+       "the running press is released, then the new one begins")
+    eq(b.advance(40), [{"ev": "mode", "t": 90, "pressed": False}], "the new press lasts its own ms")
+    eq(b.advance(1000), [], "the old press's end is cancelled")
+
+
+def case_press_mode_without_a_mode_pin(mk):
+    pins = copy_pins(mk.pins)
+    del pins["mode"]
+    b = mk(pins)
+    check("mode" not in b.start_lines[0]["pins"], "hello names no mode pin")
+    err = b.bad("press_mode")
+    check("mode" in err and "pin map" in err, "the error says the pin map has no mode line: %r" % (err,))
+    check("mode_pressed" not in b.ok("status")[0], "status without a mode line")
 
 
 # -- arm_cut / disarm ----------------------------------------------------------------------------------

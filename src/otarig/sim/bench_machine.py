@@ -21,7 +21,7 @@ class TesterBoard:
     """Pin numbers → bench functions (from the pin map), levels, IRQ handlers, timers."""
 
     # rp2 port constants (ports/rp2/machine_pin.c)
-    IN, OUT = 0, 1
+    IN, OUT, OPEN_DRAIN = 0, 1, 2
     PULL_UP, PULL_DOWN = 1, 2
     IRQ_FALLING, IRQ_RISING = 4, 8
 
@@ -88,7 +88,7 @@ def _no_reset() -> None:
 
 def _pin_class(board: TesterBoard) -> type:
     class Pin:
-        IN, OUT = TesterBoard.IN, TesterBoard.OUT
+        IN, OUT, OPEN_DRAIN = TesterBoard.IN, TesterBoard.OUT, TesterBoard.OPEN_DRAIN
         PULL_UP, PULL_DOWN = TesterBoard.PULL_UP, TesterBoard.PULL_DOWN
         IRQ_FALLING, IRQ_RISING = TesterBoard.IRQ_FALLING, TesterBoard.IRQ_RISING
 

@@ -10,6 +10,7 @@ bench as the hardware does on a real one (docs/protocol.md, "The bench companion
 | `antenna` | RF switch on the u.FL antenna | `CellularLink.antenna_connected` (coverage lost) |
 | `wkp` | wire to the Electron's WKP (A7) | `ElectronPins.drive_input(WKP)` (docs/reference/particle-ota.md §3.2) |
 | `status` | input from the Electron's D6 | the level the companion firmware drives (`DownloadSignal`) |
+| `mode` | open drain to the Electron's MODE button (active low) | `ModeButton.line` (docs/reference/particle-ota.md §2.11) |
 """
 from __future__ import annotations
 
@@ -63,6 +64,8 @@ class BenchWiring:
         """A plain tester output (not a switch) changed level (deferred like `switch`)."""
         if function == "wkp":
             self.dev.sched.after(0, lambda: self.dev.pins.drive_input(self.wkp_pin, level))
+        elif function == "mode":  # open drain: 1 = released (the Electron's pull-up), 0 = pressed
+            self.dev.sched.after(0, lambda: self.dev.mode_button.line(level))
         # other outputs (the board's LED) are not wired to the Electron
 
     def read(self, function: str) -> int:

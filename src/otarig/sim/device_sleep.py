@@ -130,6 +130,10 @@ class DeviceSleep:
             dev.powered = True
             dev._boot(dos.RESET_REASON["power_management"])
 
+    def hibernate_now(self, duration_ms: int, wake_pin: int | None) -> None:
+        """HIBERNATE entered by the system itself (the MODE double click's soft power-off)."""
+        self._hibernate(duration_ms, wake_pin)
+
     def _hibernate(self, duration_ms: int, wake_pin: int | None) -> None:
         dev = self.dev
         dev._halt(graceful_cloud=True)

@@ -25,6 +25,7 @@ from .device_sleep import DeviceSleep
 from .electron_modules import (FUNCTION_BOOTLOADER, SYSTEM, USER, Module, bootloader_of,
                                system_part_dependencies, unmet_dependency)
 from .electron_pins import ElectronPins
+from .mode_button import ModeButton
 from .flash import FlashState
 from .host_runtime import AppInstance, SleepRequest
 from .images import ImageError, SimImage, read_image
@@ -57,6 +58,8 @@ class SystemFlags:
     updates_pending: bool = False
     reset_pending: bool = False
     reset_enabled: bool = True
+    #: SYSTEM_POWEROFF: the pending reset is a power-off (MODE double click, `mode_button`)
+    power_off: bool = False
 
 
 @dataclass
@@ -128,6 +131,7 @@ class Electron:
         self.ota = DeviceOta(self)
         self.sleeper = DeviceSleep(self)
         self.pins = ElectronPins(self)
+        self.mode_button = ModeButton(self)
         #: a threaded app's event queue (docs/reference/particle-ota.md §2.2; `app_thread`)
         self.app_queue = ApplicationQueue(self)
         #: cloud messages that arrived, and work left, while the system thread was busy (a blocked put,
@@ -656,6 +660,16 @@ class Electron:
             self.emit(dos.RESET_PENDING, 0)
         self.schedule_idle_pass()
 
+    def request_power_off(self) -> None:
+        """system_power_off() then the system loop's system_pending_shutdown(RESET_REASON_USER)
+        (docs/reference/particle-ota.md §2.11; device-os v2.3.1 system/src/system_task.cpp ~475-492):
+        a pending reset that ends in a soft power-off instead of a reset; disableReset() holds it."""
+        if self.flags.power_off:
+            return
+        self.flags.power_off = True
+        self.note("power_off_requested")
+        self.pend_reset("user")
+
     def schedule_idle_pass(self) -> None:
         if self._idle_pass_timer is None and self.powered:
             self._idle_pass_timer = self.sched.after(1, self._idle_pass)
@@ -683,7 +697,15 @@ class Electron:
     def _shutdown_if_enabled(self) -> None:
         """system_shutdown_if_enabled (system_update.cpp ~355-367): reset if still pending and enabled;
         a handler may have disabled resets (docs ota-update-control "Reset control")."""
-        if self.can_shutdown:
+        if self.can_shutdown and self.flags.power_off:
+            # SLEEP_MODE_SOFTPOWEROFF (system_update.cpp ~360-361): network off, HIBERNATE woken by WKP
+            # (system_sleep_compat.cpp ~96-110, ~204-211; docs/reference/particle-ota.md §2.11)
+            self.note("soft_power_off")
+            self.net.drop_for_sleep()
+            self.sched.after(0, lambda: self.sleeper.hibernate_now(0, dos.WKP))
+            if self.app is not None and self.app.current:
+                self.app.aborted = True  # the app does not run on: it unwinds as for a reset
+        elif self.can_shutdown:
             self.reset_from_app(self.pending_reset_reason)
         else:
             self.unfreeze()  # a non-threaded app held back for this reset runs on

@@ -57,7 +57,7 @@ def bench_file_text(info: dict[str, Any], *, speed: float, token_env: str, catal
     for i, b in enumerate(info["boards"]):
         lines += ["[[boards]]", f"id = {_toml_str(b['device_id'])}", 'platform = "electron"',
                   f'role = "{"dut" if i == 0 else "spare"}"', f"port = {_toml_str(b['port'])}", ""]
-    caps = ["power_switch", "vbus_switch", "antenna_switch", "wake_pin"]
+    caps = ["power_switch", "vbus_switch", "antenna_switch", "wake_pin", "mode_button"]
     lines += ["[bench_companion]", f"port = {_toml_str(info['bench_companion']['port'])}", "timeout_s = 5.0", ""]
     if "psu" in info:
         channel = info["psu_channels"][info["boards"][0]["device_id"]]
