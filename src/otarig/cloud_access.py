@@ -22,8 +22,6 @@ from .cloud import CloudError, EventStream, ParticleCloud
 
 log = logging.getLogger(__name__)
 
-#: events the simulated bench uses for its own bookkeeping; never part of a scenario's timeline
-_PRIVATE_PREFIXES = ("otarig/",)
 
 
 class VersionMap:
@@ -172,9 +170,11 @@ class ApiCloudAccess:
         if self.stream is None:
             return []
         out = []
+        # Every event of the product goes in, the app's own data too (the companion's
+        # `otarig/telemetry`): verdicts compare the cloud's copy with what the app reported publishing
+        # (verdicts.cloud_copy_names_published_records). Nothing on the bench publishes events of its
+        # own; the `otarig/` prefix once kept out was the companion's telemetry, hidden by mistake.
         for ev in self.stream.drain():
-            if ev.name.startswith(_PRIVATE_PREFIXES):
-                continue
             data: dict[str, Any] = {k: v for k, v in ev.raw.items() if k not in ("name",)}
             data["data"] = ev.data
             if isinstance(data.get("version"), int):

@@ -6,6 +6,7 @@ serial events, the cloud's event stream, the rig's own actions and injected faul
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .timeline import Entry, Timeline
@@ -343,6 +344,154 @@ def publishes_within_rate_limit(tl: Timeline, board: str | None = None) -> Verdi
                              fix="space user events at least 250 ms apart, counting refused attempts, e.g. one "
                                  "per loop pass at most every 300 ms (docs/reference/particle-ota.md §2.8)")
     return _ok(name, f"{attempts} publish attempt(s), never 5 within a second")
+
+
+#: how late a record may come after its point on the declared grid, as a share of the period: the
+#: app takes it at its first loop pass on or after that point (the companion: a 100 ms loop for a
+#: 1 s period, so up to ~110 ms late), so an app whose busy loop runs at least 4 times a period meets it
+CADENCE_LATE_SHARE = 0.25
+#: how early a record may come (ms of device time): the `workload busy` line is stamped when it goes
+#: out, a little after the app read the clock its grid starts from
+CADENCE_EARLY_MS = 50
+
+
+def _device_ms(e: Entry) -> float:
+    """The device's millis() for a board line, else its bench time in ms (a recorded log without `t`)."""
+    return float(e.device_t) if e.device_t is not None else e.t * 1000.0
+
+
+def records_keep_declared_cadence(tl: Timeline, board: str | None = None) -> Verdict:
+    """While the app is busy and running, it takes records at the period it declares (hello
+    `record_period_ms`, TestAgentInfo.recordPeriodMs): record k of a busy stretch comes at the
+    stretch's start (`app workload busy`) + k periods, on the device's own clock, no more than
+    `CADENCE_EARLY_MS` early and no more than `CADENCE_LATE_SHARE` of a period late, and none is
+    missing when the stretch ends. A stretch ends when the app goes idle, the guard shuts the app
+    down or holds the reset for persistence, the rig puts it to sleep, a download freezes a
+    non-threaded app (docs/reference/particle-ota.md §2.8), or the device boots; work resumed
+    after any of these is judged from the next `busy`. A record that starts a drive at once, or a cadence that drifts
+    (each period measured from the last record, not from the grid), gives the product fewer
+    records than it promises (found by generated defects, docs/selftest.md). Not applicable to a
+    firmware that declares no period."""
+    name = "records keep the declared cadence"
+    period: int | None = None
+    declared = False
+    start: Entry | None = None
+    taken = 0
+    stretches = 0
+    fix = ("take record k of a busy stretch at the moment the app turned busy + k periods (advance the due time "
+           "by one period per record, not from the last record's time), or declare the period the app really "
+           "keeps (TestAgentInfo.recordPeriodMs, docs/your-firmware.md \"Record cadence\")")
+
+    def missing(at: Entry) -> Verdict | None:
+        if start is None or period is None:
+            return None
+        due = _device_ms(start) + (taken + 1) * period
+        if _device_ms(at) > due + CADENCE_LATE_SHARE * period:
+            return _fail(tl, name, f"record {taken + 1} of the busy stretch that began at {start.t:.1f}s was due "
+                                   f"{due - _device_ms(start):.0f} ms in (one every {period} ms declared) and had not "
+                                   f"come {_device_ms(at) - due:.0f} ms later", at.t, fix=fix)
+        return None
+
+    for e in _board(tl, board):
+        if e.kind == "hello" or (e.kind == "reply" and e.get("cmd") in ("ping", "status")):
+            # the hello's declaration, repeated in `ping` and `status` replies for a scenario that
+            # begins on a board booted long before (its timeline then starts with a status reply)
+            raw = e.get("record_period_ms")
+            declares = isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0
+            if e.kind == "hello" or declares:
+                period = int(raw) if declares else None
+            declared = declared or period is not None
+            if e.kind == "hello":
+                start = None
+        elif e.kind == "boot":
+            start = None
+        elif period is None:
+            continue
+        elif e.kind == "app" and e.get("action") == "workload":
+            if e.get("state") == "busy":
+                if start is None:
+                    start, taken = e, 0
+                    stretches += 1
+            else:
+                if (bad := missing(e)) is not None:
+                    return bad
+                start = None
+        elif e.is_guard("shutdown_begin") or e.is_guard("shutdown_complete") or e.is_guard("reset_held") \
+                or (e.kind == "reply" and e.get("cmd") == "sleep") \
+                or (e.is_sys("firmware_update", "begin") and not _mode_of(tl, board)[1]):
+            # the app stops: shut down for an update, holding the reset, told to sleep (the reply goes
+            # out before it sleeps), or frozen by Device OS for the transfer when not threaded
+            # (docs/reference/particle-ota.md §2.8: loop() is not called while an OTA is in progress)
+            if (bad := missing(e)) is not None:
+                return bad
+            start = None
+        elif start is not None and e.kind == "app" and e.get("action") == "record" and not e.get("persisted"):
+            taken += 1
+            offset = _device_ms(e) - (_device_ms(start) + taken * period)
+            if offset < -CADENCE_EARLY_MS:
+                return _fail(tl, name, f"record {e.get('seq')} (number {taken} of the busy stretch that began at "
+                                       f"{start.t:.1f}s) came {-offset:.0f} ms before its time: one every {period} ms "
+                                       "is declared, the first one period after the app turns busy", e.t, fix=fix)
+            if offset > CADENCE_LATE_SHARE * period:
+                return _fail(tl, name, f"record {e.get('seq')} (number {taken} of the busy stretch that began at "
+                                       f"{start.t:.1f}s) came {offset:.0f} ms after its time on the declared grid "
+                                       f"(one every {period} ms; at most {CADENCE_LATE_SHARE * period:.0f} ms late)",
+                             e.t, fix=fix)
+    if not declared:
+        return _not_applicable(name, "it declares no record period (TestAgentInfo.recordPeriodMs)")
+    return _ok(name, f"{stretches} busy stretch(es), every record on the declared grid")
+
+
+#: how long after the first publish the app reports in a timeline a cloud copy may still be one of
+#: a record published before the timeline began (its report is in the previous timeline)
+CLOUD_COPY_SETTLE_S = 5.0
+_NUMBER = re.compile(r"(?<![\d.])\d+(?![\d.])")
+
+
+def _board_ids(tl: Timeline, board: str | None) -> set[str]:
+    """The device IDs of the boards judged (a board's source is `board:<device id>`)."""
+    return {e.source.split(":", 1)[1] for e in _board(tl, board) if ":" in e.source}
+
+
+def cloud_copy_names_published_records(tl: Timeline, board: str | None = None, *,
+                                       device_id: str | None = None) -> Verdict:
+    """What the cloud received agrees with what the app reported publishing: each event the cloud
+    got from the device under a name the app reports its records go out under (`app publish` with
+    `event`, agent.appPublish(seq, ok, event)) names, among the numbers in its payload, a record
+    the app reported publishing under that name. A payload that lost its record number (an empty
+    or truncated buffer) is data the product cannot use, though the app saw `Particle.publish`
+    succeed (found by a generated defect, docs/selftest.md). Copies lost on the way are not
+    judged (a publish without acknowledgement may be lost, docs/reference/particle-ota.md §2.8).
+    Not applicable to a firmware that reports no event name with its publishes."""
+    name = "the cloud's copy of each published record names it"
+    reported: dict[str, set[int]] = {}
+    first: Entry | None = None
+    for e in _board(tl, board):
+        if e.kind == "app" and e.get("action") == "publish" and isinstance(e.get("event"), str):
+            reported.setdefault(e.get("event"), set()).add(int(e.get("seq", 0) or 0))
+            first = first or e
+    if first is None:
+        return _not_applicable(name, "it reports no event name with its publishes (agent.appPublish(seq, ok, event))")
+    devices = {device_id} if device_id else _board_ids(tl, board)
+    lowest = {event: min(seqs) for event, seqs in reported.items()}
+    copies = 0
+    for e in tl.select(source="cloud", start=first.t):
+        if e.kind not in reported or (devices and e.get("coreid") not in devices):
+            continue
+        copies += 1
+        named = {int(n) for n in _NUMBER.findall(str(e.get("data", "") or ""))}
+        if named & reported[e.kind]:
+            continue
+        if e.t <= first.t + CLOUD_COPY_SETTLE_S and any(n < lowest[e.kind] for n in named):
+            continue  # a record published just before this timeline began
+        return _fail(tl, name, f"the cloud received {e.kind} with payload {str(e.get('data', ''))[:80]!r}, which names "
+                               f"no record the app reported publishing under that name (it reported "
+                               f"{len(reported[e.kind])}, numbers {min(reported[e.kind])}–{max(reported[e.kind])})",
+                     e.t, fix="build the payload in a buffer large enough for it and check what snprintf returns; "
+                              "publish the record's number with its data, so that the product can tell its records "
+                              "apart (docs/your-firmware.md \"Publishes\")")
+    return _ok(name, f"{copies} cloud copies of {sum(len(v) for v in reported.values())} reported publish(es), "
+                     "each naming a record the app published")
 
 
 #: cloud variables that mirror a field of the agent's `status` reply (the companion's remote

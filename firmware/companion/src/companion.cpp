@@ -62,7 +62,7 @@ void agentHoldReset(bool hold, void*) { OtaGuard::instance().holdReset(hold); }
 uint32_t agentRecords(void*) { return recordLog.count(); }
 uint32_t agentLastSeq(void*) { return recordLog.lastSeq(); }
 
-TestAgent agent({OTARIG_PRODUCT_ID, COMPANION_VERSION, OTARIG_THREADED != 0},
+TestAgent agent({OTARIG_PRODUCT_ID, COMPANION_VERSION, OTARIG_THREADED != 0, kRecordPeriodMs},
                 {agentSetWorkload, agentBusy, agentWindowOpen, agentRecords, agentLastSeq, nullptr,
                  agentHoldReset});
 
@@ -147,7 +147,7 @@ void publishPersisted() {
     char data[48];
     snprintf(data, sizeof(data), "{\"seq\":%lu}", (unsigned long)seq);
     const bool ok = Particle.publish("otarig/telemetry", data, PRIVATE);
-    agent.appPublish(seq, ok);
+    agent.appPublish(seq, ok, "otarig/telemetry");
     if (ok) lastPublishedSeq = seq;
 }
 

@@ -395,6 +395,7 @@ void TestAgent::sendHelloBoot() {
     if (app_.records && app_.lastSeq) hooks[k++] = "records";
     if (app_.holdReset) hooks[k++] = "reset_hold";
     h.strings("hooks", hooks, k);
+    if (info_.recordPeriodMs) h.unum("record_period_ms", info_.recordPeriodMs);
     int n = h.finish();
     write(h.data(), n);
     JsonLine b("boot");
@@ -528,6 +529,7 @@ void TestAgent::execute(JsonObject& cmd, long id, const char* name) {
         r.boolean("ok", true).num("proto", TESTAGENT_PROTO).str("agent", "otarig-companion");
         r.num("product_id", info_.productId).num("product_version", info_.productVersion).str("device_os", os);
         r.boolean("threaded", info_.threaded).str("mode", modeName(System.mode()));
+        if (info_.recordPeriodMs) r.unum("record_period_ms", info_.recordPeriodMs);
         send();
     } else if (strcmp(name, "status") == 0) {
         r.boolean("ok", true).num("product_version", info_.productVersion);
@@ -540,6 +542,7 @@ void TestAgent::execute(JsonObject& cmd, long id, const char* name) {
         r.unum("last_seq", app_.lastSeq ? app_.lastSeq(app_.ctx) : 0);
         r.boolean("cloud_connected", Particle.connected()).boolean("cellular_ready", Cellular.ready());
         r.unum("uptime_ms", (unsigned long)System.millis());
+        if (info_.recordPeriodMs) r.unum("record_period_ms", info_.recordPeriodMs);  // the hello's, for a rig that joins later
         send();
     } else if (strcmp(name, "workload") == 0) {
         const JsonObject::Field* st = cmd.get("state");
@@ -687,9 +690,10 @@ void TestAgent::appRecord(uint32_t seq, bool persisted) {
     write(l.data(), n);
 }
 
-void TestAgent::appPublish(uint32_t seq, bool ok) {
+void TestAgent::appPublish(uint32_t seq, bool ok, const char* event) {
     JsonLine l("app");
     l.str("action", "publish").unum("seq", seq).boolean("ok", ok);
+    if (event) l.str("event", event);
     int n = l.finish();
     write(l.data(), n);
 }

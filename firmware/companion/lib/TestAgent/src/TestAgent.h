@@ -25,6 +25,10 @@ struct TestAgentInfo {
     int productId;
     int productVersion;
     bool threaded;
+    /** The app's declared cadence: one record every `recordPeriodMs` while busy, on a grid from the
+     *  moment it turns busy (hello `record_period_ms`, verdict `records_keep_declared_cadence`).
+     *  0 (or left out of the initializer) declares none, and the verdict does not apply. */
+    uint32_t recordPeriodMs;
 };
 
 /** Hooks into the application, all optional (nullptr): hello lists the ones given ("hooks"), and a
@@ -53,7 +57,9 @@ public:
     void guardAction(const char* action, uint32_t records, uint32_t lastSeq, bool withRecords);
     void appWorkload(bool busy);
     void appRecord(uint32_t seq, bool persisted);
-    void appPublish(uint32_t seq, bool ok);
+    /** `event`: the name the record went out under (optional): the rig then checks that the cloud's
+     *  copy of each such event names a record the app reported publishing (docs/your-firmware.md). */
+    void appPublish(uint32_t seq, bool ok, const char* event = nullptr);
     void log(const char* msg);
 
     // The app's own OTA decisions, for an app without OtaGuard (docs/protocol.md `guard` events).
