@@ -20,10 +20,16 @@ any word it programs or any page it erases:
   the put's bytes, mark it ACTIVE, then mark the old page INACTIVE; the old page is erased at the
   next swap;
 * at boot (`HAL_EEPROM_Init`), no ACTIVE page means `clear()`: erase both, mark page 1 ACTIVE.
+
+What no power cut can do, and only a simulated bench can (`damage`): a committed record that later
+reads wrong, a worn or disturbed flash word (docs/reference/particle-ota.md §2.10 "Damaged stored
+data"). Each put that programmed something is remembered (`puts`) by the indices it changed, so a
+fault can be addressed as "the put k back" without knowing the app's layout.
 """
 from __future__ import annotations
 
 import struct
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +41,10 @@ PAGES = (("eeprom1", 16 * 1024), ("eeprom2", 64 * 1024))
 #: eeprom_emulation.h capacity(): half the records that fit in the smaller page
 CAPACITY = PAGES[0][1] // 4 // 2
 EMPTY = 0xFFFFFFFF
+#: puts remembered for `damage` (a fault addresses recent data; older puts are long superseded)
+PUT_HISTORY = 512
+#: how a damaged record reads (docs/reference/particle-ota.md §2.10 "Damaged stored data")
+READS_WRONG, READS_INVALID = "wrong", "invalid"
 
 
 def _record(index: int, value: int) -> bytes:
@@ -53,6 +63,16 @@ class _PageRead:
     views: dict[int, bytes] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Put:
+    """One put that programmed records: when it started and ended (µs of the journal's clock) and
+    the EEPROM indices whose value it changed (the bytes it left unchanged wrote nothing)."""
+
+    start_us: int
+    end_us: int
+    indices: tuple[int, ...]
+
+
 class EepromEmulation:
     """The two pages over `regions`, written through `journal`."""
 
@@ -60,6 +80,8 @@ class EepromEmulation:
         self.regions = regions
         self.journal = journal
         self._reads: dict[int, _PageRead] = {}
+        #: the puts that programmed something, oldest first (`damage` addresses them)
+        self.puts: deque[Put] = deque(maxlen=PUT_HISTORY)
 
     # -- reading ---------------------------------------------------------------------------------
     def _page(self, n: int) -> bytearray:
@@ -163,6 +185,8 @@ class EepromEmulation:
             # then (device-os v2.3.1 services/inc/eeprom_emulation.h:372-385: readRangeAndFindEmpty
             # fails before writeRangeChanged counts what changed)
             return
+        if changed:
+            self._remember(changed)
         size = PAGES[n][1]
         if clean and empty_at >= 0:
             end = empty_at + 4 * len(changed)
@@ -173,6 +197,63 @@ class EepromEmulation:
                 self._reads[n] = _PageRead(bytes(page), end if end < size else -1, clean, {**latest, **dict(changed)})
                 return
         self._swap_and_write(n, index, data)
+
+    def _remember(self, changed: list[tuple[int, int]]) -> None:
+        """Note the put about to be written; its end is fixed by `settle` once it is in flash."""
+        now = self.journal.clock_us() if self.journal.clock_us else 0
+        self.puts.append(Put(now, -1, tuple(i for i, _ in changed)))
+
+    def settle(self, end_us: int) -> None:
+        """The last put's flash operations end at `end_us` (a power cut before that takes it back)."""
+        if self.puts and self.puts[-1].end_us < 0:
+            last = self.puts.pop()
+            self.puts.append(Put(last.start_us, end_us, last.indices))
+
+    def forget_after(self, now_us: int) -> None:
+        """Power lost at `now_us`: a put whose flash time was not over was taken back or torn by the
+        journal (docs/reference/particle-ota.md §2.10), so it is no put the app made."""
+        while self.puts and self.puts[-1].end_us > now_us:
+            self.puts.pop()
+
+    def damage(self, indices: tuple[int, ...], reads: str = READS_WRONG) -> list[int]:
+        """Bits of the flash records that hold the live value of `indices` now read wrong, as a worn
+        or disturbed word would (docs/reference/particle-ota.md §2.10 "Damaged stored data"); returns
+        the indices whose value the app now reads differently.
+
+        `wrong`: bit 0 of each record's data byte reads flipped; the record stays valid (status 0,
+        its index intact), so the app reads each byte with a wrong value, and eeprom_emulation.h
+        carries no check that could tell (device-os v2.3.1 services/inc/eeprom_emulation.h:138-167,
+        Record::valid). `invalid`: the status byte of the earliest of those records reads 0x01
+        instead of 0; a read stops at the first record that is not valid (forEachValidRecord,
+        :523-538), so that record and every one the page holds after it are not read: for the
+        newest put, exactly as if a power cut had landed inside it before its commit. The next put
+        finds the invalid record and swaps pages (`put`)."""
+        if reads not in (READS_WRONG, READS_INVALID):
+            raise ValueError(f"a damaged record reads {READS_WRONG!r} or {READS_INVALID!r}, not {reads!r}")
+        n = self.active()
+        if n is None:
+            return []
+        page = self._page(n)
+        before = self.view(CAPACITY)
+        head, _, _ = self._scan(n)
+        valid = ((head >> 8) & 0xFF == 0) & (head >> 16 != 0xFFFF)
+        bad = np.flatnonzero(~valid)
+        readable = int(bad[0]) if bad.size else len(head)
+        live: dict[int, int] = {}  # index -> word number of the record holding its value
+        wanted = set(indices)
+        for k in range(readable - 1, -1, -1):
+            index = int(head[k] >> 16)
+            if index in wanted and index not in live:
+                live[index] = k
+        if not live:
+            return []
+        if reads == READS_WRONG:
+            for k in live.values():
+                page[4 + 4 * k] ^= 0x01
+        else:
+            page[4 + 4 * min(live.values()) + 1] = 0x01
+        after = self.view(CAPACITY)
+        return [i for i in range(CAPACITY) if before[i] != after[i]]
 
     def _write_backwards(self, n: int, start: int, changed: list[tuple[int, int]]) -> bool:
         """writeRangeChanged: last changed byte first, the run's first record last (the commit).

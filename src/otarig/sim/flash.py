@@ -182,6 +182,7 @@ class FlashState:
             self.emulation.clear()
         else:
             self.emulation.put(index, data)
+            self.emulation.settle(self.journal.busy_until_us)
         self.refresh_eeprom()
         return max(self.journal.busy_until_us - max(before, self._now_us()), 0)
 
@@ -190,6 +191,26 @@ class FlashState:
 
     def refresh_eeprom(self) -> None:
         self.eeprom[:] = self.emulation.view(len(self.eeprom))
+
+    def damage_eeprom(self, put: int = 1, *, before_us: int | None = None, reads: str = "wrong") -> list[int]:
+        """The records of the `put`-th newest EEPROM put (1: the last one) that started before
+        `before_us` (default: any) read wrong from now on (`EepromEmulation.damage`, docs/reference/
+        particle-ota.md §2.10 "Damaged stored data"); the app's view follows at once, as Device OS
+        reads the page at every get. Returns the EEPROM indices that now read differently."""
+        if put < 1:
+            raise ValueError(f"put counts back from the newest, 1 or more, not {put}")
+        puts = [p for p in self.emulation.puts if before_us is None or p.start_us < before_us]
+        if len(puts) < put:
+            raise ValueError(f"the firmware made {len(puts)} EEPROM put(s) that wrote something"
+                             f"{'' if before_us is None else ' before then'}; put {put} back does not exist")
+        target = puts[-put]
+        later = list(self.emulation.puts)
+        at = next(k for k, p in enumerate(later) if p is target)
+        rewritten = {i for p in later[at + 1:] for i in p.indices}
+        # the bytes still holding what that put wrote: a later put of the same byte is another put's
+        damaged = self.emulation.damage(tuple(i for i in target.indices if i not in rewritten), reads)
+        self.refresh_eeprom()
+        return damaged
 
     def boot(self) -> None:
         """HAL_EEPROM_Init at every boot, then the app's view of the pages."""
@@ -200,5 +221,6 @@ class FlashState:
     def power_lost(self, rng: random.Random) -> Op | None:
         """Power went now: what had not finished is taken back, the op in progress torn (§2.10)."""
         torn = self.journal.power_lost(self, rng)
+        self.emulation.forget_after(self._now_us())
         self.copying = False
         return torn

@@ -61,6 +61,22 @@ class SimHandle:
                                 copy_offset_ms=self.device.params.bootloader_copy_ms // 2)
         faults.SimPowerCut(self.device, point, off_ms=int(off_s * 1000)).arm()
 
+    def damage_eeprom(self, put: int = 1, *, before: float | None = None, reads: str = "wrong") -> int:
+        """Damage stored application data: the flash records of the `put`-th newest EEPROM put the
+        firmware made (1: the last one; counted among those begun before bench time `before`, when
+        given) read wrong from now on, as a worn or disturbed flash word would
+        (docs/reference/particle-ota.md §2.10 "Damaged stored data"). `wrong`: each of its bytes
+        reads with a bit flipped; `invalid`: its first record reads invalid, so the emulated EEPROM
+        reads nothing from there on (for the newest put: as a cut inside it before its commit).
+        Addressed by puts, not addresses, so that a scenario needs no knowledge of the app's layout.
+        No bench can do this to a real Electron. Returns how many bytes now read differently."""
+        before_us = None if before is None else round(before * 1_000_000)
+        damaged = self.device.flash.damage_eeprom(put, before_us=before_us, reads=reads)
+        if self._rig is not None:
+            self._rig.inject("eeprom_damage", board=self.dut_id, put=put, reads=reads, bytes=len(damaged),
+                             **({} if before is None else {"before": before}))
+        return len(damaged)
+
     def cloud_blackhole(self, after_chunks: int) -> None:
         """The cloud stops sending a transfer after N chunks (cloud-side fault)."""
         if self._rig is not None:
