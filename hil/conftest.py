@@ -4,6 +4,7 @@ from __future__ import annotations
 from otarig import verdicts as v
 from otarig.rig import Rig
 from otarig.strategy import BaselineStrategy
+from otarig.timeline import Timeline
 
 #: A 100 KB application, the size docs/reference/particle-ota.md §5 uses for its data and time estimates.
 APP_SIZE = 100 * 1024
@@ -33,9 +34,11 @@ def pending_intelligent_release(rig: Rig, version: int) -> None:
     rig.expect_sys("firmware_update_pending", timeout=120)
 
 
-def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False) -> list[v.Verdict]:
-    """The checks every OTA scenario ends with (docs/reference/particle-ota.md §7.10)."""
-    tl = rig.timeline
+def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False, since: float | None = None) -> list[v.Verdict]:
+    """The checks every OTA scenario ends with (docs/reference/particle-ota.md §7.10); `since` (a
+    `rig.note_state()` time) judges only from there, for a scenario whose own setup ran an update
+    (the fleet's release coming onto the board) that is not the one under test."""
+    tl = rig.timeline if since is None else judged_since(rig.timeline, since)
     return [
         v.app_saw_every_update(tl),
         v.update_began_in_idle_window(tl, allow_forced=allow_forced),
@@ -54,3 +57,12 @@ def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False) -> list[
         v.new_version_runs(tl, version, device_id=rig.dut_id),
         v.no_update_loop(tl),
     ]
+
+
+def judged_since(timeline: Timeline, t: float) -> Timeline:
+    """The stretch of `timeline` from bench time `t` on, as a timeline of its own for verdicts."""
+    part = Timeline()
+    for e in timeline.entries:
+        if e.t >= t:
+            part.add(e.t, e.source, e.kind, e.data, e.device_t)
+    return part

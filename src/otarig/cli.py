@@ -316,6 +316,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with bench_for(args.place, Path(args.bench)) as bench:  # a labgrid place: acquired, released in any case
         cfg = _load_bench(str(bench))
         project = _project_arg(cfg, args.firmware, bench)
+        _check_fleet_release(cfg, bench)
         build_errors: tuple[type[Exception], ...] = ()
         if cfg.simulated:  # on a real bench the rig never imports otarig.sim
             from otarig.sim.build import BuildError
@@ -357,6 +358,17 @@ def _project_arg(cfg: BenchConfig, value: str | None, bench: Path | None = None)
     except ProjectError as exc:
         raise CommandError(str(exc)) from None
     return project
+
+
+def _check_fleet_release(cfg: BenchConfig, bench: Path) -> None:
+    """`[firmware] fleet_release` checked before anything runs: a wrong path is one line naming the
+    file and the fix, not an error in every scenario (otarig.fleet_release)."""
+    from otarig.compose import CompositionError, fleet_release_path
+
+    try:
+        fleet_release_path(cfg, bench)
+    except CompositionError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def cmd_firmware_add_agent(args: argparse.Namespace) -> int:

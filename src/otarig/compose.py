@@ -25,6 +25,9 @@ from .cloud_access import ApiCloudAccess
 from .config import URL_SCHEMES, BenchConfig
 from .endpoints import Endpoints
 from .flasher import CloudFlasher, UsbFlasher
+from .fleet_release import FleetReleaseError
+from .fleet_release import binary as fleet_binary
+from .fleet_release import locate as locate_fleet_release
 from .interfaces import BenchParts
 
 #: bench seconds the rig waits for a board's serial port to appear (USB enumeration after boot)
@@ -43,9 +46,12 @@ class NotApplicable(CompositionError):
 
 
 def compose(cfg: BenchConfig, bench_path: Path, artifacts: Path, *, seed: int, mutant: int = 0,
-            threaded: bool | None = None, cloud_params: Any = None, project: Path | None = None) -> BenchParts:
-    """The parts of a rig on the bench `cfg` describes; on failure everything opened is closed."""
+            threaded: bool | None = None, cloud_params: Any = None, project: Path | None = None,
+            fleet_release: Path | None = None) -> BenchParts:
+    """The parts of a rig on the bench `cfg` describes; on failure everything opened is closed.
+    `fleet_release` overrides the bench file's `[firmware] fleet_release` (otarig.fleet_release)."""
     asked = threaded
+    fleet = fleet_release_path(cfg, bench_path, fleet_release)
     threaded = cfg.simulation.threaded if threaded is None else threaded
     if cfg.simulated:
         from .sim.service import SimService  # the only place the rig reaches the simulator
@@ -65,6 +71,13 @@ def compose(cfg: BenchConfig, bench_path: Path, artifacts: Path, *, seed: int, m
                            description={"kind": "simulated", "stand_in": False, "time_scale": None,
                                         "firmware_project": str(project) if project is not None else None})
         parts.closers.append(service.close)
+        if fleet is None or fleet.is_dir():  # the project under test (or the one named), without any defect
+            from .sim.firmware_source import SimFirmwareSource
+
+            parts.fleet_release = SimFirmwareSource(cfg.cloud.product_id, project=fleet or project)
+        else:
+            parts.fleet_release = fleet_binary(fleet)
+        parts.description["fleet_release"] = str(fleet) if fleet is not None else "the project under test, unmutated"
     else:
         if mutant:
             raise CompositionError("--mutant builds a defective companion for the simulated bench; a real bench "
@@ -82,13 +95,31 @@ def compose(cfg: BenchConfig, bench_path: Path, artifacts: Path, *, seed: int, m
         endpoints = real_endpoints(cfg)
         parts = BenchParts(clock=WallClock(time_scale=cfg.bench.time_scale), cloud=None, boards={},  # type: ignore[arg-type]
                            firmware=firmware, threaded=threaded,
-                           description={"kind": "real", "stand_in": cfg.stand_in, "time_scale": cfg.bench.time_scale})
+                           fleet_release=fleet_binary(fleet) if fleet is not None else None,
+                           description={"kind": "real", "stand_in": cfg.stand_in, "time_scale": cfg.bench.time_scale,
+                                        "fleet_release": str(fleet) if fleet is not None else None})
     try:
         connect(parts, cfg, endpoints, artifacts, bench_dir=bench_path.resolve().parent)
     except BaseException:
         parts.close()
         raise
     return parts
+
+
+def fleet_release_path(cfg: BenchConfig, bench_path: Path, override: Path | None = None) -> Path | None:
+    """The fleet's release the bench names (`--fleet-release`, else `[firmware] fleet_release`
+    relative to the bench file), checked; None when neither names one (otarig.fleet_release)."""
+    if override is not None:
+        value, key = str(override), "--fleet-release"
+    elif cfg.firmware is not None and cfg.firmware.fleet_release is not None:
+        value, key = cfg.firmware.fleet_release, "firmware.fleet_release"
+    else:
+        return None
+    try:
+        return locate_fleet_release(value, base=bench_path.resolve().parent, simulated=cfg.simulated,
+                                    product_id=cfg.cloud.product_id, key=key)
+    except FleetReleaseError as exc:
+        raise CompositionError(f"{bench_path}: {exc}") from None
 
 
 def real_endpoints(cfg: BenchConfig) -> Endpoints:

@@ -102,6 +102,8 @@ class BenchParts:
     boards: dict[str, Any]
     firmware: FirmwareSource
     flasher: Flasher | None = None
+    #: the fleet's release, the build the candidate upgrades from (otarig.fleet_release); None: not configured
+    fleet_release: FirmwareSource | None = None
     psu: Any | None = None
     tester: Any | None = None
     #: starts a PSU monitor on the rig's timeline (None without a PSU)

@@ -41,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="simulated bench only: build the companion with defect N (otarig selftest uses this)")
     g.addoption("--firmware", default=None, metavar="DIR",
                 help="simulated bench only: certify this Particle project folder instead of the device companion")
+    g.addoption("--fleet-release", default=None, metavar="PATH",
+                help="the fleet's release the candidate must upgrade from (a .bin, or on the simulated bench a "
+                     "project folder); overrides [firmware] fleet_release of the bench file")
     g.addoption("--otarig-artifacts", default="otarig-artifacts", help="folder for per-test artifacts")
     g.addoption("--scenario-timeout", type=float, default=None, metavar="SECONDS",
                 help=f"simulated bench: each scenario's wall-clock limit (default {DEFAULT_SCENARIO_TIMEOUT} s); "
@@ -114,13 +117,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """A command the firmware's agent has no hook for skips the scenario as not applicable."""
+    """A command the firmware's agent has no hook for skips the scenario as not applicable; a bench
+    without the fleet's release skips the scenarios that upgrade from it, saying what to add."""
     from .board import NotSupported
+    from .fleet_release import NoFleetRelease
 
     try:
         return (yield)
     except NotSupported as exc:
         pytest.skip(f"{SKIP_NOT_APPLICABLE}{exc}")
+    except NoFleetRelease as exc:
+        pytest.skip(f"{SKIP_NEEDS}{exc}")
 
 
 def _safe_name(nodeid: str) -> str:
@@ -173,12 +180,14 @@ class _BenchSession:
             try:
                 return compose(self.cfg, _bench_path(self.config), artifacts, seed=seed,
                                mutant=self.config.getoption("--mutant"), threaded=threaded,
-                               project=Path(project).resolve() if project else None), True
+                               project=Path(project).resolve() if project else None,
+                               fleet_release=self._fleet_release()), True
             except NotApplicable as exc:
                 pytest.skip(f"{SKIP_NOT_APPLICABLE}{exc}")
         if not self.shared:
             self.root.mkdir(parents=True, exist_ok=True)
-            self.shared[True] = compose(self.cfg, _bench_path(self.config), self.root, seed=seed)
+            self.shared[True] = compose(self.cfg, _bench_path(self.config), self.root, seed=seed,
+                                        fleet_release=self._fleet_release())
         parts = self.shared[True]
         want = self.cfg.simulation.threaded if threaded is None else threaded
         if want != parts.threaded:
@@ -187,6 +196,11 @@ class _BenchSession:
                             "[firmware] catalog of the bench file")
             parts.threaded = want
         return parts, False
+
+    def _fleet_release(self) -> Path | None:
+        """`--fleet-release`, relative to where pytest runs (the bench file's key is read by compose)."""
+        value = self.config.getoption("--fleet-release")
+        return Path(value).resolve() if value else None
 
     def close(self) -> None:
         for parts in self.shared.values():

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from .bench_companion import BenchCompanion, CompanionTimeline, edges_for_byte
 from .board import NOT_SUPPORTED, Board, NotSupported
 from .config import BenchConfig
+from .fleet_release import NO_FLEET_RELEASE, NoFleetRelease
 from .interfaces import BenchParts, CloudAccess, FirmwareBuild  # noqa: F401 - re-exported for scenarios
 from .protocol import Event
 from .timeline import Timeline
@@ -71,13 +72,21 @@ class Rig:
         self.collect()
         self.setup_timeline, self.timeline = self.timeline, Timeline()
         self.t0 = self.now()
+        self.note_state(self.t0)
+        if self.parts.start_monitor is not None:
+            self.monitor = self.parts.start_monitor(self.timeline)
+
+    def note_state(self, t: float | None = None) -> float:
+        """The DUT's state as its agent reports it (version, window, workload, records), a `state`
+        entry at `t` (now): where a judged stretch of timeline begins (the scenario's start, or a
+        later point, e.g. once the fleet's release runs: hil/conftest.py `ota_verdicts(since=...)`)."""
+        t = self.now() if t is None else t
         status = self.board.command("status")
-        self.timeline.add(self.t0, f"board:{self.dut_id}", "state",
+        self.timeline.add(t, f"board:{self.dut_id}", "state",
                           {k: status.get(k) for k in ("product_version", "window_open", "workload", "records",
                                                        "last_seq", "cloud_connected", "updates_pending",
                                                        "reset_enabled", "uptime_ms")})
-        if self.parts.start_monitor is not None:
-            self.monitor = self.parts.start_monitor(self.timeline)
+        return t
 
     @property
     def sim(self) -> Any:
@@ -287,6 +296,18 @@ class Rig:
         a simulated bench, the `[firmware]` catalog on a real one); `size` is a hint for the image
         size, honoured where the source builds images."""
         build = self.parts.firmware.get(version, size=size, threaded=self.parts.threaded)
+        self.firmware_used.append(build)
+        return build
+
+    def fleet_release(self, version: int, *, size: int | None = None) -> FirmwareBuild:
+        """The fleet's release — what the devices in the field run now, which the candidate must
+        upgrade from and whose persisted records it must read — uploaded as logical `version`
+        (otarig.fleet_release: the bench file's `[firmware] fleet_release`; on the simulated bench
+        by default the project under test built without defects). Raises NoFleetRelease (the
+        scenario is skipped, saying what to add) when the bench has none."""
+        if self.parts.fleet_release is None:
+            raise NoFleetRelease(NO_FLEET_RELEASE)
+        build = self.parts.fleet_release.get(version, size=size, threaded=self.parts.threaded)
         self.firmware_used.append(build)
         return build
 

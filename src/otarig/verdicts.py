@@ -183,13 +183,29 @@ def no_record_lost(tl: Timeline, board: str | None = None) -> Verdict:
     entries = _board(tl, board)
     persisted = 0
     checked = 0
+    running: object = None  # the version the board reports (state, then each hello)
+    writer: object = None   # the version that acknowledged the highest persisted record
     for e in entries:
-        if e.kind == "app" and e.get("action") == "record" and e.get("persisted"):
-            persisted = max(persisted, int(e.get("seq", 0)))
+        if e.kind in ("state", "hello") and e.get("product_version") is not None:
+            running = e.get("product_version")
+        elif e.kind == "app" and e.get("action") == "record" and e.get("persisted"):
+            if int(e.get("seq", 0)) > persisted:
+                persisted, writer = int(e.get("seq", 0)), running
         elif e.is_guard("shutdown_complete"):
-            persisted = max(persisted, int(e.get("last_seq", 0)))
+            if int(e.get("last_seq", 0)) > persisted:
+                persisted, writer = int(e.get("last_seq", 0)), running
         elif e.kind == "boot":
             last = int(e.get("last_seq", 0))
+            if last == 0 < persisted and writer is not None and running is not None and writer != running:
+                # an update between the writer and the reader, and the reader found nothing at all: the new
+                # version does not read the old one's log (a partial loss is the commit's, below)
+                return _fail(tl, name, f"the records version {writer} persisted (up to record {persisted}) were not "
+                                       f"read by version {running}, which booted with none (last_seq 0): its record "
+                                       "format or checksum is not the one the release before it wrote, so the "
+                                       "update lost every record that release kept", e.t,
+                             fix="keep the record layout and checksum of the release in the field, or have the new "
+                                 "version convert the old records at its first boot (read the old format, write the "
+                                 "new one) before it takes new ones (docs/reference/particle-ota.md §2.10)")
             if last < persisted:
                 return _fail(tl, name, f"record {persisted} was acknowledged as persisted but the device "
                                        f"booted with last_seq {last}", e.t,
@@ -197,7 +213,7 @@ def no_record_lost(tl: Timeline, board: str | None = None) -> Verdict:
                                  "that a reset or power cut cannot undo it, even one inside a flash write: a CRC "
                                  "per record and a second copy (docs/reference/particle-ota.md §2.10)")
             checked += 1
-            persisted = last
+            persisted, writer = last, running
     return _ok(name, f"{checked} boot(s) checked; highest persisted record {persisted}")
 
 

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import __version__, resources
+from ..config import load as load_config
 from ..sim.build import BuildError, build_firmware, companion_project
 from .equivalence import code_digest
 from .generate import Mutant
@@ -216,11 +217,20 @@ class MutationEngine:
                 self.kills.update(o.killed_by[:1])
         return o
 
+    def _fleet_release(self) -> list[str]:
+        """The fleet's release a mutant must upgrade from: the unmutated project, unless the bench
+        file names the release in the field (otarig.fleet_release). A shipped defect (`--mutant N`)
+        gets the unmutated build by default."""
+        cfg = load_config(self.bench_path)
+        if cfg.firmware is not None and cfg.firmware.fleet_release is not None:
+            return []
+        return [f"--fleet-release={self.base}"]
+
     def run(self, c: Candidate, copy: Path) -> Outcome:
         """The suite against one defect, stopping at its first failing scenario."""
         out = self.report_dir / "runs" / c.key.replace(":", "-")
         shutil.rmtree(out, ignore_errors=True)
-        firmware = [f"--mutant={c.shipped}"] if c.shipped else [f"--firmware={copy}"]
+        firmware = [f"--mutant={c.shipped}"] if c.shipped else [f"--firmware={copy}", *self._fleet_release()]
         t0 = time.perf_counter()
         limit = [f"--scenario-timeout={self.scenario_timeout_s:.0f}"] if self.scenario_timeout_s else []
         proc = self._pytest(out, [*self.order(), *firmware, *limit, "-x"])

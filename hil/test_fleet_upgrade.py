@@ -1,0 +1,43 @@
+"""Upgrading the fleet: the candidate reads what the release in the field persisted.
+
+A candidate never lands on a blank device: it replaces the release the fleet runs now, on a device
+whose EEPROM holds what that release persisted (the emulated EEPROM is flash sectors 3-4, apart
+from the user part the bootloader replaces: docs/reference/particle-ota.md §2.6, §2.10). "Nothing
+lost before the reset" holds only if the candidate reads those records; a candidate whose record
+format or checksum changed reads its own records and loses every one the fleet wrote. The fleet's
+release is `rig.fleet_release` (otarig.fleet_release: the bench file's `[firmware] fleet_release`;
+on the simulated bench by default the project under test without defects).
+"""
+from __future__ import annotations
+
+import pytest
+
+from conftest import APP_SIZE, connected, drive, ota_verdicts, park, pending_intelligent_release
+
+#: the fleet's release and the candidate, as this scenario uploads them
+FLEET, CANDIDATE = 2, 3
+#: bench seconds of driving: a few 5-record transactions persisted by the fleet's release
+DRIVE_S = 60
+
+
+@pytest.mark.budget(3600)
+def test_candidate_reads_the_records_the_fleets_release_persisted(rig):
+    """The board runs the fleet's release (released to the product, Intelligent, taken in an idle
+    window: docs/reference/particle-ota.md §1.5), drives so that release persists records, parks;
+    the candidate is released and lands in the idle window. Judged from the moment the fleet's
+    release runs: every record it acknowledged as persisted is held by the candidate after its boot
+    (`no_record_lost`), and the candidate numbers on from there."""
+    connected(rig)
+    rig.upload(rig.fleet_release(FLEET, size=APP_SIZE))
+    rig.release(FLEET, intelligent=True)
+    # a binary of the field reports its own product version: wait for its boot, not for a number
+    rig.expect(lambda e: e.name == "hello", 900)
+    connected(rig)
+    fleet_runs = rig.note_state()
+    drive(rig)
+    rig.wait(DRIVE_S)
+    park(rig)
+    pending_intelligent_release(rig, CANDIDATE)
+    rig.expect_version(CANDIDATE, 900)
+    rig.wait(30)
+    rig.check(*ota_verdicts(rig, CANDIDATE, since=fleet_runs))
