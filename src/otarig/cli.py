@@ -189,7 +189,7 @@ def cmd_bench_safe(args: argparse.Namespace) -> int:
 # -- tester board ----------------------------------------------------------------------------------------
 
 _COMPANION_ACTIONS = ("status", "ping", "power-off", "power-on", "antenna-off", "antenna-on", "wake",
-                      "arm-cut", "disarm")
+                      "arm-cut", "disarm", "press-mode", "double-click")
 
 
 def cmd_companion(args: argparse.Namespace) -> int:
@@ -230,6 +230,10 @@ def cmd_companion(args: argparse.Namespace) -> int:
             if args.edges is None:
                 raise CommandError("arm-cut needs --edges K (the K-th rising edge of the status line)")
             out = comp.arm_cut(args.edges, args.ms)
+        elif action == "press-mode":
+            out = comp.press_mode(args.ms or 100)
+        elif action == "double-click":
+            out = comp.double_click_mode()
         else:
             out = comp.disarm()
     finally:
@@ -563,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "`otarig tester status`; `otarig tester power-off --ms 2000` "
                                          "(VIN and VBUS off for 2 s); `otarig tester wake` (a WKP pulse); "
                                          "`otarig tester arm-cut --edges 101 --ms 5000` (cut once 50 KB "
-                                         "of the next download are in flash).")
+                                         "of the next download are in flash); `otarig tester double-click` "
+                                         "(two MODE clicks: an Electron powers off).")
     comp.add_argument("action", choices=_COMPANION_ACTIONS)
     comp.add_argument("--port", default=None,
                       help="its serial port (default: [bench_companion] port of the bench file); "
@@ -571,7 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--bench", default="bench_config.toml", help="bench file (default: bench_config.toml)")
     comp.add_argument("--ms", type=int, default=0,
                       help="power-off / antenna-off: back on after this many ms (0: stay off); "
-                           "wake: pulse width (default 10); arm-cut: how long the cut lasts")
+                           "wake: pulse width (default 10); arm-cut: how long the cut lasts; "
+                           "press-mode: how long MODE is held (default 100)")
     comp.add_argument("--edges", type=int, default=None, help="arm-cut: cut at this rising edge (1 = begin)")
     comp.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for its answer (default 3)")
     comp.set_defaults(func=cmd_companion)

@@ -136,10 +136,14 @@ def update_began_in_idle_window(tl: Timeline, board: str | None = None, *, allow
 
 
 def shutdown_before_reset(tl: Timeline, board: str | None = None) -> Verdict:
-    """After an update began, the app shut down cleanly before the device reset."""
+    """After an update began, or once Device OS announced a reset without one (`reset_pending`: a
+    MODE double click's power-off, docs/reference/particle-ota.md §2.11), the app shut down cleanly
+    before the device went down."""
     name = "shutdown completed before reset"
     entries = _board(tl, board)
     in_update = False
+    announced = False  # `reset_pending` seen in this boot
+    others = 0
     completed = False
     shut = False
     held = False
@@ -149,6 +153,8 @@ def shutdown_before_reset(tl: Timeline, board: str | None = None) -> Verdict:
             in_update = True
         elif e.is_sys("firmware_update", "complete"):
             completed = True
+        elif e.is_sys("reset_pending"):
+            announced = True
         elif e.is_guard("shutdown_complete"):
             shut = True
         elif e.is_guard("reset_held"):
@@ -166,13 +172,26 @@ def shutdown_before_reset(tl: Timeline, board: str | None = None) -> Verdict:
                              "`firmware_update` complete) finish the work, persist it, report "
                              "agent.shutdownComplete(...), then System.enableReset() "
                              "(docs/reference/particle-ota.md §2.5, §7.10 third assertion)")
+            if announced and not in_update and not shut:
+                what = ("the app held it but let it go without a clean shutdown" if held else
+                        "nothing held it, so Device OS went down at once and the app never shut down (data not "
+                        "yet persisted is lost)")
+                return _fail(tl, name, "the device went down after Device OS announced a reset without an update "
+                                       f"(`reset_pending`, e.g. a MODE double click's power-off) and no completed "
+                                       f"shutdown: {what}", e.t,
+                             fix="call System.disableReset() in setup(); on `reset_pending` for any cause finish the "
+                                 "work, persist it, report agent.shutdownComplete(...), then System.enableReset() "
+                                 "(docs/reference/particle-ota.md §2.5, §2.11)")
             if in_update:
                 resets += 1
-            in_update = completed = shut = False
+            elif announced:
+                others += 1
+            in_update = completed = shut = announced = False
             held = False
         elif e.is_guard("shutdown_begin") and shut:
             shut = False  # a new shutdown cycle
-    return _ok(name, f"{resets} update reset(s), each after shutdown_complete")
+    return _ok(name, f"{resets} update reset(s)" + (f" and {others} other announced reset(s)" if others else "")
+               + ", each after shutdown_complete")
 
 
 def no_record_lost(tl: Timeline, board: str | None = None) -> Verdict:
@@ -877,3 +896,67 @@ def app_saw_every_update(tl: Timeline, board: str | None = None) -> Verdict:
             version = new
             begun = False
     return _ok(name, f"{changes} version change(s), each through a download the app saw")
+
+
+#: docs/reference/particle-ota.md §2.5, §2.11: what a pending reset asks of the app
+FIX_RESET_PENDING = ("on `reset_pending` (System.resetPending()) stop taking work, keep updates disabled, persist, "
+                     "report the shutdown, then System.enableReset(); a critical section that holds the reset "
+                     "(System.disableReset()) finishes what it started, it takes nothing new "
+                     "(docs/reference/particle-ota.md §2.5, §2.11)")
+
+
+def _reset_pending_spans(tl: Timeline, board: str | None) -> list[tuple[Entry, list[Entry]]]:
+    """Per boot: the first `reset_pending` the app reported and the board's entries after it, up to
+    the next `hello` (the reset, or the power-off, that Device OS announced)."""
+    spans: list[tuple[Entry, list[Entry]]] = []
+    current: tuple[Entry, list[Entry]] | None = None
+    for e in _board(tl, board):
+        if e.kind == "hello":
+            current = None
+        elif current is None and e.is_sys("reset_pending"):
+            current = (e, [])
+            spans.append(current)
+        elif current is not None:
+            current[1].append(e)
+    return spans
+
+
+def no_new_work_once_reset_pending(tl: Timeline, board: str | None = None) -> Verdict:
+    """Once Device OS announced a reset (`reset_pending`: after an update, or a power-off asked with
+    a MODE double click), the app takes no new record before the device boots again: the reset comes
+    as soon as the app lets it, and work begun after the announcement is work it cuts. An app that
+    holds the reset for a critical section still stops taking new work (found by a generated defect
+    that skipped the shutdown under the app's own hold, docs/selftest.md)."""
+    name = "no new work once a reset is pending"
+    if (skip := _without_records(tl, board, name)) is not None:
+        return skip
+    spans = _reset_pending_spans(tl, board)
+    for pending, after in spans:
+        for e in after:
+            if e.kind == "app" and e.get("action") == "record" and not e.get("persisted"):
+                return _fail(tl, name, f"record {e.get('seq')} was taken {e.t - pending.t:.1f} s after Device OS "
+                                       "announced a reset (`reset_pending`): the app kept working instead of "
+                                       "shutting down for it", e.t, before=max(30.0, e.t - pending.t + 5),
+                             fix=FIX_RESET_PENDING)
+    return _ok(name, f"{len(spans)} announced reset(s); no record taken after any")
+
+
+def updates_stay_disabled_once_reset_pending(tl: Timeline, board: str | None = None) -> Verdict:
+    """Once a reset is pending the app does not enable updates: Device OS resets (or powers off) as
+    soon as resets are enabled, during a transfer too (docs/reference/particle-ota.md §2.5 idle pass),
+    so an update let in then is cellular data for a download the reset cuts, or one that lands while
+    the device was asked to power off (§2.11). Reads the app's own `updates_enabled` reports: not
+    applicable to a firmware that reports none."""
+    name = "updates stay disabled once a reset is pending"
+    entries = _board(tl, board)
+    if not any(e.is_guard("updates_enabled") or e.is_guard("updates_disabled") for e in entries):
+        return _not_applicable(name, "its test agent reports no updates_enabled / updates_disabled "
+                                     "(agent.guardAction)")
+    spans = _reset_pending_spans(tl, board)
+    for pending, after in spans:
+        for e in after:
+            if e.is_guard("updates_enabled"):
+                return _fail(tl, name, f"the app enabled updates {e.t - pending.t:.1f} s after Device OS announced "
+                                       "a reset (`reset_pending`): an update it lets in now races the reset",
+                             e.t, before=max(30.0, e.t - pending.t + 5), fix=FIX_RESET_PENDING)
+    return _ok(name, f"{len(spans)} announced reset(s); updates never enabled after one")
