@@ -3,12 +3,12 @@
 docs/reference/particle-ota.md §2.11 (device-os v2.3.1; `HAL_PLATFORM_SETUP_BUTTON_UX` is 1 on the
 Electron, hal/inc/hal_platform_compat.h ~27-31):
 
-- A press is timed from the press to the release (system/src/main.cpp ~316-341
+- A press is timed from the press to the release (system/src/main.cpp ~313-346
   `HAL_Notify_Button_State`). Under 30 ms it is switch bounce and ignored; 30-499 ms is a click:
-  the count goes up and a 1 s timeout is armed (~293-305 `handle_button_click`); 500 ms or more,
+  the count goes up and a 1 s timeout is armed (~292-310 `handle_button_click`); 500 ms or more,
   or a 5th click, ends the count at once.
 - The SysTick handler ends the count once more than 1000 ms passed since the last click
-  (~424-427 `IS_BUTTON_TIMEOUT` → `reset_button_click`, ~277-290).
+  (~424-427, ~117-119 `IS_BUTTON_TIMEOUT` → `reset_button_click`, ~277-290).
 - Two clicks (~265-268): `system_power_off()` (~249-253: `SYSTEM_POWEROFF = 1`); the system loop then calls
   `system_pending_shutdown(RESET_REASON_USER)` instead of managing the network and cloud
   (system/src/system_task.cpp ~475-492), which sets the reset-pending flag and sends `reset_pending`
