@@ -117,3 +117,29 @@ def test_a_loss_without_a_version_change_or_a_partial_one_is_the_commits() -> No
         lost = v.no_record_lost(_upgrade(persisted_by, booted, last_seq))
         assert not lost.passed and "record 10 was acknowledged as persisted" in lost.message
         assert "record format" not in lost.message
+
+
+class _Clock:
+    """A bench clock that never moves: the rig only asks it the time here."""
+
+    def now(self) -> float:
+        return 0.0
+
+
+def test_a_bench_without_a_fleet_release_says_what_to_add(tmp_path: Path) -> None:
+    """A real bench without `fleet_release`: the scenario's call raises what the plugin turns into a
+    skip ("needs the fleet's release: add `fleet_release = ...`"); with one, the build is recorded."""
+    from otarig.fleet_release import NoFleetRelease, binary
+    from otarig.interfaces import BenchParts
+    from otarig.rig import Rig
+
+    cfg = config.load(_bench(tmp_path))
+    parts = BenchParts(clock=_Clock(), cloud=None, boards={}, firmware=None)  # type: ignore[arg-type]
+    rig = Rig(cfg, parts, tmp_path, 1)
+    with pytest.raises(NoFleetRelease, match=r"add `fleet_release = .*` to the \[firmware\] section"):
+        rig.fleet_release(2)
+    field = tmp_path / "field.bin"
+    field.write_bytes(fw.build_module(b"v1.4", product_id=PRODUCT, product_version=14))
+    parts.fleet_release = binary(field)
+    build = rig.fleet_release(2)
+    assert build.version == 2 and build.image == field.read_bytes() and rig.firmware_used == [build]

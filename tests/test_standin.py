@@ -52,6 +52,8 @@ def test_the_bench_file_describes_a_real_bench_on_loopback(standin: tuple[Path, 
     assert cfg.cloud.api_url.startswith("http://127.0.0.1:")
     assert env["OTARIG_STANDIN_TOKEN"] not in bench.read_text(), "the token must never be written to the file"
     assert cfg.firmware is not None and sorted(cfg.firmware.versions) == [1, 2, 3]
+    assert cfg.firmware.fleet_release is not None and Path(cfg.firmware.fleet_release).is_file(), \
+        "the fleet's release the candidate upgrades from (hil/test_fleet_upgrade.py)"
 
 
 RIG_PROCESS = textwrap.dedent('''

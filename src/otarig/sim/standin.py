@@ -35,12 +35,27 @@ def write_catalog(folder: Path, product: int, *, mutant: int = 0) -> dict[str, d
     return tables
 
 
+#: the logical version the fleet's release is built at (what its hello reports; the scenario uploads it as 2)
+FLEET_VERSION = 2
+
+
+def write_fleet_release(folder: Path, product: int) -> str:
+    """The fleet's release (otarig.fleet_release) for the stand-in's bench file: the companion
+    without any defect, so a stand-in run with `--mutant N` upgrades from the good build as a
+    fleet in the field would."""
+    folder.mkdir(parents=True, exist_ok=True)
+    so = build_companion(FLEET_VERSION, threaded=True, product_id=product)
+    path = folder / "companion-fleet-release.bin"
+    path.write_bytes(make_app_image(so, product_id=product, product_version=FLEET_VERSION, size=APP_SIZE))
+    return str(path.resolve())
+
+
 def _toml_str(s: str) -> str:
     return json.dumps(s)  # a TOML basic string is a JSON string for the characters used here
 
 
 def bench_file_text(info: dict[str, Any], *, speed: float, token_env: str, catalog: dict[str, dict[int, str]],
-                    link: str) -> str:
+                    link: str, fleet_release: str | None = None) -> str:
     """The bench file for the endpoints in `info` (as `start_sim` describes them)."""
     lines = [
         "# A stand-in bench written by `otarig sim --bench-file`: a simulated world in another process,",
@@ -50,7 +65,9 @@ def bench_file_text(info: dict[str, Any], *, speed: float, token_env: str, catal
         "[cloud]", f"api_url = {_toml_str(info['api_url'])}", f"product_id = {info['product']}",
         f"token_env = {_toml_str(token_env)}", "",
         "[flasher]", 'method = "cloud"  # a stand-in has no USB: the baseline goes back by a cloud OTA', "",
-        "[firmware]", "baseline = 1", "", "[firmware.versions]",
+        "[firmware]", "baseline = 1",
+        *([f"fleet_release = {_toml_str(fleet_release)}  # what the fleet runs: the companion without defects"]
+          if fleet_release else []), "", "[firmware.versions]",
         *[f"{v} = {_toml_str(p)}" for v, p in catalog["versions"].items()], "", "[firmware.nonthreaded]",
         *[f"{v} = {_toml_str(p)}" for v, p in catalog["nonthreaded"].items()], "",
     ]
@@ -71,6 +88,9 @@ def bench_file_text(info: dict[str, Any], *, speed: float, token_env: str, catal
 def write_bench_file(path: Path, info: dict[str, Any], *, speed: float, token_env: str, link: str,
                      mutant: int = 0) -> Path:
     """Write the stand-in's bench file and its firmware catalog (beside it)."""
-    catalog = write_catalog(path.resolve().parent / f"{path.stem}-firmware", int(info["product"]), mutant=mutant)
-    path.write_text(bench_file_text(info, speed=speed, token_env=token_env, catalog=catalog, link=link))
+    folder = path.resolve().parent / f"{path.stem}-firmware"
+    catalog = write_catalog(folder, int(info["product"]), mutant=mutant)
+    fleet = write_fleet_release(folder, int(info["product"]))
+    path.write_text(bench_file_text(info, speed=speed, token_env=token_env, catalog=catalog, link=link,
+                                    fleet_release=fleet))
     return path
