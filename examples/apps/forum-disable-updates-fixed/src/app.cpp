@@ -49,7 +49,7 @@ bool updatesOpen(void*) { return System.updatesEnabled(); }
 uint32_t kept(void*) { return readings.count(); }
 uint32_t lastKept(void*) { return readings.lastSeq(); }
 
-TestAgent agent({4242, 3, true}, {setWorking, isWorking, updatesOpen, kept, lastKept, nullptr, nullptr});  // otarig
+TestAgent agent({4242, 3, true, kReadingPeriodMs}, {setWorking, isWorking, updatesOpen, kept, lastKept, nullptr, nullptr});  // otarig
 
 bool setWorking(bool busy, void*) {  // otarig: the rig starts and stops the job
     if (busy != working) {

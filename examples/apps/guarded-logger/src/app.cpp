@@ -35,7 +35,7 @@ uint32_t kept(void*) { return readings.count(); }
 uint32_t lastKept(void*) { return readings.lastSeq(); }
 void holdReset(bool hold, void*) { OtaGuard::instance().holdReset(hold); }
 
-TestAgent agent({4242, 3, true}, {setWorking, isWorking, windowOpen, kept, lastKept, nullptr, holdReset});  // otarig
+TestAgent agent({4242, 3, true, kReadingPeriodMs}, {setWorking, isWorking, windowOpen, kept, lastKept, nullptr, holdReset});  // otarig
 
 bool setWorking(bool busy, void*) {  // otarig: the rig starts and stops the job
     if (busy != working) {
