@@ -82,3 +82,33 @@ def test_record_numbers_must_go_up_from_what_a_boot_recovered() -> None:
     tl.add(5, BOARD, "app", {"action": "record", "seq": 5, "persisted": False})
     bad = v.record_numbers_go_up(tl)
     assert not bad.passed and "record 5 was taken after record 5" in bad.message
+
+
+def _damaged_then_booted(last_after: int, count_after: int) -> Timeline:
+    """Records 1..45 acknowledged (31 held), the rig damages one put, the device boots."""
+    tl = Timeline()
+    for seq in range(1, 46):
+        tl.add(float(seq), BOARD, "app", {"action": "record", "seq": seq, "persisted": False})
+        tl.add(float(seq), BOARD, "app", {"action": "record", "seq": seq, "persisted": True})
+    tl.add(60.0, BOARD, "boot", {"records_recovered": 31, "last_seq": 45})
+    tl.add(90.0, "fault", "eeprom_damage", {"put": 2, "reads": "wrong", "bytes": 9})
+    tl.add(95.0, BOARD, "boot", {"records_recovered": count_after, "last_seq": last_after})
+    return tl
+
+
+def test_a_record_lost_after_injected_eeprom_damage_names_the_fault_and_the_missing_repair() -> None:
+    """docs/reference/particle-ota.md §2.10 "Damaged stored data": the explanation names the fault
+    and what survives it (two checked copies, the damaged one written again at boot)."""
+    lost = v.no_record_lost(_damaged_then_booted(44, 31))
+    assert not lost.passed
+    assert "record 45 was recovered at the boot at 60.0s but the device booted with last_seq 44" in lost.message
+    assert "injected fault(s) on what it wrote to EEPROM (90.0s: put 2 back read wrong)" in lost.message
+    assert "write again every copy that does not check" in lost.fix
+
+
+def test_a_count_that_drops_to_a_record_never_taken_says_the_log_holds_what_it_never_wrote() -> None:
+    bad = v.record_count_never_drops(_damaged_then_booted(22019, 1))
+    assert not bad.passed and "held 31 records, then reported 1" in bad.message
+    assert "its last record, 22019, is a number it never took: the highest it took is 45" in bad.message
+    assert "never a variable a failed read left unset" in bad.fix
+    assert v.no_record_lost(_damaged_then_booted(22019, 1)).passed, "nothing below 45 was reported lost"

@@ -296,6 +296,9 @@ def record_count_never_drops(tl: Timeline, board: str | None = None) -> Verdict:
             never = (f" (its last record, {last}, is a number it never took: the highest it took is {taken}, so the "
                      "log now holds something it never wrote, e.g. a record copied from an uninitialised variable "
                      "whose own CRC checks)") if last > taken > 0 else ""
+            if never:
+                fix = ("write back (repair, copy) only a record just read from a copy whose CRC and number check, "
+                       "never a variable a failed read left unset; " + fix)
             return _fail(tl, name, f"the app held {held} records, then reported {count}{never}"
                                    f"{_stored_data_faults(tl, e.t)}", e.t, fix=fix)
         held = count
