@@ -486,3 +486,12 @@ def test_humanise_device_time() -> None:
     assert h(5 * 3600 + 12 * 60) == "5h 12m" and h(7 * 86400 + 3 * 3600) == "7d 3h"
     assert h(float("nan")) == "—" and h(None) == "—"
     assert math.isclose(report.kb(1536), 1.5)
+
+
+def test_the_app_s_own_cloud_events_get_a_row_of_their_own() -> None:
+    """The companion publishes one `otarig/telemetry` a record: in "other" they would crowd the
+    labels of the system's rarer events out; the system's namespaces stay where they were."""
+    telemetry = Entry(1.0, "cloud", "otarig/telemetry", {"data": '{"seq":1}'})
+    assert plot._short_cloud(telemetry) == ("app", "otarig/telemetry")
+    assert plot._short_cloud(Entry(1.0, "cloud", "spark/device/session/end", {}))[0] == "other"
+    assert plot._short_cloud(Entry(1.0, "cloud", "particle/firmware/release", {}))[0] == "other"

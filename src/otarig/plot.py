@@ -384,7 +384,10 @@ def _short_cloud(e: Entry) -> tuple[str, str]:
         return "status", val or "status"
     if name.startswith("particle/device/updates/"):
         return "updates", f"{name.rsplit('/', 1)[-1]}={val}" if val else name.rsplit("/", 1)[-1]
-    return "other", name if len(name) <= 24 else "…" + name[-23:]
+    short = name if len(name) <= 24 else "…" + name[-23:]
+    # the app's own events (its telemetry: one a record) get a row of their own, so that they do
+    # not crowd the labels of the system's rarer ones out of "other"
+    return ("other" if name.startswith(("spark/", "particle/")) else "app"), short
 
 
 _CLOUD_STYLE = {  # label prefix -> (marker, color)
@@ -648,8 +651,9 @@ def _scatter(ax: Axes, xs: list[float], y: float, marker: str, color: str, lo: f
 
 def _draw_cloud(ax: Axes, cloud: list[Entry], rig: list[Entry], lo: float, hi: float, scale: float,
                 *, multi: bool) -> None:
-    """Rows: rig actions, status, flash, updates, other (only those with data)."""
-    rows: dict[str, list[tuple[float, str]]] = {"rig": [], "status": [], "flash": [], "updates": [], "other": []}
+    """Rows: rig actions, status, flash, updates, other, the app's own events (only those with data)."""
+    rows: dict[str, list[tuple[float, str]]] = {"rig": [], "status": [], "flash": [], "updates": [], "other": [],
+                                                "app": []}
     for e in rig:
         rows["rig"].append((e.t, _rig_label(e)))
     for e in cloud:
@@ -673,6 +677,11 @@ def _draw_cloud(ax: Axes, cloud: list[Entry], rig: list[Entry], lo: float, hi: f
         for (marker, color), xs in groups.items():
             _scatter(ax, xs, y, marker, color, lo, hi, S, size=80 if marker == "*" else 34)
         # labels: the rig row always labels releases; others thinned
+        if r == "app":  # thousands of one event: each name once, where it first comes
+            first: dict[str, float] = {}
+            for t, label in pts:
+                first.setdefault(label, t)
+            pts = sorted((t, label) for label, t in first.items())
         xs = [t for t, _ in pts]
         # level 0 above the marker, level 1 below it
         for idx, lv, flip in _label_positions(xs, [lb for _, lb in pts], px, levels=2, limit=80, hi=hi):
