@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .electron import Electron
+    from .scheduler import Timer
 
 #: main.cpp ~295-297: a shorter press is switch bounce
 BOUNCE_MS = 30
@@ -51,7 +52,7 @@ class ModeButton:
         self.level = 1
         self._pressed_ms: int | None = None
         self._clicks = 0
-        self._timeout = None
+        self._timeout: Timer | None = None
         self._boot = -1  # the boot whose RAM holds the count (a reset or power loss clears it)
 
     def line(self, level: int) -> None:
