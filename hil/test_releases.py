@@ -53,6 +53,41 @@ def test_release_made_while_off_is_offered_at_the_boot_handshake(rig):
     rig.check(*ota_verdicts(rig, 2))
 
 
+@pytest.mark.sim_only
+@pytest.mark.requires("power_switch", "vbus_switch")
+@pytest.mark.budget(1800)
+def test_forced_release_begins_at_the_boot_handshake_before_connected(rig):
+    """A forced release made while the device is off begins at its next power-up's handshake, before
+    Device OS reports `cloud_status connected`: the cloud's `particle/device/updates/forced` and its
+    UpdateBegin are read while the handshake's own messages still wait for their acknowledgements
+    (docs/reference/particle-ota.md §3.1, §7.3, §8.15; device-os v2.3.1
+    system/src/system_cloud_internal.cpp:95 sets the forced flag, system_update.cpp:305 lets the
+    begin in although updates are disabled, system_task.cpp:385 sends `connected` only afterwards).
+    `connecting`, `handshake` and `connected` after a begin do not end its transfer (only a
+    disconnect does, §2.2, §2.4): the vehicle then drives off mid-download and the app must stay
+    shut down until the reset (`app_stays_down_during_update`). sim_only: no bench can make the
+    cloud offer at the HELLO on purpose."""
+    off_s = 60
+    connected(rig)
+    rig.sim.cloud_offers_at_handshake(0)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    rig.force(True)
+    rig.companion("vbus_switch")
+    rig.companion("power_switch").power_off(off_s * 1000)
+    rig.release(2)
+    rig.wait(off_s)
+    rig.expect_sys("firmware_update", "begin", 300)
+    rig.expect_sys("cloud_status", "connected", 300)
+    drive(rig)
+    rig.expect_version(2, 900)
+    rig.wait(30)
+    tl = rig.timeline
+    rig.check(*ota_verdicts(rig, 2, allow_forced=True), v.app_stays_down_during_update(tl))
+    begin = tl.select(kind="sys", where=lambda e: e.is_sys("firmware_update", "begin"))
+    assert begin and tl.select(kind="sys", start=begin[0].t, where=lambda e: e.is_sys("cloud_status", "connected")), \
+        "the forced update did not begin before the boot's cloud_status connected"
+
+
 @pytest.mark.budget(1800)
 def test_intelligent_release_while_busy_waits_for_next_idle_window(rig):
     """An Intelligent release to a busy device: updates/pending, firmware_update_pending, no begin
