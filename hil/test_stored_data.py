@@ -34,6 +34,23 @@ def _require_records_hook(rig) -> None:
                            "TestAgentApp.records/lastSeq)", Event("hello", 0, dict(hellos[-1].data)))
 
 
+def _require_declared_copies(rig) -> None:
+    """The firmware must declare that it keeps a second checked copy of each record
+    (TestAgentInfo.recordCopies >= 2, `record_copies` in its hello, ping and status; docs/your-firmware.md
+    "Stored data"): an app that keeps one copy loses a record with it by design, and these faults
+    damage an already persisted record, which no power cut around an update does. Read from the
+    latest hello or ping/status reply in or before the scenario (asked now if there is none)."""
+    said = [e for tl in (rig.setup_timeline, rig.timeline) if tl is not None
+            for e in tl.select(where=lambda e: e.kind == "hello" or
+                               (e.kind == "reply" and e.get("cmd") in ("ping", "status")))]
+    declared = said[-1].get("record_copies") if said else rig.command("status").get("record_copies")
+    if not isinstance(declared, int) or declared < 2:
+        raise NotSupported(f"{NOT_SUPPORTED}: it declares no second copy of each record "
+                           f"(record_copies {declared if declared is not None else 'not declared'}: "
+                           "TestAgentInfo.recordCopies); declare 2 if the app keeps two checked copies",
+                           Event("reply", 0, {"record_copies": declared}))
+
+
 def _persisted(rig) -> list:
     return rig.timeline.select(kind="app", where=lambda e: e.get("action") == "record" and e.get("persisted"))
 
@@ -73,6 +90,7 @@ def test_a_persisted_record_survives_the_loss_of_either_copy(rig, order):
     lost`), the count it holds must not drop, and its numbers go on."""
     connected(rig)
     _require_records_hook(rig)
+    _require_declared_copies(rig)
     drive(rig)
     rig.wait(DRIVE_S)
     park(rig)

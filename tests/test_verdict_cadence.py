@@ -165,7 +165,8 @@ def test_publishes_without_an_event_name_are_not_judged() -> None:
 
 def test_the_companion_s_agent_declares_its_period_and_names_its_published_event(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """hello, a ping reply and a status reply carry `record_period_ms` (TestAgentInfo.recordPeriodMs),
+    """hello, a ping reply and a status reply carry `record_period_ms` (TestAgentInfo.recordPeriodMs)
+    and `record_copies` (TestAgentInfo.recordCopies),
     decoded by the rig's LineDecoder as plain fields; nothing else in hello changed."""
     monkeypatch.setenv("OTARIG_CACHE", str(tmp_path / "cache"))
     lib = ctypes.CDLL(str(build_companion(1, threaded=True)))
@@ -203,6 +204,8 @@ def test_the_companion_s_agent_declares_its_period_and_names_its_published_event
     events = [e for e in LineDecoder().feed(bytes(out)) if isinstance(e, Event)]
     hello = events[0]
     assert hello.name == "hello" and hello["record_period_ms"] == 1000 and hello["proto"] == 1
+    assert hello["record_copies"] == 2  # TestAgentInfo.recordCopies: RecordLog's copies A and B
     replies = {e["id"]: e for e in events if e.name == "reply"}
     assert replies[1]["record_period_ms"] == 1000 and replies[2]["record_period_ms"] == 1000
+    assert replies[1]["record_copies"] == 2 and replies[2]["record_copies"] == 2
     assert all(len(line) + 1 <= 512 for line in bytes(out).splitlines())

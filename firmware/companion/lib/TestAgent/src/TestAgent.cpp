@@ -396,6 +396,7 @@ void TestAgent::sendHelloBoot() {
     if (app_.holdReset) hooks[k++] = "reset_hold";
     h.strings("hooks", hooks, k);
     if (info_.recordPeriodMs) h.unum("record_period_ms", info_.recordPeriodMs);
+    if (info_.recordCopies) h.unum("record_copies", info_.recordCopies);
     int n = h.finish();
     write(h.data(), n);
     JsonLine b("boot");
@@ -530,6 +531,7 @@ void TestAgent::execute(JsonObject& cmd, long id, const char* name) {
         r.num("product_id", info_.productId).num("product_version", info_.productVersion).str("device_os", os);
         r.boolean("threaded", info_.threaded).str("mode", modeName(System.mode()));
         if (info_.recordPeriodMs) r.unum("record_period_ms", info_.recordPeriodMs);
+        if (info_.recordCopies) r.unum("record_copies", info_.recordCopies);
         send();
     } else if (strcmp(name, "status") == 0) {
         r.boolean("ok", true).num("product_version", info_.productVersion);
@@ -543,6 +545,7 @@ void TestAgent::execute(JsonObject& cmd, long id, const char* name) {
         r.boolean("cloud_connected", Particle.connected()).boolean("cellular_ready", Cellular.ready());
         r.unum("uptime_ms", (unsigned long)System.millis());
         if (info_.recordPeriodMs) r.unum("record_period_ms", info_.recordPeriodMs);  // the hello's, for a rig that joins later
+        if (info_.recordCopies) r.unum("record_copies", info_.recordCopies);
         send();
     } else if (strcmp(name, "workload") == 0) {
         const JsonObject::Field* st = cmd.get("state");

@@ -29,6 +29,11 @@ struct TestAgentInfo {
      *  moment it turns busy (hello `record_period_ms`, verdict `records_keep_declared_cadence`).
      *  0 (or left out of the initializer) declares none, and the verdict does not apply. */
     uint32_t recordPeriodMs;
+    /** How many checked copies of each persisted record the app keeps (hello `record_copies`).
+     *  2 or more declares that a record survives the loss of one copy, which the stored-data
+     *  scenario checks (docs/your-firmware.md "Stored data"); 0 (left out) or 1 declares it does
+     *  not, and that scenario does not apply. */
+    uint8_t recordCopies;
 };
 
 /** Hooks into the application, all optional (nullptr): hello lists the ones given ("hooks"), and a
