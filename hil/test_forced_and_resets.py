@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from otarig import verdicts as v
+from otarig.board import BoardError
 
 from conftest import APP_SIZE, connected, drive, ota_verdicts, park, pending_intelligent_release
 
@@ -88,6 +89,52 @@ def test_several_otas_without_a_reset_apply_the_last_one(rig):
     rig.expect_sys("firmware_update", "complete", 900)
     rig.wait(60)
     assert not rig.timeline.select(kind="hello"), "the device reset while the app held resets"
+    rig.command("reset_hold", hold=False)
+    rig.expect_version(3, 600)
+    rig.wait(30)
+    tl = rig.timeline
+    rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 3, device_id=rig.dut_id),
+              v.no_update_loop(tl, max_downloads=2))
+
+
+@pytest.mark.requires("antenna_switch")
+@pytest.mark.budget(2400)
+def test_coverage_lost_after_a_completed_update_ends_no_transfer(rig):
+    """An update completes while the app holds the reset, then coverage is lost for two minutes and
+    the next release is made meanwhile.
+    No transfer runs, so the disconnect ends none (docs/reference/particle-ota.md §2.2, §2.4: only a
+    transfer in progress is cut): whatever the app chose for the completed update still holds, and
+    Device OS still accepts the next release before the reset (§2.5 `multiple_ota_no_reset`), as in
+    test_several_otas_without_a_reset_apply_the_last_one. A firmware that takes any disconnect after
+    a `begin` for a lost transfer disables updates again and the next release never begins."""
+    connected(rig)
+    park(rig)
+    rig.command("reset_hold", hold=True)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    since = rig.now()
+    rig.release(2, intelligent=True)
+    rig.expect_sys("firmware_update", "complete", 900)
+    deadline = rig.now() + 120
+    while not rig.timeline.select(source="cloud", kind="spark/flash/status", start=since,
+                                  where=lambda e: str(e.get("data", "")).startswith("success")):
+        assert rig.now() < deadline, "no cloud spark/flash/status success within 120 s of `complete`"
+        rig.wait(1)
+    rig.link_outage(120)
+    rig.expect_sys("cloud_status", "disconnected", 300)
+    rig.upload(rig.firmware(3, size=APP_SIZE))
+    released = rig.now()
+    rig.release(3, intelligent=True)  # offered when the device is back
+    try:
+        rig.expect_sys("firmware_update", "begin", 900)
+    except BoardError:
+        enabled = [e.get("action") for e in rig.timeline.select(
+            kind="guard", start=since, where=lambda e: e.get("action") in ("updates_enabled", "updates_disabled"))]
+        raise AssertionError(
+            f"version 3, released {rig.now() - released:.0f} s ago while the app held the reset after a completed "
+            f"update and a coverage loss, never began (the app's update reports since version 2's release: "
+            f"{enabled}): a disconnect after `complete` ended no transfer, so it must not undo the app's choices "
+            "(docs/reference/particle-ota.md §2.2, §2.4, §2.5)") from None
+    rig.expect_sys("firmware_update", "complete", 900)
     rig.command("reset_hold", hold=False)
     rig.expect_version(3, 600)
     rig.wait(30)
