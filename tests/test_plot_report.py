@@ -8,7 +8,6 @@ import math
 import random
 import re
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -261,14 +260,22 @@ def test_plot_empty_and_sparse_timelines(tmp_path: Path) -> None:
     assert png_size(plot.plot_timeline(only_psu.entries, tmp_path / "psu.png"))[0] > 0
 
 
-def test_plot_100k_entries_completes_quickly(tmp_path: Path) -> None:
+def test_plot_100k_entries_draws_a_bounded_number_of_points(tmp_path: Path) -> None:
+    """What keeps a week's picture cheap: whatever the number of entries, no line or collection
+    holds much more than a few points per pixel column (PSU samples are min/max-decimated, progress
+    ticks thinned). How long it takes is measured by bench/ and docs/lab.md §4, not asserted here."""
+    from matplotlib.collections import Collection
+    from matplotlib.lines import Line2D
+
     tl = big_timeline(100_000)
     assert len(tl) >= 100_000
-    started = time.perf_counter()
     out = plot.plot_timeline(tl, tmp_path / "big.png", title="a week, two boards")
-    took = time.perf_counter() - started
     assert png_size(out)[0] > 1000
-    assert took < 15, f"plotting 100k entries took {took:.1f}s"
+    fig = plot._figure(list(tl.entries), "a week, two boards")
+    drawn = [len(a.get_xdata()) for ax in fig.axes for a in ax.get_children() if isinstance(a, Line2D)]
+    drawn += [len(a.get_paths()) for ax in fig.axes for a in ax.get_children() if isinstance(a, Collection)]
+    assert drawn and max(drawn) <= 4 * plot.PIXELS, f"a series of {max(drawn)} points for {plot.PIXELS} pixel columns"
+    assert sum(drawn) < len(tl) // 5, f"{sum(drawn)} points drawn for {len(tl)} entries"
 
 
 def test_minmax_decimation_keeps_spikes() -> None:
