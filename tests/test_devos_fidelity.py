@@ -303,3 +303,32 @@ def test_resume_is_local_and_falls_back_to_a_full_handshake_after_3_unanswered_u
     assert full.t_ms > unanswered[-1].t_ms and dev.net.full_handshakes == 2
     rig.run(10)
     assert dev.session.uses == 0 and dev.net.cloud_connected and rig.rec.online
+
+
+# -- Particle.disconnect() is a flag the system loop acts on ------------------------------------------
+def test_particle_disconnect_takes_effect_at_the_system_loop_and_a_connect_before_it_cancels_it(
+        companion_image: ImageFactory, sim_rig: RigFactory) -> None:
+    """docs/reference/particle-ota.md §3.3 (checked): Particle.disconnect() only clears the
+    auto-connect flag (device-os v2.3.1 system/src/system_cloud.cpp:228-245, system_mode.cpp:68-71);
+    `cloud_disconnect` runs at the system loop's next `manage_cloud_connection` pass
+    (system/src/system_task.cpp:445-448). Until then the cloud is still connected, and a
+    Particle.connect() (system_mode.cpp:59-66) sets the flag again: no disconnect at all."""
+    rig = sim_rig(companion_image(1))
+    _idle_connected(rig)
+    dev = rig.dev
+    # 1. disconnect, then connect at the same instant (as one loop pass would): the session stays up
+    t = rig.now_ms + 1
+    seen: list[bool] = []
+    rig.bench.world.sched.at(t, lambda: (dev.fw_cloud(dos.CLOUD_DISCONNECT, None, None, 0),
+                                         seen.append(bool(dev.net.cloud_connected)),
+                                         dev.fw_cloud(dos.CLOUD_CONNECT, None, None, 0)))
+    rig.run(5)
+    assert seen == [True], "Particle.connected() is still true right after Particle.disconnect()"
+    assert dev.net.cloud_connected and not rig.events(dos.CLOUD_STATUS, since_ms=t)
+    # 2. disconnect alone: `disconnecting` then `disconnected` at the system loop's next pass
+    t = rig.now_ms + 1
+    rig.bench.world.sched.at(t, lambda: dev.fw_cloud(dos.CLOUD_DISCONNECT, None, None, 0))
+    rig.run(5)
+    params = [e.data["param"] for e in rig.events(dos.CLOUD_STATUS, since_ms=t)]
+    assert params == [dos.CLOUD_STATUS_DISCONNECTING, dos.CLOUD_STATUS_DISCONNECTED]
+    assert not dev.net.cloud_connected

@@ -224,8 +224,20 @@ class Connectivity:
             self._connect_now()
 
     def request_disconnect(self) -> None:
+        """Particle.disconnect() only clears the auto-connect flag (device-os v2.3.1
+        wiring/src/spark_wiring_cloud.cpp:95-97 → system/src/system_cloud.cpp:228-245 →
+        system/src/system_mode.cpp:68-71); the system loop's next `manage_cloud_connection` pass
+        disconnects (system/src/system_task.cpp:445-448, `cloud_disconnect(CLOUD_DISCONNECT_GRACEFULLY,
+        CLOUD_DISCONNECT_REASON_USER)`). A `Particle.connect()` before that pass sets the flag again
+        (system_mode.cpp:59-66) and the session stays up (docs/reference/particle-ota.md §3.3)."""
         self.auto_connect = False
-        self._drop_cloud(graceful=True, reason="disconnect")
+        if self.cloud != Cloud.DISCONNECTED:
+            self._later(0, lambda: self.dev.on_system_thread(self._manage_cloud_connection))
+
+    def _manage_cloud_connection(self) -> None:
+        """The system loop's pass after a Particle.disconnect(): disconnect if the flag is still clear."""
+        if not self.auto_connect:
+            self._drop_cloud(graceful=True, reason="disconnect")
 
     def _connect_now(self) -> None:
         if not self.dev.powered or self.cloud != Cloud.DISCONNECTED:
