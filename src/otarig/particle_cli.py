@@ -304,6 +304,9 @@ class ParticleCli:
             NO_COLOR="1",
             FORCE_COLOR="0",
         )
+        # Node 22 keeps the CLI's compiled modules between runs: each `particle` starts ~20 % sooner,
+        # which a scenario running it several times, or a pool of them, feels (docs/lab.md §4)
+        env.setdefault("NODE_COMPILE_CACHE", str(resources.cache_root() / "node-compile-cache"))
         path = [*self.path_prepend]
         if self.node is not None:
             path.append(str(self.node.parent))  # child `node` processes get the pinned one too
