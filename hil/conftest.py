@@ -43,6 +43,7 @@ def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False, since: f
         v.app_saw_every_update(tl),
         v.update_began_in_idle_window(tl, allow_forced=allow_forced),
         v.shutdown_before_reset(tl),
+        v.shutdown_persists_every_record_taken(tl),
         v.no_record_lost(tl),
         v.record_count_never_drops(tl),
         v.record_numbers_go_up(tl),

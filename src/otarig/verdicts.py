@@ -194,6 +194,73 @@ def shutdown_before_reset(tl: Timeline, board: str | None = None) -> Verdict:
                + ", each after shutdown_complete")
 
 
+def shutdown_persists_every_record_taken(tl: Timeline, board: str | None = None) -> Verdict:
+    """A clean shutdown leaves nothing in flight: when the app reports `shutdown_complete` with its
+    last persisted record (`agent.shutdownComplete(records, lastSeq)`, docs/your-firmware.md step 2),
+    every record it reported taking since its boot (`appRecord(seq, false)`) is at or below that
+    number, and by its next boot it has reported each of those persisted (`appRecord(seq, true)`):
+    the shutdown is what lets the reset go (docs/reference/particle-ota.md §2.5), so a record still
+    in RAM then is lost with it, and one persisted but never reported leaves the rig unable to hold
+    the next boot to it (found by generated defects: a shutdown that skipped the last transaction,
+    and one that stopped reporting what it persisted, docs/selftest.md)."""
+    name = "the shutdown persisted every record taken"
+    taken: set[int] = set()
+    acked: set[int] = set()
+    owed: tuple[Entry, list[int]] | None = None  # the last shutdown, and the records it said it persisted
+    checked = 0
+
+    def unreported() -> Verdict | None:
+        if owed is None:
+            return None
+        shutdown, seqs = owed
+        missing = [q for q in seqs if q not in acked]
+        if not missing:
+            return None
+        return _fail(tl, name, f"the app reported a clean shutdown with its last persisted record "
+                               f"{shutdown.get('last_seq')}, but never reported record(s) {_seq_ranges(missing)} "
+                               "persisted: what it says it wrote and what it acknowledged disagree", shutdown.t,
+                     fix="call agent.appRecord(seq, true) for each record once it is persisted "
+                         "(docs/your-firmware.md step 3)")
+
+    for e in _board(tl, board):
+        if e.kind == "hello":
+            if (failed := unreported()) is not None:
+                return failed
+            taken.clear()
+            acked.clear()
+            owed = None
+        elif e.kind == "app" and e.get("action") == "record" and isinstance(e.get("seq"), int):
+            (acked if e.get("persisted") else taken).add(int(e.get("seq")))
+        elif e.is_guard("shutdown_complete") and isinstance(e.get("last_seq"), int) and taken:
+            checked += 1
+            last = int(e.get("last_seq"))
+            beyond = sorted(q for q in taken if q > last)
+            if beyond:
+                return _fail(tl, name, f"the app reported a clean shutdown with its last persisted record {last}, but "
+                                       f"it had taken record(s) {_seq_ranges(beyond)} by then: they were still in RAM "
+                                       "when the shutdown let the reset go, and are lost with it", e.t,
+                             fix="in the shutdown path, finish the open transaction and persist every record taken "
+                                 "before reporting agent.shutdownComplete(...) (docs/your-firmware.md step 2; "
+                                 "docs/reference/particle-ota.md §2.5)")
+            owed = (e, sorted(q for q in taken if q <= last))
+    if (failed := unreported()) is not None:
+        return failed
+    if not checked:
+        return _not_applicable(name, "no shutdown_complete with a last_seq after records the app reported taking")
+    return _ok(name, f"{checked} shutdown(s), each with every record taken persisted and reported")
+
+
+def _seq_ranges(seqs: list[int]) -> str:
+    """1, 2, 3, 7 → "1-3, 7" (a sorted list)."""
+    out: list[str] = []
+    for q in seqs:
+        if out and q == int(out[-1].split("-")[-1]) + 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{q}"
+        else:
+            out.append(str(q))
+    return ", ".join(out)
+
+
 #: what to change when records were lost after the rig damaged what the firmware stored
 FIX_STORED_DATA = ("keep each record twice, each copy with its own CRC and its number, where one damaged put cannot "
                    "reach both; count a record as held when either copy checks and carries its number; and at boot "
