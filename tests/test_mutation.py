@@ -135,3 +135,23 @@ def test_tiny_selftest_through_the_cli(tmp_path: Path) -> None:
         assert (r["diff"] is not None) == (r["status"] == "survived")
     assert proc.returncode == (1 if summary["survivors"] else 0), proc.stdout[-3000:]
     assert "shipped defects" in proc.stdout and "kill rate" in (out / "selftest.html").read_text()
+
+
+def test_an_outcome_is_kept_per_set_of_scenarios(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A defect that survived a `-k` subset may die in the rest of the suite: its cached outcome
+    must not answer for a run over other scenarios (it once did, and a full run reported a survivor
+    that no longer survived)."""
+    from otarig.mutation.engine import Candidate, MutationEngine
+
+    monkeypatch.setenv("OTARIG_CACHE", str(tmp_path / "cache"))
+    suite = Path(__file__).resolve().parents[1] / "hil"
+    bench = Path(__file__).resolve().parents[1] / "bench_config.toml"
+    engine = MutationEngine(bench, suite, tmp_path / "report", project=None, seed=1, jobs=1, pinned=[])
+    candidate = Candidate(key="shipped-1", label="shipped 1", shipped=1)
+    engine.nodeids = ["hil/test_releases.py::test_lock_and_flash_now"]
+    subset = engine._cache_path(candidate)
+    engine.nodeids = ["hil/test_releases.py::test_lock_and_flash_now", "hil/test_week.py::test_week"]
+    whole = engine._cache_path(candidate)
+    assert whole != subset
+    engine.nodeids = list(reversed(engine.nodeids))  # the order they run in is not what decides it
+    assert engine._cache_path(candidate) == whole

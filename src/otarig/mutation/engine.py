@@ -112,6 +112,8 @@ class MutationEngine:
 
     def _cache_path(self, c: Candidate) -> Path:
         d = hashlib.sha256(self._session_key.encode())
+        # the scenarios run decide a survivor: one that survived a `-k` subset may die in the rest
+        d.update("\0".join(sorted(self.nodeids)).encode() + b"\0")
         d.update(c.key.encode() + b"\0")
         if c.mutant is not None:
             d.update(c.mutant.text.encode())
