@@ -553,10 +553,17 @@ def _figure(entries: list[Entry], title: str) -> Figure:
         i += 1
     for ax in axes:
         ax.set_xlim(lo / scale, hi / scale)
-        ax.grid(axis="x", color=GRID_COLOR, linewidth=0.6, zorder=0)
         ax.set_axisbelow(True)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
+    # The lanes share one time axis: only the bottom one draws it (ticks, labels, grid); the others
+    # get its grid as plain lines and no x axis of their own, whose ticks were a good part of every
+    # picture's drawing time (docs/lab.md §4).
+    axes[-1].grid(axis="x", color=GRID_COLOR, linewidth=0.6, zorder=0)
+    ticks = [x for x in axes[-1].xaxis.get_majorticklocs() if lo / scale <= x <= hi / scale]
+    for ax in axes[:-1]:
+        ax.xaxis.set_visible(False)
+        ax.vlines(ticks, 0, 1, transform=ax.get_xaxis_transform(), color=GRID_COLOR, linewidth=0.6, zorder=0)
     if not (models or has_cloud or has_psu):
         axes[0].set_yticks([])
         axes[0].text(0.5, 0.5, "no board, cloud or PSU entries", transform=axes[0].transAxes,
