@@ -34,6 +34,20 @@ def pending_intelligent_release(rig: Rig, version: int) -> None:
     rig.expect_sys("firmware_update_pending", timeout=120)
 
 
+def update_completed_under_reset_hold(rig: Rig, version: int = 2) -> float:
+    """A parked device whose app holds the reset (`reset_hold`) takes an Intelligent release of
+    `version` to `complete`; the reset stays held (docs/reference/particle-ota.md §2.5). Returns
+    when the release was made."""
+    connected(rig)
+    park(rig)
+    rig.command("reset_hold", hold=True)
+    rig.upload(rig.firmware(version, size=APP_SIZE))
+    since = rig.now()
+    rig.release(version, intelligent=True)
+    rig.expect_sys("firmware_update", "complete", 900)
+    return since
+
+
 def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False, since: float | None = None) -> list[v.Verdict]:
     """The checks every OTA scenario ends with (docs/reference/particle-ota.md §7.10); `since` (a
     `rig.note_state()` time) judges only from there, for a scenario whose own setup ran an update

@@ -6,7 +6,8 @@ import pytest
 from otarig import verdicts as v
 from otarig.board import BoardError
 
-from conftest import APP_SIZE, connected, drive, ota_verdicts, park, pending_intelligent_release
+from conftest import (APP_SIZE, connected, drive, ota_verdicts, park, pending_intelligent_release,
+                      update_completed_under_reset_hold)
 
 
 @pytest.mark.budget(1200)
@@ -58,13 +59,7 @@ def test_several_otas_without_a_reset_apply_the_last_one(rig):
     """While the app holds resets, Device OS keeps accepting OTAs; each begin clears the slot the one
     before registered (FLASH_Begin), so the last one runs at the next reset
     (docs/reference/particle-ota.md §2.5 `multiple_ota_no_reset`, §2.6)."""
-    connected(rig)
-    park(rig)
-    rig.command("reset_hold", hold=True)
-    rig.upload(rig.firmware(2, size=APP_SIZE))
-    since = rig.now()
-    rig.release(2, intelligent=True)
-    rig.expect_sys("firmware_update", "complete", 900)
+    since = update_completed_under_reset_hold(rig)
     # the guard reads System.resetPending() and may report the held reset before the app's handler
     # prints `complete` (a threaded app's events come through a queue, docs/reference/particle-ota.md §2.2)
     if not rig.timeline.select(kind="guard", where=lambda e: e.get("action") == "reset_held"):
@@ -107,13 +102,7 @@ def test_coverage_lost_after_a_completed_update_ends_no_transfer(rig):
     Device OS still accepts the next release before the reset (§2.5 `multiple_ota_no_reset`), as in
     test_several_otas_without_a_reset_apply_the_last_one. A firmware that takes any disconnect after
     a `begin` for a lost transfer disables updates again and the next release never begins."""
-    connected(rig)
-    park(rig)
-    rig.command("reset_hold", hold=True)
-    rig.upload(rig.firmware(2, size=APP_SIZE))
-    since = rig.now()
-    rig.release(2, intelligent=True)
-    rig.expect_sys("firmware_update", "complete", 900)
+    since = update_completed_under_reset_hold(rig)
     deadline = rig.now() + 120
     while not rig.timeline.select(source="cloud", kind="spark/flash/status", start=since,
                                   where=lambda e: str(e.get("data", "")).startswith("success")):
