@@ -54,6 +54,17 @@ def test_reset_is_held_until_persistence_is_done(rig):
     assert persisted and persisted[0].t <= released[0].t, "resets were released before persistence"
 
 
+def _release_the_hold_then_version_3_lands(rig) -> None:
+    """The app lets the held reset go: the last accepted update, version 3, runs after it, with one
+    download for each version and nothing persisted lost (docs/reference/particle-ota.md §2.5, §2.6)."""
+    rig.command("reset_hold", hold=False)
+    rig.expect_version(3, 600)
+    rig.wait(30)
+    tl = rig.timeline
+    rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 3, device_id=rig.dut_id),
+              v.no_update_loop(tl, max_downloads=2))
+
+
 @pytest.mark.budget(1800)
 def test_several_otas_without_a_reset_apply_the_last_one(rig):
     """While the app holds resets, Device OS keeps accepting OTAs; each begin clears the slot the one
@@ -84,12 +95,7 @@ def test_several_otas_without_a_reset_apply_the_last_one(rig):
     rig.expect_sys("firmware_update", "complete", 900)
     rig.wait(60)
     assert not rig.timeline.select(kind="hello"), "the device reset while the app held resets"
-    rig.command("reset_hold", hold=False)
-    rig.expect_version(3, 600)
-    rig.wait(30)
-    tl = rig.timeline
-    rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 3, device_id=rig.dut_id),
-              v.no_update_loop(tl, max_downloads=2))
+    _release_the_hold_then_version_3_lands(rig)
 
 
 @pytest.mark.requires("antenna_switch")
@@ -124,12 +130,7 @@ def test_coverage_lost_after_a_completed_update_ends_no_transfer(rig):
             f"{enabled}): a disconnect after `complete` ended no transfer, so it must not undo the app's choices "
             "(docs/reference/particle-ota.md §2.2, §2.4, §2.5)") from None
     rig.expect_sys("firmware_update", "complete", 900)
-    rig.command("reset_hold", hold=False)
-    rig.expect_version(3, 600)
-    rig.wait(30)
-    tl = rig.timeline
-    rig.check(v.shutdown_before_reset(tl), v.no_record_lost(tl), v.new_version_runs(tl, 3, device_id=rig.dut_id),
-              v.no_update_loop(tl, max_downloads=2))
+    _release_the_hold_then_version_3_lands(rig)
 
 
 @pytest.mark.requires("antenna_switch")
