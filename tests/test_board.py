@@ -188,6 +188,10 @@ def test_expect_timeout_carries_last_lines_and_log_path(bench) -> None:
     assert f"full log: {board.log_path}" in msg
     # a timeout consumes nothing
     assert board.expect('"line 0"', timeout=0)["msg"] == "line 0"
+    # a named wait (the rig's expect_sys/expect_guard/expect_version) says what it waited for
+    from otarig.rig import _named
+    with pytest.raises(ExpectTimeout, match="no output matching the app's `firmware_update begin` system event"):
+        board.expect(_named(lambda e: False, "the app's `firmware_update begin` system event"), timeout=1.0)
 
 
 def test_expect_cursor_and_not_matching(bench) -> None:

@@ -161,14 +161,17 @@ class Rig:
             self.clock.wait(min(1.0, deadline - self.now()))
 
     def expect_sys(self, event: str, param: str | None = None, timeout: float = 600, **kw: Any) -> Event:
-        return self.expect(lambda e: e.name == "sys" and e.get("event") == event and
-                           (param is None or e.get("param") == param), timeout, **kw)
+        return self.expect(_named(lambda e: e.name == "sys" and e.get("event") == event and
+                                  (param is None or e.get("param") == param),
+                                  f"the app's `{event}{' ' + param if param else ''}` system event"), timeout, **kw)
 
     def expect_guard(self, action: str, timeout: float = 600, **kw: Any) -> Event:
-        return self.expect(lambda e: e.name == "guard" and e.get("action") == action, timeout, **kw)
+        return self.expect(_named(lambda e: e.name == "guard" and e.get("action") == action,
+                                  f"the guard's `{action}` report"), timeout, **kw)
 
     def expect_version(self, version: int, timeout: float = 1800, **kw: Any) -> Event:
-        return self.expect(lambda e: e.name == "hello" and e.get("product_version") == version, timeout, **kw)
+        return self.expect(_named(lambda e: e.name == "hello" and e.get("product_version") == version,
+                                  f"a `hello` from version {version}"), timeout, **kw)
 
     def command(self, cmd: str, *, board: str | None = None, timeout: float = 10.0, **keys: Any) -> dict:
         b = self.boards[board] if board else self.board
@@ -373,3 +376,10 @@ def _ms(seconds: float) -> int:
     if seconds <= 0:
         raise ValueError(f"a fault duration must be positive, got {seconds} s")
     return max(1, round(seconds * 1000))
+
+
+def _named(match: Callable[[Event], bool], what: str) -> Callable[[Event], bool]:
+    """`match`, named for what it waits for: a timeout then says "no output matching the app's
+    `firmware_update begin` system event", not "<lambda>"."""
+    match.__name__ = what
+    return match
