@@ -414,3 +414,24 @@ def test_loop_url_works(tmp_path: Path) -> None:
         assert board.history[-1][1] == Noise("not_json", b"\x00junk")  # NUL is valid UTF-8
     log = (tmp_path / "loop.log").read_text()
     assert ">> " in log and "-- port closed --" in log
+
+
+def test_a_command_timeout_names_a_download_that_freezes_a_non_threaded_app() -> None:
+    """The rig adds why a command went unanswered when the board's last hello said non-threaded
+    and a download is in progress (docs/reference/particle-ota.md §2.8); not for a threaded app, and
+    not once the transfer ended."""
+    from otarig.rig import frozen_by_a_download
+    from otarig.timeline import Timeline
+
+    def story(threaded: bool, *params: str) -> list:
+        tl = Timeline()
+        tl.add(0.0, "board:x", "hello", {"threaded": threaded})
+        for i, p in enumerate(params, start=1):
+            tl.add(float(i), "board:x", "sys", {"event": "firmware_update", "param": p})
+        return tl.entries
+
+    assert frozen_by_a_download(story(False, "begin", "progress"))
+    assert not frozen_by_a_download(story(True, "begin", "progress"))
+    assert not frozen_by_a_download(story(False, "begin", "complete"))
+    assert not frozen_by_a_download(story(False, "begin", "failed"))
+    assert not frozen_by_a_download(story(False))

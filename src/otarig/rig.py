@@ -10,15 +10,15 @@ scenarios marked `sim_only`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .bench_companion import BenchCompanion, CompanionTimeline, edges_for_byte
-from .board import NOT_SUPPORTED, Board, NotSupported
+from .board import NOT_SUPPORTED, Board, ExpectTimeout, NotSupported
 from .config import BenchConfig
 from .fleet_release import NO_FLEET_RELEASE, NoFleetRelease
 from .interfaces import BenchParts, CloudAccess, FirmwareBuild  # noqa: F401 - re-exported for scenarios
 from .protocol import Event
-from .timeline import Timeline
+from .timeline import Entry, Timeline
 from .verdicts import Verdict, VerdictFailed
 
 
@@ -178,8 +178,22 @@ class Rig:
         self.timeline.add(self.now(), "rig", "command", {"board": b.board_id, "cmd": cmd, **keys})
         try:
             return b.command(cmd, timeout=self._at_least(timeout), **keys)
+        except ExpectTimeout as exc:
+            self.collect()
+            if self._frozen_by_a_download(b.board_id):
+                first, _, rest = str(exc).partition("\n")
+                raise ExpectTimeout(f"{first}: the firmware is not threaded and a download is in progress, and "
+                                    "Device OS runs no loop() until it ends (docs/reference/particle-ota.md §2.8), "
+                                    "so its test agent cannot answer; SYSTEM_THREAD(ENABLED) keeps the app "
+                                    f"running during a download\n{rest}") from None
+            raise
         finally:
             self.collect()
+
+    def _frozen_by_a_download(self, board_id: str) -> bool:
+        source = f"board:{board_id}"
+        return frozen_by_a_download(e for tl in (self.setup_timeline, self.timeline) if tl is not None
+                                    for e in tl.select(source=source))
 
     def collect(self) -> None:
         """Bring board events and cloud events into the timeline."""
@@ -383,3 +397,18 @@ def _named(match: Callable[[Event], bool], what: str) -> Callable[[Event], bool]
     `firmware_update begin` system event", not "<lambda>"."""
     match.__name__ = what
     return match
+
+
+def frozen_by_a_download(entries: Iterable[Entry]) -> bool:
+    """A board's entries, in order: its last hello says non-threaded, and a `firmware_update begin`
+    came after it with no `complete` or `failed` since, so its app runs no loop()
+    (docs/reference/particle-ota.md §2.8)."""
+    threaded, downloading = True, False
+    for e in entries:
+        if e.kind == "hello":
+            threaded, downloading = bool(e.get("threaded", True)), False
+        elif e.is_sys("firmware_update", "begin"):
+            downloading = True
+        elif e.is_sys("firmware_update", "complete") or e.is_sys("firmware_update", "failed"):
+            downloading = False
+    return downloading and not threaded
