@@ -63,6 +63,7 @@ def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False, since: f
         v.record_numbers_go_up(tl),
         v.records_published_once(tl),
         v.publishes_within_rate_limit(tl),
+        v.publishing_keeps_up(tl),
         v.records_keep_declared_cadence(tl),
         v.cloud_copy_names_published_records(tl, device_id=rig.dut_id),
         v.app_resumes_after_a_lost_transfer(tl),

@@ -205,6 +205,7 @@ def test_the_companion_s_agent_declares_its_period_and_names_its_published_event
     hello = events[0]
     assert hello.name == "hello" and hello["record_period_ms"] == 1000 and hello["proto"] == 1
     assert hello["record_copies"] == 2  # TestAgentInfo.recordCopies: RecordLog's copies A and B
+    assert hello["publish_every_ms"] == 1000  # TestAgentInfo.publishEveryMs: one loop pass parked
     replies = {e["id"]: e for e in events if e.name == "reply"}
     assert replies[1]["record_period_ms"] == 1000 and replies[2]["record_period_ms"] == 1000
     assert replies[1]["record_copies"] == 2 and replies[2]["record_copies"] == 2

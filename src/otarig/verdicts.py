@@ -582,6 +582,80 @@ def records_keep_declared_cadence(tl: Timeline, board: str | None = None) -> Ver
     return _ok(name, f"{stretches} busy stretch(es), every record on the declared grid")
 
 
+#: how far past its declared `publish_every_ms` an app may be before its publishing counts as
+#: stalled: a threaded app's loop can lag the system by a queue of events (§2.2), and the bench's
+#: own clock reads serial lines a little late
+PUBLISH_STALL_FACTOR, PUBLISH_STALL_GRACE_S = 3, 5.0
+
+
+def publishing_keeps_up(tl: Timeline, board: str | None = None) -> Verdict:
+    """While a record the app persisted since its boot waits to be published, and the app runs with
+    the cloud connected, the app tries to publish (`appPublish`, ok or refused) at least every
+    `publish_every_ms` it declares (TestAgentInfo.publishEveryMs), within `PUBLISH_STALL_FACTOR`
+    times that plus `PUBLISH_STALL_GRACE_S`. Publishing that stops (a defect publishing once a boot
+    and never again, docs/selftest.md) leaves the product without data it believes is on its way.
+    The clock restarts when the cloud comes back, and nothing is judged once the app shut down for
+    an update or was told to sleep until its next boot or reconnection. Not applicable to a firmware
+    that declares no publishing period."""
+    name = "publishing keeps up"
+    every: float | None = None
+    declared = False
+    acked = published = 0          # highest record persisted / published (ok) since the boot
+    connected = running = False
+    since: float | None = None     # when the app last published, or could start to
+    waits = 0
+    fix = ("publish the next persisted record whenever the app runs with the cloud connected, at least as often as "
+           "declared (TestAgentInfo.publishEveryMs, docs/your-firmware.md \"Publishes\")")
+
+    def stalled(now: float) -> Verdict | None:
+        if every is None or since is None or not (connected and running) or acked <= published:
+            return None
+        limit = PUBLISH_STALL_FACTOR * every + PUBLISH_STALL_GRACE_S
+        if now - since > limit:
+            return _fail(tl, name, f"record {published + 1} (persisted; {acked - published} waiting) was not published: "
+                                   f"the app ran with the cloud connected and tried no publish for {now - since:.0f} s "
+                                   f"(it declares one at least every {every:g} s; allowed {limit:g} s)", now, fix=fix)
+        return None
+
+    for e in _board(tl, board):
+        if (bad := stalled(e.t)) is not None:
+            return bad
+        if e.kind == "hello" or (e.kind == "reply" and e.get("cmd") in ("ping", "status")):
+            raw = e.get("publish_every_ms")
+            declares = isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0
+            if e.kind == "hello" or declares:
+                every = float(raw) / 1000.0 if declares else None
+            declared = declared or every is not None
+            if e.kind == "hello":
+                acked = published = 0
+                connected, running, since = False, True, None
+            elif e.get("cmd") == "status" and isinstance(e.get("cloud_connected"), bool) and since is None:
+                # a timeline that starts on a board booted long before: its first status says how it is
+                connected, running, since = bool(e.get("cloud_connected")), True, e.t
+        elif e.is_sys("cloud_status", "connected"):
+            connected, since = True, e.t
+        elif e.is_sys("cloud_status", "disconnected") or e.is_sys("cloud_status", "disconnecting"):
+            connected = False
+        elif e.is_guard("shutdown_begin") or (e.kind == "reply" and e.get("cmd") == "sleep") \
+                or (e.is_sys("firmware_update", "begin") and not _mode_of(tl, board)[1]):
+            running = False
+        elif e.kind == "app" and e.get("action") == "record" and e.get("persisted") and isinstance(e.get("seq"), int):
+            if acked <= published:
+                since = e.t if since is None else max(since, e.t)  # a wait begins
+                waits += 1
+            acked = max(acked, int(e.get("seq")))
+        elif e.kind == "app" and e.get("action") == "publish":
+            since = e.t
+            if e.get("ok") and isinstance(e.get("seq"), int):
+                published = max(published, int(e.get("seq")))
+    entries = _board(tl, board)
+    if entries and (bad := stalled(entries[-1].t)) is not None:
+        return bad
+    if not declared:
+        return _not_applicable(name, "it declares no publishing period (TestAgentInfo.publishEveryMs)")
+    return _ok(name, f"{waits} wait(s) for a publish, none stalled")
+
+
 #: how long after the first publish the app reports in a timeline a cloud copy may still be one of
 #: a record published before the timeline began (its report is in the previous timeline)
 CLOUD_COPY_SETTLE_S = 5.0

@@ -62,7 +62,8 @@ void agentHoldReset(bool hold, void*) { OtaGuard::instance().holdReset(hold); }
 uint32_t agentRecords(void*) { return recordLog.count(); }
 uint32_t agentLastSeq(void*) { return recordLog.lastSeq(); }
 
-TestAgent agent({OTARIG_PRODUCT_ID, COMPANION_VERSION, OTARIG_THREADED != 0, kRecordPeriodMs, 2 /* RecordLog: copies A and B */},
+TestAgent agent({OTARIG_PRODUCT_ID, COMPANION_VERSION, OTARIG_THREADED != 0, kRecordPeriodMs, 2 /* RecordLog: copies A and B */,
+                 kParkedLoopMs /* publishPersisted() runs every loop pass */},
                 {agentSetWorkload, agentBusy, agentWindowOpen, agentRecords, agentLastSeq, nullptr,
                  agentHoldReset});
 

@@ -397,6 +397,7 @@ void TestAgent::sendHelloBoot() {
     h.strings("hooks", hooks, k);
     if (info_.recordPeriodMs) h.unum("record_period_ms", info_.recordPeriodMs);
     if (info_.recordCopies) h.unum("record_copies", info_.recordCopies);
+    if (info_.publishEveryMs) h.unum("publish_every_ms", info_.publishEveryMs);
     int n = h.finish();
     write(h.data(), n);
     JsonLine b("boot");
@@ -532,6 +533,7 @@ void TestAgent::execute(JsonObject& cmd, long id, const char* name) {
         r.boolean("threaded", info_.threaded).str("mode", modeName(System.mode()));
         if (info_.recordPeriodMs) r.unum("record_period_ms", info_.recordPeriodMs);
         if (info_.recordCopies) r.unum("record_copies", info_.recordCopies);
+        if (info_.publishEveryMs) r.unum("publish_every_ms", info_.publishEveryMs);
         send();
     } else if (strcmp(name, "status") == 0) {
         r.boolean("ok", true).num("product_version", info_.productVersion);
@@ -546,6 +548,7 @@ void TestAgent::execute(JsonObject& cmd, long id, const char* name) {
         r.unum("uptime_ms", (unsigned long)System.millis());
         if (info_.recordPeriodMs) r.unum("record_period_ms", info_.recordPeriodMs);  // the hello's, for a rig that joins later
         if (info_.recordCopies) r.unum("record_copies", info_.recordCopies);
+        if (info_.publishEveryMs) r.unum("publish_every_ms", info_.publishEveryMs);
         send();
     } else if (strcmp(name, "workload") == 0) {
         const JsonObject::Field* st = cmd.get("state");

@@ -34,6 +34,10 @@ struct TestAgentInfo {
      *  scenario checks (docs/your-firmware.md "Stored data"); 0 (left out) or 1 declares it does
      *  not, and that scenario does not apply. */
     uint8_t recordCopies;
+    /** While a persisted record waits to be published and the app runs with the cloud connected,
+     *  the app tries to publish (`appPublish`) at least once every `publishEveryMs` (hello
+     *  `publish_every_ms`, verdict `publishing_keeps_up`); 0 (left out) declares none. */
+    uint32_t publishEveryMs;
 };
 
 /** Hooks into the application, all optional (nullptr): hello lists the ones given ("hooks"), and a
