@@ -495,6 +495,16 @@ CADENCE_LATE_SHARE = 0.25
 CADENCE_EARLY_MS = 50
 
 
+def _declared(e: Entry, key: str, current: float | None) -> float | None:
+    """What the firmware declares under `key` once `e` (a hello, or a ping/status reply) is read: a
+    hello declares afresh (absent: nothing), a reply repeats the hello's for a scenario that begins
+    on a board booted long before and leaves `current` alone when it says nothing."""
+    raw = e.get(key)
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0:
+        return float(raw)
+    return None if e.kind == "hello" else current
+
+
 def _device_ms(e: Entry) -> float:
     """The device's millis() for a board line, else its bench time in ms (a recorded log without `t`)."""
     return float(e.device_t) if e.device_t is not None else e.t * 1000.0
@@ -536,10 +546,8 @@ def records_keep_declared_cadence(tl: Timeline, board: str | None = None) -> Ver
         if e.kind == "hello" or (e.kind == "reply" and e.get("cmd") in ("ping", "status")):
             # the hello's declaration, repeated in `ping` and `status` replies for a scenario that
             # begins on a board booted long before (its timeline then starts with a status reply)
-            raw = e.get("record_period_ms")
-            declares = isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0
-            if e.kind == "hello" or declares:
-                period = int(raw) if declares else None
+            said = _declared(e, "record_period_ms", period)
+            period = int(said) if said is not None else None
             declared = declared or period is not None
             if e.kind == "hello":
                 start = None
@@ -621,10 +629,8 @@ def publishing_keeps_up(tl: Timeline, board: str | None = None) -> Verdict:
         if (bad := stalled(e.t)) is not None:
             return bad
         if e.kind == "hello" or (e.kind == "reply" and e.get("cmd") in ("ping", "status")):
-            raw = e.get("publish_every_ms")
-            declares = isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0
-            if e.kind == "hello" or declares:
-                every = float(raw) / 1000.0 if declares else None
+            said = _declared(e, "publish_every_ms", every * 1000.0 if every is not None else None)
+            every = said / 1000.0 if said is not None else None
             declared = declared or every is not None
             if e.kind == "hello":
                 acked = published = 0
