@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from otarig.mutation.equivalence import EquivalentEntry, code_digest, listed_reason, load_equivalents
+from otarig.mutation.equivalence import EquivalentEntry, code_digest, listed_entry, listed_reason, load_equivalents
+from otarig.mutation.engine import Candidate, Outcome
 from otarig.mutation.generate import GenerationError, Mutant, default_files, generate, sample
 from otarig.mutation.projects import ProjectError, project_copy
+from otarig.mutation.report import summarize
 from otarig.mutation.shipped import shipped_defect_project, shipped_defects
 from otarig.sim.build import BuildError, build_firmware, companion_project
 
@@ -102,6 +104,34 @@ def test_equivalents_match_by_file_and_text_when_the_line_moved(tmp_path: Path) 
     f.write_text('[[equivalent]]\nfile = "src/a.cpp"\n')
     with pytest.raises(ValueError, match="lacks line, original, mutated, reason"):
         load_equivalents(f)
+    f.write_text('[[equivalents]]\nfile = "src/a.cpp"\n')
+    with pytest.raises(ValueError, match=r"unknown table\(s\) equivalents"):
+        load_equivalents(f)
+
+
+def test_an_allowed_mutant_is_listed_apart_and_the_report_gives_both_rates(tmp_path: Path) -> None:
+    """An [[allowed]] entry (a timeline tells it apart, no contract forbids it) is not run, is counted
+    apart from the equivalent ones, and the report also gives the rate counting it as a survivor."""
+    f = tmp_path / "equivalent.toml"
+    f.write_text('[[allowed]]\nfile = "src/a.cpp"\nline = 3\noriginal = "p = 1000;"\nmutated = "p = 1001;"\n'
+                 'reason = "the period is declared with it"\n'
+                 '[[equivalent]]\nfile = "src/a.cpp"\nline = 9\noriginal = "y = 1;"\nmutated = "y = 2;"\n'
+                 'reason = "y is never read"\n')
+    entries = load_equivalents(f)
+    allowed = Mutant("src/a.cpp", 3, "p = 1000;", "p = 1001;", "")
+    assert listed_entry(allowed, entries).kind == "allowed"
+    assert listed_entry(Mutant("src/a.cpp", 9, "y = 1;", "y = 2;", ""), entries).kind == "equivalent"
+    cands = [Candidate(f"a:{i}", "src/a.cpp:1", mutant=Mutant("src/a.cpp", i, "z;", f"z{i};", "")) for i in range(4)]
+    cands.append(Candidate("a:allowed", "src/a.cpp:3", mutant=allowed))
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.cpp").write_text("z;\n")  # the survivor's diff is made against it
+    outcomes = {"a:0": Outcome("killed"), "a:1": Outcome("killed"), "a:2": Outcome("killed"),
+                "a:3": Outcome("survived"), "a:allowed": Outcome("allowed", detail="declared")}
+    summary = summarize(cands, outcomes, generated_total=5, base=tmp_path, extra={})
+    g = summary["generated"]
+    assert (g["listed_allowed"], g["killed"], g["survived"]) == (1, 3, 1)
+    assert g["kill_rate"] == 0.75 and g["kill_rate_allowed_as_survivors"] == 0.6
+    assert summary["survivors"] == ["a:3"]
 
 
 def test_shipped_equivalents_list_is_well_formed() -> None:
@@ -129,7 +159,7 @@ def test_tiny_selftest_through_the_cli(tmp_path: Path) -> None:
     gen = summary["generated"]
     assert gen["sampled"] == 2 and gen["total"] > 20
     statuses = {r["status"] for r in summary["results"]}
-    assert statuses <= {"killed", "timeout", "crashed", "survived", "invalid", "tce", "equivalent"}
+    assert statuses <= {"killed", "timeout", "crashed", "survived", "invalid", "tce", "equivalent", "allowed"}
     for r in summary["results"]:
         assert r["file"] == "lib/DownloadSignal/src/DownloadSignal.cpp" and r["line"] > 0
         assert (r["diff"] is not None) == (r["status"] == "survived")

@@ -39,7 +39,7 @@ __all__ = ["KILLED", "NOT_RUN", "Candidate", "MutationEngine", "Outcome", "Suite
 #: outcomes that count as the suite catching the defect
 KILLED = frozenset({"killed", "timeout", "crashed"})
 #: outcomes of mutants that are not counted (never ran, or cannot differ)
-NOT_RUN = frozenset({"invalid", "tce", "equivalent"})
+NOT_RUN = frozenset({"invalid", "tce", "equivalent", "allowed"})
 #: the builds compared for trivial equivalence (version, threaded): both threading models
 TCE_VARIANTS = ((1, True), (1, False))
 #: the good build's per-scenario wall-clock limit: generous, since its times set the defects' limits
@@ -58,7 +58,7 @@ class Candidate:
 
 @dataclass
 class Outcome:
-    status: str                     # killed, timeout, crashed, survived, invalid, tce, equivalent
+    status: str                     # killed, timeout, crashed, survived, invalid, tce, equivalent, allowed
     killed_by: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     detail: str = ""

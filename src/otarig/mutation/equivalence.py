@@ -3,8 +3,12 @@
 Trivial compiler equivalence (TCE): a mutant whose host build has the same machine code and data as
 the original's can behave no differently; comparing builds is cheaper than running the suite.
 Builds of two project copies differ in their symbol tables (source paths) and build ids only, so
-both are dropped before comparing. The rest is firmware/mutants/equivalent.toml: a survivor no
-timeline can tell apart from the original, with a one-line reason.
+both are dropped before comparing. The rest is firmware/mutants/equivalent.toml, each entry with a
+one-line reason: `[[equivalent]]`, a survivor no timeline can tell apart from the original, and
+`[[allowed]]`, a survivor a timeline can tell apart but that is no defect: a different firmware every
+contract the rig certifies allows as well (a constant the app declares, changed with its declaration).
+Both are left out of the kill rate; the report counts them apart, and gives the rate with the allowed
+ones counted as survivors too, so nobody has to take a listing on trust.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from pathlib import Path
 
 from .generate import Mutant
 
-__all__ = ["EquivalentEntry", "code_digest", "listed_reason", "load_equivalents"]
+__all__ = ["EquivalentEntry", "code_digest", "listed_entry", "listed_reason", "load_equivalents"]
 
 
 def code_digest(so: Path) -> str:
@@ -40,32 +44,43 @@ class EquivalentEntry:
     original: str
     mutated: str
     reason: str
+    kind: str = "equivalent"  # or "allowed": told apart by a timeline, but no contract forbids it
 
 
 def load_equivalents(path: Path) -> list[EquivalentEntry]:
-    """firmware/mutants/equivalent.toml (or a team's own): `[[equivalent]]` tables with file, line,
-    original, mutated, reason. A missing file is an empty list."""
+    """firmware/mutants/equivalent.toml (or a team's own): `[[equivalent]]` and `[[allowed]]` tables
+    with file, line, original, mutated, reason. A missing file is an empty list."""
     if not path.is_file():
         return []
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML ({exc}); fix the file or remove it") from exc
+    unknown = sorted(set(data) - {"equivalent", "allowed"})
+    if unknown:
+        raise ValueError(f"{path}: unknown table(s) {', '.join(unknown)} (only [[equivalent]] and [[allowed]])")
     out = []
-    for i, e in enumerate(data.get("equivalent", [])):
-        missing = [k for k in ("file", "line", "original", "mutated", "reason") if k not in e]
-        if missing:
-            raise ValueError(f"{path}: equivalent entry {i + 1} lacks {', '.join(missing)} "
-                             "(each needs file, line, original, mutated and a one-line reason)")
-        out.append(EquivalentEntry(str(e["file"]), int(e["line"]), str(e["original"]).strip(),
-                                   str(e["mutated"]).strip(), str(e["reason"])))
+    for kind in ("equivalent", "allowed"):
+        for i, e in enumerate(data.get(kind, [])):
+            missing = [k for k in ("file", "line", "original", "mutated", "reason") if k not in e]
+            if missing:
+                raise ValueError(f"{path}: {kind} entry {i + 1} lacks {', '.join(missing)} "
+                                 "(each needs file, line, original, mutated and a one-line reason)")
+            out.append(EquivalentEntry(str(e["file"]), int(e["line"]), str(e["original"]).strip(),
+                                       str(e["mutated"]).strip(), str(e["reason"]), kind))
     return out
 
 
-def listed_reason(m: Mutant, entries: list[EquivalentEntry]) -> str | None:
-    """The reason a mutant is listed as equivalent: same file and mutated line text, and the same
-    line number or (the line moved) the same original text."""
+def listed_entry(m: Mutant, entries: list[EquivalentEntry]) -> EquivalentEntry | None:
+    """The entry that lists a mutant: same file and mutated line text, and the same line number or
+    (the line moved) the same original text."""
     for e in entries:
         if e.file == m.file and e.mutated == m.mutated and (e.line == m.line or e.original == m.original):
-            return e.reason
+            return e
     return None
+
+
+def listed_reason(m: Mutant, entries: list[EquivalentEntry]) -> str | None:
+    """The one-line reason a mutant is listed, or None."""
+    e = listed_entry(m, entries)
+    return e.reason if e else None

@@ -40,9 +40,13 @@ def summarize(candidates: list[Candidate], outcomes: dict[str, Outcome], *, gene
         **extra,
         "generated": {"total": generated_total, "sampled": len(gen), "invalid": counts["invalid"],
                       "tce_equivalent": counts["tce"], "listed_equivalent": counts["equivalent"],
+                      "listed_allowed": counts["allowed"],
                       "killed": killed, "killed_by_timeout": counts["timeout"], "crashed": counts["crashed"],
                       "survived": counts["survived"],
-                      "kill_rate": round(killed / counted, 4) if counted else None},
+                      "kill_rate": round(killed / counted, 4) if counted else None,
+                      # the listed-allowed counted as survivors: the rate without taking a listing on trust
+                      "kill_rate_allowed_as_survivors": (round(killed / (counted + counts["allowed"]), 4)
+                                                         if counted + counts["allowed"] else None)},
         "mutants": {str(c.shipped): outcomes[c.key].killed_by or ([outcomes[c.key].status]
                                                                   if outcomes[c.key].status in KILLED else [])
                     for c in shipped if c.key in outcomes},
@@ -70,16 +74,26 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         console.print(t)
     g = summary["generated"]
     if g["sampled"]:
-        rate = "—" if g["kill_rate"] is None else f"{100 * g['kill_rate']:.1f} %"
         console.print(f"generated (universalmutator): {g['total']} made, {g['sampled']} taken · "
                       f"invalid {g['invalid']} · TCE-equivalent {g['tce_equivalent']} · listed equivalent "
-                      f"{g['listed_equivalent']} · killed {g['killed']} (timeout {g['killed_by_timeout']}, crashed "
-                      f"{g['crashed']}) · [bold]survived {g['survived']}[/bold] · kill rate {rate}")
+                      f"{g['listed_equivalent']} · listed allowed {g['listed_allowed']} · killed {g['killed']} "
+                      f"(timeout {g['killed_by_timeout']}, crashed {g['crashed']}) · "
+                      f"[bold]survived {g['survived']}[/bold] · kill rate {_rate(g)}")
         for r in summary["results"]:
             if r["status"] == "survived":
                 console.print(f"[red]SURVIVED[/red] {escape(r['file'])}:{r['line']}  [dim]{escape(r['id'])}[/dim]")
                 console.print(Syntax(r["diff"], "diff", background_color="default"))
     console.print(f"wall time {summary['wall_s']:.0f} s · report in {summary['report_dir']}")
+
+
+def _rate(g: dict[str, Any]) -> str:
+    """The kill rate, and beside it the rate with the listed-allowed counted as survivors."""
+    if g["kill_rate"] is None:
+        return "—"
+    text = f"{100 * g['kill_rate']:.1f} %"
+    if g["listed_allowed"]:
+        text += f" ({100 * g['kill_rate_allowed_as_survivors']:.1f} % counting the allowed as survivors)"
+    return text
 
 
 _CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}"
@@ -103,10 +117,9 @@ def write_reports(summary: dict[str, Any], folder: Path) -> None:
                   f"<td>{e(', '.join(s['killed_by']) or s['detail'])}</td></tr>" for s in summary["shipped"]]
         parts.append("</table>")
     if g["sampled"]:
-        rate = "—" if g["kill_rate"] is None else f"{100 * g['kill_rate']:.1f} %"
         parts.append("<h2>Generated defects (universalmutator)</h2><table>" + "".join(
             f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in g.items()) +
-            f"<tr><th>kill rate (killed / (killed + survived))</th><td>{rate}</td></tr></table>")
+            f"<tr><th>kill rate (killed / (killed + survived))</th><td>{e(_rate(g))}</td></tr></table>")
         parts.append("<h3>Survivors</h3>")
         for r in summary["results"]:
             if r["status"] == "survived":

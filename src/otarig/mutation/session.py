@@ -18,7 +18,7 @@ from rich.progress import (
 from .. import __version__
 from ..sim.build import companion_project
 from .engine import KILLED, Candidate, MutationEngine, Outcome
-from .equivalence import listed_reason, load_equivalents
+from .equivalence import listed_entry, load_equivalents
 from .generate import default_files, generate, sample
 from .report import print_summary, summarize, write_reports
 from .shipped import mutants_dir, shipped_defects
@@ -64,9 +64,9 @@ def run_selftest(bench_path: Path, *, report_dir: Path, suite: Path, pinned: lis
     outcomes: dict[str, Outcome] = {}
     to_run = []
     for c in candidates:
-        reason = listed_reason(c.mutant, listed) if c.mutant is not None else None
-        if reason is not None:
-            outcomes[c.key] = Outcome("equivalent", detail=reason)
+        entry = listed_entry(c.mutant, listed) if c.mutant is not None else None
+        if entry is not None:
+            outcomes[c.key] = Outcome(entry.kind, detail=entry.reason)
         else:
             to_run.append(c)
 
