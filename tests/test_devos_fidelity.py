@@ -305,6 +305,41 @@ def test_resume_is_local_and_falls_back_to_a_full_handshake_after_3_unanswered_u
     assert dev.session.uses == 0 and dev.net.cloud_connected and rig.rec.online
 
 
+def test_a_graceful_reconnect_resumes_a_session_the_cloud_still_has_and_is_answered_before_connected(
+        companion_image: ImageFactory, sim_rig: RigFactory) -> None:
+    """docs/reference/particle-ota.md §1.2, §3.3: `Particle.disconnect()` keeps the session on both
+    sides (device-os v2.3.1 system/src/system_task.cpp:599-623 sends DISCONNECT and clears the session
+    only with `clearSession`; the cloud keeps it, AN028's update check by reconnecting, §1.1). Any
+    record the device reads on the resumed session proves it (communication/src/dtls_message_channel.cpp
+    :462-465 `cancel_move_session` clears the use count), the acknowledgements of the handshake's
+    messages included, which come before `connected`. With a Standard release waiting, which a resume
+    does not check (§8.1), the cloud has nothing more to send after them: the session must still hold.
+    After `spark/device/session/end` (the guard's forced handshake, §1.3) the next connection is a
+    full handshake, whose check offers that release."""
+    image = companion_image(1, defines={"OTARIG_HANDSHAKE_INTERVAL_MS": 600_000})
+    rig = sim_rig(image)
+    _idle_connected(rig)
+    dev = rig.dev
+    rig.release(companion_image(2), 2, intelligent=False)
+    session_id = rig.rec.session.session_id
+    rig.board.command("cloud", action="disconnect")
+    rig.run(5)
+    t_cmd = rig.now_ms
+    rig.board.command("cloud", action="connect")
+    rig.run(300)
+    assert rig.trace("cloud_session", since_ms=t_cmd, resumed=True) and dev.net.full_handshakes == 1
+    assert rig.trace("resume_unanswered", since_ms=t_cmd) == [], "the cloud had the session: it answered"
+    assert dev.session.uses == 0 and dev.net.resumes == 1 and rig.rec.session.session_id == session_id
+    assert dev.net.cloud_connected and rig.rec.online
+    assert not rig.cloud_events("spark/status", "auto-update"), "a resume is no Standard-release check (§8.1)"
+    # the guard's forced handshake: session/end, disconnect, connect -> a full handshake and the check
+    forced = rig.board.expect(lambda e: e.name == "guard" and e.get("action") == "handshake_forced", 600)
+    rig.expect_sys("cloud_status", "handshake", 60)
+    assert dev.net.full_handshakes == 2 and rig.rec.session.session_id != session_id
+    rig.expect_sys("firmware_update", "begin", 60)
+    assert rig.cloud_events("spark/status", "auto-update") and forced
+
+
 # -- Particle.disconnect() is a flag the system loop acts on ------------------------------------------
 def test_particle_disconnect_takes_effect_at_the_system_loop_and_a_connect_before_it_cancels_it(
         companion_image: ImageFactory, sim_rig: RigFactory) -> None:

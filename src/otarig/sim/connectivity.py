@@ -297,8 +297,16 @@ class Connectivity:
 
     def message_received(self) -> None:
         """Any message from the cloud on the connection: the keep-alive restarts, and the first one after
-        a resume proves the session (its use count back to 0: dtls_message_channel.cpp ~463-465, ~488-495)."""
-        if self.cloud != Cloud.CONNECTED:
+        a resume proves the session (its use count back to 0: dtls_message_channel.cpp ~463-465, ~488-495).
+
+        That holds from the moment the session is up, not only once `connected`: device-os v2.3.1
+        `DTLSMessageChannel::receive` clears the count on any record read (dtls_message_channel.cpp
+        :462-465 → `cancel_move_session` :488-495), and the communication loop reads records while the
+        handshake's messages wait for their acknowledgements (system/src/system_task.cpp:436-439). The
+        cloud's answer to a resume and the ACKs of its update-flag events all come in that window; a
+        cloud with nothing more to send (a Standard release waiting, which a resume does not check,
+        docs/reference/particle-ota.md §8.1) must still count as having answered (§1.2, §8.13)."""
+        if not self.session_up:
             return
         self.keepalive.message_received()
         if self._awaiting_answer is not None:
