@@ -70,6 +70,7 @@ def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False, since: f
         v.reports_agree_with_status(tl),
         v.reported_threading_holds(tl),
         v.no_sleep_or_disconnect_during_download(tl),
+        v.no_forced_handshake_during_update(tl),
         v.new_version_runs(tl, version, device_id=rig.dut_id),
         v.no_update_loop(tl),
     ]

@@ -965,6 +965,65 @@ def no_sleep_or_disconnect_during_download(tl: Timeline, board: str | None = Non
     return _ok(name, f"{downloads} download(s), none cut by the app's own sleep or disconnect")
 
 
+#: docs/reference/particle-ota.md §1.3, §2.2, §2.5: when a firmware's periodic forced handshake must wait
+FIX_FORCED_HANDSHAKE = ("before forcing the periodic full handshake (spark/device/session/end, Particle.disconnect(), "
+                        "Particle.connect()), check that no download is in progress (`firmware_update` begin until "
+                        "complete/failed or a disconnect) and no reset is pending (System.resetPending()), and put it "
+                        "off until then (docs/reference/particle-ota.md §1.3, §2.2, §2.5, §3.3)")
+
+
+def no_forced_handshake_during_update(tl: Timeline, board: str | None = None) -> Verdict:
+    """A firmware that forces a full handshake now and then (its guard reports `handshake_forced`:
+    publish `spark/device/session/end`, `Particle.disconnect()`, `Particle.connect()`,
+    docs/reference/particle-ota.md §1.3, §3.3) does not force one while an update is under way.
+
+    From a `firmware_update begin` to its end (`complete`, `failed`, a new `begin`, a boot, or a
+    disconnect, the cut itself counted until the next `connecting`/`connected`) the disconnect drops
+    the transfer without a `failed` (§2.2, §3.3) and the cloud sends the image again from chunk 0
+    (§2.4, §7.9): a daily self-disconnect that lands in a download wastes the data already spent
+    and delays the update. From a `reset_pending` to the next boot the device still runs the old
+    version, so the full handshake's check finds it behind its release and delivers the image it
+    already holds again (§7.7, §7.8.1); a reset without an update is a power-off (§2.11). Reads
+    only the app's own `handshake_forced` reports: not applicable to a firmware that reports none.
+    """
+    name = "no forced handshake during an update"
+    entries = _board(tl, board)
+    forced = [e for e in entries if e.is_guard("handshake_forced")]
+    if not forced:
+        return _not_applicable(name, "it reported no forced handshake here (agent.guardAction `handshake_forced`)")
+    download: Entry | None = None  # the begin of the transfer in progress
+    cut: Entry | None = None       # the begin of a transfer a disconnect just ended (until the next connection)
+    pending: Entry | None = None   # the reset Device OS announced, until the next boot
+    for e in entries:
+        if e.kind == "hello":
+            download = cut = pending = None
+        elif e.is_sys("firmware_update", "begin"):
+            download, cut = e, None
+        elif e.is_sys("firmware_update", "complete") or e.is_sys("firmware_update", "failed"):
+            download = cut = None
+        elif e.is_sys("cloud_status", "disconnected") and download is not None:
+            download, cut = None, download
+        elif e.is_sys("cloud_status", "connecting") or e.is_sys("cloud_status", "connected"):
+            cut = None
+        elif e.is_sys("reset_pending") and pending is None:
+            pending = e
+        elif e.is_guard("handshake_forced"):
+            if download is not None or cut is not None:
+                began = download or cut
+                assert began is not None
+                return _fail(tl, name, f"the app forced a full handshake {e.t - began.t:.1f} s after `firmware_update "
+                                       "begin`, with the download still in progress: its disconnect drops the "
+                                       "transfer without a `failed` and the cloud sends the whole image again",
+                             e.t, before=max(30.0, e.t - began.t + 5), after=30.0, fix=FIX_FORCED_HANDSHAKE)
+            if pending is not None:
+                return _fail(tl, name, f"the app forced a full handshake {e.t - pending.t:.1f} s after Device OS "
+                                       "announced a reset (`reset_pending`): until that reset the device runs the old "
+                                       "version, and the handshake's update check delivers an image it already holds "
+                                       "(or reconnects a device about to power off)",
+                             e.t, before=max(30.0, e.t - pending.t + 5), fix=FIX_FORCED_HANDSHAKE)
+    return _ok(name, f"{len(forced)} forced handshake(s), none during a download or with a reset pending")
+
+
 def new_version_runs(tl: Timeline, expected: int, board: str | None = None, *, device_id: str | None = None) -> Verdict:
     """After the update's reset the board runs `expected`, and the cloud saw it online with it."""
     name = f"version {expected} runs and is reported to the cloud"
