@@ -266,15 +266,18 @@ def test_keepalive_pings_after_23_min_of_silence_and_an_unanswered_ping_ends_the
 
 
 # -- item 7: a resume is local -----------------------------------------------------------------------
-def test_resume_is_local_and_falls_back_to_a_full_handshake_after_3_unanswered_uses(
+def test_resume_is_local_and_falls_back_to_a_full_handshake_when_unanswered_or_used_3_times(
         companion_image: ImageFactory, sim_rig: RigFactory) -> None:
     """docs/reference/particle-ota.md §1.2 (corrected), §8.13: a saved session is restored with no exchange
     (device-os v2.3.1 communication/src/dtls_message_channel.cpp ~366-377), each restore counting a
     use (~101-102); the cloud's first answer clears the count (~463-465, ~488-495). A resumed session
     the cloud no longer has is, with CloudParams.unknown_session_answer="silence", never answered: its
     first confirmable message times out (~60 s of CoAP retransmissions, communication/src/coap_channel.h
-    ~161-164), and after MAXIMUM_SESSION_USES = 3 restores (communication/inc/dtls_session_persist.h
-    ~125-130, has_expired in dtls_message_channel.cpp ~94-99) the device does a full handshake."""
+    ~161-164) and the CoAP store closes the channel, which clears the saved session
+    (communication/src/coap_channel.cpp:57-63 → dtls_message_channel.cpp:545-547, :261-266): the next
+    connection is a full handshake. Resumes cut before either (a reset) keep counting uses, and after
+    MAXIMUM_SESSION_USES = 3 restores (communication/inc/dtls_session_persist.h ~125-130, has_expired
+    in dtls_message_channel.cpp ~94-99) the device does a full handshake."""
     rig = sim_rig(companion_image(1), bench_kw={"cloud_params": CloudParams(unknown_session_answer="silence")})
     _idle_connected(rig)
     dev = rig.dev
@@ -291,18 +294,29 @@ def test_resume_is_local_and_falls_back_to_a_full_handshake_after_3_unanswered_u
     online = rig.cloud_events("spark/status", "online")[-1]["t_ms"]
     assert uses == [1] and online > local.t_ms, "connected (one use) before the cloud heard of it"
     assert dev.session.uses == 0 and dev.net.resumes == 1, "the cloud's answer proved the session"
-    # the cloud forgets the session; the device resumes it three times, then handshakes
+    # the cloud forgets the session: the resume's first message times out, the session is cleared
     rig.board.command("cloud", action="disconnect")
     rig.rec.session.dropped = True
     rig.board.command("cloud", action="connect")
     full = rig.until_kind("cloud_session", 600, resumed=False)
-    tries = rig.trace("cloud_session", since_ms=local.t_ms + 1, resumed=True)
-    unanswered = rig.trace("resume_unanswered", since_ms=local.t_ms + 1)
-    assert len(tries) == 3 and [e.data["uses"] for e in unanswered] == [1, 2, 3]
-    assert [u.t_ms - t.t_ms for t, u in zip(tries, unanswered)] == [dev.params.resume_answer_timeout_ms] * 3
-    assert full.t_ms > unanswered[-1].t_ms and dev.net.full_handshakes == 2
+    [tried] = rig.trace("cloud_session", since_ms=local.t_ms + 1, resumed=True)
+    [unanswered] = rig.trace("resume_unanswered", since_ms=local.t_ms + 1)
+    assert unanswered.data["uses"] == 1
+    assert unanswered.t_ms - tried.t_ms == dev.params.resume_answer_timeout_ms
+    assert full.t_ms >= unanswered.t_ms and dev.net.full_handshakes == 2
     rig.run(10)
     assert dev.session.uses == 0 and dev.net.cloud_connected and rig.rec.online
+    # the cloud forgets it again; each resume is cut by a reset before the timeout: 3 uses, then full
+    rig.rec.session.dropped = True
+    t_forgot, handshakes = rig.now_ms, dev.net.full_handshakes
+    for use in (1, 2, 3):
+        rig.board.command("reset")
+        rig.until_kind("cloud_session", 120, resumed=True)
+        assert dev.session.uses == use
+        rig.run(20)
+    rig.board.command("reset")
+    rig.until_kind("cloud_session", 120, resumed=False)
+    assert rig.trace("resume_unanswered", since_ms=t_forgot) == [] and dev.net.full_handshakes == handshakes + 1
 
 
 def test_a_graceful_reconnect_resumes_a_session_the_cloud_still_has_and_is_answered_before_connected(

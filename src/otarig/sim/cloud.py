@@ -358,7 +358,13 @@ class SimCloud:
     def device_disconnected(self, dev: "Electron", graceful: bool) -> None:
         """The device said goodbye (`graceful`), or went away without a word: then the cloud learns of it
         only when the device's keep-alive is overdue (docs/reference/particle-ota.md §8.14), unless the
-        device connects again first; meanwhile a transfer goes on into the void and may be resent."""
+        device connects again first; meanwhile a transfer goes on into the void and may be resent.
+
+        Either way the cloud keeps the device's session (docs/reference/particle-ota.md §1.3, §3.3,
+        [inference]: the goodbye carries reasons, not a request to drop it, device-os v2.3.1
+        communication/src/dtls_protocol.h:82-99; the device keeps its own, system/src/system_task.cpp
+        :601-625; AN028 checks for updates by such a reconnect and is answered). Only
+        `spark/device/session/end`, the cloud's renegotiation or a new full handshake replace it."""
         rec = self.devices.get(dev.device_id)
         if rec is None or not rec.online:
             return

@@ -315,12 +315,18 @@ class Connectivity:
             self.resumes += 1
 
     def _resume_unanswered(self, attempt: int) -> None:
-        """MESSAGE_TIMEOUT: the resumed session's first message was never acknowledged; the session is
-        kept (its use count says how often it was tried) and the connection is made again."""
+        """MESSAGE_TIMEOUT: the resumed session's first confirmable message was never acknowledged. The
+        CoAP store gives it up and closes the channel (device-os v2.3.1 communication/src/coap_channel.cpp
+        :57-63 `message_timeout` → `command(CLOSE)`), whose DTLS channel resets the session and saves it
+        cleared (dtls_message_channel.cpp:545-547 → `reset_session` :261-266 → `SessionPersist::clear`,
+        communication/inc/dtls_session_persist.h:196-202): the connection is made again with a full
+        handshake (docs/reference/particle-ota.md §1.2, §8.13). The 3-use limit is for resumes cut
+        before an answer or this timeout (a reset, a power cut)."""
         if self._awaiting_answer != attempt or not self.session_up:
             return
         self._awaiting_answer = None
         self.dev.note("resume_unanswered", uses=self.dev.session.uses)
+        self.dev.session.invalidate()
         self._drop_cloud(graceful=False, reason="message_timeout", protocol_error=True)
         if self.auto_connect:
             self._later(0, self._connect_now)

@@ -25,7 +25,8 @@ class DeviceOsParams:
     inactive_standby_disconnects_cloud: bool = True
     #: docs/reference/particle-ota.md §8.6: the DTLS session in retained_system RAM is lost at a cold power-up (AN028 E402 log).
     session_survives_power_loss: bool = False
-    #: docs/reference/particle-ota.md §1.2: MAXIMUM_SESSION_USES = 3 restore attempts without success.
+    #: docs/reference/particle-ota.md §1.2: MAXIMUM_SESSION_USES = 3 restores without an answer (each cut
+    #: before one, e.g. by a reset: an unanswered message clears the session at once, below).
     max_session_uses: int = 3
     #: docs/reference/particle-ota.md §1.2: the Electron pings after 23 min without a message from the cloud
     #: (hal/inc/cellular_hal_utilities.h ~15-18) and gives up 30 s later (communication/src/dtls_protocol.cpp ~18).
@@ -33,7 +34,8 @@ class DeviceOsParams:
     ping_ack_timeout_ms: int = 30_000
     #: docs/reference/particle-ota.md §1.2 [inference]: a resumed session's first confirmable message (HELLO or
     #: ping) is given up after CoAP's retransmissions, 4+8+16+32 s (communication/src/coap_channel.h ~161-164,
-    #: ~265-269; the random factor is left out): MESSAGE_TIMEOUT, the connection is made again.
+    #: ~265-269; the random factor is left out): MESSAGE_TIMEOUT; the CoAP store closes the channel, which clears
+    #: the saved session (coap_channel.cpp:57-63, dtls_message_channel.cpp:545-547): the next connection is full.
     resume_answer_timeout_ms: int = 60_000
     #: docs/reference/particle-ota.md §2.6: 128 KB user-app slot on the Electron flash map.
     max_app_size: int = 128 * 1024
@@ -113,7 +115,7 @@ class CloudParams:
     session_end_drops_immediately: bool = True
     #: docs/reference/particle-ota.md §8.13: what the cloud answers a device resuming a session it no longer
     #: has: "alert" (default [inference]: a DTLS error, so the device's next connection is a full handshake)
-    #: or "silence" (the device gives up after `resume_answer_timeout_ms` and resumes again, up to 3 times).
+    #: or "silence" (the device gives up after `resume_answer_timeout_ms`, its session cleared, and handshakes).
     unknown_session_answer: str = "alert"
     #: docs/reference/particle-ota.md §8.14 [inference]: the cloud learns that a device went away without a word
     #: (power cut, coverage) only when the device's keep-alive is overdue: 23 min + the 30 s of the ping's wait.
