@@ -27,8 +27,10 @@ from typing import Iterable
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.ft2font import RenderMode
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
@@ -449,6 +451,110 @@ def _human(s: float) -> str:
     return f"{s / 86400:.1f}d"
 
 
+# ---------------------------------------------------------------- text, rendered once per process
+
+#: (text, font, angle, antialiased, dpi, features, language) -> (alpha bitmap, its left and top
+#: relative to the text's origin); the same labels recur picture after picture (lane names, tick
+#: values, cloud events), and laying out and rendering their glyphs was about a third of a picture
+#: (docs/lab.md §4)
+_GLYPHS: dict[tuple, tuple[np.ndarray, int, int]] = {}
+_GLYPHS_MAX = 20_000
+#: (text, font, dpi) -> (width, height, descent) in pixels
+_METRICS: dict[tuple, tuple[float, float, float]] = {}
+
+
+def _font_key(prop: FontProperties) -> tuple:
+    return (tuple(prop.get_family()), prop.get_style(), prop.get_variant(), prop.get_weight(),
+            prop.get_stretch(), prop.get_size_in_points(), prop.get_file(), prop.get_math_fontfamily())
+
+
+class _StampingRenderer(RendererAgg):
+    """Agg, with each plain text's glyphs rendered once per process and stamped after that.
+
+    A text's origin is rounded to a whole pixel first (matplotlib places glyphs to 1/64 px), so one
+    bitmap serves every place it is drawn and a text looks the same whether it was rendered now or
+    earlier: a picture does not depend on which pictures this process drew before it."""
+
+    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):  # type: ignore[override]
+        if ismath:
+            return super().draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+        features = mtext.get_fontfeatures() if mtext is not None else None
+        language = mtext.get_language() if mtext is not None else None
+        key = (s, _font_key(prop), angle, bool(gc.get_antialiased()), self.dpi,
+               tuple(features) if features else None, language)
+        stamp = _GLYPHS.get(key)
+        if stamp is None:
+            if len(_GLYPHS) >= _GLYPHS_MAX:
+                _GLYPHS.clear()
+            stamp = _GLYPHS[key] = self._render(s, prop, angle, bool(gc.get_antialiased()), features, language)
+        bitmap, left, top = stamp
+        if bitmap.size:
+            ox, oy = round(x), round(self.height - y)   # the origin in whole pixels; FreeType's y is upwards
+            self._renderer.draw_text_image(bitmap, ox + left, int(self.height) - (oy + top) + bitmap.shape[0],
+                                           0, gc)
+        return None
+
+    def get_text_width_height_descent(self, s, prop, ismath):  # type: ignore[override]
+        """Measured once per process: matplotlib caches a text's size per renderer, and each
+        picture has a renderer of its own."""
+        if ismath:
+            return super().get_text_width_height_descent(s, prop, ismath)
+        key = (s, _font_key(prop), self.dpi)
+        size = _METRICS.get(key)
+        if size is None:
+            if len(_METRICS) >= _GLYPHS_MAX:
+                _METRICS.clear()
+            size = _METRICS[key] = super().get_text_width_height_descent(s, prop, ismath)
+        return size
+
+    def _render(self, s: str, prop: FontProperties, angle: float, antialiased: bool, features, language
+                ) -> tuple[np.ndarray, int, int]:
+        """The glyphs of `s` laid out from the origin (0, 0) into one alpha bitmap, as
+        `RendererAgg._draw_text_glyphs_and_boxes` renders them one by one."""
+        font = self._prepare_font(prop)
+        items = font._layout(s, flags=get_hinting_flag(), features=features, language=language)
+        size = prop.get_size_in_points()
+        cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        glyphs: list[tuple[np.ndarray, int, int]] = []
+        for item in items:
+            ft = item.ft_object
+            ft.set_size(size, self.dpi)
+            ft._set_transform((0x10000 * np.array([[cos, -sin], [sin, cos]])).round().astype(int),
+                              [round(0x40 * (item.x * cos - item.y * sin)),
+                               round(0x40 * (item.x * sin + item.y * cos))])
+            glyph = ft._render_glyph(item.glyph_index, get_hinting_flag(),
+                                     RenderMode.NORMAL if antialiased else RenderMode.MONO)
+            buf = np.array(glyph.buffer, dtype=np.uint8)
+            if not antialiased:
+                buf *= 0xff
+            if buf.size:
+                glyphs.append((buf, glyph.left, glyph.top))
+        if not glyphs:
+            return np.zeros((0, 0), np.uint8), 0, 0
+        left = min(g[1] for g in glyphs)
+        top = max(g[2] for g in glyphs)
+        right = max(g[1] + g[0].shape[1] for g in glyphs)
+        bottom = min(g[2] - g[0].shape[0] for g in glyphs)
+        clear = np.full((top - bottom, right - left), 255, np.uint16)   # 255 - alpha, multiplied
+        for buf, gl, gt in glyphs:
+            r, c = top - gt, gl - left
+            view = clear[r:r + buf.shape[0], c:c + buf.shape[1]]
+            view[...] = (view * (255 - buf.astype(np.uint16)) + 127) // 255
+        return np.ascontiguousarray(255 - clear, dtype=np.uint8), left, top
+
+
+class _Canvas(FigureCanvasAgg):
+    """The Agg canvas with `_StampingRenderer`."""
+
+    def get_renderer(self) -> RendererAgg:
+        w, h = self.get_width_height(physical=True)
+        key = w, h, self.figure.dpi
+        if self._lastKey != key:
+            self.renderer = _StampingRenderer(w, h, self.figure.dpi)
+            self._lastKey = key  # type: ignore[assignment]
+        return self.renderer
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -458,7 +564,7 @@ def plot_timeline(timeline: Timeline | Iterable[Entry], path: Path | str, *, tit
     path.parent.mkdir(parents=True, exist_ok=True)
     entries = list(timeline.entries if isinstance(timeline, Timeline) else timeline)
     fig = _figure(entries, title)
-    FigureCanvasAgg(fig)   # the Agg backend, without touching pyplot's global state
+    _Canvas(fig)   # the Agg backend, without touching pyplot's global state
     # zlib level 1: a twentieth of the encoding time of the default 6 for a PNG a third larger; a
     # suite draws a picture per scenario beside the bench (docs/lab.md §4)
     fig.savefig(path, dpi=DPI, facecolor="white", pil_kwargs={"compress_level": 1})
