@@ -27,6 +27,7 @@ from typing import Iterable
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
@@ -335,9 +336,35 @@ def _merge(spans: list[tuple[float, float]], min_w: float) -> list[tuple[float, 
     return [(s, max(e - s, min_w)) for s, e in out]
 
 
+# The lanes' limits are set by hand, so what is drawn on them is added without updating their data
+# limits, and as one collection per kind: `broken_barh`, `scatter`, `vlines` and `axhline` each cost
+# five times as much, mostly in autoscaling (docs/lab.md §4).
+
+
+def _rects(ax: Axes, xranges: list[tuple[float, float]], y0: float, h: float, **kw) -> None:
+    """Rectangles (start, width) × (y0, y0 + h), as `broken_barh` draws them."""
+    if xranges:
+        verts = [[(x, y0), (x, y0 + h), (x + w, y0 + h), (x + w, y0)] for x, w in xranges]
+        ax.add_collection(PolyCollection(verts, **kw), autolim=False)
+
+
 def _bars(ax: Axes, spans: list[tuple[float, float]], y: float, h: float, px: float, **kw) -> None:
     if spans:
-        ax.broken_barh(_merge(spans, px), (y - h / 2, h), **kw)
+        _rects(ax, _merge(spans, px), y - h / 2, h, **kw)
+
+
+def _vlines(ax: Axes, xs: Iterable[float], y0: float, y1: float, **kw) -> None:
+    """Vertical segments at `xs` from y0 to y1 (data y unless a `transform` says otherwise)."""
+    segments = [[(x, y0), (x, y1)] for x in xs]
+    if segments:
+        ax.add_collection(LineCollection(segments, **kw), autolim=False)
+
+
+def _hlines(ax: Axes, ys: Iterable[float], **kw) -> None:
+    """Lines across the whole lane at data `ys`, as `axhline` draws them."""
+    segments = [[(0.0, y), (1.0, y)] for y in ys]
+    if segments:
+        ax.add_collection(LineCollection(segments, transform=ax.get_yaxis_transform(), **kw), autolim=False)
 
 
 def _minmax(t: np.ndarray, v: np.ndarray, lo: float, hi: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -669,7 +696,7 @@ def _figure(entries: list[Entry], title: str) -> Figure:
     ticks = [x for x in axes[-1].xaxis.get_majorticklocs() if lo / scale <= x <= hi / scale]
     for ax in axes[:-1]:
         ax.xaxis.set_visible(False)
-        ax.vlines(ticks, 0, 1, transform=ax.get_xaxis_transform(), color=GRID_COLOR, linewidth=0.6, zorder=0)
+        _vlines(ax, ticks, 0, 1, transform=ax.get_xaxis_transform(), colors=GRID_COLOR, linewidths=0.6, zorder=0)
     if not (models or has_cloud or has_psu):
         axes[0].set_yticks([])
         axes[0].text(0.5, 0.5, "no board, cloud or PSU entries", transform=axes[0].transAxes,
@@ -715,7 +742,7 @@ def _draw_board(ax: Axes, bid: str, b: _Board, px: float, scale: float, lo: floa
     if b.progress:   # one tick per ~5 px at most, so the bar stays a bar
         keep = _thin(b.progress, lo, hi, PIXELS // 5)
         xs = np.asarray(b.progress)[keep] * S
-        ax.vlines(xs, Y_OTA + 0.21, Y_OTA + 0.3, color="#0d47a1", linewidth=0.6, alpha=0.55, zorder=4)
+        _vlines(ax, xs, Y_OTA + 0.21, Y_OTA + 0.3, colors="#0d47a1", linewidths=0.6, alpha=0.55, zorder=4)
     _scatter(ax, b.pending.xs, Y_OTA + 0.36, "v", PENDING_COLOR, lo, hi, S, size=38)
     _scatter(ax, b.resets.xs, Y_STATE + 0.36, "v", "#212121", lo, hi, S, size=28)
     _scatter(ax, b.forced.xs, Y_WIN + 0.33, "D", "#546e7a", lo, hi, S, size=18)
@@ -748,8 +775,7 @@ def _draw_board(ax: Axes, bid: str, b: _Board, px: float, scale: float, lo: floa
     ax.set_ylim(-0.6, 3.75)
     ax.set_yticks([Y_STATE, Y_BUSY, Y_WIN, Y_OTA], ["state", "workload", "idle window", "OTA"], fontsize=8)
     ax.tick_params(axis="y", length=0)
-    for y in (0.5, 1.5, 2.5):
-        ax.axhline(y, color="#f0f0f0", linewidth=0.8, zorder=0)
+    _hlines(ax, (0.5, 1.5, 2.5), colors="#f0f0f0", linewidths=0.8, zorder=0)
     ax.set_ylabel(f"board\n{bid}", fontsize=7.5, fontweight="bold", labelpad=8, linespacing=1.4)
 
 
@@ -759,7 +785,9 @@ def _scatter(ax: Axes, xs: list[float], y: float, marker: str, color: str, lo: f
         return
     keep = _thin(xs, lo, hi)
     a = np.asarray(xs)[keep] * S
-    ax.scatter(a, np.full(a.size, y), marker=marker, s=size, color=color, zorder=6, linewidths=0)
+    # a marker `size` points² in area, as `scatter` sizes it, drawn as one line's markers (far cheaper)
+    ax.add_line(Line2D(a, np.full(a.size, y), linestyle="none", marker=marker, markersize=math.sqrt(size),
+                       color=color, markeredgewidth=0, zorder=6))
 
 
 def _draw_cloud(ax: Axes, cloud: list[Entry], rig: list[Entry], lo: float, hi: float, scale: float,
@@ -778,10 +806,10 @@ def _draw_cloud(ax: Axes, cloud: list[Entry], rig: list[Entry], lo: float, hi: f
     S = 1.0 / scale
     ys = {r: len(used) - 1 - i for i, r in enumerate(used)}
     px = (hi - lo) / PIXELS
+    _hlines(ax, ys.values(), colors="#eeeeee", linewidths=0.8, zorder=0)
     for r in used:
         pts = rows[r]
         y = ys[r]
-        ax.axhline(y, color="#eeeeee", linewidth=0.8, zorder=0)
         groups: dict[tuple[str, str], list[float]] = {}
         for t, label in pts:
             style = ("*", "#212121") if r == "rig" and label.startswith("release") else \
@@ -869,14 +897,14 @@ def _draw_faults(fig: Figure, axes: list[Axes], faults: list[Entry], lo: float, 
     dense = keep.size > 40
     for ax in axes:
         if merged:
-            ax.broken_barh(merged, (0, 1), transform=ax.get_xaxis_transform(), facecolor=FAULT_COLOR,
-                           alpha=0.07, zorder=0, linewidth=0)
+            _rects(ax, merged, 0, 1, transform=ax.get_xaxis_transform(), facecolor=FAULT_COLOR,
+                   alpha=0.07, zorder=0, linewidth=0)
         if sx.size:
-            ax.vlines(sx[keep], 0, 1, transform=ax.get_xaxis_transform(), color=FAULT_COLOR,
-                      linewidth=0.6 if dense else 1.2, alpha=0.55 if dense else 0.85, zorder=8)
+            _vlines(ax, sx[keep], 0, 1, transform=ax.get_xaxis_transform(), colors=FAULT_COLOR,
+                    linewidths=0.6 if dense else 1.2, alpha=0.55 if dense else 0.85, zorder=8)
         if rx.size:
-            ax.vlines(rx, 0, 1, transform=ax.get_xaxis_transform(), color=FAULT_COLOR,
-                      linewidth=0.5 if dense else 0.8, linestyles=(0, (3, 2)), alpha=0.5, zorder=8)
+            _vlines(ax, rx, 0, 1, transform=ax.get_xaxis_transform(), colors=FAULT_COLOR,
+                    linewidths=0.5 if dense else 0.8, linestyles=(0, (3, 2)), alpha=0.5, zorder=8)
     labels = [f"⚡ {_fault_label(e)}" for e in starts]
     shown = _label_positions([e.t for e in starts], labels, (hi - lo) / PIXELS, levels=3, limit=60,
                              fontsize=8.2, hi=hi)
