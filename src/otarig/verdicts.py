@@ -1054,18 +1054,46 @@ def release_to_update_within(tl: Timeline, expected: int, budget_s: float, board
     booted = [e for e in _board(tl, board) if e.kind == "hello" and e.get("product_version") == expected and e.t >= t0]
     began = tl.select(source="board", kind="sys", start=t0, where=lambda e: e.is_sys("firmware_update", "begin"))
     pending = tl.select(source="board", kind="sys", start=t0, where=lambda e: e.is_sys("firmware_update_pending"))
+    resumed = _forced_handshakes_resumed(tl, t0, board) if not began else []
     fix = ("the update was pending but never let in: enable updates (System.enableUpdates()) in the app's idle "
            "windows (docs/reference/particle-ota.md §1.5, §7.8.3)" if pending and not began else
+           "publish `spark/device/session/end` before the forced handshake's Particle.disconnect(): without it "
+           "the cloud keeps the session and the reconnect resumes it (docs/reference/particle-ota.md §1.3, §3.3)"
+           if resumed else
            "a Standard release reaches a device only at a full handshake (docs/reference/particle-ota.md §1.1): "
            "once a day, in an idle window, publish `spark/device/session/end` and reconnect (§1.3), or release "
            "as Intelligent (§1.5)" if not began else "")
+    why = "" if began else ": no download began"
+    if resumed:
+        why += (f"; the app reported {len(resumed)} forced handshake(s) since the release (first at "
+                f"{resumed[0].t:.1f}s), but each reconnect resumed the session (`cloud_status session_resume`) "
+                "and no full handshake (`handshake`) followed, so the cloud made no Standard-release check "
+                "(docs/reference/particle-ota.md §8.1)")
     if not booted:
-        return _fail(tl, name, "the new version never booted" + ("" if began else ": no download began"),
-                     tl.entries[-1].t, before=120, fix=fix)
+        return _fail(tl, name, "the new version never booted" + why, tl.entries[-1].t, before=120, fix=fix)
     took = booted[0].t - t0
     if took > budget_s:
         return _fail(tl, name, f"took {took:.1f}s", booted[0].t, fix=fix)
     return _ok(name, f"took {took:.1f}s")
+
+
+def _forced_handshakes_resumed(tl: Timeline, since: float, board: str | None) -> list[Entry]:
+    """The app's forced handshakes (`handshake_forced`) since `since` when none of them was followed by
+    a full handshake, only by session resumes, before the next one or the end: a disconnect and
+    reconnect without `spark/device/session/end` keeps the session (docs/reference/particle-ota.md §1.3,
+    §3.3). Empty when there was none, or when any of them did lead to a full handshake."""
+    forced: list[Entry] = []
+    resumed = full = False
+    for e in _board(tl, board):
+        if e.t < since:
+            continue
+        if e.is_guard("handshake_forced"):
+            forced.append(e)
+        elif forced and e.is_sys("cloud_status", "session_resume"):
+            resumed = True
+        elif forced and e.is_sys("cloud_status", "handshake"):
+            full = True
+    return forced if forced and resumed and not full else []
 
 
 def no_update_loop(tl: Timeline, board: str | None = None, *, max_downloads: int = 1) -> Verdict:
