@@ -175,6 +175,24 @@ def test_plot_story_is_a_readable_png(tmp_path: Path) -> None:
     assert 20_000 < out.stat().st_size < 2_000_000
 
 
+def test_the_png_holds_exactly_the_pixels_drawn(tmp_path: Path) -> None:
+    """`plot_timeline` writes its PNG itself (docs/lab.md §4): a reader gets the canvas back, pixel
+    for pixel, at the drawing's resolution."""
+    import numpy as np
+    from PIL import Image
+
+    fig = plot._figure(list(story_timeline().entries), "intelligent_release")
+    canvas = plot._Canvas(fig)
+    canvas.draw()
+    drawn = np.asarray(canvas.buffer_rgba())
+    out = plot.plot_timeline(story_timeline(), tmp_path / "timeline.png", title="intelligent_release")
+    with Image.open(out) as im:
+        assert im.mode == "RGB"
+        assert round(im.info["dpi"][0]) == plot.DPI
+        assert np.array_equal(np.asarray(im), drawn[:, :, :3])
+    assert (drawn[:, :, 3] == 255).all()   # nothing transparent was dropped with the alpha channel
+
+
 def test_plot_model_reads_the_story() -> None:
     tl = story_timeline()
     entries = tl.select(source=f"board:{BOARD}")
