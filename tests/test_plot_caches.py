@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.font_manager import FontProperties
 
@@ -16,8 +17,9 @@ from otarig.timeline import Timeline
 BOARD = "board:e00fce680000000000000001"
 
 
-def _ota(version: int, *, fault: bool, cloud_rows: int) -> Timeline:
-    """A short OTA story; `version`, `fault` and `cloud_rows` change what every lane shows."""
+def _ota(version: int, *, fault: bool, cloud_rows: int, sleeping: bool = False) -> Timeline:
+    """A short OTA story; `version`, `fault` and `cloud_rows` change what every lane shows, and
+    `sleeping` (a few µA between the samples) puts the current on a log scale."""
     tl = Timeline()
     tl.add(0.5, BOARD, "hello", {"product_version": version})
     tl.add(0.6, BOARD, "boot", {"reset_reason": "power_down"})
@@ -36,7 +38,8 @@ def _ota(version: int, *, fault: bool, cloud_rows: int) -> Timeline:
         tl.add(15.0 + version, "fault", "power_cut", {"board": BOARD.split(":")[1]})
         tl.add(16.0 + version, "fault", "power_restore", {})
     for i in range(60):
-        tl.add(i * 0.5, "psu", "sample", {"volts": 4.1, "amps": 0.05 + (i % 5) * 0.02 * version})
+        amps = 0.000004 * version if sleeping and i % 7 == 0 else 0.05 + (i % 5) * 0.02 * version
+        tl.add(i * 0.5, "psu", "sample", {"volts": 4.1, "amps": amps})
     return tl
 
 
@@ -44,17 +47,36 @@ def _forget() -> None:
     """A process that has drawn nothing yet."""
     plot._GLYPHS.clear()
     plot._METRICS.clear()
+    plot._FRAMES.clear()
 
 
-def test_a_picture_does_not_depend_on_the_pictures_drawn_before_it(tmp_path: Path) -> None:
-    first = _ota(1, fault=True, cloud_rows=3)
-    second = _ota(4, fault=True, cloud_rows=3)     # the same lanes, other data and labels
+@pytest.mark.parametrize("sleeping", [False, True], ids=["linear current", "log current"])
+@pytest.mark.parametrize("versions", [(1, 4), (4, 1)], ids=["then more current", "then less current"])
+def test_a_picture_does_not_depend_on_the_pictures_drawn_before_it(tmp_path: Path, sleeping: bool,
+                                                                   versions: tuple[int, int]) -> None:
+    """Two timelines of one layout (the same lanes, other data, labels and current range) are
+    drawn in one frame, one after the other: the second picture is the one drawn fresh."""
+    first, second = (_ota(v, fault=True, cloud_rows=3, sleeping=sleeping) for v in versions)
     _forget()
     fresh = plot.plot_timeline(second, tmp_path / "fresh.png", title="second").read_bytes()
     plot.plot_timeline(first, tmp_path / "first.png", title="first")
     after = plot.plot_timeline(second, tmp_path / "after.png", title="second").read_bytes()
+    assert len(plot._FRAMES) == 1, "the two layouts differ: this test would not reuse a frame"
     assert (tmp_path / "first.png").read_bytes() != fresh
     assert after == fresh
+
+
+def test_pictures_of_other_layouts_get_frames_of_their_own(tmp_path: Path) -> None:
+    _forget()
+    layouts = [_ota(1, fault=False, cloud_rows=3), _ota(1, fault=True, cloud_rows=3),
+               _ota(1, fault=True, cloud_rows=5), _ota(1, fault=True, cloud_rows=5, sleeping=True)]
+    sizes = set()
+    for i, tl in enumerate(layouts):
+        out = plot.plot_timeline(tl, tmp_path / f"{i}.png")
+        with Image.open(out) as im:
+            sizes.add(im.size)
+    assert len(plot._FRAMES) == 4
+    assert len(sizes) == 3          # a taller cloud lane, more room for fault labels; the log one is as tall
 
 
 def test_kept_text_draws_the_glyphs_matplotlib_draws() -> None:

@@ -22,7 +22,9 @@ import bisect
 import heapq
 import math
 import struct
+import threading
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -592,11 +594,58 @@ def plot_timeline(timeline: Timeline | Iterable[Entry], path: Path | str, *, tit
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     entries = list(timeline.entries if isinstance(timeline, Timeline) else timeline)
-    fig = _figure(entries, title)
-    canvas = _Canvas(fig)   # the Agg backend, without touching pyplot's global state
-    canvas.draw()
-    _write_png(path, np.asarray(canvas.buffer_rgba())[:, :, :3])   # opaque: the figure is white
+    with _DRAWING:   # one picture at a time in a process: they share the frames of their layouts
+        fig = _figure(entries, title)
+        canvas = fig.canvas if isinstance(fig.canvas, _Canvas) else _Canvas(fig)
+        canvas.draw()   # the Agg backend, without touching pyplot's global state
+        _write_png(path, np.asarray(canvas.buffer_rgba())[:, :, :3])   # opaque: the figure is white
     return path
+
+
+# ---------------------------------------------------------------- frames, kept per layout
+
+_DRAWING = threading.RLock()
+
+
+@dataclass
+class _Frame:
+    """A figure with its lanes laid out, drawn into once and then reused for each picture of the
+    same layout: creating a figure's axes and their ticks was a fifth of a picture (docs/lab.md §4)."""
+
+    fig: Figure
+    axes: list[Axes]
+
+
+#: (lane heights, top pad, log current) -> its frame, the least recently used first
+_FRAMES: OrderedDict[tuple, _Frame] = OrderedDict()
+_FRAMES_MAX = 12
+
+
+def _frame(heights: list[float], top_pad: float, bottom_pad: float, log_current: bool) -> _Frame:
+    """The frame for this layout with nothing drawn in it: every artist a picture added is
+    removed, and the lanes' data limits and autoscaling are as in a new figure."""
+    key = (tuple(heights), top_pad, bottom_pad, log_current)
+    frame = _FRAMES.get(key)
+    if frame is None:
+        fig_h = sum(heights) + top_pad + bottom_pad
+        fig = Figure(figsize=(WIDTH_IN, fig_h), dpi=DPI, facecolor="white")
+        _Canvas(fig)
+        axes = list(np.atleast_1d(fig.subplots(len(heights), 1, sharex=True,
+                                               gridspec_kw={"height_ratios": heights, "hspace": 0.12})))
+        fig.subplots_adjust(left=0.105, right=0.985, top=1 - top_pad / fig_h, bottom=bottom_pad / fig_h)
+        frame = _FRAMES[key] = _Frame(fig, axes)
+        while len(_FRAMES) > _FRAMES_MAX:
+            _FRAMES.popitem(last=False)
+        return frame
+    _FRAMES.move_to_end(key)
+    for artist in [*frame.fig.texts, *frame.fig.images]:
+        artist.remove()
+    for ax in frame.axes:
+        for artist in [*ax.collections, *ax.lines, *ax.texts, *ax.patches, *ax.images, *ax.artists]:
+            artist.remove()
+        ax.relim()                   # no data: the next picture's alone sets the limits
+        ax.set_autoscale_on(True)
+    return frame
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
@@ -689,11 +738,9 @@ def _figure(entries: list[Entry], title: str) -> Figure:
         heights.append(0.8)
     top_pad, bottom_pad = (1.15 if faults else 0.8), 1.05
     fig_h = sum(heights) + top_pad + bottom_pad
-    fig = Figure(figsize=(WIDTH_IN, fig_h), dpi=DPI, facecolor="white")
-    axes = fig.subplots(len(heights), 1, sharex=True,
-                        gridspec_kw={"height_ratios": heights, "hspace": 0.12})
-    axes = list(np.atleast_1d(axes))
-    fig.subplots_adjust(left=0.105, right=0.985, top=1 - top_pad / fig_h, bottom=bottom_pad / fig_h)
+    log_current = has_psu and _log_current(np.asarray(psu_a) * 1000.0)
+    frame = _frame(heights, top_pad, bottom_pad, log_current)
+    fig, axes = frame.fig, frame.axes
     px = (hi - lo) / PIXELS   # one pixel in bench seconds
 
     i = 0
@@ -704,7 +751,7 @@ def _figure(entries: list[Entry], title: str) -> Figure:
         _draw_cloud(axes[i], cloud, rig, lo, hi, scale, multi=len(models) > 1)
         i += 1
     if has_psu:
-        _draw_current(axes[i], np.asarray(psu_t), np.asarray(psu_a), lo, hi, scale)
+        _draw_current(axes[i], np.asarray(psu_t), np.asarray(psu_a), lo, hi, scale, log_current)
         i += 1
     for ax in axes:
         ax.set_xlim(lo / scale, hi / scale)
@@ -858,12 +905,18 @@ def _draw_cloud(ax: Axes, cloud: list[Entry], rig: list[Entry], lo: float, hi: f
     ax.set_ylabel("cloud & rig", fontsize=8, fontweight="bold", labelpad=8)
 
 
-def _draw_current(ax: Axes, t: np.ndarray, amps: np.ndarray, lo: float, hi: float, scale: float) -> None:
+def _log_current(ma: np.ndarray) -> bool:
+    """Whether the current (mA) spans more than two decades, and so is drawn on a log scale."""
+    positive = ma[ma > 0]
+    return bool(positive.size > 0 and positive.max() / max(positive.min(), 1e-6) > 100)
+
+
+def _draw_current(ax: Axes, t: np.ndarray, amps: np.ndarray, lo: float, hi: float, scale: float,
+                  log: bool) -> None:
     """The PSU current in mA, min/max-decimated, log scale when it spans more than two decades."""
     order = np.argsort(t, kind="stable")
     t, ma = t[order], amps[order] * 1000.0
     positive = ma[ma > 0]
-    log = positive.size > 0 and positive.max() / max(positive.min(), 1e-6) > 100
     if log:
         floor = max(positive.min() / 2, 1e-3)
         ma = np.maximum(ma, floor)
