@@ -657,7 +657,7 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
     height, width, _ = rgb.shape
     rows = np.empty((height, 1 + 3 * width), np.uint8)
     rows[:, 0] = 0                                   # filter type 0 (None) for every row
-    rows[:, 1:] = rgb.reshape(height, 3 * width)
+    rows[:, 1:].reshape(height, width, 3)[...] = rgb   # a view of the rows: the pixels copied once
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
