@@ -172,6 +172,22 @@ def pytest_unconfigure(config: Any) -> None:
         os.environ.pop(LOCK_DIR_ENV, None)
 
 
+def pytest_collection_finish(session: Any) -> None:
+    """In a worker, what `otarig run` does around a one-worker run (`runner._long_lived_out_of_gc`,
+    issue 15): what is alive once the suite is collected lives as long as the worker, so it is
+    frozen out of the worker's full garbage collections, each of which walked all of it again
+    (~2 CPU-s of the workers' ~32 in a 2-worker run, docs/lab.md §4)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    import gc
+
+    from . import compose, rig  # noqa: F401 - every scenario imports them: now, before the freeze
+    from .sim import service  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+
+
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     """The controller collects nothing itself: the workers' collection gives `otarig run`'s
     progress its total and its list of scenarios (what never started, if interrupted)."""
