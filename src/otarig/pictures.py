@@ -99,7 +99,14 @@ def _serve() -> None:
         os.nice(10)
     except OSError:
         pass
+    import gc
+
     from . import plot  # noqa: F401 - matplotlib, imported before the first request arrives
+
+    # matplotlib, numpy and PIL live as long as the worker: frozen out of its full garbage
+    # collections, which each walked them again (~0.3 CPU-s a run, docs/lab.md §4)
+    gc.collect()
+    gc.freeze()
 
     for line in sys.stdin:
         jsonl, png, title = json.loads(line)
