@@ -88,6 +88,17 @@ def test_two_workers_share_the_scenarios_and_make_one_record(tmp_path: Path) -> 
     assert len(list((report / "tests").glob("*/timeline.jsonl"))) == 2, "one timeline per scenario"
     junit = (report / "junit.xml").read_text()
     assert junit.count("<testcase") == 2
+    # the controller drew both workers' pictures, each the one its timeline gives
+    from otarig.plot import plot_timeline
+    from otarig.timeline import Timeline
+
+    for result in record["results"]:
+        folder = Path(result["artifacts_dir"]) if result.get("artifacts_dir") else None
+        folder = folder or next(p.parent for p in (report / "tests").glob("*/meta.json")
+                                if json.loads(p.read_text())["name"] == result["name"])
+        drawn = plot_timeline(Timeline.read_jsonl(folder / "timeline.jsonl"), tmp_path / "inline.png",
+                              title=result["name"])
+        assert (folder / "timeline.png").read_bytes() == drawn.read_bytes(), result["name"]
 
 
 class _Item:

@@ -113,6 +113,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"otarig_rep_{rep.when}", rep)
+    picture = getattr(item, "otarig_picture", None)
+    if rep.when == "teardown" and picture is not None:  # a pool worker's: for the controller (otarig.pool)
+        rep.otarig_picture = picture
 
 
 @pytest.hookimpl(wrapper=True)
@@ -221,8 +224,14 @@ def otarig_bench(pytestconfig: pytest.Config, bench_config: BenchConfig) -> Iter
 @pytest.fixture(scope="session")
 def timeline_pictures() -> Iterator[Any]:
     """Draws each scenario's timeline.png in a worker process while the next one runs; the
-    session ends once the last is drawn (`otarig.pictures`)."""
+    session ends once the last is drawn (`otarig.pictures`). None in a pool worker: the pool's
+    controller draws every worker's pictures in one process (`otarig.pool`)."""
     from .pictures import TimelinePictures
+    from .pool import PICTURES_ENV
+
+    if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get(PICTURES_ENV):
+        yield None
+        return
 
     pictures = TimelinePictures()
     pictures.start()
@@ -352,7 +361,10 @@ def _write_artifacts(request: pytest.FixtureRequest, rig: Any, artifacts: Path, 
     for i, cli in enumerate(getattr(rig, "cli_transcripts", [])):
         cli.write_transcript(artifacts / (f"cli-transcript-{i}.txt" if i else "cli-transcript.txt"))
     verdicts = getattr(rig, "verdicts", [])
-    pictures.submit(artifacts / "timeline.jsonl", artifacts / "timeline.png", item.name)
+    if pictures is None:  # a pool worker: the controller draws it, asked by this scenario's teardown report
+        item.otarig_picture = [str(artifacts / "timeline.jsonl"), str(artifacts / "timeline.png"), item.name]
+    else:
+        pictures.submit(artifacts / "timeline.jsonl", artifacts / "timeline.png", item.name)
     for f in rig.firmware_used:  # the binaries themselves, so the record's SHA-256s can be re-checked
         dest = artifacts / f"firmware-{f.sha256[:16]}.bin"
         if not dest.exists():

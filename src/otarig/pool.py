@@ -25,6 +25,8 @@ from .resources import cache_root
 
 #: where a worker learns the pool's lock folder (set by the controller, inherited by workers)
 LOCK_DIR_ENV = "OTARIG_POOL_LOCKS"
+#: set by the controller: it draws the workers' timeline pictures, so they start no picture process
+PICTURES_ENV = "OTARIG_POOL_PICTURES"
 
 
 class PoolError(ConfigError):
@@ -160,16 +162,40 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     longest_first(items, known_durations(), workers)
 
 
+#: the controller's picture process, drawing every worker's timeline pictures
+_pictures: list[Any] = []
+
+
 def pytest_configure(config: Any) -> None:
-    """The controller names the lock folder (beside the report's artifacts) for its workers."""
+    """The controller names the lock folder (beside the report's artifacts) for its workers, and
+    starts the one process that draws all their timeline pictures: one per worker imported
+    matplotlib and warmed its own caches (docs/lab.md §4)."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
+        from .pictures import TimelinePictures
+
         artifacts = Path(config.getoption("--otarig-artifacts")).resolve()
         os.environ[LOCK_DIR_ENV] = str(artifacts.parent / "pool-locks")
+        os.environ[PICTURES_ENV] = "1"
+        pictures = TimelinePictures()
+        pictures.start()
+        _pictures.append(pictures)
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    """In the controller: a worker's scenario has ended; its picture is drawn from its timeline."""
+    picture = getattr(report, "otarig_picture", None)
+    if picture and _pictures and not os.environ.get("PYTEST_XDIST_WORKER"):
+        jsonl, png, title = picture
+        _pictures[-1].submit(Path(jsonl), Path(png), title)
 
 
 def pytest_unconfigure(config: Any) -> None:
+    """The controller: once the last picture is drawn (the report embeds them)."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.pop(LOCK_DIR_ENV, None)
+        os.environ.pop(PICTURES_ENV, None)
+        while _pictures:
+            _pictures.pop().close()
 
 
 def pytest_collection_finish(session: Any) -> None:
