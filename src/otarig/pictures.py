@@ -5,7 +5,9 @@ scenario. `TimelinePictures` hands each picture to one worker process instead (`
 otarig.pictures`), which reads the `timeline.jsonl` the plugin has just written and draws from it
 while the bench runs the next scenario; the session waits for the last ones before the report
 embeds them. The worker draws exactly what `plot_timeline` draws in this process (the JSON lines
-round-trip every entry), so the pictures stay deterministic.
+round-trip every entry), so the pictures stay deterministic. In a pool run (`otarig.pool`) the
+pool's controller owns the one worker and draws every pool worker's pictures, each named by its
+scenario's teardown report.
 
 The worker takes one request per line on its stdin and ends at end of input. It ignores SIGINT and
 SIGTERM, which a terminal or CI sends to the whole process group: the run's teardown finishes the
