@@ -93,6 +93,22 @@ def test_trivial_equivalence_sees_through_paths_but_not_code() -> None:
     assert code_digest(build_firmware(1, project=changed)) != code_digest(base)
 
 
+def test_a_defect_in_code_nothing_calls_builds_the_same_machine_code() -> None:
+    """The host build drops what nothing calls (--gc-sections, as Device OS's own build): two copies
+    that differ only inside a function no one calls are trivially equivalent; a change in code that
+    runs is not."""
+    rel = "src/companion.cpp"
+    text = (COMPANION / rel).read_text()
+    dead = "\nint otarigDeadHelper(int x) { return x * %d + 1; }\n"
+    three = project_copy(COMPANION, files={rel: text + dead % 3}, label="dead3")
+    four = project_copy(COMPANION, files={rel: text + dead % 4}, label="dead4")
+    assert code_digest(build_firmware(1, project=three)) == code_digest(build_firmware(1, project=four))
+    live = text.replace("kPublishPeriodMs = 300;", "kPublishPeriodMs = 301;")
+    assert live != text
+    changed = project_copy(COMPANION, files={rel: live}, label="live")
+    assert code_digest(build_firmware(1, project=changed)) != code_digest(build_firmware(1, project=three))
+
+
 def test_equivalents_match_by_file_and_text_when_the_line_moved(tmp_path: Path) -> None:
     f = tmp_path / "equivalent.toml"
     f.write_text('[[equivalent]]\nfile = "src/a.cpp"\nline = 10\noriginal = "x = 1;"\nmutated = "x = 2;"\n'

@@ -38,6 +38,12 @@ BASE_FLAGS: tuple[str, ...] = (
     "-fno-gnu-unique",
     "-fvisibility=hidden",
     "-Wall",
+    # each function and datum in its own section, so that the link drops what nothing calls, as the
+    # Device OS build does for the real firmware (device-os v2.3.1 build/module-defaults.mk:50,
+    # build/arm-tools.mk:27): code the firmware never calls is then not in the build at all, and a
+    # defect written into it builds the same machine code (TCE, otarig.mutation.equivalence)
+    "-ffunction-sections",
+    "-fdata-sections",
 )
 
 _SOURCE_SUFFIXES = {".cpp", ".c", ".h", ".hpp", ".ino", ".map"}
@@ -168,6 +174,7 @@ def build_firmware(
     exports = fw / "host" / "otarig_exports.map"
     link_flags = [f"-Wl,--version-script={exports}"] if exports.is_file() else []
     link_flags.append("-Wl,--no-undefined")  # a call the host layer lacks fails here, not at dlopen (missing_api)
+    link_flags.append("-Wl,--gc-sections")
 
     digest = hashlib.sha256()
     digest.update(_compiler_version(cxx).encode())
