@@ -765,6 +765,50 @@ def cloud_interface_agrees(tl: Timeline, board: str | None = None) -> Verdict:
                "no cloud variable or function read")
 
 
+#: the roles of the rig's `cloud` `interface` listings: the release the fleet runs, the candidate
+FLEET_ROLE, CANDIDATE_ROLE = "fleet", "candidate"
+
+
+def cloud_interface_kept(tl: Timeline, device_id: str | None = None) -> Verdict:
+    """The candidate offers every cloud variable (with its type) and function the fleet's release
+    offered: the rig's listings of the device's cloud interface (`rig` `cloud` entries with `what`
+    `interface`, `role` fleet or candidate: the Cloud API's device info, `variables` {name: type}
+    and `functions`, read while each version ran) are compared. A product's backend or dashboard
+    reads them by name; one renamed, dropped or retyped breaks it the moment the update lands
+    (found by generated defects that registered a variable under an empty name, docs/selftest.md).
+    Not applicable when no listing of the fleet's release was recorded."""
+    name = "the candidate keeps the fleet's cloud interface"
+    listings = [e for e in tl.select(source="rig", kind="cloud")
+                if e.get("what") == "interface" and (device_id is None or e.get("device") in (None, device_id))]
+    fleet = next((e for e in listings if e.get("role") == FLEET_ROLE), None)
+    if fleet is None:
+        return _not_applicable(name, "no listing of the fleet's release's cloud interface was recorded")
+    offered_vars: dict[str, str] = dict(fleet.get("variables") or {})
+    offered_fns: list[str] = list(fleet.get("functions") or [])
+    candidates = [e for e in listings if e.get("role") == CANDIDATE_ROLE and e.t >= fleet.t]
+    if not candidates:
+        return _not_applicable(name, "no listing of the candidate's cloud interface was recorded")
+    for e in candidates:
+        variables: dict[str, str] = dict(e.get("variables") or {})
+        functions = set(e.get("functions") or [])
+        missing = [f"variable {n!r} ({t})" for n, t in offered_vars.items() if n not in variables]
+        retyped = [f"variable {n!r} ({t}, now {variables[n]})" for n, t in offered_vars.items()
+                   if n in variables and variables[n] != t]
+        missing += [f"function {n!r}" for n in offered_fns if n not in functions]
+        if missing or retyped:
+            what = "; ".join(x for x in (("no " + ", ".join(missing)) if missing else "",
+                                         ("retyped " + ", ".join(retyped)) if retyped else "") if x)
+            return _fail(tl, name, f"the candidate (version {e.get('version')}) no longer offers what the fleet's "
+                                   f"release (version {fleet.get('version')}) offered through the cloud: {what} "
+                                   f"(it lists variables {sorted(variables)}, functions {sorted(functions)})",
+                         e.t, fix="keep each Particle.variable and Particle.function the fleet's release registered, "
+                                  "under the same name and with the same type, and register it in setup(): a "
+                                  "product's backend or dashboard reads it by name and breaks when the update lands "
+                                  "(add new names beside the old ones; docs/your-firmware.md \"The fleet's release\")")
+    return _ok(name, f"{len(offered_vars)} variable(s) and {len(offered_fns)} function(s) of the fleet's release, "
+                     f"each offered by the candidate in {len(candidates)} listing(s)")
+
+
 def app_resumes_after_a_lost_transfer(tl: Timeline, board: str | None = None, *, quiet_s: float = 30.0) -> Verdict:
     """A transfer that ended without an update (`failed`, or a cloud disconnect after its `begin`
     with no `complete`: docs/reference/particle-ota.md §2.2) gives the app its work back: while it

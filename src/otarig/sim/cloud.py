@@ -579,7 +579,9 @@ class SimCloud:
             "system_firmware_version": release_name(rec.system_version) if rec.system_version else "2.3.1",
             "last_heard": self.published_at() if rec.online else None,
             "functions": dev.app.listing(0) if dev is not None and dev.app is not None else [],
-            "variables": {n: "int32" for n in (dev.app.listing(1) if dev is not None and dev.app is not None else [])},
+            # what the running app registered, with the type it registered (a Cloud API reader
+            # parses by it), not a name or type it did not
+            "variables": dev.app.variable_types() if dev is not None and dev.app is not None else {},
         }
 
     def firmware_json(self, product_id: int, fw: FirmwareRecord) -> dict:

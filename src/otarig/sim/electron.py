@@ -561,7 +561,14 @@ class Electron:
                 self.app_queue.take_one()
                 return -1 if self.app is None or self.app.aborted else 0
             return 0
-        elif op in (dos.CLOUD_SUBSCRIBED, dos.CLOUD_FUNCTION, dos.CLOUD_VARIABLE):
+        elif op in (dos.CLOUD_FUNCTION, dos.CLOUD_VARIABLE):
+            # Device OS v2.3.1 refuses a key longer than USER_VAR_KEY_LENGTH / USER_FUNC_KEY_LENGTH
+            # (64, system/inc/system_cloud.h:380-381) and takes any other, the empty one too
+            # (strlen 0 passes: system/src/system_cloud.cpp:193, system_cloud_internal.cpp:398),
+            # registering it under the name as given (docs/reference/particle-cloud-api.md §5
+            # "Cloud variables and functions")
+            return int(a is not None and len(a.encode()) <= dos.USER_KEY_LENGTH)
+        elif op == dos.CLOUD_SUBSCRIBED:
             return 1
         else:
             return -1

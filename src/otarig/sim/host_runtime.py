@@ -136,8 +136,9 @@ class AppInstance:
             "loop_done": LOOP_DONE(host.fw_loop_done),
             "serial": SERIAL(host.fw_serial),
             "system": SYSTEM(host.fw_system),
-            "cloud": CLOUD(lambda op, a, b, f: host.fw_cloud(op, a.decode() if a else None,
-                                                            b.decode() if b else None, f)),
+            # an empty name stays "" (not None): Device OS registers a cloud variable under it
+            "cloud": CLOUD(lambda op, a, b, f: host.fw_cloud(op, a.decode() if a is not None else None,
+                                                            b.decode() if b is not None else None, f)),
             "sleep": SLEEP(lambda req: host.fw_sleep(req.contents)),
             "gpio": GPIO(host.fw_gpio),
             "eeprom_put": EEPROM_PUT(host.fw_eeprom_put),
@@ -226,3 +227,13 @@ class AppInstance:
         buf = ctypes.create_string_buffer(2048)
         self.lib.otarig_list(what, buf, len(buf))
         return [s for s in buf.value.decode(errors="replace").split("\n") if s]
+
+    def variable_types(self) -> dict[str, str]:
+        """The app's cloud variables, name → Cloud API type ("int32", "double", "bool", "string"),
+        as the cloud lists them for the device; a name registered empty stays "" (Device OS takes
+        it, docs/reference/particle-cloud-api.md §5 "Cloud variables and functions")."""
+        out: dict[str, str] = {}
+        for line in self.listing(3):  # OTARIG_LIST_VARIABLE_TYPES: "name\ttype"
+            name, _, kind = line.partition("\t")
+            out[name] = kind
+        return out
