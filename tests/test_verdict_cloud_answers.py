@@ -62,13 +62,14 @@ def test_answers_that_match_the_status_pass() -> None:
     tl.add(2, "rig", "call", {"fn": "workload", "arg": "busy", "result": 0})
     _status(tl, 3, workload="busy")
     tl.add(4, "rig", "call", {"fn": "workload", "arg": "idle", "result": 0})
-    _status(tl, 5)
+    _status(tl, 5, window_open=True)
     tl.add(6, "rig", "get", {"var": "version", "value": 2})
     tl.add(7, "rig", "get", {"var": "records", "value": 15})
     tl.add(8, "rig", "get", {"var": "lastSeq", "value": 15})
-    tl.add(9, "rig", "get", {"var": "windowOpen", "value": "anything"})  # not a mirrored status field
+    tl.add(9, "rig", "get", {"var": "windowOpen", "value": "true"})  # a bool variable, as the cloud writes it
+    tl.add(10, "rig", "get", {"var": "battery", "value": "anything"})  # not a mirrored status field
     ok = v.cloud_interface_agrees(tl)
-    assert ok.passed and ok.message.startswith("5 cloud answer(s)")
+    assert ok.passed and ok.message.startswith("6 cloud answer(s)")
 
 
 def test_a_call_answered_minus_one_fails() -> None:
@@ -95,6 +96,16 @@ def test_a_variable_that_disagrees_with_the_status_fails() -> None:
     tl.add(2, "rig", "get", {"var": "lastSeq", "value": 0})
     bad = v.cloud_interface_agrees(tl)
     assert not bad.passed and "lastSeq read 0 while the app reported last_seq 15" in bad.message
+
+
+def test_a_window_variable_left_behind_the_window_fails() -> None:
+    """`windowOpen` mirrors the status reply's `window_open` (added for companion:73:ba11eb7c, a
+    refresh of the variable commented out, docs/selftest.md)."""
+    tl = Timeline()
+    _status(tl, 1, window_open=True)
+    tl.add(2, "rig", "get", {"var": "windowOpen", "value": "false"})
+    bad = v.cloud_interface_agrees(tl)
+    assert not bad.passed and "windowOpen read false while the app reported window_open True" in bad.message
 
 
 def test_nothing_read_passes_saying_so() -> None:

@@ -84,6 +84,29 @@ def test_record_numbers_must_go_up_from_what_a_boot_recovered() -> None:
     assert not bad.passed and "record 5 was taken after record 5" in bad.message
 
 
+def test_a_number_skipped_after_a_boot_fails_as_a_record_a_backend_sees_lost() -> None:
+    """Found by companion:160:7c37ca53 (`nextSeq = lastSeq() + 2` at boot): docs/protocol.md `app
+    record`: the first record after a boot is one more than the boot's last_seq."""
+    tl = Timeline()
+    tl.add(0, BOARD, "boot", {"records_recovered": 4, "last_seq": 4})
+    tl.add(1, BOARD, "app", {"action": "record", "seq": 6, "persisted": False})
+    bad = v.record_numbers_go_up(tl)
+    assert not bad.passed
+    assert ("record 6 was taken next, but the app booted with its last record 4 (boot at 0.0s): record(s) 5 were "
+            "never taken, and a backend counting gaps in the numbers sees them lost") in bad.message
+
+
+def test_a_number_skipped_between_two_records_fails_and_one_after_another_passes() -> None:
+    tl = Timeline()
+    for t, seq in ((1, 7), (2, 8), (3, 9)):  # no boot in the timeline: judged from the first one seen
+        tl.add(t, BOARD, "app", {"action": "record", "seq": seq, "persisted": False})
+    ok = v.record_numbers_go_up(tl)
+    assert ok.passed and ok.message == "3 record(s) taken, numbered one after another"
+    tl.add(4, BOARD, "app", {"action": "record", "seq": 12, "persisted": False})
+    bad = v.record_numbers_go_up(tl)
+    assert not bad.passed and "the record before it was 9: record(s) 10-11 were never taken" in bad.message
+
+
 def _damaged_then_booted(last_after: int, count_after: int) -> Timeline:
     """Records 1..45 acknowledged (31 held), the rig damages one put, the device boots."""
     tl = Timeline()

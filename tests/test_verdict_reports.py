@@ -67,3 +67,65 @@ def test_a_non_threaded_claim_with_an_app_running_mid_download_fails() -> None:
     ok = v.reported_threading_holds(_download_with(Timeline(), False, None))
     assert ok.passed and ok.message.startswith("1 download(s)")
     assert v.reported_threading_holds(_download_with(Timeline(), True, "record")).message.startswith("not judged")
+
+
+def _begin(tl: Timeline, t: float) -> None:
+    tl.add(t, BOARD, "sys", {"event": "firmware_update", "param": "begin"}, device_t=int(t * 1000))
+
+
+def test_an_unforced_update_while_reported_disabled_fails() -> None:
+    """Found by OtaGuard:56:d69aedf9 (`emit("")` for `updates_enabled`): Device OS let the update in,
+    so updates were enabled whatever the app last said (docs/reference/particle-ota.md §2.1)."""
+    tl = Timeline()
+    tl.add(0, BOARD, "hello", {"product_version": 1})
+    tl.add(0.1, BOARD, "guard", {"action": "updates_disabled"}, device_t=100)
+    tl.add(5, BOARD, "guard", {"action": "window_open"}, device_t=5000)
+    _begin(tl, 9)
+    bad = v.reports_agree_with_status(tl)
+    assert not bad.passed
+    assert "while the app's last report was updates_disabled (at 0.1s, and no updates_enabled since its boot)" \
+        in bad.message
+
+
+def test_an_update_after_updates_enabled_or_forced_passes() -> None:
+    enabled = Timeline()
+    enabled.add(0, BOARD, "hello", {"product_version": 1})
+    _guard(enabled, 0.1, "updates_disabled")
+    _guard(enabled, 5, "updates_enabled")
+    _begin(enabled, 9)
+    ok = v.reports_agree_with_status(enabled)
+    assert ok.passed and ok.message.endswith("1 update(s) began, none while it reported updates disabled")
+    forced = Timeline()
+    forced.add(0, BOARD, "hello", {"product_version": 1})
+    _guard(forced, 0.1, "updates_disabled")
+    forced.add(3, "cloud", "particle/device/updates/forced", {"data": "true"})
+    _begin(forced, 9)
+    assert v.reports_agree_with_status(forced).passed
+
+
+def test_a_begin_whose_line_crossed_the_disable_passes() -> None:
+    """Accepted while enabled, reported just after the app's disable (two threads, one port)."""
+    tl = Timeline()
+    tl.add(0, BOARD, "hello", {"product_version": 1})
+    tl.add(5, BOARD, "guard", {"action": "updates_enabled"}, device_t=5000)
+    tl.add(20, BOARD, "guard", {"action": "updates_disabled"}, device_t=20000)
+    _begin(tl, 20.2)
+    assert v.reports_agree_with_status(tl).passed
+    _begin(tl, 40)  # a second one, long after the disable, is not
+    assert not v.reports_agree_with_status(tl).passed
+
+
+def test_a_firmware_that_reports_no_updates_state_is_not_judged_on_begins() -> None:
+    tl = Timeline()
+    tl.add(0, BOARD, "hello", {"product_version": 1})
+    _guard(tl, 1, "window_open")
+    _begin(tl, 2)
+    assert v.reports_agree_with_status(tl).passed
+
+
+def test_an_empty_or_unknown_guard_action_fails() -> None:
+    for action in ("", "updates_on"):
+        tl = Timeline()
+        _guard(tl, 1, action)
+        bad = v.reports_agree_with_status(tl)
+        assert not bad.passed and f"a guard action {action!r}, which is none the protocol defines" in bad.message

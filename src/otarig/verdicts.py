@@ -374,26 +374,39 @@ def record_count_never_drops(tl: Timeline, board: str | None = None) -> Verdict:
 
 
 def record_numbers_go_up(tl: Timeline, board: str | None = None) -> Verdict:
-    """Each new record the app takes has a higher number than the one before, and after a boot a
-    higher one than the last record the log recovered: records numbered twice cannot be told apart
-    (found by a generated defect that stopped numbering, docs/selftest.md)."""
+    """The app numbers the records it takes one after another (docs/protocol.md `app record`): the
+    first one after a boot is one more than the last record the log recovered (`boot` last_seq),
+    each next one is one more than the one before. Records numbered twice cannot be told apart
+    (found by a generated defect that stopped numbering), and a number skipped is a record a
+    backend that finds losses by gaps in the numbers counts as lost (found by a generated defect
+    that skipped one at every boot, docs/selftest.md)."""
     name = "record numbers go up"
     if (skip := _without_records(tl, board, name)) is not None:
         return skip
     last: int | None = None
+    after_boot: Entry | None = None  # the boot report, until the first record taken after it
     taken = 0
+    fix = ("number each record once, one more than the last one taken or recovered from the log at boot "
+           "(docs/protocol.md `app record`)")
     for e in _board(tl, board):
         if e.kind == "boot":
             last = int(e.get("last_seq", 0) or 0)
+            after_boot = e
         elif e.kind == "app" and e.get("action") == "record" and not e.get("persisted"):
             seq = int(e.get("seq", 0) or 0)
             if last is not None and seq <= last:
-                return _fail(tl, name, f"record {seq} was taken after record {last}", e.t,
-                             fix="number each record once, one more than the last one taken or recovered from "
-                                 "the log at boot")
+                return _fail(tl, name, f"record {seq} was taken after record {last}", e.t, fix=fix)
+            if last is not None and seq > last + 1:
+                since = (f"the app booted with its last record {last} (boot at {after_boot.t:.1f}s)"
+                         if after_boot is not None else f"the record before it was {last}")
+                return _fail(tl, name, f"record {seq} was taken next, but {since}: record(s) "
+                                       f"{_seq_ranges(list(range(last + 1, seq)))} were never taken, and a backend "
+                                       "counting gaps in the numbers sees them lost", e.t,
+                             before=max(30.0, e.t - after_boot.t + 5) if after_boot is not None else 30.0, fix=fix)
             last = seq
+            after_boot = None
             taken += 1
-    return _ok(name, f"{taken} record(s) taken, numbers always going up")
+    return _ok(name, f"{taken} record(s) taken, numbered one after another")
 
 
 def app_stays_down_during_update(tl: Timeline, board: str | None = None) -> Verdict:
@@ -721,7 +734,16 @@ def cloud_copy_names_published_records(tl: Timeline, board: str | None = None, *
 
 #: cloud variables that mirror a field of the agent's `status` reply (the companion's remote
 #: interface, firmware/companion/README.md "Cloud interface"); checked where a firmware has them
-CLOUD_MIRRORS = {"version": "product_version", "records": "records", "lastSeq": "last_seq"}
+CLOUD_MIRRORS = {"version": "product_version", "records": "records", "lastSeq": "last_seq",
+                 "windowOpen": "window_open"}
+
+
+def _same_answer(value: object, field_value: object) -> bool:
+    """A variable's answer equals the status field it mirrors: a bool field as the cloud writes a bool
+    variable (true/false), anything else as text."""
+    if isinstance(field_value, bool):
+        return str(value).strip().lower() in (("true", "1") if field_value else ("false", "0"))
+    return str(value) == str(field_value)
 #: the `workload` cloud function: busy/idle answered 0 (done), anything else -1
 WORKLOAD_STATES = ("busy", "idle")
 
@@ -749,7 +771,7 @@ def cloud_interface_agrees(tl: Timeline, board: str | None = None) -> Verdict:
             status, call = e, None
         elif e.source == "rig" and e.kind == "get" and e.get("var") in CLOUD_MIRRORS and status is not None:
             want = status.get(CLOUD_MIRRORS[e.get("var")])
-            if str(e.get("value")) != str(want):
+            if not _same_answer(e.get("value"), want):
                 return _fail(tl, name, f"cloud variable {e.get('var')} read {e.get('value')} while the app reported "
                                        f"{CLOUD_MIRRORS[e.get('var')]} {want}", e.t, fix=fix)
             checked += 1
@@ -888,6 +910,13 @@ def app_resumes_after_a_lost_transfer(tl: Timeline, board: str | None = None, *,
 #: guard reports whose state the agent's `status` reply also gives: report -> (status field, value)
 _REPORTED_STATE = {"updates_enabled": ("updates_enabled", True), "updates_disabled": ("updates_enabled", False),
                    "window_open": ("window_open", True), "window_close": ("window_open", False)}
+#: every `guard` action docs/protocol.md defines; a report with any other (or none) says nothing a verdict can read
+GUARD_ACTIONS = frozenset(_REPORTED_STATE) | {"shutdown_begin", "shutdown_complete", "reset_held", "reset_released",
+                                              "handshake_forced"}
+#: how long (device ms) a `begin` may follow the app's `updates_disabled` that ended a stretch it
+#: reported enabled: Device OS accepted the transfer while they were enabled and its event line
+#: can reach the serial port after the app thread's report (two threads, one port)
+REPORT_ORDER_GRACE_MS = 1000
 
 
 def reports_agree_with_status(tl: Timeline, board: str | None = None) -> Verdict:
@@ -896,16 +925,58 @@ def reports_agree_with_status(tl: Timeline, board: str | None = None) -> Verdict
     (System.updatesEnabled(), the window hook), in the board's own order: the verdicts over the
     window and the timeline plot rest on these reports, so one that is missing or wrong hides what
     the device really did (found by a generated defect that stopped reporting updates_disabled,
-    docs/selftest.md). Only states the app has reported since its boot are compared."""
+    docs/selftest.md). Only states the app has reported since its boot are compared.
+
+    They also agree with what Device OS let in: an unforced `firmware_update begin` while the app's
+    last report since its boot is `updates_disabled` cannot be (Device OS takes an update only with
+    updates enabled unless the cloud forced it, docs/reference/particle-ota.md §2.1), so the report
+    of the enabling is missing or wrong (found by a generated defect that reported an empty action
+    instead of `updates_enabled`, docs/selftest.md). Forced is read as `update_began_in_idle_window`
+    reads it (the rig's `force`, the cloud's `particle/device/updates/forced`). And a `guard` report
+    whose action is empty or none docs/protocol.md defines is a broken report."""
     name = "reported decisions agree with the device"
+    src = f"board:{board}" if board else "board"
+    reports_updates = any(e.is_guard("updates_enabled") or e.is_guard("updates_disabled") for e in _board(tl, board))
     known: dict[str, tuple[bool, Entry]] = {}
-    compared = 0
-    for e in _board(tl, board):
+    enabled_at: Entry | None = None  # the app's last `updates_enabled` report since its boot
+    forced = False
+    compared = begins = 0
+    fix = ("report each decision where it is taken, right after the call it reports "
+           "(System.enableUpdates()/disableUpdates(), the window opening or closing), and "
+           "only then (docs/your-firmware.md step 3, docs/protocol.md `guard`)")
+    for e in tl.entries:
+        if e.source == "rig" and e.kind == "force":
+            forced = bool(e.get("forced"))
+        elif e.source == "cloud" and e.kind == "particle/device/updates/forced":
+            forced = forced or e.get("data") == "true"
+        if not (e.source == src or e.source.startswith(src + ":")):
+            continue
         if e.kind == "hello":
             known.clear()
+            enabled_at = None
+        elif e.kind == "guard" and e.get("action") not in GUARD_ACTIONS:
+            return _fail(tl, name, f"the app reported a guard action {e.get('action')!r}, which is none the protocol "
+                                   "defines: the decision it stands for is lost to every verdict and to the plot",
+                         e.t, fix=fix)
         elif e.kind == "guard" and e.get("action") in _REPORTED_STATE:
             field_name, value = _REPORTED_STATE[e.get("action")]
             known[field_name] = (value, e)
+            if e.get("action") == "updates_enabled":
+                enabled_at = e
+        elif e.is_sys("firmware_update", "begin"):
+            begins += 1
+            state = known.get("updates_enabled")
+            if not reports_updates or forced or state is None or state[0]:
+                continue
+            disabled = state[1]
+            if enabled_at is not None and _device_ms(e) - _device_ms(disabled) <= REPORT_ORDER_GRACE_MS:
+                continue  # taken while they were still enabled; the lines crossed on the port
+            return _fail(tl, name, f"an update began (not forced by the cloud) while the app's last report was "
+                                   f"updates_disabled (at {disabled.t:.1f}s"
+                                   + ("" if enabled_at else ", and no updates_enabled since its boot")
+                                   + "): Device OS lets an unforced update in only with updates enabled "
+                                   "(docs/reference/particle-ota.md §2.1), so the app enabled them without "
+                                   "reporting it", e.t, before=max(30.0, e.t - disabled.t + 5), fix=fix)
         elif e.kind == "reply" and e.get("cmd") == "status":
             for field_name, (value, report) in known.items():
                 if e.get(field_name) is None:
@@ -914,11 +985,10 @@ def reports_agree_with_status(tl: Timeline, board: str | None = None) -> Verdict
                 if bool(e.get(field_name)) != value:
                     return _fail(tl, name, f"the app last reported {report.get('action')} (at {report.t:.1f}s) but its "
                                            f"status says {field_name} {bool(e.get(field_name))}", e.t,
-                                 before=max(30.0, e.t - report.t + 5),
-                                 fix="report each decision where it is taken, right after the call it reports "
-                                     "(System.enableUpdates()/disableUpdates(), the window opening or closing), and "
-                                     "only then (docs/your-firmware.md step 3, docs/protocol.md `guard`)")
-    return _ok(name, f"{compared} status field(s) compared with the app's reports")
+                                 before=max(30.0, e.t - report.t + 5), fix=fix)
+    return _ok(name, f"{compared} status field(s) compared with the app's reports"
+               + (f"; {begins} update(s) began, none while it reported updates disabled" if reports_updates and begins
+                  else ""))
 
 
 def reported_threading_holds(tl: Timeline, board: str | None = None) -> Verdict:
