@@ -59,3 +59,8 @@ def test_another_devices_listing_is_not_judged() -> None:
                                    "variables": {}, "functions": []})
     ok = v.cloud_interface_kept(tl, device_id=DEVICE)
     assert ok.passed and "no listing of the candidate" in ok.message
+
+
+def test_a_fleet_release_without_a_cloud_interface_passes_saying_so() -> None:
+    ok = v.cloud_interface_kept(_listed(("fleet", {}, []), ("candidate", {}, [])))
+    assert ok.passed and ok.message == "the fleet's release offered no cloud variable or function"

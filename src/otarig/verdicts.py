@@ -808,6 +808,8 @@ def cloud_interface_kept(tl: Timeline, device_id: str | None = None) -> Verdict:
     offered_vars: dict[str, str] = dict(fleet.get("variables") or {})
     offered_fns: list[str] = list(fleet.get("functions") or [])
     candidates = [e for e in listings if e.get("role") == CANDIDATE_ROLE and e.t >= fleet.t]
+    if not offered_vars and not offered_fns:
+        return _ok(name, "the fleet's release offered no cloud variable or function")
     if not candidates:
         return _not_applicable(name, "no listing of the candidate's cloud interface was recorded")
     for e in candidates:
