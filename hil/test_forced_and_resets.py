@@ -140,9 +140,17 @@ def test_forced_update_cut_by_lost_coverage_gives_the_app_its_work_back(rig):
     (docs/reference/particle-ota.md §1.5, §2.1). Coverage lost mid-download ends the transfer
     without `failed` (§2.2, §2.4): the app must go back to work while the vehicle still drives, not
     wait for a reset that is not coming (`app_resumes_after_a_lost_transfer`, judged against its
-    cadence before the update). The forced retry may then begin mid-drive and lands."""
+    cadence before the update). The forced retry may then begin mid-drive and lands. The drive has
+    lost coverage once already, before the release (a vehicle does, several times a boot): the loss
+    that cuts the transfer is not the first `cloud_status disconnected` the app sees since its
+    boot, and must count as a cut all the same (test_driving_after_a_cut_download_waits_for_the_next_idle_window
+    has the first)."""
     connected(rig)
     drive(rig)
+    rig.wait(10)
+    rig.link_outage(120)
+    rig.expect_sys("cloud_status", "disconnected", 300)
+    rig.expect_sys("cloud_status", "connected", 900)
     rig.wait(10)
     pending_intelligent_release(rig, 2)
     rig.force(True)

@@ -381,3 +381,33 @@ def test_particle_disconnect_takes_effect_at_the_system_loop_and_a_connect_befor
     params = [e.data["param"] for e in rig.events(dos.CLOUD_STATUS, since_ms=t)]
     assert params == [dos.CLOUD_STATUS_DISCONNECTING, dos.CLOUD_STATUS_DISCONNECTED]
     assert not dev.net.cloud_connected
+
+
+# -- a connection asked for during an outage --------------------------------------------------------
+def test_particle_connect_during_lost_coverage_connects_when_coverage_returns(
+        companion_image: ImageFactory, sim_rig: RigFactory) -> None:
+    """docs/reference/particle-ota.md §2.2, §3.3: Device OS connects the cloud on any system-loop pass
+    where the connection is wanted and the network is ready (device-os v2.3.1
+    system/src/system_task.cpp ~443-452 manage_cloud_connection -> ~291-293
+    establish_cloud_connection). An app that calls Particle.disconnect() then Particle.connect() while
+    the modem registers again after lost coverage (a forced handshake made without coverage) is
+    connected once coverage returns, and the session it kept is resumed: nothing ended it."""
+    rig = sim_rig(companion_image(1))
+    _idle_connected(rig)
+    dev = rig.dev
+    dev.link.antenna_connected = False
+    dev.net.antenna_changed()
+    rig.until_kind("network_lost", 60)
+    rig.expect_sys("cloud_status", "disconnected")
+    rig.board.command("cloud", action="disconnect")
+    rig.run(2)
+    rig.board.command("cloud", action="connect")
+    rig.run(120)
+    assert not dev.net.cloud_connected and not rig.trace("cloud_session", since_ms=rig.now_ms - 120_000)
+    back = rig.now_ms
+    dev.link.antenna_connected = True
+    session = rig.until_kind("cloud_session", 60)
+    assert session.t_ms - back < 30_000, "connected once the modem registered again"
+    assert session.data["resumed"], "the session nobody ended is resumed"
+    rig.run(5)
+    assert dev.net.cloud_connected

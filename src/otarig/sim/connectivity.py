@@ -10,6 +10,7 @@ the cloud to acknowledge the messages its handshake sent, reading cloud messages
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import deviceos as dos
@@ -76,6 +77,8 @@ class Connectivity:
         self.cloud = Cloud.DISCONNECTED
         self.auto_connect = False
         self._timers: list = []
+        #: what waits for the modem to be registered (a cloud connection asked for meanwhile)
+        self._when_ready: list[Callable[[], None]] = []
         self._attempt = 0
         self.full_handshakes = 0
         self.resumes = 0
@@ -114,13 +117,22 @@ class Connectivity:
         for t in self._timers:
             t.cancel()
         self._timers.clear()
+        self._when_ready.clear()
 
     # -- modem ---------------------------------------------------------------------------------
-    def modem_on(self, then=None) -> None:
+    def modem_on(self, then: Callable[[], None] | None = None) -> None:
+        """Power the modem up and register; `then` runs once it is registered. Asked while it is
+        registering already (powering up, or registering again after lost coverage), `then` waits
+        for that registration: Device OS's system loop connects the cloud on any pass where the
+        connection is wanted and the network is ready (device-os v2.3.1 system/src/system_task.cpp
+        ~443-452 manage_cloud_connection -> ~291-293 establish_cloud_connection), so a
+        `Particle.connect()` made during an outage connects when coverage returns."""
         if self.modem == Modem.READY:
             if then:
                 then()
             return
+        if then and then not in self._when_ready:
+            self._when_ready.append(then)
         if self.modem == Modem.POWERING:
             return
         delay = self.dev.timing("modem_resume" if self.modem == Modem.PAUSED else "modem_power_up")
@@ -139,9 +151,14 @@ class Connectivity:
             self.modem = Modem.READY
             self.dev.note("modem", state="ready")
             self._watch_coverage()
-            if then:
-                then()
+            self._modem_ready()
         self._later(delay, registered)
+
+    def _modem_ready(self) -> None:
+        """The modem is registered: run what waited for it, in the order it was asked."""
+        waiting, self._when_ready = self._when_ready, []
+        for fn in waiting:
+            fn()
 
     def modem_off(self) -> None:
         """Cellular.off(): the cloud goes first (docs/reference/particle-ota.md §3.3), then the modem."""
@@ -211,6 +228,7 @@ class Connectivity:
             self._watch_coverage()
             if self.auto_connect and self.cloud == Cloud.DISCONNECTED:
                 self._connect_now()
+            self._modem_ready()  # a connection asked for during the outage (Particle.connect())
             return
         nxt = self.dev.link.next_change_ms()
         wait = (nxt - self.dev.sched.now_ms) if nxt else 10_000
