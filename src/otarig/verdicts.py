@@ -733,7 +733,8 @@ def cloud_copy_names_published_records(tl: Timeline, board: str | None = None, *
 
 
 #: cloud variables that mirror a field of the agent's `status` reply (the companion's remote
-#: interface, firmware/companion/README.md "Cloud interface"); checked where a firmware has them
+#: interface, firmware/companion/README.md "Cloud interface"; docs/your-firmware.md step 3); checked where a
+#: firmware has them
 CLOUD_MIRRORS = {"version": "product_version", "records": "records", "lastSeq": "last_seq",
                  "windowOpen": "window_open"}
 
