@@ -250,3 +250,114 @@ def test_a_crash_inside_scenarios_leaves_a_consistent_record(tmp_path: Path) -> 
                         "test_e_interrupt_in_setup": "error"}, outcomes
     assert record["passed"] is False and record["interrupted"] is True
     assert record["not_run"] == ["suite/test_crash.py::test_f_never_runs"]
+
+
+SIGNALLING_CONFTEST = '''
+import os
+import signal
+
+import pytest
+
+
+@pytest.fixture
+def cleanup_signalled():
+    """Its teardown runs after the scenario's SIGTERM: a second one arrives during that cleanup."""
+    yield
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def pytest_unconfigure(config):
+    """pytest's own ending, after the suite stopped: a third SIGTERM (abandon what is left)."""
+    os.kill(os.getpid(), signal.SIGTERM)
+'''
+
+SIGNALLING_SCENARIOS = '''
+import os
+import signal
+
+
+def test_a_terminated(rig, cleanup_signalled):
+    assert rig.command("status")["product_version"] == 1
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_b_never_runs():
+    pass
+'''
+
+
+def test_signals_during_the_cleanup_of_a_terminated_run_still_exit_143(tmp_path: Path) -> None:
+    """The run's own process receives SIGTERM inside a scenario, a second during a fixture's
+    teardown and a third while pytest unconfigures (each sent by the process to itself, so each
+    lands exactly there): one exit status, 128 + the first signal, after a record that says
+    SIGTERM; no KeyboardInterrupt escapes (CPython would exit -2)."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "conftest.py").write_text(SIGNALLING_CONFTEST)
+    (suite / "test_signalling.py").write_text(SIGNALLING_SCENARIOS)
+    report = tmp_path / "report"
+    done = subprocess.run([*OTARIG, "run", "--suite", str(suite), "--report", str(report)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 128 + signal.SIGTERM, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
+    from otarig.record import load_record
+
+    # (not _consistent_report: a signal sent from inside the call leaves pytest's junit.xml an
+    # empty <testcase/> beside the interrupted one, at HEAD as here; a separate defect)
+    record = load_record(report / "certification.json")
+    assert record["interrupted"] is True and record["passed"] is False
+    assert record["interrupted_by"] == "SIGTERM"
+    stopped = [r for r in record["results"] if r.get("interrupted")]
+    assert [r["name"] for r in stopped] == ["test_a_terminated"] and stopped[0]["outcome"] == "error"
+    assert record["not_run"] == ["suite/test_signalling.py::test_b_never_runs"]
+
+
+# -- one owner of SIGINT/SIGTERM, in process -------------------------------------------------------
+
+def test_a_signal_after_the_inner_block_stopped_the_suite_is_only_noted() -> None:
+    """`place_bench` holds the signals around `run_suite`, which holds them too: both get the one
+    owner, so once the suite has stopped a further SIGTERM (before the place is released) is only
+    noted, not turned into a second KeyboardInterrupt by an outer handler the inner one handed it
+    back to; the outermost block gives the original handlers back."""
+    from otarig.runner import sigterm_interrupts
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    with sigterm_interrupts() as outer:
+        with sigterm_interrupts() as inner:  # run_suite's
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGTERM)  # the run's signal, inside the suite
+            inner.raising = False  # the suite has stopped; the record is written next
+        signal.raise_signal(signal.SIGTERM)  # between the suite's end and the release: noted
+        signal.raise_signal(signal.SIGINT)
+        assert outer is inner and outer.received == [signal.SIGTERM, signal.SIGTERM, signal.SIGINT]
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+def test_otarig_run_exits_128_plus_the_first_signal_whatever_it_became(monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    """The exit status is decided once, in `cmd_run`: a SIGTERM whose KeyboardInterrupt a library's
+    cleanup replaced by another error (seen: argparse inside pytest, a rig teardown) still gives
+    143, with one line saying so; a later SIGINT does not change it."""
+    from otarig import cli
+
+    def run_hit_by_sigterm(args: object) -> int:
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        finally:  # what argparse's cleanup met after the interrupt
+            raise AttributeError("'OverrideIniAction' object has no attribute 'save_required'")
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setattr(cli, "_run_on_bench", run_hit_by_sigterm)
+    assert cli.main(["run", "--report", "unused"]) == 128 + signal.SIGTERM
+    assert "interrupted by SIGTERM; then: AttributeError" in capsys.readouterr().err
+
+    def run_then_sigint(args: object) -> int:
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        finally:  # a Ctrl-C while the interrupted run cleans up: only noted
+            signal.raise_signal(signal.SIGINT)
+        return 0
+
+    monkeypatch.setattr(cli, "_run_on_bench", run_then_sigint)
+    assert cli.main(["run", "--report", "unused"]) == 128 + signal.SIGTERM
+    assert {sig: signal.getsignal(sig) for sig in before} == before

@@ -312,7 +312,31 @@ def cmd_tools_path(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the OTA certification suite against the bench; write the report folder."""
+    """Run the OTA certification suite against the bench; write the report folder.
+
+    The one place an interrupted run's exit status is decided: 128 + the first SIGINT/SIGTERM
+    (130 for Ctrl-C, 143 for SIGTERM), whatever that signal became on its way out (the record's
+    `RunInterrupted`, a KeyboardInterrupt before the suite started, an error it caused in a
+    cleanup). One owner holds both signals for the whole command, place included
+    (`runner.sigterm_interrupts`); for the process's own command line it stays until exit."""
+    import signal
+
+    from otarig.runner import sigterm_interrupts
+
+    with sigterm_interrupts(keep_installed=getattr(args, "process_exits", False)) as signals:
+        try:
+            return _run_on_bench(args)
+        except BaseException as exc:  # RunInterrupted (the record says which signal) is a SystemExit
+            if signals.first is None:
+                raise
+            if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                print(f"otarig: interrupted by {signal.Signals(signals.first).name}; then: "
+                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            return 128 + signals.first
+
+
+def _run_on_bench(args: argparse.Namespace) -> int:
+    """`otarig run` itself: the bench (or the place's), the suite, the record."""
     from otarig.lab import bench_for
     from otarig.pool import pool_args
     from otarig.runner import run_suite
@@ -715,6 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``otarig`` script."""
     args = build_parser().parse_args(argv)
+    args.process_exits = argv is None  # the process's own command line: it exits next
     try:
         return int(args.func(args) or 0)
     except _USER_ERRORS as exc:

@@ -17,7 +17,6 @@ import copy
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -292,8 +291,9 @@ def place_bench(place_name: str, bench_path: Path, *, client: LabgridClient | No
     """Acquire the place, yield the bench file made from it, release it in every case.
 
     SIGINT and SIGTERM end what runs inside like Ctrl-C (the run writes its record), and the release
-    still runs; a signal during the release is only noted. `+` is the place `labgrid-client
-    reserve` gave `$LG_TOKEN`."""
+    still runs; a signal during the release is only noted. What the signal ended with (its
+    KeyboardInterrupt, `RunInterrupted`) passes through unchanged: the exit status is decided once,
+    by `otarig run` (`cli.cmd_run`). `+` is the place `labgrid-client reserve` gave `$LG_TOKEN`."""
     import tomli_w
 
     from .runner import sigterm_interrupts
@@ -303,12 +303,9 @@ def place_bench(place_name: str, bench_path: Path, *, client: LabgridClient | No
         raise LabError("--place +: the reserved place is the one $LG_TOKEN names, and it is not set; reserve one "
                        "first: eval \"$(labgrid-client reserve --wait --shell device_id=…)\"")
     data = read_toml(bench_path, LabError, "pass --bench with the bench file the place completes")
-    with sigterm_interrupts() as signals:
-        try:
-            name = client.show(place_name).name  # `+` → the reserved place's real name
-            client.acquire(name)
-        except KeyboardInterrupt:
-            raise SystemExit(128 + (signals.first or signal.SIGINT)) from None
+    with sigterm_interrupts() as signals:  # the command's own owner when `otarig run` holds one
+        name = client.show(place_name).name  # `+` → the reserved place's real name
+        client.acquire(name)
         try:
             place = _held_resources(client, name)
             derived = place_bench_data(data, bench_path.resolve().parent, place, coordinator=client.coordinator)
@@ -318,8 +315,6 @@ def place_bench(place_name: str, bench_path: Path, *, client: LabgridClient | No
             path.write_text(f"# written by `otarig run --place {name}` from {bench_path.resolve()} and the place\n"
                             + tomli_w.dumps(derived))
             yield path
-        except KeyboardInterrupt:
-            raise SystemExit(128 + (signals.first or signal.SIGINT)) from None
         finally:
             signals.raising = False  # the release runs to its end
             try:

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,12 +81,14 @@ class RunInterrupted(SystemExit):
 
 
 class _InterruptSignals:
-    """SIGINT and SIGTERM while `otarig run` runs (SIGTERM is what CI cancelling and `timeout` send).
+    """The one owner of SIGINT and SIGTERM while `otarig run` runs (SIGTERM is what CI cancelling
+    and `timeout` send); `sigterm_interrupts` installs it once per process, however deeply nested.
 
-    The first signal raises KeyboardInterrupt where the main thread is: pytest stops and every
-    teardown runs (the bench is made safe, child processes end). A second one is only noted, so
-    it cannot cut those teardowns short; a third abandons them (a teardown that hangs). Once the
-    suite has stopped (`raising` off) signals are only noted, so the record is always written whole.
+    While `raising`, the first signal raises KeyboardInterrupt where the main thread is: pytest
+    stops and every teardown runs (the bench is made safe, child processes end). A second one is
+    only noted, so it cannot cut those teardowns short; a third abandons them (a teardown that
+    hangs). Once the suite has stopped (`raising` off, never on again) signals are only noted, so
+    the record is written whole and the place released whatever arrives meanwhile.
     """
 
     def __init__(self) -> None:
@@ -102,24 +105,64 @@ class _InterruptSignals:
     def first(self) -> int | None:
         return self.received[0] if self.received else None
 
-    def __enter__(self) -> "_InterruptSignals":
-        if threading_main():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+    def install(self) -> None:
+        """Take SIGINT and SIGTERM, both at once: a signal that arrives meanwhile waits (blocked)
+        and then reaches this owner, never the handler being replaced."""
+        if not threading_main():
+            return
+        with _signals_held():
+            for sig in _SIGNALS:
                 self._previous[sig] = signal.signal(sig, self)
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+    def restore(self) -> None:
+        """Give SIGINT and SIGTERM back, both at once, after `raising` is off: a signal that lands
+        while they change hands is only noted (or goes to the previous handler once both are back)."""
+        self.raising = False
+        with _signals_held():
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
         self._previous.clear()
 
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+#: the process's owner while a `sigterm_interrupts` block is open (nested blocks share it)
+_owner: _InterruptSignals | None = None
+
+
 @contextlib.contextmanager
-def sigterm_interrupts() -> Any:
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM blocked while their handlers change: `signal.signal` runs a pending
+    signal's Python handler first, so without this a signal could reach the old one mid-change."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+@contextlib.contextmanager
+def sigterm_interrupts(*, keep_installed: bool = False) -> Iterator[_InterruptSignals]:
     """SIGTERM and SIGINT end the run like Ctrl-C: teardowns run, a record is written
-    (`_InterruptSignals`; yields it)."""
-    with _InterruptSignals() as signals:
-        yield signals
+    (`_InterruptSignals`; yields it). The outermost block owns the signals; nested ones
+    (`otarig.lab.place_bench` around `run_suite`) get the same owner, so no inner block ending can
+    hand a signal to a second handler that would turn it into a KeyboardInterrupt again. With
+    `keep_installed` (a process about to exit: `otarig run`'s own command line) the owner stays,
+    noting signals, until the process ends: none can surface after the exit status is decided."""
+    global _owner
+    if _owner is not None:
+        yield _owner
+        return
+    owner = _owner = _InterruptSignals()
+    owner.install()
+    try:
+        yield owner
+    finally:
+        _owner = None
+        if keep_installed:
+            owner.raising = False
+        else:
+            owner.restore()
 
 
 def threading_main() -> bool:
@@ -298,7 +341,8 @@ def run_suite(cfg: BenchConfig, bench_path: Path, *, report_dir: Path, seed: int
 def _run_pytest(cfg: BenchConfig, args: list[str], console: Console, report_dir: Path, log_path: Path,
                 signals: _InterruptSignals, firmware: Path | None = None) -> tuple[int, "_ProgressPlugin"]:
     """Build what the bench needs, run pytest; (exit code, what the plugin saw). A signal ends
-    it as pytest's KeyboardInterrupt (code 2); from the moment this returns signals are only noted."""
+    it as pytest's KeyboardInterrupt (code 2), an exception out of pytest as its crash (code 3, the
+    traceback in pytest.log); from the moment this returns signals are only noted."""
     code = 2
     plugin = _ProgressPlugin(None)
     try:
@@ -326,6 +370,14 @@ def _run_pytest(cfg: BenchConfig, args: list[str], console: Console, report_dir:
         signals.raising = False
         code, plugin.interrupted = 2, True
         plugin.stopped_by = plugin.stopped_by or "KeyboardInterrupt"
+    except Exception:  # out of pytest itself: often a signal's KeyboardInterrupt that landed inside a
+        # library's own cleanup (argparse restoring its parser, a fixture's teardown at session end)
+        # and was replaced by the error that cleanup then met; the run still ends with its record
+        import traceback
+
+        with open(log_path, "a") as log:
+            log.write("\notarig: pytest ended with an exception:\n" + traceback.format_exc())
+        code = 3
     return code, plugin
 
 
