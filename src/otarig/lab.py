@@ -305,7 +305,13 @@ def place_bench(place_name: str, bench_path: Path, *, client: LabgridClient | No
     data = read_toml(bench_path, LabError, "pass --bench with the bench file the place completes")
     with sigterm_interrupts() as signals:  # the command's own owner when `otarig run` holds one
         name = client.show(place_name).name  # `+` → the reserved place's real name
-        client.acquire(name)
+        try:
+            client.acquire(name)
+        except KeyboardInterrupt:  # stopped while `labgrid-client acquire` ran: the coordinator may
+            signals.raising = False  # have granted it already, and the release then runs to its end
+            with contextlib.suppress(LabError):  # (not held: nothing to release)
+                client.release(name)
+            raise
         try:
             place = _held_resources(client, name)
             derived = place_bench_data(data, bench_path.resolve().parent, place, coordinator=client.coordinator)
