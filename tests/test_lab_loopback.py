@@ -193,8 +193,8 @@ def test_a_signal_during_the_run_still_releases_the_place(lab: Lab, sig: signal.
     _wait_acquired(lab, run)
     _wait("the first scenario to start", lambda: any((lab.tmp / report / "tests").glob("*/")), 120)
     run.send_signal(sig)
-    run.communicate(timeout=120)
-    assert run.returncode == 128 + sig
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 128 + sig, f"{out[-2000:]}\n{err[-3000:]}"  # -2: a KeyboardInterrupt escaped
     assert lab.show().acquired is None
     record = json.loads((lab.tmp / report / "certification.json").read_text())
     assert record["interrupted_by"] == sig.name and record["bench"]["place"]["place"] == PLACE
