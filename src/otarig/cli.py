@@ -333,6 +333,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"otarig: interrupted by {signal.Signals(signals.first).name}; then: "
                       f"{type(exc).__name__}: {exc}", file=sys.stderr)
             return 128 + signals.first
+        finally:
+            if signals.first is not None and getattr(args, "process_exits", False):
+                _forget_caught_interrupts()
+
+
+def _forget_caught_interrupts() -> None:
+    """A KeyboardInterrupt that passed through an `exec`/`eval` of a string (dataclasses, pydantic
+    and pytest run many) leaves CPython's "unhandled KeyboardInterrupt" flag set even though the run
+    caught it, and the interpreter then ends by killing itself with SIGINT: exit -2, no traceback,
+    whatever status was decided. Each string `exec` clears that flag first (CPython 3.11
+    Python/pythonrun.c run_eval_code_obj), so one empty one, once no signal can raise any more,
+    lets the decided status stand."""
+    exec("")  # noqa: S102 (an empty string: resets the interpreter's flag, runs nothing)
 
 
 def _run_on_bench(args: argparse.Namespace) -> int:
