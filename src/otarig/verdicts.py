@@ -96,6 +96,17 @@ def _boots(entries: list[Entry]) -> list[int]:
     return [i for i, e in enumerate(entries) if e.kind == "hello"]
 
 
+def _forced_after(e: Entry, forced: bool) -> bool:
+    """Whether the device's releases are forced once `e` is read: the rig's `force` entry sets it
+    either way, and the cloud's `particle/device/updates/forced true` for it turns it on
+    (docs/reference/particle-ota.md §2.1: a forced update is let in although updates are disabled)."""
+    if e.source == "rig" and e.kind == "force":
+        return bool(e.get("forced"))
+    if e.source == "cloud" and e.kind == "particle/device/updates/forced":
+        return forced or e.get("data") == "true"
+    return forced
+
+
 def update_began_in_idle_window(tl: Timeline, board: str | None = None, *, allow_forced: bool = False) -> Verdict:
     """Every `firmware_update begin` fell inside an idle window the guard had opened.
 
@@ -110,10 +121,7 @@ def update_began_in_idle_window(tl: Timeline, board: str | None = None, *, allow
     begins = 0
     src = f"board:{board}" if board else "board"
     for e in tl.entries:
-        if e.source == "rig" and e.kind == "force":
-            forced = bool(e.get("forced"))
-        elif e.source == "cloud" and e.kind == "particle/device/updates/forced":
-            forced = forced or e.get("data") == "true"
+        forced = _forced_after(e, forced)
         if not (e.source == src or e.source.startswith(src + ":")):
             continue
         if e.kind == "hello":
@@ -948,10 +956,7 @@ def reports_agree_with_status(tl: Timeline, board: str | None = None) -> Verdict
            "(System.enableUpdates()/disableUpdates(), the window opening or closing), and "
            "only then (docs/your-firmware.md step 3, docs/protocol.md `guard`)")
     for e in tl.entries:
-        if e.source == "rig" and e.kind == "force":
-            forced = bool(e.get("forced"))
-        elif e.source == "cloud" and e.kind == "particle/device/updates/forced":
-            forced = forced or e.get("data") == "true"
+        forced = _forced_after(e, forced)
         if not (e.source == src or e.source.startswith(src + ":")):
             continue
         if e.kind == "hello":
