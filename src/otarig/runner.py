@@ -345,6 +345,7 @@ def _run_pytest(cfg: BenchConfig, args: list[str], console: Console, report_dir:
     traceback in pytest.log); from the moment this returns signals are only noted."""
     code = 2
     plugin = _ProgressPlugin(None)
+    pytest_ran = False  # what fails before pytest (a build, a silent tester board) is the user's error
     try:
         try:
             if cfg.simulated:
@@ -361,6 +362,7 @@ def _run_pytest(cfg: BenchConfig, args: list[str], console: Console, report_dir:
                     sys.stdout = log
                     try:
                         with _long_lived_out_of_gc():
+                            pytest_ran = True
                             code = int(pytest.main(args, plugins=[plugin]))
                     finally:
                         sys.stdout = saved
@@ -373,6 +375,8 @@ def _run_pytest(cfg: BenchConfig, args: list[str], console: Console, report_dir:
     except Exception:  # out of pytest itself: often a signal's KeyboardInterrupt that landed inside a
         # library's own cleanup (argparse restoring its parser, a fixture's teardown at session end)
         # and was replaced by the error that cleanup then met; the run still ends with its record
+        if not pytest_ran:
+            raise  # a build error or an absent bench companion: one `error:` line (cli), no record
         import traceback
 
         with open(log_path, "a") as log:
