@@ -1,4 +1,5 @@
-"""The periodic forced handshake falls due at a bad moment: during a download, or with no coverage.
+"""The periodic forced handshake falls due at a bad moment: during a download, just after the app let
+a pending update in, or with no coverage.
 
 A firmware that forces a full handshake now and then (publish `spark/device/session/end`, then
 `Particle.disconnect()` and `Particle.connect()`, so that a Standard release is offered:
@@ -20,7 +21,7 @@ from otarig.board import NOT_SUPPORTED, BoardError, ExpectTimeout, NotSupported
 from otarig.protocol import Event
 from otarig.timeline import Entry
 
-from conftest import APP_SIZE, connected, ota_verdicts, park
+from conftest import APP_SIZE, connected, drive, ota_verdicts, park
 
 DAY = 24 * 3600
 #: how long to wait, parked, for a forced handshake: "once a day", with room for a firmware that
@@ -42,6 +43,11 @@ SETTLE_S = 10 * 60.0
 OUTAGE_LEAD_S = 5 * 60.0
 #: and comes back this long after it
 OUTAGE_AFTER_S = 10 * 60.0
+#: the vehicle starts driving this long before the next forced handshake falls due, and parks this
+#: long after it: the handshake falls due while the app is busy (window closed), so the first idle
+#: pass after it both lets the pending update in and finds the handshake due
+BUSY_LEAD_S = 10 * 60.0
+BUSY_AFTER_S = 10 * 60.0
 #: what a Standard release may take beyond the firmware's period and the outage: the reconnect, the
 #: forced full handshake, the download of a 100 KB image (some 40-50 s on 3G, §5) and the reset
 #: (halved for a firmware whose period is shorter than twice this)
@@ -137,3 +143,37 @@ def test_forced_handshake_falling_due_without_coverage_waits_for_the_cloud(rig):
         f"the cloud was not disconnected when the next forced handshake fell due ({due:.0f} s, period "
         f"{period:.0f} s): coverage was cut at {cut:.0f} s and the app reported `cloud_status disconnected` "
         f"{f'at {lost[0].t:.0f} s' if lost else 'never'}, so the scenario proved nothing; the outage's lead needs changing")
+
+
+@pytest.mark.budget(3 * DAY + 6 * 3600)
+def test_forced_handshake_falling_due_while_busy_waits_for_the_update_let_in(rig):
+    """Parked, the firmware's period is learned from two forced handshakes. The vehicle drives off
+    before the third falls due and an Intelligent release is made: Device OS says it is pending
+    while the app is busy (docs/reference/particle-ota.md §1.5, §2.1). The vehicle parks after the
+    due moment, so the app's first idle pass finds both the pending update and the overdue
+    handshake. It lets the update in (`updates_enabled`), and the handshake waits for the update:
+    forced before the cloud's `begin`, its disconnect puts the update off to a reconnection where
+    the cloud offers it again (§3.3, §7.8.1) (`no_forced_handshake_during_update`)."""
+    connected(rig)
+    park(rig)
+    rig.upload(rig.firmware(2, size=APP_SIZE))
+    second, period = _learn_forced_handshake_period(rig)
+    due = second.t + period
+    rig.wait(max(due - BUSY_LEAD_S - rig.now(), 0))
+    drive(rig)
+    rig.release(2, intelligent=True)
+    rig.expect_sys("firmware_update_pending", timeout=120)
+    rig.wait(max(due + BUSY_AFTER_S - rig.now(), 0))
+    parked = rig.now()
+    park(rig)
+    rig.expect_version(2, 900)
+    rig.wait(30)
+    tl = rig.timeline
+    rig.check(*ota_verdicts(rig, 2))  # no_forced_handshake_during_update among them
+    # the moment the scenario arranged: without it the verdicts above passed proving nothing
+    forced = tl.select(kind="guard", start=second.t + 0.001, end=parked, where=lambda e: e.is_guard("handshake_forced"))
+    let_in = tl.select(kind="guard", start=parked, where=lambda e: e.is_guard("updates_enabled"))
+    assert not forced and let_in and let_in[0].t > due, (
+        f"the update was not let in with the handshake overdue (due at {due:.0f} s, period {period:.0f} s; parked at "
+        f"{parked:.0f} s; forced handshakes while busy: {[round(e.t) for e in forced]}; `updates_enabled` "
+        f"{f'at {let_in[0].t:.0f} s' if let_in else 'never'}), so the scenario proved nothing; the lead needs changing")

@@ -80,3 +80,45 @@ def test_not_applicable_without_forced_handshake_reports() -> None:
     _sys(tl, 120, "cloud_status", "disconnected")
     verdict = v.no_forced_handshake_during_update(tl)
     assert verdict.passed and "not applicable" in verdict.message
+
+
+def _guard(tl: Timeline, t: float, action: str) -> None:
+    tl.add(t, BOARD, "guard", {"action": action})
+
+
+def _let_in(*, forced_at: float, updates_enabled_without_pending: bool = False) -> Timeline:
+    """A pending update the app lets in at 90 (`updates_enabled`); the cloud begins it at 100."""
+    tl = Timeline()
+    if not updates_enabled_without_pending:
+        _sys(tl, 50, "firmware_update_pending")
+    _guard(tl, 90, "updates_enabled")
+    if forced_at < 100:
+        _forced(tl, forced_at)
+    _sys(tl, 100, "firmware_update", "begin")
+    _sys(tl, 160, "firmware_update", "complete")
+    if forced_at >= 100:
+        _forced(tl, forced_at)
+    return tl
+
+
+def test_a_handshake_forced_after_letting_a_pending_update_in_fails() -> None:
+    """Between enableUpdates() for a pending update and its begin, the self-disconnect only puts the
+    update off to the reconnection (docs/reference/particle-ota.md §7.8.1)."""
+    verdict = v.no_forced_handshake_during_update(_let_in(forced_at=90.2))
+    assert not verdict.passed and "let the pending update in" in verdict.message
+    assert any(e.is_guard("updates_enabled") for e in verdict.evidence)
+
+
+def test_a_handshake_forced_with_updates_enabled_and_nothing_pending_passes() -> None:
+    """An app that keeps updates enabled while idle forces its handshake to be offered Standard
+    releases: nothing was pending, so nothing is put off."""
+    assert v.no_forced_handshake_during_update(_let_in(forced_at=95, updates_enabled_without_pending=True)).passed
+
+
+def test_a_handshake_forced_after_the_app_took_a_let_in_update_back_passes() -> None:
+    tl = Timeline()
+    _sys(tl, 50, "firmware_update_pending")
+    _guard(tl, 90, "updates_enabled")
+    _guard(tl, 92, "updates_disabled")
+    _forced(tl, 95)
+    assert v.no_forced_handshake_during_update(tl).passed

@@ -1089,7 +1089,8 @@ def no_sleep_or_disconnect_during_download(tl: Timeline, board: str | None = Non
 
 #: docs/reference/particle-ota.md §1.3, §2.2, §2.5: when a firmware's periodic forced handshake must wait
 FIX_FORCED_HANDSHAKE = ("before forcing the periodic full handshake (spark/device/session/end, Particle.disconnect(), "
-                        "Particle.connect()), check that no download is in progress (`firmware_update` begin until "
+                        "Particle.connect()), check that the app has not just let a pending update in (enableUpdates() "
+                        "until its `firmware_update` begin), no download is in progress (begin until "
                         "complete/failed or a disconnect) and no reset is pending (System.resetPending()), and put it "
                         "off until then (docs/reference/particle-ota.md §1.3, §2.2, §2.5, §3.3)")
 
@@ -1103,7 +1104,11 @@ def no_forced_handshake_during_update(tl: Timeline, board: str | None = None) ->
     disconnect, the cut itself counted until the next `connecting`/`connected`) the disconnect drops
     the transfer without a `failed` (§2.2, §3.3) and the cloud sends the image again from chunk 0
     (§2.4, §7.9): a daily self-disconnect that lands in a download wastes the data already spent
-    and delays the update. From a `reset_pending` to the next boot the device still runs the old
+    and delays the update. From the app's `updates_enabled` with an update pending
+    (`firmware_update_pending` seen, no `begin` since) to the `begin` the cloud is about to send the
+    update: a self-disconnect there makes the cloud offer it again at the reconnection (§7.8.1),
+    a reconnection and a full handshake spent to delay the update the app just let in. From a
+    `reset_pending` to the next boot the device still runs the old
     version, so the full handshake's check finds it behind its release and delivers the image it
     already holds again (§7.7, §7.8.1); a reset without an update is a power-off (§2.11). Reads
     only the app's own `handshake_forced` reports: not applicable to a firmware that reports none.
@@ -1116,11 +1121,19 @@ def no_forced_handshake_during_update(tl: Timeline, board: str | None = None) ->
     download: Entry | None = None  # the begin of the transfer in progress
     cut: Entry | None = None       # the begin of a transfer a disconnect just ended (until the next connection)
     pending: Entry | None = None   # the reset Device OS announced, until the next boot
+    offered: Entry | None = None   # the update Device OS said is pending, until it begins
+    let_in: Entry | None = None    # the app's `updates_enabled` for that update, until it begins
     for e in entries:
         if e.kind == "hello":
-            download = cut = pending = None
+            download = cut = pending = offered = let_in = None
+        elif e.is_sys("firmware_update_pending"):
+            offered = e
+        elif e.is_guard("updates_enabled") and offered is not None:
+            let_in = let_in or e
+        elif e.is_guard("updates_disabled"):
+            let_in = None
         elif e.is_sys("firmware_update", "begin"):
-            download, cut = e, None
+            download, cut, offered, let_in = e, None, None, None
         elif e.is_sys("firmware_update", "complete") or e.is_sys("firmware_update", "failed"):
             download = cut = None
         elif e.is_sys("cloud_status", "disconnected") and download is not None:
@@ -1137,6 +1150,12 @@ def no_forced_handshake_during_update(tl: Timeline, board: str | None = None) ->
                                        "begin`, with the download still in progress: its disconnect drops the "
                                        "transfer without a `failed` and the cloud sends the whole image again",
                              e.t, before=max(30.0, e.t - began.t + 5), after=30.0, fix=FIX_FORCED_HANDSHAKE)
+            if let_in is not None:
+                return _fail(tl, name, f"the app forced a full handshake {e.t - let_in.t:.1f} s after it let the "
+                                       "pending update in (`updates_enabled`), before the cloud began it: its "
+                                       "disconnect puts the update off to the reconnection, where the cloud offers "
+                                       "it again", e.t, before=max(30.0, e.t - let_in.t + 5), after=30.0,
+                             fix=FIX_FORCED_HANDSHAKE)
             if pending is not None:
                 return _fail(tl, name, f"the app forced a full handshake {e.t - pending.t:.1f} s after Device OS "
                                        "announced a reset (`reset_pending`): until that reset the device runs the old "
