@@ -71,6 +71,7 @@ def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False, since: f
         v.reported_threading_holds(tl),
         v.no_sleep_or_disconnect_during_download(tl),
         v.no_forced_handshake_during_update(tl),
+        v.forced_handshakes_take_effect(tl),
         v.new_version_runs(tl, version, device_id=rig.dut_id),
         v.no_update_loop(tl),
     ]

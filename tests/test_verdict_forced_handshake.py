@@ -122,3 +122,46 @@ def test_a_handshake_forced_after_the_app_took_a_let_in_update_back_passes() -> 
     _guard(tl, 92, "updates_disabled")
     _forced(tl, 95)
     assert v.no_forced_handshake_during_update(tl).passed
+
+
+def _connected_then_forced(tl: Timeline, *, cut: bool = True, back: bool = True) -> Timeline:
+    _sys(tl, 5, "cloud_status", "connected")
+    _forced(tl, 10)
+    if cut:
+        _sys(tl, 11, "cloud_status", "disconnecting")
+        _sys(tl, 12, "cloud_status", "disconnected")
+    if back:
+        _sys(tl, 13, "cloud_status", "connecting")
+        _sys(tl, 16, "cloud_status", "connected")
+    tl.add(1000, BOARD, "state", {})
+    return tl
+
+
+def test_a_forced_handshake_that_disconnects_and_reconnects_takes_effect() -> None:
+    verdict = v.forced_handshakes_take_effect(_connected_then_forced(Timeline()))
+    assert verdict.passed and "1 forced handshake(s) judged" in verdict.message
+
+
+def test_a_forced_handshake_whose_disconnect_never_happens_fails() -> None:
+    """A Particle.connect() before the system thread acted on the disconnect sets the flag again
+    (docs/reference/particle-ota.md §3.3): the session stays up."""
+    verdict = v.forced_handshakes_take_effect(_connected_then_forced(Timeline(), cut=False, back=False))
+    assert not verdict.passed and "stayed connected" in verdict.message
+
+
+def test_a_forced_handshake_that_never_reconnects_fails() -> None:
+    verdict = v.forced_handshakes_take_effect(_connected_then_forced(Timeline(), back=False))
+    assert not verdict.passed and "did not connect again" in verdict.message
+
+
+def test_a_forced_handshake_near_the_record_end_or_before_a_boot_is_not_judged() -> None:
+    near_end = Timeline()
+    _sys(near_end, 5, "cloud_status", "connected")
+    _forced(near_end, 10)
+    assert v.forced_handshakes_take_effect(near_end).passed
+    boot = Timeline()
+    _sys(boot, 5, "cloud_status", "connected")
+    _forced(boot, 10)
+    boot.add(20, BOARD, "hello", {"product_version": 1})
+    boot.add(1000, BOARD, "state", {})
+    assert v.forced_handshakes_take_effect(boot).passed

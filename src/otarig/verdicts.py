@@ -1165,6 +1165,63 @@ def no_forced_handshake_during_update(tl: Timeline, board: str | None = None) ->
     return _ok(name, f"{len(forced)} forced handshake(s), none during a download or with a reset pending")
 
 
+#: how long a forced handshake may take to show its disconnect and its reconnection: the system
+#: thread acts on Particle.disconnect() at its next pass, later while it waits for room in a busy
+#: application queue (docs/reference/particle-ota.md §2.2, §3.3; a put gives up after 5 s, and each
+#: queued item waits its turn), and the reconnection of a parked device takes seconds (§1.3)
+FORCED_HANDSHAKE_WITHIN_S = 300.0
+FIX_HANDSHAKE_RECONNECT = ("after Particle.disconnect() call Particle.connect() only once Particle.connected() is "
+                           "false: until the system thread has acted on the disconnect (later while it is busy) a "
+                           "connect sets the flag again and the disconnect never happens (docs/reference/"
+                           "particle-ota.md §2.2, §3.3); and do call it then, or the device stays offline")
+
+
+def forced_handshakes_take_effect(tl: Timeline, board: str | None = None) -> Verdict:
+    """Each forced handshake the app reports (`handshake_forced`, while the cloud is connected) is
+    a disconnect and a new connection: `cloud_status disconnected`, then `connected`, each within
+    FORCED_HANDSHAKE_WITHIN_S. A `Particle.connect()` made before the system thread acted on the
+    `Particle.disconnect()` sets the connect flag again and cancels it (docs/reference/particle-ota.md
+    §3.3): the session stays up, no full handshake checks for Standard releases (§1.1, §1.3), and
+    the app believes it did. One that never reconnects leaves the device offline. A boot ends the
+    wait; a report too near the record's end is not judged. Not applicable to a firmware that
+    reports no forced handshake."""
+    name = "forced handshakes take effect"
+    entries = _board(tl, board)
+    if not any(e.is_guard("handshake_forced") for e in entries):
+        return _not_applicable(name, "it reported no forced handshake here (agent.guardAction `handshake_forced`)")
+    end = tl.entries[-1].t if tl.entries else 0.0
+    connected = False
+    judged = 0
+    for i, e in enumerate(entries):
+        if e.is_sys("cloud_status", "connected"):
+            connected = True
+        elif e.is_sys("cloud_status", "disconnected") or e.kind == "hello":
+            connected = False
+        if not (e.is_guard("handshake_forced") and connected):
+            continue
+        if e.t + FORCED_HANDSHAKE_WITHIN_S > end:
+            continue
+        later = [x for x in entries[i + 1:] if x.t <= e.t + FORCED_HANDSHAKE_WITHIN_S]
+        cut = next((x for x in later if x.kind == "hello" or x.is_sys("cloud_status", "disconnected")), None)
+        if cut is not None and cut.kind == "hello":
+            continue
+        if cut is None:
+            return _fail(tl, name, f"the app reported a forced handshake at {e.t:.1f} s, but the cloud stayed connected "
+                                   f"for the {FORCED_HANDSHAKE_WITHIN_S:.0f} s after it: its Particle.connect() came "
+                                   "before Device OS acted on the Particle.disconnect(), so the session stayed up and "
+                                   "no full handshake checked for Standard releases", e.t,
+                         after=FORCED_HANDSHAKE_WITHIN_S, fix=FIX_HANDSHAKE_RECONNECT)
+        back = next((x for x in later if x.t >= cut.t and (x.kind == "hello" or x.is_sys("cloud_status", "connected"))),
+                    None)
+        if back is None:
+            return _fail(tl, name, f"the app forced a handshake at {e.t:.1f} s and the cloud disconnected "
+                                   f"{cut.t - e.t:.1f} s later, but the device did not connect again within "
+                                   f"{FORCED_HANDSHAKE_WITHIN_S:.0f} s: it stays offline until something else "
+                                   "connects it", cut.t, after=FORCED_HANDSHAKE_WITHIN_S, fix=FIX_HANDSHAKE_RECONNECT)
+        judged += 1
+    return _ok(name, f"{judged} forced handshake(s) judged, each a disconnect and a new connection")
+
+
 def new_version_runs(tl: Timeline, expected: int, board: str | None = None, *, device_id: str | None = None) -> Verdict:
     """After the update's reset the board runs `expected`, and the cloud saw it online with it."""
     name = f"version {expected} runs and is reported to the cloud"
