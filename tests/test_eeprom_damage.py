@@ -74,6 +74,22 @@ def test_damage_follows_the_value_across_a_page_swap() -> None:
     assert bytes(flash.eeprom[0x400:0x404]) == b"jdqu" and bytes(flash.eeprom[0x200:0x204]) == b"kept"
 
 
+def test_the_bits_that_read_wrong_can_be_any_of_a_byte_so_a_value_reads_larger_or_smaller() -> None:
+    """`bits`: a disturbed word reads a bit either way (§2.10), so a number, or a check value, may
+    read larger than written as well as smaller; the repair put, damaged in turn, reads wrong again."""
+    flash = FlashState()
+    two_copies(flash, bytes([0x2D, 0xA0]))
+    assert flash.damage_eeprom(1, bits=0x40) == [0x200, 0x201]
+    assert bytes(flash.eeprom[0x200:0x202]) == bytes([0x6D, 0xE0]), "bit 6 set where it was clear"
+    flash.eeprom_put(0x200, bytes([0x2D, 0xA0]))  # the app writes the copy again
+    assert flash.damage_eeprom(1, bits=0xA0) == [0x200, 0x201]
+    assert bytes(flash.eeprom[0x200:0x202]) == bytes([0x8D, 0x00]), "bits 5 and 7 cleared where they were set"
+    assert bytes(flash.eeprom[0x400:0x402]) == bytes([0x2D, 0xA0])
+    for bad in (0, 0x100):
+        with pytest.raises(ValueError, match="mask of a data byte"):
+            flash.damage_eeprom(1, bits=bad)
+
+
 def test_puts_are_counted_back_from_a_given_time_and_a_put_taken_back_by_a_cut_is_not_one() -> None:
     flash, clock, _ = timed_flash()
     flash.eeprom_put(0x400, b"A")

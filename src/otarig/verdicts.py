@@ -282,7 +282,8 @@ def _stored_data_faults(tl: Timeline, until: float) -> str:
     faults = tl.select(source="fault", kind="eeprom_damage", end=until)
     if not faults:
         return ""
-    said = "; ".join(f"{e.t:.1f}s: put {e.get('put')} back read {e.get('reads')}" for e in faults[-3:])
+    said = "; ".join(f"{e.t:.1f}s: put {e.get('put')} back read {e.get('reads')}"
+                     + (f" (bits {e.get('bits'):#04x})" if isinstance(e.get("bits"), int) else "") for e in faults[-3:])
     return f", after {len(faults)} injected fault(s) on what it wrote to EEPROM ({said})"
 
 
@@ -1318,7 +1319,9 @@ def pending_honoured_within(tl: Timeline, seconds: float, board: str | None = No
             if opened is not None and e.t - opened.t > seconds:
                 return _fail(tl, name, "the window stayed open without the pending update beginning", e.t,
                              fix="on `firmware_update_pending` (or System.updatesPending()) finish the work at the next idle moment and " \
-                                 "call System.enableUpdates() (docs/reference/particle-ota.md §1.5, §7.10 second assertion)")
+                                 "call System.enableUpdates() (docs/reference/particle-ota.md §1.5, §7.10 second assertion); " \
+                                 "remember the event until a transfer begins: the cloud's updates/pending=false may clear " \
+                                 "the flag at any reconnection while the update still waits (§2.1, §8.3)")
             opened = None
         elif e.is_sys("firmware_update", "begin"):
             if opened is not None and e.t - opened.t > seconds:

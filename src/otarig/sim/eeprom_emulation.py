@@ -215,12 +215,13 @@ class EepromEmulation:
         while self.puts and self.puts[-1].end_us > now_us:
             self.puts.pop()
 
-    def damage(self, indices: tuple[int, ...], reads: str = READS_WRONG) -> list[int]:
+    def damage(self, indices: tuple[int, ...], reads: str = READS_WRONG, bits: int = 0x01) -> list[int]:
         """Bits of the flash records that hold the live value of `indices` now read wrong, as a worn
         or disturbed word would (docs/reference/particle-ota.md §2.10 "Damaged stored data"); returns
         the indices whose value the app now reads differently.
 
-        `wrong`: bit 0 of each record's data byte reads flipped; the record stays valid (status 0,
+        `wrong`: the `bits` of each record's data byte (bit 0 unless told) read flipped, a disturbed
+        cell reading either way, so a value may read larger or smaller; the record stays valid (status 0,
         its index intact), so the app reads each byte with a wrong value, and eeprom_emulation.h
         carries no check that could tell (device-os v2.3.1 services/inc/eeprom_emulation.h:138-167,
         Record::valid). `invalid`: the status byte of the earliest of those records reads 0x01
@@ -230,6 +231,8 @@ class EepromEmulation:
         finds the invalid record and swaps pages (`put`)."""
         if reads not in (READS_WRONG, READS_INVALID):
             raise ValueError(f"a damaged record reads {READS_WRONG!r} or {READS_INVALID!r}, not {reads!r}")
+        if not 0 < bits <= 0xFF:
+            raise ValueError(f"the bits that read flipped are a mask of a data byte, 0x01-0xFF, not {bits:#x}")
         n = self.active()
         if n is None:
             return []
@@ -249,7 +252,7 @@ class EepromEmulation:
             return []
         if reads == READS_WRONG:
             for k in live.values():
-                page[4 + 4 * k] ^= 0x01
+                page[4 + 4 * k] ^= bits
         else:
             page[4 + 4 * min(live.values()) + 1] = 0x01
         after = self.view(CAPACITY)

@@ -192,11 +192,13 @@ class FlashState:
     def refresh_eeprom(self) -> None:
         self.eeprom[:] = self.emulation.view(len(self.eeprom))
 
-    def damage_eeprom(self, put: int = 1, *, before_us: int | None = None, reads: str = "wrong") -> list[int]:
+    def damage_eeprom(self, put: int = 1, *, before_us: int | None = None, reads: str = "wrong",
+                      bits: int = 0x01) -> list[int]:
         """The records of the `put`-th newest EEPROM put (1: the last one) that started before
         `before_us` (default: any) read wrong from now on (`EepromEmulation.damage`, docs/reference/
         particle-ota.md §2.10 "Damaged stored data"); the app's view follows at once, as Device OS
-        reads the page at every get. Returns the EEPROM indices that now read differently."""
+        reads the page at every get; `bits`: which bits of each byte read flipped for `wrong`.
+        Returns the EEPROM indices that now read differently."""
         if put < 1:
             raise ValueError(f"put counts back from the newest, 1 or more, not {put}")
         puts = [p for p in self.emulation.puts if before_us is None or p.start_us < before_us]
@@ -208,7 +210,7 @@ class FlashState:
         at = next(k for k, p in enumerate(later) if p is target)
         rewritten = {i for p in later[at + 1:] for i in p.indices}
         # the bytes still holding what that put wrote: a later put of the same byte is another put's
-        damaged = self.emulation.damage(tuple(i for i in target.indices if i not in rewritten), reads)
+        damaged = self.emulation.damage(tuple(i for i in target.indices if i not in rewritten), reads, bits)
         self.refresh_eeprom()
         return damaged
 
