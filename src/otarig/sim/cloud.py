@@ -287,6 +287,10 @@ class SimCloud:
                 rules.updates_allowed(enabled=rec.firmware_updates_enabled, forced=rec.firmware_updates_forced):
             self._deliver_direct(rec)
             return
+        if self.params.pending_false_on_every_connect and self.needs_update(rec) and rec.transfer is None:
+            # docs/reference/particle-ota.md §2.1, §8.3 (parameter): pending=false after every connection,
+            # though an update still waits; pending_notified stays, so enabling updates still brings it (§7.8.3)
+            self.send_event(rec, "particle/device/updates/pending", "false")
         action = rules.after_connect_action(
             needs_update=self.needs_update(rec), busy=rec.transfer is not None,
             checked=rec.check_target is not None, retry_needed=rec.retry_needed,

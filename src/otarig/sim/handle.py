@@ -117,6 +117,20 @@ class SimHandle:
         cloud = self.bench.cloud
         cloud.params = dataclasses.replace(cloud.params, handshake_offer_ms=after_ms)
 
+    def cloud_clears_pending_at_connect(self, *, renotify: bool = False) -> None:
+        """The cloud sends `particle/device/updates/pending=false` after every connection, an update
+        still waiting included, and tells the device again only if `renotify` (docs/reference/particle-ota.md
+        §2.1 "pending=false about 1 s after every connection", §8.3: which of the two the real cloud does is
+        not public). System.updatesPending() is then cleared by any reconnection (a resume after lost
+        coverage); the `firmware_update_pending` the app took is what is left of the waiting update. A
+        cloud behaviour, not a fault: recorded as the rig's."""
+        if self._rig is not None:
+            self._rig.timeline.add(self._rig.now(), "rig", "cloud_timing",
+                                   {"pending_false_on_every_connect": True, "renotify_pending_on_connect": renotify})
+        cloud = self.bench.cloud
+        cloud.params = dataclasses.replace(cloud.params, pending_false_on_every_connect=True,
+                                           renotify_pending_on_connect=renotify)
+
     # -- counters ---------------------------------------------------------------------------------
     def ota_bytes(self) -> int:
         return sum(n for s in self.bench.slots.values() for d in (s.device.link.stats.up, s.device.link.stats.down)

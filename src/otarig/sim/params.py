@@ -109,6 +109,13 @@ class CloudParams:
     #: [inference] docs/reference/particle-ota.md §1.5/§7.8: re-send updates/pending=true on each connection while an update is
     #: queued for a device that reports updates disabled (the device's RAM flag was lost at reset).
     renotify_pending_on_connect: bool = True
+    #: docs/reference/particle-ota.md §2.1, §8.3: the event log shows `updates/pending=false` about 1 s after
+    #: every connection. False (default): the cloud sends it only when nothing waits (§7.8.7). True
+    #: [inference, the log read literally]: after every connection, an update still waiting included, so
+    #: the device's flag (System.updatesPending()) is cleared (system_cloud_internal.cpp:97-98) and is set
+    #: again only by a renotify (above) or a refused UpdateBegin; the `firmware_update_pending` event
+    #: the app saw earlier is then the only trace of the waiting update.
+    pending_false_on_every_connect: bool = False
     #: [inference] docs/reference/particle-ota.md §7.8.5: re-send updates/forced=true after every reconnect.
     resend_forced_on_connect: bool = True
     #: docs/reference/particle-ota.md §8.10: spark/device/session/end drops the session at once (vs at next connect).
