@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from otarig.mutation.equivalence import EquivalentEntry, code_digest, listed_entry, listed_reason, load_equivalents
+from otarig.mutation.equivalence import (
+    EquivalentEntry,
+    code_digest,
+    line_entry,
+    listed_entry,
+    listed_reason,
+    load_equivalents,
+)
 from otarig.mutation.engine import Candidate, Outcome
 from otarig.mutation.generate import GenerationError, Mutant, default_files, generate, sample
 from otarig.mutation.projects import ProjectError, project_copy
@@ -122,6 +129,25 @@ def test_equivalents_match_by_file_and_text_when_the_line_moved(tmp_path: Path) 
         load_equivalents(f)
     f.write_text('[[equivalents]]\nfile = "src/a.cpp"\n')
     with pytest.raises(ValueError, match=r"unknown table\(s\) equivalents"):
+        load_equivalents(f)
+
+
+def test_a_whole_line_listing_takes_only_survivors_of_that_line(tmp_path: Path) -> None:
+    """`whole_line = true` gives a line's reason to any of its mutants that survives the suite: the
+    mutant is still run (listed_entry leaves it out), and a killed one stays killed."""
+    f = tmp_path / "equivalent.toml"
+    f.write_text('[[equivalent]]\nfile = "src/a.cpp"\nline = 5\noriginal = "v = s * 7 % 60;"\nwhole_line = true\n'
+                 'reason = "v is stored but never reported"\n')
+    entries = load_equivalents(f)
+    assert entries[0].whole_line and entries[0].mutated == ""
+    moved = Mutant("src/a.cpp", 8, "v = s * 7 % 60;", "v = s * 7 % 0;", "")
+    assert listed_entry(moved, entries) is None, "a whole-line listing never skips the run"
+    assert line_entry(moved, entries).reason == "v is stored but never reported"
+    assert line_entry(Mutant("src/a.cpp", 6, "w = 1;", "w = 2;", ""), entries) is None
+    assert line_entry(Mutant("src/b.cpp", 5, "v = s * 7 % 60;", "v = 0;", ""), entries) is None
+    f.write_text('[[allowed]]\nfile = "src/a.cpp"\nline = 5\noriginal = "p = 300;"\nwhole_line = true\n'
+                 'mutated = "p = 301;"\nreason = "a pace"\n')
+    with pytest.raises(ValueError, match="both whole_line and mutated"):
         load_equivalents(f)
 
 

@@ -9,6 +9,12 @@ one-line reason: `[[equivalent]]`, a survivor no timeline can tell apart from th
 contract the rig certifies allows as well (a constant the app declares, changed with its declaration).
 Both are left out of the kill rate; the report counts them apart, and gives the rate with the allowed
 ones counted as survivors too, so nobody has to take a listing on trust.
+
+An entry with `whole_line = true` and no `mutated` gives the reason for a *line* (a value never
+reported, a result nobody reads, a pace the app chooses): its mutants are still run, and only one
+that survives the whole suite takes the listing, so a change of that line that breaks a contract
+(a pace the rate limit refuses, a division by zero) stays killed. Per-text listings would need one
+entry for each of the operators the mutation tool applies to the same line.
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from pathlib import Path
 
 from .generate import Mutant
 
-__all__ = ["EquivalentEntry", "code_digest", "listed_entry", "listed_reason", "load_equivalents"]
+__all__ = ["EquivalentEntry", "code_digest", "line_entry", "listed_entry", "listed_reason", "load_equivalents"]
 
 
 def code_digest(so: Path) -> str:
@@ -45,6 +51,7 @@ class EquivalentEntry:
     mutated: str
     reason: str
     kind: str = "equivalent"  # or "allowed": told apart by a timeline, but no contract forbids it
+    whole_line: bool = False  # the reason holds for any mutant of the line that survives the suite
 
 
 def load_equivalents(path: Path) -> list[EquivalentEntry]:
@@ -62,20 +69,39 @@ def load_equivalents(path: Path) -> list[EquivalentEntry]:
     out = []
     for kind in ("equivalent", "allowed"):
         for i, e in enumerate(data.get(kind, [])):
-            missing = [k for k in ("file", "line", "original", "mutated", "reason") if k not in e]
+            whole = e.get("whole_line") is True
+            needed = [k for k in ("file", "line", "original", "mutated", "reason") if k != "mutated" or not whole]
+            missing = [k for k in needed if k not in e]
             if missing:
                 raise ValueError(f"{path}: {kind} entry {i + 1} lacks {', '.join(missing)} "
-                                 "(each needs file, line, original, mutated and a one-line reason)")
+                                 "(each needs file, line, original, a one-line reason, and mutated unless "
+                                 "whole_line = true)")
+            if whole and "mutated" in e:
+                raise ValueError(f"{path}: {kind} entry {i + 1} has both whole_line and mutated: a whole-line "
+                                 "listing covers every mutant of the line that survives, so drop mutated")
             out.append(EquivalentEntry(str(e["file"]), int(e["line"]), str(e["original"]).strip(),
-                                       str(e["mutated"]).strip(), str(e["reason"]), kind))
+                                       str(e.get("mutated", "")).strip(), str(e["reason"]), kind, whole))
     return out
+
+
+def _same_line(m: Mutant, e: EquivalentEntry) -> bool:
+    """Same file, and the same line number or (the line moved) the same original text."""
+    return e.file == m.file and (e.line == m.line or e.original == m.original)
 
 
 def listed_entry(m: Mutant, entries: list[EquivalentEntry]) -> EquivalentEntry | None:
     """The entry that lists a mutant: same file and mutated line text, and the same line number or
     (the line moved) the same original text."""
     for e in entries:
-        if e.file == m.file and e.mutated == m.mutated and (e.line == m.line or e.original == m.original):
+        if not e.whole_line and e.mutated == m.mutated and _same_line(m, e):
+            return e
+    return None
+
+
+def line_entry(m: Mutant, entries: list[EquivalentEntry]) -> EquivalentEntry | None:
+    """The whole-line entry for a mutant's line (taken only once the mutant survived the suite)."""
+    for e in entries:
+        if e.whole_line and _same_line(m, e):
             return e
     return None
 

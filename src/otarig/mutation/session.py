@@ -18,7 +18,7 @@ from rich.progress import (
 from .. import __version__
 from ..sim.build import companion_project
 from .engine import KILLED, Candidate, MutationEngine, Outcome
-from .equivalence import listed_entry, load_equivalents
+from .equivalence import line_entry, listed_entry, load_equivalents
 from .generate import default_files, generate, sample
 from .report import print_summary, summarize, write_reports
 from .shipped import mutants_dir, shipped_defects
@@ -86,6 +86,9 @@ def run_selftest(bench_path: Path, *, report_dir: Path, suite: Path, pinned: lis
             task = progress.add_task("defects", total=len(to_run), tally="")
 
             def done(c: Candidate, o: Outcome) -> None:
+                entry = line_entry(c.mutant, listed) if c.mutant is not None and o.status == "survived" else None
+                if entry is not None:  # a survivor of a line listed whole: it takes the line's reason
+                    o.status, o.detail = entry.kind, f"{entry.reason} (survived the suite; listed for its whole line)"
                 key = "killed" if o.status in KILLED else o.status
                 tally[key] = tally.get(key, 0) + 1
                 progress.update(task, advance=1, tally=" ".join(f"{k} {v}" for k, v in sorted(tally.items())))
