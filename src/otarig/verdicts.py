@@ -684,6 +684,60 @@ def publishing_keeps_up(tl: Timeline, board: str | None = None) -> Verdict:
     return _ok(name, f"{waits} wait(s) for a publish, none stalled")
 
 
+def refused_publishes_reach_the_cloud(tl: Timeline, board: str | None = None, *,
+                                      device_id: str | None = None) -> Verdict:
+    """A record whose publish Device OS refused (`app publish` with `ok` false: not connected, busy
+    in a transfer, rate-limited, the channel's send failed; docs/reference/particle-ota.md §2.8) is
+    still on its way: once the app, in the same boot, publishes a later record with success, the
+    refused one must have gone out too (published with success, or a cloud copy naming it). An app
+    that counts a refused publish as sent moves on and the record never reaches the cloud, though
+    it is persisted and the product expects it (found by a generated defect, docs/selftest.md).
+    Records still waiting at a reset are not judged here. Not applicable to a firmware that reports
+    no publishes (agent.appPublish)."""
+    name = "a refused publish reaches the cloud"
+    sent: set[int] = set()             # records published with success, any boot
+    refused: dict[int, Entry] = {}     # refused in this boot and not sent since
+    reported = refusals = 0
+    events: set[str] = set()
+    for e in _board(tl, board):
+        if e.kind == "app" and e.get("action") == "publish" and isinstance(e.get("event"), str):
+            events.add(e.get("event"))
+    devices = {device_id} if device_id else _board_ids(tl, board)
+    copies: set[int] = set()
+    for e in tl.select(source="cloud"):
+        if e.kind in events and (not devices or e.get("coreid") in devices):
+            copies |= {int(n) for n in _NUMBER.findall(str(e.get("data", "") or ""))}
+    for e in _board(tl, board):
+        if e.kind == "hello":
+            refused = {}
+            continue
+        if e.kind != "app" or e.get("action") != "publish" or not isinstance(e.get("seq"), int):
+            continue
+        reported += 1
+        seq = int(e.get("seq"))
+        if not e.get("ok"):
+            refusals += 1
+            if seq not in sent:
+                refused.setdefault(seq, e)
+            continue
+        sent.add(seq)
+        refused.pop(seq, None)
+        lost = sorted(r for r in refused if r < seq and r not in copies)
+        if lost:
+            first = refused[lost[0]]
+            cloud = f"; the cloud received no {'/'.join(sorted(events))} naming it" if events else ""
+            return _fail(tl, name, f"record(s) {_seq_ranges(lost)} never went out: Device OS refused the publish of "
+                                   f"record {lost[0]} at {first.t:.1f}s, and the app published record {seq} at "
+                                   f"{e.t:.1f}s without publishing it again{cloud}", e.t, before=min(e.t - first.t + 5.0, 120.0),
+                         fix="count a record as published only when Particle.publish() returned true; try a refused "
+                             "one again (the same record, first) at the next chance, while connected and within the "
+                             "rate limit (docs/reference/particle-ota.md §2.8, docs/your-firmware.md \"Publishes\")")
+    if reported == 0:
+        return _not_applicable(name, "it reports no publishes (agent.appPublish(seq, ok))")
+    return _ok(name, f"{refusals} refused publish attempt(s) of {reported}; every refused record went out before "
+                     "a later one")
+
+
 #: how long after the first publish the app reports in a timeline a cloud copy may still be one of
 #: a record published before the timeline began (its report is in the previous timeline)
 CLOUD_COPY_SETTLE_S = 5.0
