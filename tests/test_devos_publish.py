@@ -84,3 +84,26 @@ def test_companion_telemetry_stays_within_the_publish_rate_limit(companion_image
     sent = [e for e in publishes if e.get("action") == "publish"]
     assert len(sent) >= 30 and all(e.get("ok") for e in sent), [e.get("ok") for e in sent]
     assert rig.trace("publish_refused") == []
+
+
+def test_a_send_without_coverage_is_refused_but_an_event_lost_in_flight_is_not(
+        companion_image: ImageFactory, sim_rig: RigFactory) -> None:
+    """Device OS answers once the channel has taken the event (docs/reference/particle-ota.md §2.8
+    "When Particle.publish() returns false"): a send the modem cannot make fails and the session
+    stays (device-os v2.3.1 communication/src/dtls_message_channel.cpp:521-527), so the publish is
+    false while the device still believes the cloud connected; a send that went out returns true at
+    once (publisher.h:112-119), though coverage then goes before the event arrives and it is lost."""
+    rig = sim_rig(companion_image(1))
+    rig.connected()
+    rig.run(5)
+    link = rig.dev.link
+    link.add_outage(rig.now_ms, 10_000)
+    assert rig.dev.net.cloud_connected, "the modem has not reported the loss yet"
+    assert _publish(rig, "otarig/probe", "no-coverage") == 0
+    assert [e.data for e in rig.trace("publish_refused")] == [{"name": "otarig/probe", "why": "send_failed"}]
+    rig.run(15)  # coverage back before the modem reported its loss: the session never dropped
+    assert rig.dev.net.cloud_connected and link.is_up()
+    link.add_outage(rig.now_ms + 1, 10_000)  # the event is on the air when coverage goes
+    assert _publish(rig, "otarig/probe", "in-flight") == 1
+    rig.run(5)
+    assert rig.cloud_events("otarig/probe", "in-flight") == [], "lost with the coverage, though the publish was true"

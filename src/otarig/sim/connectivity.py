@@ -539,13 +539,26 @@ class Connectivity:
         return True
 
     def publish(self, name: str, data: str) -> bool:
-        """Particle.publish: false when not connected (no queueing in 2.3.1), busy during a transfer
-        or rate-limited (docs/reference/particle-ota.md §2.8)."""
+        """Particle.publish: false when not connected (no queueing in 2.3.1), busy during a transfer,
+        rate-limited, or when the channel cannot send it (docs/reference/particle-ota.md §2.8 "When
+        Particle.publish() returns false"). Device OS answers once the channel has taken the event:
+        the send's own error (DTLSMessageChannel::send returns IO_ERROR_SOCKET_SEND_FAILED and keeps
+        the session, device-os v2.3.1 communication/src/dtls_message_channel.cpp:521-527;
+        Protocol::send_event false, communication/inc/protocol.h:427-433), else true at once, an
+        acknowledgement being waited for only WITH_ACK (communication/src/publisher.h:112-119). The
+        event is confirmable on the UDP channel (publisher.h:103, dtls_message_channel.cpp:535-537),
+        so the CoAP layer retransmits it: a message lost on the air or in flight when coverage goes
+        does not make the publish false. Here the send fails while the link has no coverage
+        ([inference]: the modem refusing AT+USOST, hal/src/electron/modem/mdm_hal.cpp:3199-3230)."""
         if not self.cloud_connected or not self._may_send(name):
             return False
         dev = self.dev
+        if not dev.link.is_up():
+            dev.note("publish_refused", name=name, why="send_failed")
+            return False
         msg = CloudEvent(name, data)
-        return dev.link.send("up", msg.wire_bytes, "events", lambda: dev.cloud.device_message(dev, msg))
+        dev.link.send("up", msg.wire_bytes, "events", lambda: dev.cloud.device_message(dev, msg), reliable=True)
+        return True
 
     def publish_system(self, name: str, data: str) -> None:
         """An event the system publishes (the update flags, last_reset, safemode). It goes through the
