@@ -46,18 +46,29 @@ void loop();
 
 /* The rig builds one project at its logical versions 1, 2, 3 and for the bench's product
  * (src/otarig/sim/build.py passes -DOTARIG_PRODUCT_VERSION=N and -DOTARIG_PRODUCT_ID=P): when
- * given, they win over the values in the source, so a team's firmware needs no edits
+ * given, they win over the values in the source, but only through these macros, so a team's
+ * firmware needs no edits and one without PRODUCT_VERSION(x) still carries no version
  * (docs/your-firmware.md). Without them the source's values stand, as on Device OS. */
 #ifdef OTARIG_PRODUCT_ID
 #define PRODUCT_ID(x) static ::otarig::ConfigSetter otarig_product_id_(OTARIG_CONFIG_PRODUCT_ID, (int)(OTARIG_PRODUCT_ID))
 #else
 #define PRODUCT_ID(x) static ::otarig::ConfigSetter otarig_product_id_(OTARIG_CONFIG_PRODUCT_ID, (int)(x))
 #endif
+/* As on Device OS 2.3.1 (wiring/inc/spark_wiring_version.h:48), PRODUCT_VERSION(x) is what puts the
+ * version in the module: a uint16_t __system_product_version in the section .modinfo.product_version,
+ * which the image maker reads from the host build (src/otarig/sim/build.py declared_product_version)
+ * as the Device OS linker copies it into the module info (build/arm/linker/module_end.ld:8). A
+ * firmware without the macro carries none. The setter reads the variable, which keeps its section
+ * past --gc-sections; the test agent reads it too (weak), to report only what the module carries. */
 #ifdef OTARIG_PRODUCT_VERSION
-#define PRODUCT_VERSION(x) static ::otarig::ConfigSetter otarig_product_version_(OTARIG_CONFIG_PRODUCT_VERSION, (int)(OTARIG_PRODUCT_VERSION))
+#define OTARIG_PRODUCT_VERSION_VALUE_(x) (OTARIG_PRODUCT_VERSION)
 #else
-#define PRODUCT_VERSION(x) static ::otarig::ConfigSetter otarig_product_version_(OTARIG_CONFIG_PRODUCT_VERSION, (int)(x))
+#define OTARIG_PRODUCT_VERSION_VALUE_(x) (x)
 #endif
+#define PRODUCT_VERSION(x)                                                                          \
+    __attribute__((used, section(".modinfo.product_version"))) uint16_t __system_product_version = \
+        (uint16_t)OTARIG_PRODUCT_VERSION_VALUE_(x);                                                 \
+    static ::otarig::ConfigSetter otarig_product_version_(OTARIG_CONFIG_PRODUCT_VERSION, (int)__system_product_version)
 
 /** Survives resets (not power loss): the simulator copies this section across reloads. */
 #define retained __attribute__((section("retained_user")))

@@ -24,6 +24,16 @@ log = logging.getLogger(__name__)
 
 
 
+#: a module's product version field when the app declares no PRODUCT_VERSION(x): the 0xFFFF the
+#: Device OS linker leaves there (docs/reference/particle-cloud-api.md §5)
+NO_PRODUCT_VERSION = 0xFFFF
+
+
+class NoProductVersion(CloudError):
+    """The cloud refused a binary that carries no product version: the firmware lacks
+    PRODUCT_VERSION(x). No scenario can upload it, so the run stops at the first upload."""
+
+
 class VersionMap:
     """Logical (scenario) versions ↔ product versions for one run.
 
@@ -114,6 +124,8 @@ class ApiCloudAccess:
         info = fw.parse(binary)
         if not info.crc_ok or info.platform_id != fw.ELECTRON_PLATFORM_ID:
             return binary
+        if info.product_version == NO_PRODUCT_VERSION:
+            return binary  # no PRODUCT_VERSION(x) in the app: not the rig's to make up; the cloud refuses it
         return fw.with_product(binary, product_id=self.product_id,
                                product_version=self.product_version(binary, version))
 
@@ -122,10 +134,20 @@ class ApiCloudAccess:
         version is what `release` and `lock` of that version mean."""
         image = self.prepare(binary, version)
         info = fw.parse(image)
-        product_version = info.product_version or self.versions.product(version)
+        product_version = (self.versions.product(version) if info.product_version == NO_PRODUCT_VERSION
+                           else info.product_version or self.versions.product(version))
         if product_version not in self.uploaded:
-            self.api.upload_firmware(product_version, image, title=title or f"otarig v{version}",
-                                     description="uploaded by otarig", product=self.product_id)
+            try:
+                self.api.upload_firmware(product_version, image, title=title or f"otarig v{version}",
+                                         description="uploaded by otarig", product=self.product_id)
+            except CloudError as exc:
+                if exc.status != 400 or info.product_version != NO_PRODUCT_VERSION:
+                    raise
+                raise NoProductVersion(
+                    f"the cloud refused {title or f'version {version}'} as product firmware, its binary carries no "
+                    f"product version ({exc}); what to change: add PRODUCT_VERSION(x) to your app's source, "
+                    "beside PRODUCT_ID(...): Device OS puts the version in the module only through that macro "
+                    "(docs/your-firmware.md)", exc.status, exc.error, exc.description) from None
             self.uploaded[product_version] = info.sha256_computed
         self.current[version] = product_version
 

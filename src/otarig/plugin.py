@@ -246,6 +246,7 @@ def rig(request: pytest.FixtureRequest, otarig_bench: _BenchSession, bench_confi
         record_property: Any, timeline_pictures: Any) -> Iterator[Any]:
     """A rig on the configured bench at its baseline, with its artifact folder; writes artifacts at teardown."""
     from .rig import Rig
+    from .cloud_access import NoProductVersion
     from .strategy import BaselineStrategy, NoTestAgent
 
     config = request.config
@@ -267,6 +268,11 @@ def rig(request: pytest.FixtureRequest, otarig_bench: _BenchSession, bench_confi
             BaselineStrategy(baseline).transition(the_rig)
         except NoTestAgent as exc:  # no scenario can run on this firmware: stop at bench start
             pytest.exit(f"otarig: {exc}", returncode=4)
+        except Exception as exc:  # the scenario errors in its setup: its record says why (the summary's line)
+            request.node.otarig_setup_error = f"E   {type(exc).__name__}: {exc}"
+            if isinstance(exc, NoProductVersion):  # no scenario can upload it: the run stops after this one,
+                request.session.shouldfail = f"otarig: {exc}"  # as -x does
+            raise
         the_rig.start_scenario()
         yield the_rig
         the_rig.check_drift()
@@ -382,7 +388,8 @@ def _write_artifacts(request: pytest.FixtureRequest, rig: Any, artifacts: Path, 
         "firmware": [{"version": f.version, "label": f.label, "sha256": f.sha256} for f in rig.firmware_used],
         "verdicts": [{"name": v.name, "passed": v.passed, "message": v.message, "explanation": v.explain()}
                      for v in verdicts],
-        "longrepr": str(rep.longrepr) if rep is not None and rep.failed else "",
+        "longrepr": (str(rep.longrepr) if rep is not None and rep.failed
+                     else getattr(item, "otarig_setup_error", "") if rep is None else ""),
         "artifacts_dir": str(artifacts),
         "pool_worker": os.environ.get("PYTEST_XDIST_WORKER"),  # which worker of a board pool ran it
     }

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -23,7 +24,12 @@ from .. import resources
 from .missing_api import explain as explain_missing_api
 
 __all__ = ["BuildError", "build_firmware", "build_companion", "companion_project", "firmware_dir", "cache_dir",
-           "compile_flags"]
+           "compile_flags", "declared_product_version", "PRODUCT_VERSION_SECTION"]
+
+#: the section `PRODUCT_VERSION(x)` puts its 16-bit value in (device-os v2.3.1
+#: wiring/inc/spark_wiring_version.h:48; build/arm/linker/module_end.ld:8 copies it into the module
+#: info suffix); firmware/host/Particle.h does the same in the host build
+PRODUCT_VERSION_SECTION = ".modinfo.product_version"
 
 #: Base flags (docs/dev/architecture.md): -fno-gnu-unique so that dlclose really unloads and a
 #: reload re-runs static constructors; hidden visibility (plus the version script
@@ -225,6 +231,30 @@ def build_firmware(
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return target
+
+
+def declared_product_version(so_path: Path) -> int | None:
+    """The value the build's `PRODUCT_VERSION(x)` declared (its `.modinfo.product_version` section),
+    or None when the firmware declares none. Read from the ELF file, without loading it (loading
+    runs the app's static constructors), so an image can carry what the module itself carries."""
+    data = Path(so_path).read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:  # 64-bit little-endian, as g++ builds here
+        raise BuildError(f"{so_path} is not a 64-bit little-endian ELF file: cannot read its PRODUCT_VERSION")
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+
+    def header(i: int) -> tuple[int, int, int, int]:
+        name, kind, _flags, _addr, offset, size = struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize)
+        return name, kind, offset, size
+
+    _, _, names_at, names_size = header(shstrndx)
+    names = data[names_at:names_at + names_size]
+    wanted = PRODUCT_VERSION_SECTION.encode()
+    for i in range(shnum):
+        name, kind, offset, size = header(i)
+        if names[name:names.index(b"\0", name)] == wanted and kind != 8 and size >= 2:  # 8: SHT_NOBITS
+            return struct.unpack_from("<H", data, offset)[0]
+    return None
 
 
 #: the shipped companion is one project among others (kept under its old name for its callers)

@@ -18,7 +18,7 @@ from .cloud_delivery import CloudFaults, Delivery
 from .cloud_peer import Ack, Confirmable, Hello, Ping, PingAck, SessionAlert, SessionDiscard, SessionReply
 from .. import firmware
 from .electron_modules import FUNCTION_BOOTLOADER, heal_step, release_name
-from .images import ImageError, make_bootloader_image, make_system_image, read_image
+from .images import NO_PRODUCT_VERSION, ImageError, make_bootloader_image, make_system_image, read_image
 from .link import FULL_HANDSHAKE_BYTES, RESUME_BYTES
 from .messages import BeginReply, CloudEvent, DoneReply
 from .params import CloudParams
@@ -504,6 +504,12 @@ class SimCloud:
             image = read_image(binary)
         except ImageError as exc:
             raise CloudError(400, f"Invalid firmware binary: {exc}") from None
+        # the version typed at upload must match the one compiled into the binary, and a binary
+        # without PRODUCT_VERSION has none (docs.particle.io Device OS API "PRODUCT_VERSION()";
+        # docs/reference/particle-cloud-api.md §5): refused, as the console refuses it
+        if image.product_version == NO_PRODUCT_VERSION:
+            raise CloudError(400, f"The binary has no PRODUCT_VERSION: its module info carries "
+                                  f"{NO_PRODUCT_VERSION:#06x}, so it is not product firmware version {version}")
         if image.product_version != version:
             raise CloudError(400, f"Version {version} does not match the binary's PRODUCT_VERSION "
                                   f"{image.product_version}")

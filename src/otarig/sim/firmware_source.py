@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..interfaces import FirmwareBuild
 from . import firmware_defects
-from .build import build_firmware
+from .build import build_firmware, companion_project, declared_product_version
 from .images import make_app_image
 
 
@@ -33,9 +33,24 @@ class SimFirmwareSource:
         so = build_firmware(version, project=self.project, threaded=threaded,
                             mutant=self.mutant if mutant is None else mutant, product_id=self.product_id)
         extra = {"required_system_version": requires_system} if requires_system else {}
-        image = make_app_image(so, product_id=self.product_id, product_version=version, size=size, **extra)
+        # the module's product version is what the build's PRODUCT_VERSION(x) declares (the rig's
+        # -DOTARIG_PRODUCT_VERSION reaches it only through that macro), so a firmware without the
+        # macro carries none and the cloud refuses it as a real one would (docs/your-firmware.md)
+        image = make_app_image(so, product_id=self.product_id, size=size, **extra)
         label = f"{self.project.name if self.project else 'companion'} v{version}"
+        if declared_product_version(so) is None:
+            label += f" (no PRODUCT_VERSION in {_main_source(self.project)})"
         if defect:
             image = firmware_defects.apply(defect, image)
             label += f" ({defect})"
         return FirmwareBuild(version, image, label)
+
+
+def _main_source(project: Path | None) -> str:
+    """The project's source that defines setup() (where PRODUCT_VERSION(x) goes), for the message
+    that names the fix; its src/ folder when none is found."""
+    root = (project or companion_project()).resolve()
+    for path in sorted((root / "src").rglob("*")):
+        if path.suffix in (".cpp", ".ino") and path.is_file() and "setup()" in path.read_text(errors="replace"):
+            return str(path)
+    return str(root / "src")

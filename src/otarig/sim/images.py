@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import firmware
+from .build import declared_product_version
 from .deviceos import SYSTEM_MODULE_VERSION
 from .electron_modules import FUNCTION_BOOTLOADER, system_part_dependencies
 
@@ -38,9 +39,23 @@ class SimImage:
     required_system_version: int
 
 
-def make_app_image(so_path: Path, *, product_id: int, product_version: int, size: int | None = None,
+#: what the product version field of a module holds when the app declares no PRODUCT_VERSION: the
+#: 0xFFFF the Device OS linker script puts before the product fields (device-os v2.3.1
+#: build/arm/linker/module_end.ld:5-6), which binary-version-reader reads as "not a product firmware"
+#: (docs/reference/particle-cloud-api.md §5)
+NO_PRODUCT_VERSION = 0xFFFF
+
+
+def make_app_image(so_path: Path, *, product_id: int, product_version: int | None = None, size: int | None = None,
                    required_system_version: int = SYSTEM_MODULE_VERSION, platform_id: int = 10) -> bytes:
-    """A user-part module for `so_path`, optionally padded to `size` bytes (e.g. a 100 KB app)."""
+    """A user-part module for `so_path`, optionally padded to `size` bytes (e.g. a 100 KB app).
+
+    Its product version is, by default, the one the build itself declares with `PRODUCT_VERSION(x)`
+    (`NO_PRODUCT_VERSION` when it declares none), as on Device OS where the macro is what puts it in
+    the module: a firmware without the macro must not get a version from whoever asked for the build."""
+    if product_version is None:
+        declared = declared_product_version(so_path)
+        product_version = NO_PRODUCT_VERSION if declared is None else declared
     digest = hashlib.sha256(so_path.read_bytes()).hexdigest()
     manifest = {"magic": MANIFEST_MAGIC, "so": str(so_path.resolve()), "sha256": digest}
     return firmware.build_manifest_module(manifest, product_id=product_id, product_version=product_version,

@@ -354,13 +354,19 @@ bool findId(const char* line, int len, long* id) {
 
 }  // namespace
 
+// Defined by the app's PRODUCT_VERSION(x) (Device OS 2.3.1 wiring/inc/spark_wiring_version.h:48, and
+// firmware/host/Particle.h): the version the module carries. Weak, so an app without the macro links
+// and the agent sees that it declares none.
+extern uint16_t __system_product_version __attribute__((weak));
+
 TestAgent::TestAgent(const TestAgentInfo& info, const TestAgentApp& app) : info_(info), app_(app) {
 #ifdef OTARIG_PRODUCT_ID
     info_.productId = OTARIG_PRODUCT_ID;
 #endif
-#ifdef OTARIG_PRODUCT_VERSION
-    info_.productVersion = OTARIG_PRODUCT_VERSION;
-#endif
+    // hello reports the product version the module carries, never one it does not: without
+    // PRODUCT_VERSION(x) that is 0xFFFF, the field's value in a module and the HELLO's default
+    // (device-os v2.3.1 build/arm/linker/module_end.ld:5-6, communication/import.mk:14)
+    info_.productVersion = &__system_product_version != nullptr ? (int)__system_product_version : 0xFFFF;
 }
 
 void TestAgent::write(const char* line, int len) {

@@ -19,8 +19,9 @@
 
 class JsonObject;  // command reader (TestAgent.cpp)
 
-/** Static facts reported in hello. The rig's host build defines OTARIG_PRODUCT_ID and
- *  OTARIG_PRODUCT_VERSION (the bench's product, the version it built); they replace the first two. */
+/** Static facts reported in hello. The rig's host build defines OTARIG_PRODUCT_ID (the bench's
+ *  product), which replaces the first; hello's product version is always the one the app's
+ *  PRODUCT_VERSION(x) put in the module (0xFFFF without it), whatever the second says. */
 struct TestAgentInfo {
     int productId;
     int productVersion;
