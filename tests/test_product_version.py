@@ -7,8 +7,11 @@ for the host, and upload over real HTTP to the simulated cloud, through the rig'
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +36,7 @@ def without_macro(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = tmp_path_factory.mktemp("fw") / "forgot-product-version"
     shutil.copytree(companion_project(), project)
     for src in (project / "src").glob("*.cpp"):
-        src.write_text(re.sub(r"^\s*PRODUCT_VERSION\(.*$", "", src.read_text(), flags=re.M))
+        src.write_text(re.sub(r"^\s*PRODUCT_VERSION\(.*$", "", src.read_text(), flags=re.MULTILINE))
     return project
 
 
@@ -118,3 +121,21 @@ def test_hello_reports_only_the_version_the_module_carries(tmp_path: Path, witho
             board.close()
     finally:
         bench.close()
+
+
+def test_a_run_on_a_firmware_without_the_macro_stops_at_the_first_upload_saying_what_to_add(
+        tmp_path: Path, without_macro: Path) -> None:
+    """`otarig run --firmware DIR`: the first scenario's baseline upload is refused, and the run
+    stops there with one line naming the cause, the file and the fix; nothing passes."""
+    done = subprocess.run([sys.executable, "-m", "otarig.cli", "run", "--firmware", str(without_macro),
+                           "--report", str(tmp_path / "r")],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert done.returncode == 1
+    out = " ".join(done.stdout.split())
+    assert "NoProductVersion: the cloud refused" in out
+    assert "add PRODUCT_VERSION(x) to your app's source" in out
+    assert str(without_macro.resolve() / "src" / "companion.cpp") in out
+    record = json.loads((tmp_path / "r" / "certification.json").read_text())
+    assert record["passed"] is False
+    assert [r["outcome"] for r in record["results"]] == ["error"]

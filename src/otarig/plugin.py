@@ -245,8 +245,8 @@ def timeline_pictures() -> Iterator[Any]:
 def rig(request: pytest.FixtureRequest, otarig_bench: _BenchSession, bench_config: BenchConfig,
         record_property: Any, timeline_pictures: Any) -> Iterator[Any]:
     """A rig on the configured bench at its baseline, with its artifact folder; writes artifacts at teardown."""
-    from .rig import Rig
     from .cloud_access import NoProductVersion
+    from .rig import Rig
     from .strategy import BaselineStrategy, NoTestAgent
 
     config = request.config
