@@ -1,5 +1,5 @@
 """The periodic forced handshake falls due at a bad moment: during a download, just after the app let
-a pending update in, with the system thread busy, or with no coverage.
+a pending update in, or with no coverage.
 
 A firmware that forces a full handshake now and then (publish `spark/device/session/end`, then
 `Particle.disconnect()` and `Particle.connect()`, so that a Standard release is offered:
@@ -48,12 +48,6 @@ OUTAGE_AFTER_S = 10 * 60.0
 #: pass after it both lets the pending update in and finds the handshake due
 BUSY_LEAD_S = 10 * 60.0
 BUSY_AFTER_S = 10 * 60.0
-#: cloud variable reads sent at once just before the next forced handshake falls due: a threaded
-#: app's queue holds 20 (docs/reference/particle-ota.md §2.2) and a parked app takes one per loop
-#: pass, so the system thread waits for room through the app's next passes
-READ_BURST = 40
-#: the burst goes this long before the due moment: the reads are on the air for a moment first
-BURST_LEAD_S = 5.0
 #: what a Standard release may take beyond the firmware's period and the outage: the reconnect, the
 #: forced full handshake, the download of a 100 KB image (some 40-50 s on 3G, §5) and the reset
 #: (halved for a firmware whose period is shorter than twice this)
@@ -183,43 +177,3 @@ def test_forced_handshake_falling_due_while_busy_waits_for_the_update_let_in(rig
         f"the update was not let in with the handshake overdue (due at {due:.0f} s, period {period:.0f} s; parked at "
         f"{parked:.0f} s; forced handshakes while busy: {[round(e.t) for e in forced]}; `updates_enabled` "
         f"{f'at {let_in[0].t:.0f} s' if let_in else 'never'}), so the scenario proved nothing; the lead needs changing")
-
-
-@pytest.mark.sim_only
-@pytest.mark.budget(3 * DAY + 6 * 3600)
-def test_forced_handshake_with_the_system_thread_busy_still_disconnects(rig):
-    """Parked, the firmware's period is learned from two forced handshakes. Just before the third
-    falls due a burst of cloud variable reads arrives, as from dashboards polling the device: a
-    threaded app copies each on its own thread (device-os v2.3.1 system_cloud_internal.cpp ~733), so
-    its queue fills and the system thread waits for room, acting on no `Particle.disconnect()`
-    until the app has taken the item it waits on; the app's next `loop()` runs before the system
-    thread gets back to its loop (docs/reference/particle-ota.md §2.2, §3.3). The forced handshake
-    must still disconnect and connect again: a `Particle.connect()` made while the disconnect is
-    still to come sets the flag again and cancels it, and the session stays up with no full
-    handshake (`forced_handshakes_take_effect`). Not applicable to a non-threaded firmware (Device OS
-    copies its variables between loop() passes) or one with no cloud variable."""
-    connected(rig)
-    park(rig)
-    if not rig.sim.threaded:
-        raise NotSupported(f"{NOT_SUPPORTED}: the firmware is not threaded: Device OS copies its cloud variables "
-                           "between loop() passes, and no queue makes the system thread wait", Event("guard", 0, {}))
-    second, period = _learn_forced_handshake_period(rig)
-    due = second.t + period
-    rig.wait(max(due - BURST_LEAD_S - rig.now(), 0))
-    burst = rig.now()
-    if not rig.sim.variable_read_burst(READ_BURST):
-        raise NotSupported(f"{NOT_SUPPORTED}: it offers no cloud variable, so no read can fill its queue",
-                           Event("guard", 0, {}))
-    forced = _next_forced_handshake(rig, 3600, burst)
-    rig.wait(600)
-    tl = rig.timeline
-    rig.check(v.forced_handshakes_take_effect(tl), v.no_forced_handshake_during_update(tl),
-              v.reports_agree_with_status(tl))
-    # the moment the scenario arranged: the system thread was waiting for room when the app forced
-    # its handshake (the simulator's own record of its blocked put)
-    thread = tl.select(source="sim", start=burst, end=forced.t,
-                       where=lambda e: e.kind in ("system_thread_blocked", "system_thread_freed"))
-    assert thread and thread[-1].kind == "system_thread_blocked", (
-        f"the system thread was not waiting for room in the app's queue when the app forced its handshake at "
-        f"{forced.t:.0f} s ({READ_BURST} reads at {burst:.0f} s), so the scenario proved nothing; the burst or "
-        "its lead needs changing")

@@ -15,7 +15,7 @@ from otarig.protocol import Event
 from otarig.sim import deviceos as dos
 from otarig.sim.app_thread import PUT_WAIT_MS, QUEUE_DEPTH
 from otarig.sim.electron import AppState
-from otarig.sim.messages import UpdateBegin, VariableRequest
+from otarig.sim.messages import UpdateBegin
 from otarig.sim.params import CloudParams, DeviceOsParams
 
 
@@ -411,36 +411,3 @@ def test_particle_connect_during_lost_coverage_connects_when_coverage_returns(
     assert session.data["resumed"], "the session nobody ended is resumed"
     rig.run(5)
     assert dev.net.cloud_connected
-
-
-# -- cloud variables are copied on the application thread --------------------------------------------
-def test_cloud_variable_reads_queue_on_the_app_thread_and_hold_a_disconnect_until_the_next_pass(
-        companion_image: ImageFactory, sim_rig: RigFactory) -> None:
-    """docs/reference/particle-ota.md §2.2: Device OS copies a cloud variable on the application
-    thread (device-os v2.3.1 system/src/system_cloud_internal.cpp ~731-733,
-    APPLICATION_THREAD_CONTEXT_ASYNC), so for a threaded app each read is an item of its 20-deep
-    queue. A burst of reads fills it and the system thread waits for room; a Particle.disconnect()
-    made meanwhile is acted on only once the app has taken the item the system thread waits on."""
-    rig = sim_rig(companion_image(1))
-    _idle_connected(rig)
-    dev = rig.dev
-    t = rig.now_ms
-    for _ in range(QUEUE_DEPTH + 10):
-        rig.bench.cloud.send_to_device(rig.rec, VariableRequest("lastSeq"), 64, "system", reliable=True)
-    rig.run(3)
-    assert dev.system_thread_busy and len(dev.app_queue.items) == QUEUE_DEPTH
-    reads = rig.trace("variable_read", since_ms=t)
-    assert reads and all(e.data["found"] for e in reads), "each read is copied by the app thread, one per pass"
-    assert len(reads) <= 4, "a parked app (delay(1000)) takes one item per loop pass, not the whole burst"
-    # a disconnect asked for now waits for the system thread, which waits for the app's next pass
-    t_disc = rig.now_ms + 1
-    rig.bench.world.sched.at(t_disc, lambda: dev.fw_cloud(dos.CLOUD_DISCONNECT, None, None, 0))
-    rig.run(0.002)
-    assert dev.net.cloud_connected, "the system thread, waiting for room, has not acted on the disconnect"
-    rig.run(5)
-    gone = [e for e in rig.trace("system_event", since_ms=t_disc)
-            if e.data["event"] == dos.CLOUD_STATUS and e.data["param"] == dos.CLOUD_STATUS_DISCONNECTING]
-    assert gone and not dev.net.cloud_connected
-    freed = [e.t_ms for e in rig.trace("system_thread_freed", since_ms=t_disc)]
-    assert freed and gone[0].t_ms == freed[0] > t_disc, \
-        "the disconnect came the moment the app's take freed the system thread, not when asked for"

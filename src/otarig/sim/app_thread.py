@@ -34,10 +34,9 @@ PUMP_PERIOD_MS = 1_000
 @dataclass(frozen=True)
 class PostedEvent:
     """One call waiting for the application thread: the handlers, then `then` (the `reset` event's
-    `system_shutdown_if_enabled`, system/src/system_update.cpp ~375). `event` None: no system event,
-    only `then` (a cloud variable copied on the app thread, system/src/system_cloud_internal.cpp ~733)."""
+    `system_shutdown_if_enabled`, system/src/system_update.cpp ~375)."""
 
-    event: int | None
+    event: int
     param: int
     then: Callable[[], None] | None = None
 
@@ -75,8 +74,7 @@ class ApplicationQueue:
         item = self.items.popleft()
         if self.waiting:
             self._advance()
-        if item.event is not None:
-            self.dev.dispatch_event(item.event, item.param)
+        self.dev.dispatch_event(item.event, item.param)
         if item.then is not None:
             item.then()
         return True

@@ -31,7 +31,7 @@ from .host_runtime import AppInstance, SleepRequest
 from .images import ImageError, SimImage, read_image
 from .cloud_peer import Ack, PingAck, SessionAlert, SessionDiscard, SessionReply
 from .link import CellularLink
-from .messages import CloudEvent, VariableRequest
+from .messages import CloudEvent
 from .params import DeviceOsParams
 from .randomness import spread_ms
 
@@ -640,7 +640,6 @@ class Electron:
         return self.app_queue.blocked or self._shutdown_wait is not None
 
     def system_thread_freed(self) -> None:
-        self.note("system_thread_freed")
         if self._held_messages:
             self.sched.after(0, self._replay_held_messages)
 
@@ -766,24 +765,6 @@ class Electron:
             return
         if isinstance(msg, CloudEvent):
             self._cloud_event(msg)
-        elif isinstance(msg, VariableRequest):
-            self._variable_request(msg)
-
-    def _variable_request(self, req: VariableRequest) -> None:
-        """A cloud variable is copied on the application thread (device-os v2.3.1
-        system/src/system_cloud_internal.cpp ~731-733): through a threaded app's queue, so a burst of
-        reads fills it and the system thread waits for room (docs/reference/particle-ota.md §2.2)."""
-        app = self.app
-        if app is None or app.greenlet is None:
-            return
-        if app.threaded and self.app_state in (AppState.RUNNING, AppState.SLEEPING):
-            self.app_queue.post(PostedEvent(None, 0, lambda: self._answer_variable(req.name)))
-        else:
-            self._answer_variable(req.name)
-
-    def _answer_variable(self, name: str) -> None:
-        if self.app is not None and self.app.greenlet is not None:
-            self.note("variable_read", name=name, found=self.app.get_variable(name) is not None)
 
     def _cloud_event(self, ev: CloudEvent) -> None:
         if system_cloud_events.handle(self, ev.name, ev.data):

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..interfaces import FirmwareBuild
 from . import faults
-from .messages import VariableRequest
 
 if TYPE_CHECKING:
     from .bench import SimBench
@@ -80,27 +79,6 @@ class SimHandle:
                              **({} if before is None else {"before": before}))
         return len(damaged)
 
-    def variable_read_burst(self, count: int) -> int:
-        """The cloud asks for the app's cloud variables `count` times at once, as dashboards polling
-        a device do: each read is copied on the application thread (device-os v2.3.1
-        system/src/system_cloud_internal.cpp ~731-733), so a threaded app's queue (20 items) fills
-        and the system thread waits for room, reading no cloud message and acting on no
-        `Particle.disconnect()`, until the app has taken the item it waits on
-        (docs/reference/particle-ota.md §2.2). The simulated cloud answers API reads at once, so the
-        burst is the simulator's. Returns the reads sent (0 when the app offers no cloud variable
-        or its session is down)."""
-        dev = self.device
-        cloud = self.bench.cloud
-        rec = cloud.devices.get(self.dut_id)
-        names = sorted(n for n in (dev.app.variable_types() if dev.app is not None else {}) if n)
-        sent = 0
-        if rec is not None and names and dev.net.session_up:
-            for i in range(count):
-                sent += cloud.send_to_device(rec, VariableRequest(names[i % len(names)]), 64, "system", reliable=True)
-        if self._rig is not None:
-            self._rig.inject("variable_read_burst", board=self.dut_id, count=count, sent=sent)
-        return sent
-
     def cloud_blackhole(self, after_chunks: int) -> None:
         """The cloud stops sending a transfer after N chunks (cloud-side fault)."""
         if self._rig is not None:
@@ -140,9 +118,6 @@ class SimHandle:
         return sum(s.device.link.stats.total for s in self.bench.slots.values())
 
     def _fault_notes(self, entry: Any) -> None:
-        if entry.kind in ("system_thread_blocked", "system_thread_freed") and self._rig is not None:
-            # the simulator's own view, for a scenario that must show its burst stalled the system thread
-            self._rig.timeline.add(entry.t_ms / 1000.0, "sim", entry.kind, {"board": self.dut_id, **entry.data})
         if entry.kind in ("fault_power_cut", "fault_power_restore") and self._rig is not None:
             self._rig.timeline.add(entry.t_ms / 1000.0, "fault", entry.kind.removeprefix("fault_"),
                                    {"board": self.dut_id, **entry.data})

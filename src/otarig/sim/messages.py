@@ -96,12 +96,3 @@ class CloudEvent:
     @property
     def wire_bytes(self) -> int:
         return MESSAGE_OVERHEAD_BYTES + len(self.name) + len(self.data)
-
-
-@dataclass(frozen=True)
-class VariableRequest:
-    """The cloud asks for one cloud variable (an API or console read): Device OS copies it on the
-    application thread (device-os v2.3.1 system/src/system_cloud_internal.cpp ~731-733,
-    APPLICATION_THREAD_CONTEXT_ASYNC; docs/reference/particle-ota.md §2.2)."""
-
-    name: str
