@@ -135,3 +135,14 @@ def test_a_count_that_drops_to_a_record_never_taken_says_the_log_holds_what_it_n
     assert "its last record, 22019, is a number it never took: the highest it took is 45" in bad.message
     assert "never a variable a failed read left unset" in bad.fix
     assert v.no_record_lost(_damaged_then_booted(22019, 1)).passed, "nothing below 45 was reported lost"
+
+
+def test_a_count_above_the_last_record_number_fails_as_a_record_counted_twice() -> None:
+    """Records are numbered from 1, one after another (docs/protocol.md `app record`): a log whose
+    last record is 20 holds at most 20, whatever its capacity."""
+    bad = v.record_count_never_drops(_log([("boot", 0, 0), ("shutdown", 20, 20), ("boot", 21, 20)]))
+    assert not bad.passed
+    assert "holding 21 records, but the highest it holds is record 20" in bad.message
+    assert "counts a record twice" in bad.message and "count a record once" in bad.fix
+    assert not v.record_count_never_drops(_log([("boot", 3, 0)])).passed, "records held, none numbered"
+    assert v.record_count_never_drops(_log([("boot", 0, 0), ("shutdown", 20, 20), ("boot", 20, 20)])).passed

@@ -341,6 +341,8 @@ def record_count_never_drops(tl: Timeline, board: str | None = None) -> Verdict:
     """The number of records the app says it holds (at each shutdown and boot) never goes down, and
     is not 0 once a record is persisted: a count that drops or stays 0 means records acknowledged
     as kept are gone, or the log cannot say what it holds (found by a generated defect, docs/selftest.md).
+    Nor is it above the last record's number: records are numbered from 1, one after another, so a
+    higher count has a record counted twice or one counted that no copy holds (a check too loose).
     A wiped log (count and last record both 0) starts the count again."""
     name = "record count never drops"
     if (skip := _without_records(tl, board, name)) is not None:
@@ -368,6 +370,13 @@ def record_count_never_drops(tl: Timeline, board: str | None = None) -> Verdict:
         if last > 0 and count == 0:
             return _fail(tl, name, f"the app reports holding no record although record {last} is persisted", e.t,
                          fix=fix)
+        if count > last:
+            # numbered one after another from 1 (docs/protocol.md `app record`): no log holds more than `last`
+            return _fail(tl, name, f"the app reports holding {count} records, but the highest it holds is record "
+                                   f"{last}: records are numbered from 1, one after another, so it counts a record "
+                                   f"twice or counts one it does not hold{_stored_data_faults(tl, e.t)}", e.t,
+                         fix="count a record once, only when a copy of it checks and carries the number asked for "
+                             "(docs/reference/particle-ota.md §2.10); " + fix)
         if held is not None and count < held and not (count == 0 and last == 0):
             never = (f" (its last record, {last}, is a number it never took: the highest it took is {taken}, so the "
                      "log now holds something it never wrote, e.g. a record copied from an uninitialised variable "
