@@ -66,6 +66,7 @@ def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False, since: f
         v.publishing_keeps_up(tl),
         v.records_keep_declared_cadence(tl),
         v.cloud_copy_names_published_records(tl, device_id=rig.dut_id),
+        v.published_records_reach_the_cloud(tl, device_id=rig.dut_id),
         v.app_resumes_after_a_lost_transfer(tl),
         v.reports_agree_with_status(tl),
         v.reported_threading_holds(tl),

@@ -804,6 +804,58 @@ def cloud_copy_names_published_records(tl: Timeline, board: str | None = None, *
                      "each naming a record the app published")
 
 
+#: how long a record the app reports published may take to reach the cloud: Device OS sends an event
+#: confirmable and retransmits it until acknowledged, and a message never acknowledged ends the
+#: session (docs/reference/particle-ota.md §2.8, §7.3), so a copy that has not come by then will not
+PUBLISH_ARRIVES_WITHIN_S = 120.0
+
+
+def published_records_reach_the_cloud(tl: Timeline, board: str | None = None, *,
+                                      device_id: str | None = None) -> Verdict:
+    """Each record the app reports published under an event name (`app publish` with `ok` and
+    `event`, agent.appPublish(seq, true, event)) reaches the cloud: an event of that name from the
+    device names it within PUBLISH_ARRIVES_WITHIN_S. Device OS answers a publish once the channel
+    took it and retransmits it until acknowledged (§2.8), so a copy goes missing only when the
+    session ends before that: a record followed within that time by a cloud disconnect or a boot, or
+    too near the record's end, is not judged. A record the app counts as sent that the product never
+    gets is lost data (found by a generated defect that published under another name,
+    docs/selftest.md). Not applicable to a firmware that reports no event name with its publishes."""
+    name = "each record reported published reaches the cloud"
+    entries = _board(tl, board)
+    sent = [e for e in entries if e.kind == "app" and e.get("action") == "publish" and e.get("ok")
+            and isinstance(e.get("event"), str) and e.get("event")]
+    if not sent:
+        if any(e.kind == "app" and e.get("action") == "publish" for e in entries):
+            return _not_applicable(name, "it reports no event name with its publishes (agent.appPublish(seq, ok, event))")
+        return _ok(name, "no publish reported")
+    end = tl.entries[-1].t if tl.entries else 0.0
+    cuts = [e.t for e in entries if e.kind == "hello" or e.is_sys("cloud_status", "disconnected")]
+    devices = {device_id} if device_id else _board_ids(tl, board)
+    copies: dict[str, list[tuple[float, set[int]]]] = {}
+    for e in tl.select(source="cloud", start=sent[0].t):
+        if devices and e.get("coreid") not in devices:
+            continue
+        copies.setdefault(e.kind, []).append((e.t, {int(n) for n in _NUMBER.findall(str(e.get("data", "") or ""))}))
+    judged = 0
+    for p in sent:
+        limit = p.t + PUBLISH_ARRIVES_WITHIN_S
+        if limit > end or any(p.t <= t <= limit for t in cuts):
+            continue
+        seq = int(p.get("seq", 0) or 0)
+        judged += 1
+        if any(p.t <= t <= limit and seq in named for t, named in copies.get(p.get("event"), [])):
+            continue
+        others = sorted({k for k, got in copies.items() if any(p.t <= t <= limit for t, _ in got)})
+        return _fail(tl, name, f"the app reported record {seq} published as {p.get('event')} at {p.t:.1f} s, but in the "
+                               f"{PUBLISH_ARRIVES_WITHIN_S:.0f} s after it, with the cloud connected all along, the cloud "
+                               f"received no {p.get('event')} naming it (it received {', '.join(others) or 'nothing'} "
+                               "from the device meanwhile)", p.t, after=PUBLISH_ARRIVES_WITHIN_S,
+                     fix="publish each record under the event name the product subscribes to and report that name "
+                         "with agent.appPublish(seq, ok, event); count a record as sent only when Particle.publish() "
+                         "returned true for that event (docs/your-firmware.md \"Publishes\")")
+    return _ok(name, f"{judged} record(s) reported published, each received by the cloud")
+
+
 #: cloud variables that mirror a field of the agent's `status` reply (the companion's remote
 #: interface, firmware/companion/README.md "Cloud interface"; docs/your-firmware.md step 3); checked where a
 #: firmware has them

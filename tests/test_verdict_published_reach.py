@@ -1,0 +1,63 @@
+"""The verdict `published_records_reach_the_cloud` on timelines a real bench records: the agent's
+`app publish` lines and the cloud's event stream. Device OS retransmits a published event until it
+is acknowledged (docs/reference/particle-ota.md §2.8), so a record the app counts as sent reaches
+the cloud unless the session ended first. Added for a generated defect that published the records
+under an empty event name (docs/selftest.md)."""
+from __future__ import annotations
+
+from otarig import verdicts as v
+from otarig.timeline import Timeline
+
+DEVICE = "e00fce680000000000000001"
+BOARD = f"board:{DEVICE}"
+EVENT = "otarig/telemetry"
+
+
+def _publish(tl: Timeline, t: float, seq: int, *, ok: bool = True, event: str | None = EVENT,
+             cloud_name: str | None = EVENT) -> None:
+    tl.add(t, BOARD, "app", {"action": "publish", "seq": seq, "ok": ok, **({"event": event} if event else {})})
+    if ok and cloud_name is not None:
+        tl.add(t + 0.4, "cloud", cloud_name, {"coreid": DEVICE, "data": f"{{\"seq\":{seq}}}"})
+
+
+def _end(tl: Timeline, t: float = 1000.0) -> Timeline:
+    tl.add(t, BOARD, "state", {})
+    return tl
+
+
+def test_records_the_cloud_received_pass() -> None:
+    tl = Timeline()
+    for k in range(1, 6):
+        _publish(tl, 10 + k, k)
+    verdict = v.published_records_reach_the_cloud(_end(tl), device_id=DEVICE)
+    assert verdict.passed and "5 record(s)" in verdict.message
+
+
+def test_a_record_sent_under_another_name_fails_and_says_what_came() -> None:
+    tl = Timeline()
+    _publish(tl, 10, 1)
+    _publish(tl, 11, 2, cloud_name="message")
+    verdict = v.published_records_reach_the_cloud(_end(tl), device_id=DEVICE)
+    assert not verdict.passed
+    assert "record 2 published as otarig/telemetry" in verdict.message and "received message" in verdict.message
+
+
+def test_a_copy_lost_with_the_session_or_too_near_the_end_is_not_judged() -> None:
+    cut = Timeline()
+    _publish(cut, 10, 1, cloud_name=None)
+    cut.add(40, BOARD, "sys", {"event": "cloud_status", "param": "disconnected"})
+    assert v.published_records_reach_the_cloud(_end(cut), device_id=DEVICE).passed
+    late = Timeline()
+    _publish(late, 10, 1)
+    _publish(late, 950, 2, cloud_name=None)
+    assert v.published_records_reach_the_cloud(_end(late), device_id=DEVICE).passed
+
+
+def test_refused_publishes_and_firmware_without_event_names() -> None:
+    refused = Timeline()
+    _publish(refused, 10, 1, ok=False)
+    assert v.published_records_reach_the_cloud(_end(refused), device_id=DEVICE).passed
+    unnamed = Timeline()
+    _publish(unnamed, 10, 1, event=None, cloud_name=None)
+    verdict = v.published_records_reach_the_cloud(_end(unnamed), device_id=DEVICE)
+    assert verdict.passed and "not applicable" in verdict.message
