@@ -74,6 +74,19 @@ def _learn_forced_handshake_period(rig) -> tuple[Entry, float]:
     return second, second.t - first.t
 
 
+def _until_before_the_third_handshake(rig, size: int, lead: float) -> tuple[Entry, float, float]:
+    """Connected and parked with version 2 (`size` bytes) uploaded, the firmware's period learned
+    from two forced handshakes; returns `lead` seconds before the third falls due, with the second
+    handshake, the period and the due moment."""
+    connected(rig)
+    park(rig)
+    rig.upload(rig.firmware(2, size=size))
+    second, period = _learn_forced_handshake_period(rig)
+    due = second.t + period
+    rig.wait(max(due - lead - rig.now(), 0))
+    return second, period, due
+
+
 @pytest.mark.budget(3 * DAY + 6 * 3600)
 def test_forced_handshake_falling_due_during_a_download_waits_for_it(rig):
     """Parked with the cloud connected, the firmware forces two handshakes: their interval is its
@@ -83,12 +96,7 @@ def test_forced_handshake_falling_due_during_a_download_waits_for_it(rig):
     between the `begin` and the update's end or while the reset is pending, and the update lands
     with one download (`no_forced_handshake_during_update`, `no_sleep_or_disconnect_during_download`,
     `no_update_loop`)."""
-    connected(rig)
-    park(rig)
-    rig.upload(rig.firmware(2, size=IMAGE_SIZE))
-    second, period = _learn_forced_handshake_period(rig)
-    due = second.t + period
-    rig.wait(max(due - RELEASE_LEAD_S - rig.now(), 0))
+    second, period, due = _until_before_the_third_handshake(rig, IMAGE_SIZE, RELEASE_LEAD_S)
     released = rig.now()
     rig.release(2, intelligent=True)
     rig.expect_sys("firmware_update", "begin", 900)
@@ -154,12 +162,7 @@ def test_forced_handshake_falling_due_while_busy_waits_for_the_update_let_in(rig
     handshake. It lets the update in (`updates_enabled`), and the handshake waits for the update:
     forced before the cloud's `begin`, its disconnect puts the update off to a reconnection where
     the cloud offers it again (§3.3, §7.8.1) (`no_forced_handshake_during_update`)."""
-    connected(rig)
-    park(rig)
-    rig.upload(rig.firmware(2, size=APP_SIZE))
-    second, period = _learn_forced_handshake_period(rig)
-    due = second.t + period
-    rig.wait(max(due - BUSY_LEAD_S - rig.now(), 0))
+    second, period, due = _until_before_the_third_handshake(rig, APP_SIZE, BUSY_LEAD_S)
     drive(rig)
     rig.release(2, intelligent=True)
     rig.expect_sys("firmware_update_pending", timeout=120)
