@@ -1,5 +1,5 @@
 """The periodic forced handshake falls due at a bad moment: during a download, just after the app let
-a pending update in, or with no coverage.
+a pending update in, while a power-off waits, or with no coverage.
 
 A firmware that forces a full handshake now and then (publish `spark/device/session/end`, then
 `Particle.disconnect()` and `Particle.connect()`, so that a Standard release is offered:
@@ -48,6 +48,9 @@ OUTAGE_AFTER_S = 10 * 60.0
 #: pass after it both lets the pending update in and finds the handshake due
 BUSY_LEAD_S = 10 * 60.0
 BUSY_AFTER_S = 10 * 60.0
+#: a MODE power-off is announced this long before the next forced handshake falls due, and held
+#: (the app's reset hold) until this long after it
+HOLD_AROUND_S = 10 * 60.0
 #: what a Standard release may take beyond the firmware's period and the outage: the reconnect, the
 #: forced full handshake, the download of a 100 KB image (some 40-50 s on 3G, §5) and the reset
 #: (halved for a firmware whose period is shorter than twice this)
@@ -180,3 +183,31 @@ def test_forced_handshake_falling_due_while_busy_waits_for_the_update_let_in(rig
         f"the update was not let in with the handshake overdue (due at {due:.0f} s, period {period:.0f} s; parked at "
         f"{parked:.0f} s; forced handshakes while busy: {[round(e.t) for e in forced]}; `updates_enabled` "
         f"{f'at {let_in[0].t:.0f} s' if let_in else 'never'}), so the scenario proved nothing; the lead needs changing")
+
+
+@pytest.mark.requires("mode_button")
+@pytest.mark.budget(3 * DAY + 6 * 3600)
+def test_forced_handshake_falling_due_with_a_power_off_held_waits_for_it(rig):
+    """Parked, the firmware's period is learned from two forced handshakes. Before the third falls
+    due a critical section holds the reset (the app's reset hold) and the user double-clicks MODE:
+    Device OS announces the power-off (`reset_pending`, no update involved, docs/reference/particle-ota.md
+    §2.11) and waits for the hold to end. The handshake falls due meanwhile, with the app parked and
+    shut down: it must wait, as the device is about to power off (`no_forced_handshake_during_update`,
+    its `reset_pending` clause). Not applicable to a firmware without the reset-hold hook."""
+    second, period, due = _until_before_the_third_handshake(rig, APP_SIZE, HOLD_AROUND_S)
+    rig.command("reset_hold", hold=True)
+    clicked = rig.now()
+    rig.companion("mode_button").double_click_mode()
+    rig.collect()
+    rig.expect_sys("reset_pending", timeout=30)
+    rig.wait(max(due + HOLD_AROUND_S - rig.now(), 0))
+    tl = rig.timeline
+    rig.check(v.no_forced_handshake_during_update(tl), v.shutdown_persists_every_record_taken(tl),
+              v.reports_agree_with_status(tl))
+    # the moment the scenario arranged: the power-off was still waiting when the handshake fell due
+    pending = tl.select(kind="sys", start=clicked, where=lambda e: e.is_sys("reset_pending"))
+    assert pending and pending[0].t < due and not tl.select(kind="hello", start=clicked), (
+        f"the power-off was not waiting when the next forced handshake fell due ({due:.0f} s, period {period:.0f} s): "
+        f"`reset_pending` {f'at {pending[0].t:.0f} s' if pending else 'never came'}"
+        f"{', and the device booted meanwhile' if tl.select(kind='hello', start=clicked) else ''}, so the scenario "
+        "proved nothing")
