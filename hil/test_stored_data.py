@@ -55,6 +55,21 @@ def _persisted(rig) -> list:
     return rig.timeline.select(kind="app", where=lambda e: e.get("action") == "record" and e.get("persisted"))
 
 
+def _drive_and_park_with_records_persisted(rig) -> None:
+    """A firmware that reports its records and declares checked copies of them drives, then parks
+    until what it writes on parking is in (not applicable when it persisted nothing)."""
+    connected(rig)
+    _require_records_hook(rig)
+    _require_declared_copies(rig)
+    drive(rig)
+    rig.wait(DRIVE_S)
+    park(rig)
+    rig.wait(30)  # parked: what the app writes on parking is in
+    if not _persisted(rig):
+        raise NotSupported(f"{NOT_SUPPORTED}: it persisted no record in {DRIVE_S} s of work",
+                           Event("reply", 0, {}))
+
+
 def _boot(rig):
     """Power off and on (the tester board cuts VIN and VBUS); the board's next `boot` event."""
     rig.power_cycle()
@@ -88,16 +103,7 @@ def test_a_persisted_record_survives_the_loss_of_either_copy(rig, order):
     then the other, with a boot in between to write the first one again: every record
     acknowledged or recovered before must still be there at each boot (`no persisted record
     lost`), the count it holds must not drop, and its numbers go on."""
-    connected(rig)
-    _require_records_hook(rig)
-    _require_declared_copies(rig)
-    drive(rig)
-    rig.wait(DRIVE_S)
-    park(rig)
-    rig.wait(30)  # parked: what the app writes on parking is in
-    if not _persisted(rig):
-        raise NotSupported(f"{NOT_SUPPORTED}: it persisted no record in {DRIVE_S} s of work",
-                           Event("reply", 0, {}))
+    _drive_and_park_with_records_persisted(rig)
     before_faults = rig.now()
     for put, reads in ORDERS[order]:
         rig.sim.damage_eeprom(put, before=before_faults, reads=reads)
@@ -148,27 +154,13 @@ def test_a_damaged_copy_is_refused_whichever_bits_read_wrong(rig):
     recovered must be there at each boot (`no persisted record lost`), the count must not drop, and
     the numbers go on one after another. Each damage hits one copy, written again at the boot
     before the next."""
-    connected(rig)
-    _require_records_hook(rig)
-    _require_declared_copies(rig)
-    drive(rig)
-    rig.wait(DRIVE_S)
-    park(rig)
-    rig.wait(30)
-    if not _persisted(rig):
-        raise NotSupported(f"{NOT_SUPPORTED}: it persisted no record in {DRIVE_S} s of work",
-                           Event("reply", 0, {}))
-    _damage_newest_put_each_way(rig)
-    connected(rig)
-    drive(rig)
-    rig.wait(RESUME_S)
-    park(rig)
-    rig.wait(30)
-    _damage_newest_put_each_way(rig)
-    connected(rig)
-    drive(rig)
-    rig.wait(RESUME_S)
-    park(rig)
-    rig.wait(30)
+    _drive_and_park_with_records_persisted(rig)
+    for _ in range(2):  # on the records first persisted, then on newer ones
+        _damage_newest_put_each_way(rig)
+        connected(rig)
+        drive(rig)
+        rig.wait(RESUME_S)
+        park(rig)
+        rig.wait(30)
     tl = rig.timeline
     rig.check(v.no_record_lost(tl), v.record_count_never_drops(tl), v.record_numbers_go_up(tl))
