@@ -48,6 +48,16 @@ def companion_image() -> ImageFactory:
 
 
 @pytest.fixture
+def product_bench() -> Iterator[SimBench]:
+    """A simulated bench (seed 3) whose cloud has the product PRODUCT_ID, closed after the test: for
+    tests that add their own Electron and talk to the cloud."""
+    b = SimBench(seed=3)
+    b.cloud.add_product(PRODUCT_ID)
+    yield b
+    b.close()
+
+
+@pytest.fixture
 def sim_rig(tmp_path: Path) -> Iterator[RigFactory]:
     """`sim_rig(image, *, seed=1, board=True, factory=None, **add_electron)` → a `SimRig`.
 

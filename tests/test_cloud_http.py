@@ -28,11 +28,8 @@ DID = "e00fce680000000000000001"
 
 
 @pytest.fixture
-def bench() -> Iterator[SimBench]:
-    b = SimBench(seed=3)
-    b.cloud.add_product(PRODUCT)
-    yield b
-    b.close()
+def bench(product_bench: SimBench) -> SimBench:
+    return product_bench
 
 
 @pytest.fixture

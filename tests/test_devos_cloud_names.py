@@ -7,7 +7,6 @@ too; the Cloud API lists what the running app registered, with its type
 `cloud_interface_kept` reads that listing, so it must not show a name the app did not register."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -23,11 +22,8 @@ DID = "e00fce680000000000000001"
 
 
 @pytest.fixture
-def bench() -> Iterator[SimBench]:
-    b = SimBench(seed=3)
-    b.cloud.add_product(PRODUCT)
-    yield b
-    b.close()
+def bench(product_bench: SimBench) -> SimBench:
+    return product_bench
 
 
 def test_the_cloud_lists_each_variable_with_the_type_the_app_registered(bench: SimBench) -> None:
