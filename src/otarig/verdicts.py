@@ -848,18 +848,24 @@ def published_records_reach_the_cloud(tl: Timeline, board: str | None = None, *,
                                    f"but the cloud received no {event} from the device at all (it received "
                                    f"{', '.join(others[:5])} after the first)", first.t, after=PUBLISH_SETTLES_S,
                          fix=PUBLISH_FIX)
+    # each copy's payload read once: the latest time a copy of (event, record) came, the last device
+    # event and the last cut, so a record is judged without scanning the stream again
+    named: dict[tuple[str, int], float] = {}
+    for e in received:
+        for n in _NUMBER.findall(str(e.get("data", "") or "")):
+            named[(e.kind, int(n))] = max(e.t, named.get((e.kind, int(n)), e.t))
+    last_received = max((e.t for e in received), default=float("-inf"))
+    last_cut = max(cuts, default=float("-inf"))
     judged = 0
     for p in settled:
         seq, event = int(p.get("seq", 0) or 0), p.get("event")
-        later = [e for e in received if e.t >= p.t]
-        if any(e.kind == event and seq in {int(n) for n in _NUMBER.findall(str(e.get("data", "") or ""))}
-               for e in later):
+        if named.get((event, seq), float("-inf")) >= p.t:
             judged += 1
             continue
-        if any(t >= p.t for t in cuts) or not later:
+        if last_cut >= p.t or last_received < p.t:
             continue
         judged += 1
-        others = sorted({e.kind for e in later if e.kind != event})
+        others = sorted({e.kind for e in received if e.t >= p.t and e.kind != event})
         return _fail(tl, name, f"the app reported record {seq} published as {event} at {p.t:.1f} s, but the cloud never "
                                f"received {event} naming it, though the session did not end before the record's end "
                                f"(from the device it received {', '.join(others[:5]) or 'only other records'} after it)",
