@@ -1,7 +1,10 @@
 """Helpers shared by the certification scenarios (the `rig` fixture comes from otarig.plugin)."""
 from __future__ import annotations
 
+import pytest
+
 from otarig import verdicts as v
+from otarig.plugin import SKIP_NOT_APPLICABLE
 from otarig.rig import Rig
 from otarig.strategy import BaselineStrategy
 from otarig.timeline import Timeline
@@ -14,6 +17,24 @@ def connected(rig: Rig, timeout: float = 120) -> None:
     """Wait until the companion reports the cloud connected (docs/reference/particle-ota.md §2.2
     cloud_status) — a state, asked of the board: on a real bench it may have connected long ago."""
     BaselineStrategy.wait_connected(rig, timeout)
+
+
+def app_threaded(rig: Rig) -> bool:
+    """Whether the board's firmware runs its app on a thread of its own (SYSTEM_THREAD(ENABLED)), as
+    its agent said (`threaded` in its hello and `ping` reply, asked by the baseline). Only then does
+    loop() run during a download (docs/reference/particle-ota.md §2.8) and while the cloud
+    connection is being made (§3.1): a non-threaded app cannot be told anything meanwhile."""
+    said = rig.parts.board_threaded
+    return True if said is None else bool(said)
+
+
+def needs_threaded_app(rig: Rig, premise: str) -> None:
+    """Skip, as not applicable to this firmware, a scenario whose premise is that the app takes
+    work while Device OS holds a non-threaded one (`premise` names it)."""
+    if not app_threaded(rig):
+        pytest.skip(f"{SKIP_NOT_APPLICABLE}{premise}; a non-threaded app runs no loop() during a download or "
+                    "while its cloud connection is being made (docs/reference/particle-ota.md §2.8, §3.1), "
+                    "so the scenario's premise needs SYSTEM_THREAD(ENABLED)")
 
 
 def drive(rig: Rig) -> None:

@@ -6,7 +6,8 @@ import pytest
 from otarig import verdicts as v
 from otarig.cloud import CloudError
 
-from conftest import APP_SIZE, connected, drive, ota_verdicts, park, pending_intelligent_release
+from conftest import (APP_SIZE, connected, drive, needs_threaded_app, ota_verdicts, park,
+                      pending_intelligent_release)
 
 CHUNKS = APP_SIZE // 512
 
@@ -70,12 +71,16 @@ def test_driving_after_a_cut_download_waits_for_the_next_idle_window(rig):
     landing mid-drive (§2.1, §3.1). A guard that misses the silent end (keeps counting the transfer
     as running) leaves updates enabled, and the retry begins while the app is busy; one that keeps
     the app shut down takes no record on the drive (`app_resumes_after_a_lost_transfer`, judged
-    against the short drive before the update)."""
+    against the short drive before the update). A non-threaded app is told of the drive at its first
+    loop() once the cloud is back (Device OS runs none before, §3.1), still before the retry (3-8 s
+    after the connection, §2.2)."""
     connected(rig)
     drive(rig)
     rig.wait(10)  # the app's own cadence while busy, for the verdict to compare with
     _cut_download_by_lost_coverage(rig, after_chunks=30)
-    rig.command("workload", state="busy")  # the app decides what that does to its window (it may be closed already)
+    # the app decides what that does to its window (it may be closed already); a non-threaded one
+    # answers once the cloud is back
+    rig.command("workload", state="busy", timeout=900)
     rig.expect_sys("cloud_status", "connected", 900)
     rig.wait(300)
     park(rig)
@@ -93,6 +98,8 @@ def test_driving_off_before_a_let_in_update_begins_takes_it_back(rig):
     (disableUpdates), so that the update waits for the next idle window (docs/reference/particle-ota.md
     §2.1, §3.1): a guard that leaves updates enabled has the transfer begin mid-drive as soon as
     coverage returns (`update began only inside an idle window`)."""
+    needs_threaded_app(rig, "the vehicle parks and drives off again while out of coverage, which the app must be "
+                            "told before the cloud is back")
     connected(rig)
     drive(rig)
     pending_intelligent_release(rig, 2)

@@ -6,8 +6,8 @@ import pytest
 from otarig import verdicts as v
 from otarig.board import BoardError
 
-from conftest import (APP_SIZE, connected, drive, ota_verdicts, park, pending_intelligent_release,
-                      update_completed_under_reset_hold)
+from conftest import (APP_SIZE, connected, drive, needs_threaded_app, ota_verdicts, park,
+                      pending_intelligent_release, update_completed_under_reset_hold)
 
 
 @pytest.mark.budget(1200)
@@ -173,6 +173,7 @@ def test_driving_off_during_a_download_does_not_restart_the_app(rig):
     for it and must keep it down until the reset (docs/reference/particle-ota.md §2.5); work started
     mid-download is not persisted before the reset. A guard that lets work resume at any window
     close (not only before a transfer began) fails `app_stays_down_during_update`."""
+    needs_threaded_app(rig, "the vehicle drives off mid-download, which the app must be told while it downloads")
     connected(rig)
     park(rig)
     rig.upload(rig.firmware(2, size=APP_SIZE))

@@ -416,22 +416,27 @@ def test_loop_url_works(tmp_path: Path) -> None:
     assert ">> " in log and "-- port closed --" in log
 
 
-def test_a_command_timeout_names_a_download_that_freezes_a_non_threaded_app() -> None:
-    """The rig adds why a command went unanswered when the board's last hello said non-threaded
-    and a download is in progress (docs/reference/particle-ota.md §2.8); not for a threaded app, and
-    not once the transfer ended."""
-    from otarig.rig import frozen_by_a_download
+def test_a_command_timeout_names_what_holds_a_non_threaded_app() -> None:
+    """The rig adds why a command went unanswered when the board's last hello said non-threaded and
+    Device OS runs no loop(): a download in progress (docs/reference/particle-ota.md §2.8), or a
+    cloud connection being made after a disconnect (§3.1); not for a threaded app, not once the
+    transfer ended (a disconnect ends it too, §2.2) and not once the cloud is connected again."""
+    from otarig.rig import held_by_device_os
     from otarig.timeline import Timeline
 
-    def story(threaded: bool, *params: str) -> list:
+    def story(threaded: bool, *steps: str) -> list:
         tl = Timeline()
         tl.add(0.0, "board:x", "hello", {"threaded": threaded})
-        for i, p in enumerate(params, start=1):
-            tl.add(float(i), "board:x", "sys", {"event": "firmware_update", "param": p})
+        for i, step in enumerate(steps, start=1):
+            event = "cloud_status" if step in ("disconnected", "connected") else "firmware_update"
+            tl.add(float(i), "board:x", "sys", {"event": event, "param": step})
         return tl.entries
 
-    assert frozen_by_a_download(story(False, "begin", "progress"))
-    assert not frozen_by_a_download(story(True, "begin", "progress"))
-    assert not frozen_by_a_download(story(False, "begin", "complete"))
-    assert not frozen_by_a_download(story(False, "begin", "failed"))
-    assert not frozen_by_a_download(story(False))
+    assert "download" in (held_by_device_os(story(False, "begin", "progress")) or "")
+    assert held_by_device_os(story(True, "begin", "progress")) is None
+    assert held_by_device_os(story(False, "begin", "complete")) is None
+    assert held_by_device_os(story(False, "begin", "failed")) is None
+    assert held_by_device_os(story(False)) is None
+    assert "cloud connection" in (held_by_device_os(story(False, "begin", "progress", "disconnected")) or "")
+    assert held_by_device_os(story(True, "disconnected")) is None
+    assert held_by_device_os(story(False, "disconnected", "connected")) is None

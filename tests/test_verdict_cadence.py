@@ -108,6 +108,39 @@ def test_a_stopped_app_ends_the_stretch_and_its_work_afterwards_is_judged_from_t
         assert v.records_keep_declared_cadence(tl).passed, stop
 
 
+def _stalled_by_a_reconnection(threaded: bool, after: list[int]) -> Timeline:
+    """A drive of 3 records, coverage lost at 23.5 s and the cloud back at 130 s (device ms = bench
+    ms), then records at `after` (device ms) and idle at 133.5 s."""
+    tl = Timeline()
+    _hello(tl, 0.01, threaded=threaded)
+    _drive(tl, 20_000, 3, late_ms=0, idle=False)
+    tl.add(23.5, BOARD, "sys", {"event": "cloud_status", "param": "disconnected"}, device_t=23_500)
+    tl.add(130.0, BOARD, "sys", {"event": "cloud_status", "param": "connected"}, device_t=130_000)
+    for k, at in enumerate(after, start=4):
+        tl.add(at / 1000, BOARD, "app", {"action": "record", "seq": k, "persisted": False}, device_t=at)
+    tl.add(133.5, BOARD, "app", {"action": "workload", "state": "idle"}, device_t=133_500)
+    return tl
+
+
+def test_a_non_threaded_app_held_while_its_cloud_reconnects_goes_on_from_its_first_record_after() -> None:
+    """Device OS runs no loop() of a non-threaded app while its cloud connection is being made
+    (docs/reference/particle-ota.md §3.1): the stretch resumes when the cloud is back, the overdue
+    record may come at once and the grid goes on from it. A threaded app has no such excuse."""
+    after = [130_001, 131_020, 132_060, 133_010]
+    assert v.records_keep_declared_cadence(_stalled_by_a_reconnection(False, after)).passed
+    bad = v.records_keep_declared_cadence(_stalled_by_a_reconnection(True, after))
+    assert not bad.passed and "record 4 (number 4 of the busy stretch that began at 20.0s)" in bad.message
+
+
+def test_a_burst_of_catch_up_records_or_none_after_the_hold_fails() -> None:
+    """After the hold, records taken back to back to make up for it (the old grid kept), or no
+    record at all for more than a period while still busy."""
+    burst = v.records_keep_declared_cadence(_stalled_by_a_reconnection(False, [130_001, 130_002, 130_003]))
+    assert not burst.passed and "before its time" in burst.message
+    none = v.records_keep_declared_cadence(_stalled_by_a_reconnection(False, []))
+    assert not none.passed and "record 1 of the busy stretch that began at 130.0s" in none.message
+
+
 def test_a_firmware_that_declares_no_period_is_not_judged() -> None:
     tl = Timeline()
     _hello(tl, 0.01, period=None)

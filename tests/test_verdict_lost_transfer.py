@@ -74,3 +74,20 @@ def test_without_the_apps_own_cadence_it_is_not_judged() -> None:
     tl.add(300, BOARD, "app", {"action": "workload", "state": "idle"})
     ok = v.app_resumes_after_a_lost_transfer(tl)
     assert ok.passed and ok.message.startswith("not judged")
+
+
+def test_a_non_threaded_app_is_not_silent_while_device_os_holds_it() -> None:
+    """A non-threaded app runs no loop() until its cloud connection is made again
+    (docs/reference/particle-ota.md §3.1): the silence after a cut counts from the reconnection.
+    A threaded app taking no record for as long fails."""
+    for threaded in (False, True):
+        tl = Timeline()
+        tl.add(0, BOARD, "hello", {"proto": 1, "threaded": threaded})
+        seq = _drive(tl, 1, 10, 1)
+        tl.add(12, BOARD, "sys", {"event": "firmware_update", "param": "begin"})
+        tl.add(20, BOARD, "sys", {"event": "cloud_status", "param": "disconnected"})
+        tl.add(200, BOARD, "sys", {"event": "cloud_status", "param": "connected"})
+        for k in range(5):
+            tl.add(201 + k, BOARD, "app", {"action": "record", "seq": seq + k, "persisted": False})
+        verdict = v.app_resumes_after_a_lost_transfer(tl)
+        assert verdict.passed is (not threaded), (threaded, verdict.message)

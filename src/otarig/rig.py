@@ -180,20 +180,21 @@ class Rig:
             return b.command(cmd, timeout=self._at_least(timeout), **keys)
         except ExpectTimeout as exc:
             self.collect()
-            if self._frozen_by_a_download(b.board_id):
+            held = self.app_held(b.board_id)
+            if held:
                 first, _, rest = str(exc).partition("\n")
-                raise ExpectTimeout(f"{first}: the firmware is not threaded and a download is in progress, and "
-                                    "Device OS runs no loop() until it ends (docs/reference/particle-ota.md §2.8), "
-                                    "so its test agent cannot answer; SYSTEM_THREAD(ENABLED) keeps the app "
-                                    f"running during a download\n{rest}") from None
+                raise ExpectTimeout(f"{first}: the firmware is not threaded and {held}, so its test agent "
+                                    f"cannot answer; SYSTEM_THREAD(ENABLED) keeps the app running\n{rest}") from None
             raise
         finally:
             self.collect()
 
-    def _frozen_by_a_download(self, board_id: str) -> bool:
-        source = f"board:{board_id}"
-        return frozen_by_a_download(e for tl in (self.setup_timeline, self.timeline) if tl is not None
-                                    for e in tl.select(source=source))
+    def app_held(self, board: str | None = None) -> str | None:
+        """Why Device OS runs no loop() of the board's app now, as its timeline shows (a non-threaded
+        app during a download or while its cloud connection is being made), or None."""
+        source = f"board:{board or self.dut_id}"
+        return held_by_device_os(e for tl in (self.setup_timeline, self.timeline) if tl is not None
+                                 for e in tl.select(source=source))
 
     def collect(self) -> None:
         """Bring board events and cloud events into the timeline."""
@@ -399,16 +400,33 @@ def _named(match: Callable[[Event], bool], what: str) -> Callable[[Event], bool]
     return match
 
 
-def frozen_by_a_download(entries: Iterable[Entry]) -> bool:
-    """A board's entries, in order: its last hello says non-threaded, and a `firmware_update begin`
-    came after it with no `complete` or `failed` since, so its app runs no loop()
-    (docs/reference/particle-ota.md §2.8)."""
-    threaded, downloading = True, False
+def held_by_device_os(entries: Iterable[Entry]) -> str | None:
+    """A board's entries, in order: when its last hello says non-threaded, why Device OS runs no
+    loop() of its app now, or None. During a download: a `firmware_update begin` with no
+    `complete`, `failed` or cloud disconnect since (docs/reference/particle-ota.md §2.2, §2.8). While
+    the cloud connection is being made: a `cloud_status disconnected` with no `connected` since; a
+    non-threaded SEMI_AUTOMATIC app gets no loop() then (§3.1; device-os v2.3.1
+    system/src/main.cpp:450-452, :474-480), nor does an AUTOMATIC one while Spark_Idle, which runs
+    before each loop(), blocks in the modem's connect (main.cpp:469-470,
+    system/src/system_network_cellular.h:74-77)."""
+    threaded, downloading, connecting = True, False, False
     for e in entries:
         if e.kind == "hello":
-            threaded, downloading = bool(e.get("threaded", True)), False
+            threaded, downloading, connecting = bool(e.get("threaded", True)), False, False
         elif e.is_sys("firmware_update", "begin"):
             downloading = True
         elif e.is_sys("firmware_update", "complete") or e.is_sys("firmware_update", "failed"):
             downloading = False
-    return downloading and not threaded
+        elif e.is_sys("cloud_status", "disconnected"):
+            downloading, connecting = False, True
+        elif e.is_sys("cloud_status", "connected"):
+            connecting = False
+    if threaded:
+        return None
+    if downloading:
+        return ("a download is in progress, and Device OS runs no loop() until it ends "
+                "(docs/reference/particle-ota.md §2.8)")
+    if connecting:
+        return ("its cloud connection is being made, and Device OS runs no loop() until it is "
+                "(docs/reference/particle-ota.md §3.1)")
+    return None

@@ -541,15 +541,57 @@ def _device_ms(e: Entry) -> float:
     return float(e.device_t) if e.device_t is not None else e.t * 1000.0
 
 
+class _SystemHold:
+    """Where Device OS runs no loop() of a non-threaded app, read from its board's entries in order:
+    during a download (`firmware_update begin` until `complete`, `failed` or a cloud disconnect,
+    docs/reference/particle-ota.md §2.2, §2.8) and while its cloud connection is being made
+    (`cloud_status disconnected` until `connected`): a non-threaded SEMI_AUTOMATIC app gets no
+    loop() then (§3.1; device-os v2.3.1 system/src/main.cpp:450-452, :474-480), nor does an
+    AUTOMATIC one while Spark_Idle, called before each loop(), blocks in the modem's connect
+    (main.cpp:469-470, system/src/system_network_cellular.h:74-77). A threaded app is never held.
+    Threading is each hello's, else the timeline's last hello's (`_mode_of`)."""
+
+    def __init__(self, tl: Timeline, board: str | None) -> None:
+        self.threaded = _mode_of(tl, board)[1]
+        self.downloading = self.connecting = False
+
+    @property
+    def held(self) -> bool:
+        return not self.threaded and (self.downloading or self.connecting)
+
+    def step(self, e: Entry) -> str | None:
+        """Feed `e`: "start" when a hold begins at it, "end" when it ends there, else None."""
+        before = self.held
+        if e.kind == "hello":
+            self.threaded = bool(e.get("threaded", True))
+            self.downloading = self.connecting = False
+        elif e.kind == "boot":
+            self.downloading = self.connecting = False
+        elif e.is_sys("firmware_update", "begin"):
+            self.downloading = True
+        elif e.is_sys("firmware_update", "complete") or e.is_sys("firmware_update", "failed"):
+            self.downloading = False
+        elif e.is_sys("cloud_status", "disconnected"):
+            self.downloading, self.connecting = False, True
+        elif e.is_sys("cloud_status", "connected"):
+            self.connecting = False
+        if self.held != before:
+            return "start" if self.held else "end"
+        return None
+
+
 def records_keep_declared_cadence(tl: Timeline, board: str | None = None) -> Verdict:
     """While the app is busy and running, it takes records at the period it declares (hello
     `record_period_ms`, TestAgentInfo.recordPeriodMs): record k of a busy stretch comes at the
     stretch's start (`app workload busy`) + k periods, on the device's own clock, no more than
     `CADENCE_EARLY_MS` early and no more than `CADENCE_LATE_SHARE` of a period late, and none is
     missing when the stretch ends. A stretch ends when the app goes idle, the guard shuts the app
-    down or holds the reset for persistence, the rig puts it to sleep, a download freezes a
-    non-threaded app (docs/reference/particle-ota.md §2.8), or the device boots; work resumed
-    after any of these is judged from the next `busy`. A record that starts a drive at once, or a cadence that drifts
+    down or holds the reset for persistence, the rig puts it to sleep, or the device boots; work
+    resumed after any of these is judged from the next `busy`. Device OS holding a non-threaded app
+    (a download, a cloud connection being made: `_SystemHold`) ends a stretch too, and one still
+    busy when the hold ends resumes there: its first record may come at once (the one the stall
+    made due) and the grid goes on from it, so a burst of catch-up records after a stall fails.
+    A record that starts a drive at once, or a cadence that drifts
     (each period measured from the last record, not from the grid), gives the product fewer
     records than it promises (found by generated defects, docs/selftest.md). Not applicable to a
     firmware that declares no period."""
@@ -559,6 +601,10 @@ def records_keep_declared_cadence(tl: Timeline, board: str | None = None) -> Ver
     start: Entry | None = None
     taken = 0
     stretches = 0
+    hold = _SystemHold(tl, board)
+    busy = held_busy = False  # busy now; a stretch that a hold of Device OS interrupted
+    recording = False  # the stretch has shown a record: the app runs
+    anchor_free = False  # a resumed stretch: its first record sets the grid
     fix = ("take record k of a busy stretch at the moment the app turned busy + k periods (advance the due time "
            "by one period per record, not from the last record's time), or declare the period the app really "
            "keeps (TestAgentInfo.recordPeriodMs, docs/your-firmware.md \"Record cadence\")")
@@ -574,6 +620,17 @@ def records_keep_declared_cadence(tl: Timeline, board: str | None = None) -> Ver
         return None
 
     for e in _board(tl, board):
+        change = hold.step(e)
+        if change == "start" and start is not None:
+            # Device OS holds a non-threaded app (a download, a cloud connection being made): the
+            # stretch pauses here and, if the app was taking records (it may be busy but shut
+            # down), resumes where the hold ends while it is still busy
+            if (recording or e.is_sys("firmware_update", "begin")) and (bad := missing(e)) is not None:
+                return bad
+            start, held_busy = None, recording
+        elif change == "end" and held_busy and busy and period is not None and e.kind not in ("hello", "boot"):
+            start, taken, anchor_free, held_busy = e, 0, True, False
+            continue
         if e.kind == "hello" or (e.kind == "reply" and e.get("cmd") in ("ping", "status")):
             # the hello's declaration, repeated in `ping` and `status` replies for a scenario that
             # begins on a board booted long before (its timeline then starts with a status reply)
@@ -581,31 +638,38 @@ def records_keep_declared_cadence(tl: Timeline, board: str | None = None) -> Ver
             period = int(said) if said is not None else None
             declared = declared or period is not None
             if e.kind == "hello":
-                start = None
+                start, busy, held_busy = None, False, False
         elif e.kind == "boot":
-            start = None
+            start, busy, held_busy = None, False, False
         elif period is None:
             continue
         elif e.kind == "app" and e.get("action") == "workload":
             if e.get("state") == "busy":
+                busy = True
                 if start is None:
-                    start, taken = e, 0
+                    start, taken, anchor_free, held_busy, recording = e, 0, False, False, False
                     stretches += 1
             else:
                 if (bad := missing(e)) is not None:
                     return bad
-                start = None
+                start, busy, held_busy = None, False, False
         elif e.is_guard("shutdown_begin") or e.is_guard("shutdown_complete") or e.is_guard("reset_held") \
-                or (e.kind == "reply" and e.get("cmd") == "sleep") \
-                or (e.is_sys("firmware_update", "begin") and not _mode_of(tl, board)[1]):
-            # the app stops: shut down for an update, holding the reset, told to sleep (the reply goes
-            # out before it sleeps), or frozen by Device OS for the transfer when not threaded
-            # (docs/reference/particle-ota.md §2.8: loop() is not called while an OTA is in progress)
+                or (e.kind == "reply" and e.get("cmd") == "sleep"):
+            # the app stops: shut down for an update, holding the reset, or told to sleep (the reply
+            # goes out before it sleeps); work after it is judged from the next `busy`
             if (bad := missing(e)) is not None:
                 return bad
-            start = None
+            start, held_busy = None, False
+        elif start is not None and anchor_free and e.kind == "app" and e.get("action") == "record" \
+                and not e.get("persisted"):
+            # the first record of a stretch resumed after a hold: due within a period (and the
+            # lateness allowed) of the resumption, and the grid goes on from it
+            if (bad := missing(e)) is not None:
+                return bad
+            start, taken, anchor_free = e, 0, False
         elif start is not None and e.kind == "app" and e.get("action") == "record" and not e.get("persisted"):
             taken += 1
+            recording = True
             offset = _device_ms(e) - (_device_ms(start) + taken * period)
             if offset < -CADENCE_EARLY_MS:
                 return _fail(tl, name, f"record {e.get('seq')} (number {taken} of the busy stretch that began at "
@@ -992,11 +1056,13 @@ def app_resumes_after_a_lost_transfer(tl: Timeline, board: str | None = None, *,
     begun = completed = False
     lost: Entry | None = None
     resumed = 0
+    hold = _SystemHold(tl, board)  # Device OS holding a non-threaded app: no silence counts then
+    released: float | None = None  # where the last such hold ended
 
     def silent_since(now: float) -> Verdict | None:
-        if lost is None or busy_since is None or longest_gap is None:
+        if lost is None or busy_since is None or longest_gap is None or hold.held:
             return None
-        start = max(lost.t, busy_since)
+        start = max(lost.t, busy_since, released if released is not None else lost.t)
         limit = max(quiet_s, 3 * longest_gap)
         if now - start >= limit:
             return _fail(tl, name, f"the app took no record for {now - start:.0f} s while busy after the transfer "
@@ -1008,9 +1074,16 @@ def app_resumes_after_a_lost_transfer(tl: Timeline, board: str | None = None, *,
         return None
 
     for e in _board(tl, board):
+        if e.kind == "hello" and (bad := silent_since(e.t)) is not None:
+            return bad
+        silence = silent_since(e.t)  # judged before the entry, in case a hold starts at it
+        if (change := hold.step(e)) == "start" and silence is not None:
+            return silence
+        if change == "end":
+            released = e.t
+            if busy_since is not None:
+                last_record = e.t  # the app's own cadence is measured between its loop()s, not across the hold
         if e.kind in ("hello", "boot"):
-            if e.kind == "hello" and (bad := silent_since(e.t)) is not None:
-                return bad
             busy_since = last_record = None
             begun = completed = False
             lost = None

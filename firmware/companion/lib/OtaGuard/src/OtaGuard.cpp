@@ -112,9 +112,9 @@ void OtaGuard::loop() {
         resetPendingSeen_ = true;
     }
 
-    // 2. A transfer began while the app still runs: a forced update (System.updatesForced()),
-    //    which disableUpdates() cannot refuse (docs/reference/particle-ota.md §2.1). Shut down now, before any reset.
-    if (begunNow && !shutDown_) shutdownApp();
+    // 2. A transfer began while the app still runs (a forced update, which disableUpdates() cannot refuse, §2.1) and
+    //    is not already lost (non-threaded: its begin and the disconnect that cut it come in one pass, §2.8). Shut down.
+    if (begunNow && updateBegun_ && !shutDown_) shutdownApp();
 
     // 3. Idle window = the app is idle.
     const bool open = idle_;

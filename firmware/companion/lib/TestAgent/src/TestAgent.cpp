@@ -371,7 +371,15 @@ TestAgent::TestAgent(const TestAgentInfo& info, const TestAgentApp& app) : info_
 
 void TestAgent::write(const char* line, int len) {
     // Nothing before hello: hello is the first line after boot (docs/protocol.md "Versioning").
-    if (!helloSent_) return;
+    // It goes out with the first line once the host listens, not only from loop(): a non-threaded
+    // SEMI_AUTOMATIC app gets no loop() while the cloud connection it asked for is being made, nor
+    // during a download (docs/reference/particle-ota.md §2.8, §3.1; device-os v2.3.1
+    // system/src/main.cpp:450-452, :474-480), and the system events of that boot (a forced update
+    // begun at the handshake) would otherwise be lost.
+    if (!helloSent_) {
+        if (!begun_ || !Serial.isConnected()) return;
+        sendHelloBoot();  // sets helloSent_ first, then writes hello and boot through here
+    }
     Serial.write((const uint8_t*)line, (size_t)len);
 }
 
