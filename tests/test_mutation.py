@@ -227,3 +227,23 @@ def test_an_outcome_is_kept_per_set_of_scenarios(tmp_path: Path, monkeypatch: py
     assert whole != subset
     engine.nodeids = list(reversed(engine.nodeids))  # the order they run in is not what decides it
     assert engine._cache_path(candidate) == whole
+
+
+def test_the_other_threading_model_is_a_second_look_only_for_firmware_built_either_way(tmp_path: Path) -> None:
+    """The device companion chooses its model at build time (OTARIG_THREADED): a survivor of the
+    bench file's model gets a look in the other. An app that declares its model outright builds the
+    same machine code either way, so there is no other model to look in."""
+    from otarig.mutation.engine import MutationEngine
+
+    suite, bench = REPO / "hil", REPO / "bench_config.toml"
+    companion = MutationEngine(bench, suite, tmp_path / "a", project=None, seed=1, jobs=1, pinned=[])
+    assert companion.other_threading() == "non-threaded"  # bench_config.toml runs it threaded
+    nonthreaded_bench = tmp_path / "bench.toml"
+    text = bench.read_text()
+    assert "\nthreaded = true" in text
+    nonthreaded_bench.write_text(text.replace("\nthreaded = true", "\nthreaded = false", 1))
+    assert MutationEngine(nonthreaded_bench, suite, tmp_path / "b", project=None, seed=1, jobs=1,
+                          pinned=[]).other_threading() == "threaded"
+    declared = MutationEngine(bench, suite, tmp_path / "c", project=REPO / "examples" / "apps" / "guarded-logger",
+                              seed=1, jobs=1, pinned=[])
+    assert declared.other_threading() is None

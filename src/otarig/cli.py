@@ -687,7 +687,9 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Runs hil/ on the good build, on each shipped defect of the device companion "
                                        "(firmware/mutants/*.patch) and on mutants of the firmware's C++ generated "
                                        "by universalmutator (app and guard sources; never the host layer or the "
-                                       "TestAgent), each until its first failing scenario. Writes selftest.json "
+                                       "TestAgent), each until its first failing scenario. A survivor gets a "
+                                       "second look: the suite again on its build with AddressSanitizer, which "
+                                       "sees a memory error no scenario can. Writes selftest.json "
                                        "and selftest.html. Exit 1 if the good build fails anything or a defect "
                                        "survives (unless listed in firmware/mutants/equivalent.toml).")
     st.add_argument("--bench", default="bench_config.toml", help="a simulated bench file")

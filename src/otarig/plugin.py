@@ -44,6 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--fleet-release", default=None, metavar="PATH",
                 help="the fleet's release the candidate must upgrade from (a .bin, or on the simulated bench a "
                      "project folder); overrides [firmware] fleet_release of the bench file")
+    g.addoption("--threading", choices=("threaded", "non-threaded"), default=None,
+                help="simulated bench only: build the firmware with this threading model (OTARIG_THREADED) "
+                     "instead of the bench file's [simulation] threaded; otarig selftest's second look uses it")
     g.addoption("--otarig-artifacts", default="otarig-artifacts", help="folder for per-test artifacts")
     g.addoption("--scenario-timeout", type=float, default=None, metavar="SECONDS",
                 help=f"simulated bench: each scenario's wall-clock limit (default {DEFAULT_SCENARIO_TIMEOUT} s); "
@@ -76,9 +79,16 @@ def bench_config(pytestconfig: pytest.Config) -> BenchConfig:
     from .pool import worker_bench
 
     try:
-        return worker_bench(load(_bench_path(pytestconfig)))  # a pool worker: narrowed to its board
+        cfg = worker_bench(load(_bench_path(pytestconfig)))  # a pool worker: narrowed to its board
     except ConfigError as exc:
         pytest.exit(f"otarig: {exc}", returncode=4)
+    threading = pytestconfig.getoption("--threading")
+    if threading is not None:
+        if not cfg.simulated:
+            pytest.exit("otarig: --threading is for the simulated bench: a real bench runs the binaries its "
+                        "[firmware] table names (nonthreaded = … for the other model)", returncode=4)
+        cfg.simulation.threaded = threading == "threaded"
+    return cfg
 
 
 def budget_of(item: pytest.Item) -> float:

@@ -13,6 +13,7 @@ import hashlib
 import importlib.resources
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -28,13 +29,15 @@ from pathlib import Path
 
 from .. import __version__, resources
 from ..config import load as load_config
+from ..sim import sanitizer
 from ..sim.build import BuildError, build_firmware, companion_project
 from .equivalence import code_digest
 from .generate import Mutant
 from .projects import project_copy
 from .shipped import shipped_defect_project
 
-__all__ = ["KILLED", "NOT_RUN", "Candidate", "MutationEngine", "Outcome", "SuiteRun"]
+__all__ = ["KILLED", "NOT_RUN", "Candidate", "MutationEngine", "Outcome", "SuiteRun", "Variant",
+           "sanitizer_report"]
 
 #: outcomes that count as the suite catching the defect
 KILLED = frozenset({"killed", "timeout", "crashed"})
@@ -65,6 +68,18 @@ class Outcome:
     cached: bool = False
 
 
+@dataclass(frozen=True)
+class Variant:
+    """Another way to build and run the same firmware, for a second look at the survivors
+    (docs/selftest.md "A second look at survivors"): a defect no plain scenario can see may still
+    be seen by the sanitizer or by the firmware's other threading model."""
+
+    name: str                                   # "sanitized", "non-threaded": in ids of runs and caches
+    why: str                                    # what it can see that the plain build cannot
+    args: tuple[str, ...] = ()                  # what it adds to the suite's command line (otarig.plugin)
+    env: tuple[tuple[str, str], ...] = ()       # what it adds to the suite process's environment
+
+
 @dataclass
 class SuiteRun:
     failed: list[str]
@@ -77,6 +92,31 @@ def _digest_tree(digest: hashlib._Hash, root: Path, suffixes: tuple[str, ...]) -
     for p in sorted(root.rglob("*")):
         if p.is_file() and p.suffix in suffixes and "__pycache__" not in p.parts:
             digest.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
+
+
+def sanitizer_report(out: Path) -> str | None:
+    """The first memory error the sanitizer reported in a run's folder (otarig.sim.sanitizer), if any."""
+    for log in sorted(out.glob("sanitizer.*")):
+        found = sanitizer.report_summary(log.read_text(errors="replace"))
+        if found is not None:
+            return found
+    return None
+
+
+def _in_project(text: str, project: str) -> str:
+    """Paths into a copy of the project (or another copy a cached build was made from, the same
+    sources) as the project's own: lib/RecordLog/src/RecordLog.cpp:83."""
+    return re.sub(rf"\S*/{re.escape(project)}/(?=(?:src|lib)/)", "", text)
+
+
+def _scenario_of(out: Path) -> str:
+    """The scenario the sanitizer stopped: the one whose artifacts folder was written last (the
+    plugin names each after its scenario)."""
+    tests = [p for p in (out / "tests").glob("*") if p.is_dir()]
+    if not tests:
+        return "a scenario"
+    newest = max(tests, key=lambda p: p.stat().st_mtime_ns).name
+    return newest.split(".py_", 1)[-1]
 
 
 class MutationEngine:
@@ -110,8 +150,10 @@ class MutationEngine:
         _digest_tree(d, self.base, (".cpp", ".c", ".h", ".hpp", ".ino", ".properties"))
         return d.hexdigest()
 
-    def _cache_path(self, c: Candidate) -> Path:
+    def _cache_path(self, c: Candidate, variant: Variant | None = None) -> Path:
         d = hashlib.sha256(self._session_key.encode())
+        if variant is not None:
+            d.update("\0".join(("variant", variant.name, *variant.args, "")).encode())
         # the scenarios run decide a survivor: one that survived a `-k` subset may die in the rest
         d.update("\0".join(sorted(self.nodeids)).encode() + b"\0")
         d.update(c.key.encode() + b"\0")
@@ -122,14 +164,18 @@ class MutationEngine:
         return self.results_dir / f"{d.hexdigest()[:32]}.json"
 
     # -- the suite as a subprocess -----------------------------------------------------------------
-    def _pytest(self, out: Path, args: list[str]) -> subprocess.Popen:
+    def _pytest(self, out: Path, args: list[str], variant: Variant | None = None) -> subprocess.Popen:
         out.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pytest", *args, f"--bench={self.bench_path}", f"--seed={self.seed}",
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **dict(variant.env if variant is not None else ())}
+        if sanitizer.ENV in env:  # its reports in the run's folder: pytest holds stderr, and the halt loses it
+            env["ASAN_OPTIONS"] = f"{env.get('ASAN_OPTIONS', '')}:log_path={out / 'sanitizer'}".lstrip(":")
+        cmd = [sys.executable, "-m", "pytest", *args, *(variant.args if variant is not None else ()),
+               f"--bench={self.bench_path}", f"--seed={self.seed}",
                f"--otarig-artifacts={out / 'tests'}", f"--junitxml={out / 'junit.xml'}", "-q",
                "-p", "no:cacheprovider", *self.pinned]
         log = open(out / "pytest.log", "w")
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.suite.parent,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+                                env=env, start_new_session=True)
 
     def collect(self, select: str | None = None) -> list[str]:
         """The suite's scenario ids (those matching `-k select`), in collection order."""
@@ -162,19 +208,27 @@ class MutationEngine:
                 timed_out = timed_out or "Timeout (>" in (bad.get("message") or "")
         return failed, durations, ran, timed_out
 
-    def good_run(self) -> SuiteRun:
-        """The whole suite on the unmodified firmware: it must pass; its durations order the rest."""
-        out = self.report_dir / "runs" / "good"
+    def good_run(self, variant: Variant | None = None) -> SuiteRun:
+        """The whole suite on the unmodified firmware: it must pass; its durations order the rest.
+        With a `variant`, the same for that variant, whose survivor runs need it to pass too."""
+        folder = "good" if variant is None else f"good-{variant.name}"
+        out = self.report_dir / "runs" / folder
+        shutil.rmtree(out, ignore_errors=True)
         args = [*self.nodeids, *([f"--firmware={self.project}"] if self.project else []),
                 f"--scenario-timeout={GOOD_SCENARIO_TIMEOUT_S:.0f}"]
         t0 = time.perf_counter()
-        proc = self._pytest(out, args)
+        proc = self._pytest(out, args, variant)
         proc.wait()
         wall = time.perf_counter() - t0
+        memory_error = sanitizer_report(out)
+        if memory_error is not None:
+            return SuiteRun([f"(AddressSanitizer: {memory_error})"], {}, wall, 0)
         parsed = self._junit(out)
         if parsed is None:
-            return SuiteRun(["(the suite did not run: see runs/good/pytest.log)"], {}, wall, 0)
+            return SuiteRun([f"(the suite did not run: see runs/{folder}/pytest.log)"], {}, wall, 0)
         failed, durations, ran, _ = parsed
+        if variant is not None:
+            return SuiteRun(failed, durations, wall, ran)
         self.durations = durations
         self.timeout_s = max(300.0, self.timeout_factor * wall)
         # A scenario's wall-clock limit from its good-build time: on a loaded machine the longest
@@ -208,13 +262,26 @@ class MutationEngine:
             same = same and code_digest(so) == self._base_digests[(version, threaded)]
         return copy, (Outcome("tce", detail="same machine code as the original") if same else None)
 
-    def cached(self, c: Candidate) -> Outcome | None:
-        path = self._cache_path(c)
+    def other_threading(self) -> str | None:
+        """The threading model the bench file does not run ("threaded" or "non-threaded"), when the
+        firmware can be built either way (OTARIG_THREADED changes its machine code); else None."""
+        digests = []
+        for threaded in (True, False):
+            if (1, threaded) not in self._base_digests:
+                self._base_digests[(1, threaded)] = code_digest(
+                    build_firmware(1, project=self.base, threaded=threaded))
+            digests.append(self._base_digests[(1, threaded)])
+        if digests[0] == digests[1]:
+            return None
+        return "non-threaded" if load_config(self.bench_path).simulation.threaded else "threaded"
+
+    def cached(self, c: Candidate, variant: Variant | None = None) -> Outcome | None:
+        path = self._cache_path(c, variant)
         if not path.is_file():
             return None
         o = Outcome(**json.loads(path.read_text()))
         o.cached = True
-        if o.status in KILLED:
+        if o.status in KILLED and variant is None:
             with self._lock:
                 self.kills.update(o.killed_by[:1])
         return o
@@ -228,14 +295,15 @@ class MutationEngine:
             return []
         return [f"--fleet-release={self.base}"]
 
-    def run(self, c: Candidate, copy: Path) -> Outcome:
-        """The suite against one defect, stopping at its first failing scenario."""
-        out = self.report_dir / "runs" / c.key.replace(":", "-")
+    def run(self, c: Candidate, copy: Path, variant: Variant | None = None) -> Outcome:
+        """The suite against one defect, stopping at its first failing scenario. With a `variant`,
+        a survivor's second look: its kills do not order the plain runs' scenarios."""
+        out = self.report_dir / "runs" / (c.key.replace(":", "-") + (f"-{variant.name}" if variant else ""))
         shutil.rmtree(out, ignore_errors=True)
         firmware = [f"--mutant={c.shipped}"] if c.shipped else [f"--firmware={copy}", *self._fleet_release()]
         t0 = time.perf_counter()
         limit = [f"--scenario-timeout={self.scenario_timeout_s:.0f}"] if self.scenario_timeout_s else []
-        proc = self._pytest(out, [*self.order(), *firmware, *limit, "-x"])
+        proc = self._pytest(out, [*self.order(), *firmware, *limit, "-x"], variant)
         try:
             proc.wait(timeout=self.timeout_s)
             timed_out = False
@@ -245,7 +313,11 @@ class MutationEngine:
             timed_out = True
         wall = round(time.perf_counter() - t0, 1)
         parsed = self._junit(out)
-        if timed_out:
+        memory_error = sanitizer_report(out)
+        if memory_error is not None:  # the sanitizer halted the suite at the firmware's first bad access
+            o = Outcome("crashed", killed_by=[f"{_scenario_of(out)} (AddressSanitizer)"], wall_s=wall,
+                        detail=f"AddressSanitizer: {_in_project(memory_error, copy.name)}")
+        elif timed_out:
             o = Outcome("timeout", wall_s=wall, detail=f"stopped after {self.timeout_s:.0f} s of wall time")
         elif parsed is None:
             o = Outcome("crashed", wall_s=wall, detail=f"the suite process ended with {proc.returncode} and no "
@@ -259,33 +331,38 @@ class MutationEngine:
             o = Outcome("crashed", wall_s=wall, detail=f"pytest exit {proc.returncode}")
         else:
             o = Outcome("survived", wall_s=wall, detail=f"{parsed[2]} scenarios passed")
+        if variant is not None and o.status in KILLED:
+            o.detail = f"survived the plain build; its {variant.name} build: {o.detail or 'failed'}".rstrip()
+            o.killed_by = [f"{variant.name}: {k}" for k in o.killed_by]
         if o.status in KILLED:
-            with self._lock:
-                self.kills.update(o.killed_by[:1])
+            if variant is None:
+                with self._lock:
+                    self.kills.update(o.killed_by[:1])
             shutil.rmtree(out / "tests", ignore_errors=True)  # the evidence of a kill is junit + log
-        self._cache_path(c).write_text(json.dumps(asdict(o) | {"cached": False}))
+        self._cache_path(c, variant).write_text(json.dumps(asdict(o) | {"cached": False}))
         return o
 
-    def run_all(self, candidates: list[Candidate], on_done: Callable[[Candidate, Outcome], None]) -> dict[str, Outcome]:
+    def run_all(self, candidates: list[Candidate], on_done: Callable[[Candidate, Outcome], None],
+                variant: Variant | None = None) -> dict[str, Outcome]:
         """Run the candidates that need it, `jobs` at a time."""
         results: dict[str, Outcome] = {}
 
         def one(c: Candidate, copy: Path) -> None:
-            o = self.run(c, copy)
+            o = self.run(c, copy, variant)
             results[c.key] = o
             on_done(c, o)
 
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             futures = []
             for c in candidates:
-                o = self.cached(c)
+                o = self.cached(c, variant)
                 if o is None:
                     copy, o = self.prepare(c)
                     if o is None:
                         assert copy is not None
                         futures.append(pool.submit(one, c, copy))
                         continue
-                    self._cache_path(c).write_text(json.dumps(asdict(o)))
+                    self._cache_path(c, variant).write_text(json.dumps(asdict(o)))
                 results[c.key] = o
                 on_done(c, o)
             for f in futures:

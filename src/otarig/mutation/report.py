@@ -83,7 +83,23 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             if r["status"] == "survived":
                 console.print(f"[red]SURVIVED[/red] {escape(r['file'])}:{r['line']}  [dim]{escape(r['id'])}[/dim]")
                 console.print(Syntax(r["diff"], "diff", background_color="default"))
+    for line in _second_look_lines(summary):
+        console.print(escape(line))
     console.print(f"wall time {summary['wall_s']:.0f} s · report in {summary['report_dir']}")
+
+
+def _second_look_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per second look at the survivors (otarig.mutation.session): what it killed."""
+    lines = []
+    for look in summary.get("second_look") or []:
+        if look["good_failed"]:
+            lines.append(f"second look, {look['variant']} build: left out, the good build fails "
+                         f"{', '.join(look['good_failed'])}")
+        else:
+            lines.append(f"second look, {look['variant']} build ({look['why']}): good build passed in "
+                         f"{look['good_wall_s']:.0f} s; killed {len(look['killed'])}"
+                         + (f": {', '.join(look['killed'])}" if look["killed"] else ""))
+    return lines
 
 
 def _rate(g: dict[str, Any]) -> str:
@@ -120,6 +136,7 @@ def write_reports(summary: dict[str, Any], folder: Path) -> None:
         parts.append("<h2>Generated defects (universalmutator)</h2><table>" + "".join(
             f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in g.items()) +
             f"<tr><th>kill rate (killed / (killed + survived))</th><td>{e(_rate(g))}</td></tr></table>")
+        parts += [f"<p>{e(line)}</p>" for line in _second_look_lines(summary)]
         parts.append("<h3>Survivors</h3>")
         for r in summary["results"]:
             if r["status"] == "survived":

@@ -16,8 +16,9 @@ from rich.progress import (
 )
 
 from .. import __version__
+from ..sim import sanitizer
 from ..sim.build import companion_project
-from .engine import KILLED, Candidate, MutationEngine, Outcome
+from .engine import KILLED, Candidate, MutationEngine, Outcome, Variant
 from .equivalence import line_entry, listed_entry, load_equivalents
 from .generate import default_files, generate, sample
 from .report import print_summary, summarize, write_reports
@@ -73,6 +74,7 @@ def run_selftest(bench_path: Path, *, report_dir: Path, suite: Path, pinned: lis
     with console.status("collecting scenarios…"):
         engine.collect(select)
     tally: dict[str, int] = {}
+    second_looks: list[dict[str, object]] = []
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[tally]}"), console=console) as progress:
         good_task = progress.add_task("good build: whole suite", total=1, tally="")
@@ -96,6 +98,8 @@ def run_selftest(bench_path: Path, *, report_dir: Path, suite: Path, pinned: lis
                     progress.console.print(f"[red]survived[/red] {c.label} {c.key}")
 
             outcomes.update(engine.run_all(to_run, done))
+            second_looks = _second_look(engine, [c for c in to_run if outcomes[c.key].status == "survived"],
+                                        outcomes, progress)
 
     summary = summarize(candidates, outcomes, generated_total=total, base=base, extra={
         "firmware": str(base), "seed": seed, "jobs": jobs, "report_dir": str(report_dir),
@@ -103,9 +107,59 @@ def run_selftest(bench_path: Path, *, report_dir: Path, suite: Path, pinned: lis
         "good_failed": good.failed, "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "otarig": __version__,
         "scenario_kills": dict(engine.kills.most_common()), "scenarios": len(engine.nodeids), "select": select,
+        "second_look": second_looks,
     })
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     write_reports(summary, report_dir)
     print_summary(summary, console)
     shipped_ok = all(s["status"] in KILLED for s in summary["shipped"])
     return 0 if not good.failed and shipped_ok and not summary["survivors"] else 1
+
+
+def variants(engine: MutationEngine) -> list[Variant]:
+    """The second looks this firmware and machine allow: its build in the other threading model, when
+    it can be built either way; its sanitized build, when the compiler has the AddressSanitizer
+    runtime (otarig.sim.sanitizer)."""
+    looks = []
+    other = engine.other_threading()
+    if other is not None:
+        looks.append(Variant(other, "the firmware's other threading model (OTARIG_THREADED), where Device OS "
+                                    "runs the app differently: a stall of loop(), events in another order",
+                             args=(f"--threading={other}",)))
+    if sanitizer.runtime() is not None:
+        looks.append(Variant("sanitized", "a memory error (out-of-bounds, use after free) that changes nothing "
+                                          "a scenario sees on the host", env=tuple(sanitizer.environment({}).items())))
+    return looks
+
+
+def _second_look(engine: MutationEngine, survivors: list[Candidate], outcomes: dict[str, Outcome],
+                 progress: Progress) -> list[dict[str, object]]:
+    """Each survivor of the plain build, run again under each variant whose good build passes: one it
+    kills counts as killed, with the variant named (docs/selftest.md "A second look at survivors")."""
+    looks: list[dict[str, object]] = []
+    for variant in variants(engine):
+        if not survivors:
+            break
+        good_task = progress.add_task(f"good build, {variant.name}: whole suite", total=1, tally="")
+        good = engine.good_run(variant)
+        progress.advance(good_task)
+        look: dict[str, object] = {"variant": variant.name, "why": variant.why, "good_failed": good.failed,
+                                   "good_wall_s": round(good.wall_s, 1), "killed": []}
+        looks.append(look)
+        if good.failed or not good.ran:
+            progress.console.print(f"[yellow]second look, {variant.name}: the good build fails "
+                                   f"{', '.join(good.failed) or 'to run'}; this look is left out[/yellow]")
+            continue
+        task = progress.add_task(f"survivors, {variant.name}", total=len(survivors), tally="")
+
+        def done(c: Candidate, o: Outcome, task=task, variant=variant, look=look) -> None:
+            progress.update(task, advance=1)
+            if o.status in KILLED:
+                outcomes[c.key] = o
+                look["killed"].append(c.key)  # type: ignore[union-attr]
+                progress.console.print(f"[green]killed by the {variant.name} build[/green] {c.label} {c.key}: "
+                                       f"{o.detail}")
+
+        engine.run_all(survivors, done, variant)
+        survivors = [c for c in survivors if outcomes[c.key].status == "survived"]
+    return looks

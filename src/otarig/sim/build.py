@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .. import resources
+from . import sanitizer
 from .missing_api import explain as explain_missing_api
 
 __all__ = ["BuildError", "build_firmware", "build_companion", "companion_project", "firmware_dir", "cache_dir",
@@ -176,15 +177,16 @@ def build_firmware(
     compiled, hashed, include_dirs = _sources(fw, project)
     defines = compile_flags(version, threaded=threaded, product_id=product_id,
                             extra_defines=extra_defines)
-    flags = [*BASE_FLAGS, *defines, *(f"-I{d}" for d in include_dirs)]
+    sanitize = sanitizer.compile_flags()  # OTARIG_SANITIZE=address (otarig.sim.sanitizer)
+    flags = [*BASE_FLAGS, *sanitize, *defines, *(f"-I{d}" for d in include_dirs)]
     exports = fw / "host" / "otarig_exports.map"
-    link_flags = [f"-Wl,--version-script={exports}"] if exports.is_file() else []
+    link_flags = [*sanitize, *([f"-Wl,--version-script={exports}"] if exports.is_file() else [])]
     link_flags.append("-Wl,--no-undefined")  # a call the host layer lacks fails here, not at dlopen (missing_api)
     link_flags.append("-Wl,--gc-sections")
 
     digest = hashlib.sha256()
     digest.update(_compiler_version(cxx).encode())
-    digest.update(b"\0".join(f.encode() for f in BASE_FLAGS + tuple(defines)))
+    digest.update(b"\0".join(f.encode() for f in BASE_FLAGS + sanitize + tuple(defines)))
     contents: dict[Path, bytes] = {}
     for p in hashed:
         rel = p.relative_to(fw if p.is_relative_to(fw / "host") else project)
@@ -206,7 +208,7 @@ def build_firmware(
     out_dir = cache_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in project.name)[:40] or "firmware"
-    name = f"{stem}-v{int(version)}-{'t' if threaded else 'nt'}-m{int(mutant)}-p{int(product_id)}-{key}.so"
+    name = f"{stem}-v{int(version)}-{'t' if threaded else 'nt'}-m{int(mutant)}-p{int(product_id)}{'-asan' if sanitize else ''}-{key}.so"
     target = out_dir / name
     if target.exists():
         return target
@@ -280,7 +282,9 @@ def _compile_and_link(cxx: str, flags: list[str], link_flags: list[str], sources
 
     def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            # the compiler never runs under a sanitizer runtime preloaded for the firmware
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False,
+                                  env=sanitizer.without_runtime())
         except (OSError, subprocess.SubprocessError) as exc:
             raise BuildError(f"cannot run the C++ compiler {cxx}: {exc}") from exc
 

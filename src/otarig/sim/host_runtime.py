@@ -8,12 +8,15 @@ scheduler (docs/design.md principle 4). One OS thread; no wall-clock waits.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import shutil
 from pathlib import Path
 from typing import Protocol
 
 import greenlet
+
+from . import sanitizer
 
 ABI_VERSION = 3
 
@@ -77,6 +80,10 @@ class FirmwareLoadError(RuntimeError):
     """The host build could not be loaded or does not speak this ABI."""
 
 
+#: boots of sanitized builds in this process: each loads its own copy (AppInstance)
+_BOOTS = itertools.count(1)
+
+
 def _dlclose(handle: int) -> None:
     import _ctypes
 
@@ -92,6 +99,10 @@ class AppInstance:
 
     def __init__(self, so_path: Path, instance_path: Path, host: AppHost, eeprom: ctypes.Array,
                  retained: bytes | None) -> None:
+        if sanitizer.enabled():
+            # A sanitized build is never unloaded (terminate()): its own copy per boot, so that the
+            # next dlopen loads a fresh instance all the same (otarig.sim.sanitizer)
+            instance_path = instance_path.with_name(f"{instance_path.stem}-boot{next(_BOOTS)}{instance_path.suffix}")
         instance_path.parent.mkdir(parents=True, exist_ok=True)
         if not instance_path.exists() or instance_path.stat().st_mtime_ns != so_path.stat().st_mtime_ns \
                 or instance_path.stat().st_size != so_path.stat().st_size:
@@ -99,6 +110,10 @@ class AppInstance:
             shutil.copy2(so_path, tmp)
             os.replace(tmp, instance_path)
         self.path = instance_path
+        try:
+            sanitizer.check_loadable()  # a sanitized build loads only behind its preloaded runtime
+        except sanitizer.SanitizerError as exc:
+            raise FirmwareLoadError(str(exc)) from exc
         try:
             self.lib = ctypes.CDLL(str(instance_path), mode=os.RTLD_NOW | os.RTLD_LOCAL)
         except OSError as exc:
@@ -188,7 +203,13 @@ class AppInstance:
             raise FirmwareLoadError("firmware did not unwind on abort (a switching call ignored the abort flag)")
         handle = self.lib._handle
         del self.lib
-        _dlclose(handle)
+        if sanitizer.enabled():
+            # AddressSanitizer keeps a pointer to each global of a library it has seen, after dlclose
+            # too, and describing a later bad access reads them all: an unloaded library's would end
+            # the report in a crash. The old boot stays mapped and never runs again; its file goes.
+            self.path.unlink(missing_ok=True)
+        else:
+            _dlclose(handle)
         return retained
 
     # -- retained memory (docs/reference/particle-ota.md §7.1: retained RAM kept across reset and sleep) ---
