@@ -605,6 +605,7 @@ def records_keep_declared_cadence(tl: Timeline, board: str | None = None) -> Ver
     busy = held_busy = False  # busy now; a stretch that a hold of Device OS interrupted
     recording = False  # the stretch has shown a record: the app runs
     anchor_free = False  # a resumed stretch: its first record sets the grid
+    began = "began at"  # how a failure names the stretch's start
     fix = ("take record k of a busy stretch at the moment the app turned busy + k periods (advance the due time "
            "by one period per record, not from the last record's time), or declare the period the app really "
            "keeps (TestAgentInfo.recordPeriodMs, docs/your-firmware.md \"Record cadence\")")
@@ -614,7 +615,7 @@ def records_keep_declared_cadence(tl: Timeline, board: str | None = None) -> Ver
             return None
         due = _device_ms(start) + (taken + 1) * period
         if _device_ms(at) > due + CADENCE_LATE_SHARE * period:
-            return _fail(tl, name, f"record {taken + 1} of the busy stretch that began at {start.t:.1f}s was due "
+            return _fail(tl, name, f"record {taken + 1} of the busy stretch that {began} {start.t:.1f}s was due "
                                    f"{due - _device_ms(start):.0f} ms in (one every {period} ms declared) and had not "
                                    f"come {_device_ms(at) - due:.0f} ms later", at.t, fix=fix)
         return None
@@ -630,6 +631,7 @@ def records_keep_declared_cadence(tl: Timeline, board: str | None = None) -> Ver
             start, held_busy = None, recording
         elif change == "end" and held_busy and busy and period is not None and e.kind not in ("hello", "boot"):
             start, taken, anchor_free, held_busy = e, 0, True, False
+            began = "resumed after Device OS held the non-threaded app, at"
             continue
         if e.kind == "hello" or (e.kind == "reply" and e.get("cmd") in ("ping", "status")):
             # the hello's declaration, repeated in `ping` and `status` replies for a scenario that
@@ -648,6 +650,7 @@ def records_keep_declared_cadence(tl: Timeline, board: str | None = None) -> Ver
                 busy = True
                 if start is None:
                     start, taken, anchor_free, held_busy, recording = e, 0, False, False, False
+                    began = "began at"
                     stretches += 1
             else:
                 if (bad := missing(e)) is not None:
@@ -667,16 +670,17 @@ def records_keep_declared_cadence(tl: Timeline, board: str | None = None) -> Ver
             if (bad := missing(e)) is not None:
                 return bad
             start, taken, anchor_free = e, 0, False
+            began = "resumed after Device OS held the non-threaded app, with its first record at"
         elif start is not None and e.kind == "app" and e.get("action") == "record" and not e.get("persisted"):
             taken += 1
             recording = True
             offset = _device_ms(e) - (_device_ms(start) + taken * period)
             if offset < -CADENCE_EARLY_MS:
-                return _fail(tl, name, f"record {e.get('seq')} (number {taken} of the busy stretch that began at "
+                return _fail(tl, name, f"record {e.get('seq')} (number {taken} of the busy stretch that {began} "
                                        f"{start.t:.1f}s) came {-offset:.0f} ms before its time: one every {period} ms "
                                        "is declared, the first one period after the app turns busy", e.t, fix=fix)
             if offset > CADENCE_LATE_SHARE * period:
-                return _fail(tl, name, f"record {e.get('seq')} (number {taken} of the busy stretch that began at "
+                return _fail(tl, name, f"record {e.get('seq')} (number {taken} of the busy stretch that {began} "
                                        f"{start.t:.1f}s) came {offset:.0f} ms after its time on the declared grid "
                                        f"(one every {period} ms; at most {CADENCE_LATE_SHARE * period:.0f} ms late)",
                              e.t, fix=fix)
