@@ -332,7 +332,8 @@ class MutationEngine:
         else:
             o = Outcome("survived", wall_s=wall, detail=f"{parsed[2]} scenarios passed")
         if variant is not None and o.status in KILLED:
-            o.detail = f"survived the plain build; its {variant.name} build: {o.detail or 'failed'}".rstrip()
+            o.detail = (f"survived the plain build; its {variant.name} build: "
+                        f"{o.detail or 'failed ' + ', '.join(o.killed_by)}")
             o.killed_by = [f"{variant.name}: {k}" for k in o.killed_by]
         if o.status in KILLED:
             if variant is None:
