@@ -77,3 +77,31 @@ def test_a_memory_error_no_scenario_sees_is_killed_by_the_sanitized_second_look(
     assert looks["sanitized"]["good_failed"] == [] and looks["sanitized"]["killed"] == [row["id"]]
     assert summary["survivors"] == [] and proc.returncode == 0, proc.stdout[-3000:]
     assert "second look, sanitized build" in proc.stdout
+
+
+@needs_runtime
+def test_run_sanitize_names_a_memory_error_in_the_teams_own_firmware(tmp_path: Path) -> None:
+    """`otarig run --firmware DIR --sanitize` on a project that reads one record past an array: the
+    plain run passes (the read is harmless on the host), the sanitized one stops and names the line."""
+    from otarig.mutation.projects import project_copy
+
+    lib = "lib/RecordLog/src/RecordLog.cpp"
+    text = (REPO / "firmware" / "companion" / lib).read_text()
+    assert text.count("for (uint32_t i = 0; i < n; i++) {") == 1
+    project = project_copy(REPO / "firmware" / "companion", label="reads-past-the-batch",
+                           files={lib: text.replace("for (uint32_t i = 0; i < n; i++) {",
+                                                    "for (uint32_t i = 0; i <= n; i++) {")})
+    env = {**os.environ, "OTARIG_CACHE": str(tmp_path / "cache")}
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(Path(sys.executable).parent / "otarig"), "run", "--bench", str(REPO / "bench_config.toml"),
+               "--firmware", str(project), "-k", "intelligent_release_while_busy", *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+
+    plain = run("--report", str(tmp_path / "plain"))
+    assert plain.returncode == 0, plain.stdout[-2000:] + plain.stderr[-2000:]
+    sanitized = run("--report", str(tmp_path / "sanitized"), "--sanitize")
+    assert sanitized.returncode == 1, sanitized.stdout[-2000:] + sanitized.stderr[-2000:]
+    assert "AddressSanitizer stopped the firmware: global-buffer-overflow" in sanitized.stderr
+    assert "RecordLog.cpp:83 in RecordLog::append" in sanitized.stderr
+    assert list((tmp_path / "sanitized").glob("sanitizer.*")), "the whole report is kept in the report folder"

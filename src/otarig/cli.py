@@ -323,6 +323,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from otarig.runner import sigterm_interrupts
 
+    if getattr(args, "sanitize", False):
+        return _run_sanitized(args)
     with sigterm_interrupts(keep_installed=getattr(args, "process_exits", False)) as signals:
         try:
             return _run_on_bench(args)
@@ -336,6 +338,39 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             if signals.first is not None and getattr(args, "process_exits", False):
                 _forget_caught_interrupts()
+
+
+def _run_sanitized(args: argparse.Namespace) -> int:
+    """`otarig run --sanitize`: the same run in a child process that builds the firmware with
+    AddressSanitizer and has its runtime preloaded (otarig.sim.sanitizer; docs/selftest.md "A second
+    look at survivors"). The sanitizer stops the firmware at its first out-of-bounds access or use
+    after free, and the child with it: this process then names the error and where its report is."""
+    import subprocess
+
+    from otarig.sim import sanitizer
+
+    cfg = _load_bench(args.bench)
+    if not cfg.simulated:
+        raise CommandError("--sanitize is for the simulated bench: on a real bench the firmware runs on the "
+                           "Electron, where no sanitizer can follow it", 2)
+    report = Path(args.report).resolve()
+    report.mkdir(parents=True, exist_ok=True)
+    for old in report.glob("sanitizer.*"):
+        old.unlink()
+    try:
+        env = sanitizer.environment()
+    except sanitizer.SanitizerError as exc:
+        raise CommandError(str(exc), 2) from exc
+    env["ASAN_OPTIONS"] += f":log_path={report / 'sanitizer'}"
+    argv = [a for a in getattr(args, "argv", []) if a != "--sanitize"]
+    code = subprocess.run([sys.executable, "-m", "otarig.cli", *argv], env=env, check=False).returncode
+    logs = sorted(report.glob("sanitizer.*"))
+    found = next((f for f in (sanitizer.report_summary(p.read_text(errors="replace")) for p in logs) if f), None)
+    if found is not None:
+        print(f"otarig: AddressSanitizer stopped the firmware: {found}\n"
+              f"  the whole report: {logs[0]}; the run ended there, so its record is incomplete", file=sys.stderr)
+        return 1
+    return code
 
 
 def _forget_caught_interrupts() -> None:
@@ -677,6 +712,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--place", default=None, metavar="NAME",
                      help="a labgrid place (`+`: the one `labgrid-client reserve` gave $LG_TOKEN): acquire it, "
                           "run on its board, release it; --bench gives the rest (docs/lab.md)")
+    run.add_argument("--sanitize", action="store_true",
+                     help="simulated bench: build the firmware with AddressSanitizer (heap and globals) and stop "
+                          "at its first out-of-bounds access or use after free, naming file:line; about 1.7x slower "
+                          "(docs/selftest.md \"A second look at survivors\")")
     run.add_argument("--workers", type=int, default=1, metavar="N",
                      help="spread the scenarios over N boards of the bench file, one pytest-xdist worker each "
                           "(the board pool, docs/lab.md §4)")
@@ -754,6 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``otarig`` script."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `run --sanitize` runs them again in a child
     args.process_exits = argv is None  # the process's own command line: it exits next
     try:
         return int(args.func(args) or 0)
