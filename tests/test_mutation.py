@@ -51,6 +51,9 @@ def test_every_shipped_patch_applies_and_changes_the_build() -> None:
     assert "System.disableReset();" in good
     assert "System.disableReset();" not in (copy / "lib" / "OtaGuard" / "src" / "OtaGuard.cpp").read_text()
     assert build_firmware(1, mutant=3) != build_firmware(1)
+    # each patch, not only the one looked at above: a change of the guard once left 3 and 6 unapplied
+    for n in defects:
+        assert code_digest(build_firmware(1, mutant=n)) != code_digest(build_firmware(1)), f"shipped defect {n}"
 
 
 def test_a_patch_that_does_not_apply_names_the_fix(tmp_path: Path) -> None:
