@@ -190,6 +190,49 @@ def test_fault_expired_token(api: requests.Session, server: CloudHttpServer) -> 
     assert api.get(f"{server.url}/v1/devices").status_code == 200
 
 
+def test_fault_streams_down_closes_open_streams_refuses_new_ones_and_loses_what_is_published(
+        api: requests.Session, server: CloudHttpServer) -> None:
+    """As the real Cloud (docs/reference/particle-cloud-api.md §3 "Gaps"): a dropped stream ends, and
+    what is published while no stream listens is never replayed to the next one."""
+    url = f"{server.url}/v1/products/{PRODUCT}/events"
+    resp = api.get(url, stream=True, timeout=10)
+    assert server.wait_for_streams(1)
+    faults = api.put(f"{server.url}/otarig/v1/faults", json={"streams_down": True}).json()
+    assert faults["streams_down"] is True
+    lines = list(resp.iter_lines(chunk_size=1, decode_unicode=True))  # ends: the server closed it
+    assert lines[0] == ":ok" and not any(x.startswith("event: ") for x in lines)
+    assert server.stream_count == 0 and api.get(url, stream=True, timeout=10).status_code == 503
+    api.post(url, json={"name": "fleet/missed", "data": "1"})
+    api.put(f"{server.url}/otarig/v1/faults", json={"streams_down": False})
+    again = api.get(url, stream=True, timeout=10)
+    assert again.status_code == 200 and server.wait_for_streams(1)
+    api.post(url, json={"name": "fleet/after", "data": "2"})
+    _, events = _read_stream(again.iter_lines(chunk_size=1, decode_unicode=True), 1)
+    again.close()
+    assert [e["name"] for e in events] == ["fleet/after"]
+
+
+def test_the_clients_stream_notes_each_gap_but_not_its_first_connect(server: CloudHttpServer,
+                                                                    api: requests.Session) -> None:
+    """`EventStream.gaps`: from the drop it noticed to its reconnected response, in its `now()` time."""
+    from otarig.cloud import ParticleCloud
+
+    ticks = iter(range(100, 10_000))  # a clock that moves one tick each time it is read
+    stream = ParticleCloud(server.url, server.token).events(product=PRODUCT, reconnect_delay=0.05,
+                                                            now=lambda: float(next(ticks)))
+    try:
+        assert stream.wait_open() and stream.gaps == [] and stream.down_since is None
+        api.put(f"{server.url}/otarig/v1/faults", json={"streams_down": True})
+        assert stream.wait_down() and stream.down_since is not None
+        down = stream.down_since
+        api.put(f"{server.url}/otarig/v1/faults", json={"streams_down": False})
+        assert stream.wait_open()
+        assert len(stream.gaps) == 1 and stream.gaps[0][0] == down and stream.gaps[0][1] > down
+        assert stream.down_since is None
+    finally:
+        stream.close()
+
+
 def test_device_routes_with_firmware(bench: SimBench, api: requests.Session, server: CloudHttpServer,
                                      tmp_path: Path) -> None:
     img1 = make_app_image(build_companion(1), product_id=PRODUCT, product_version=1)

@@ -83,3 +83,67 @@ def test_no_copy_of_the_event_at_all_fails_even_across_boots() -> None:
         tl.add(10 * k + 5, BOARD, "hello", {"product_version": 1})
     verdict = v.published_records_reach_the_cloud(_end(tl), device_id=DEVICE)
     assert not verdict.passed and "no otarig/telemetry from the device at all" in verdict.message
+
+
+def _gap(tl: Timeline, start: float, end: float) -> None:
+    """What the rig records when its event stream was not connected (otarig.cloud_access)."""
+    tl.add(start, "cloud", v.STREAM_GAP, {"from": start, "to": end})
+
+
+def test_a_copy_the_cloud_sent_while_the_rigs_stream_was_down_is_not_judged() -> None:
+    """The SSE API does not replay (docs/reference/particle-cloud-api.md §3 "Gaps"): the detail names the gap."""
+    tl = Timeline()
+    _publish(tl, 10, 1)
+    _gap(tl, 20, 50)
+    _publish(tl, 30, 2, cloud_name=None)
+    _publish(tl, 60, 3)
+    verdict = v.published_records_reach_the_cloud(_end(tl), device_id=DEVICE)
+    assert verdict.passed
+    assert "record(s) 2 not seen" in verdict.message and "down from 20.0 s to 50.0 s: not judged" in verdict.message
+
+
+def test_a_gap_before_the_publish_excuses_nothing() -> None:
+    tl = Timeline()
+    _gap(tl, 5, 8)
+    _publish(tl, 10, 1)
+    _publish(tl, 30, 2, cloud_name=None)
+    _publish(tl, 60, 3)
+    verdict = v.published_records_reach_the_cloud(_end(tl), device_id=DEVICE)
+    assert not verdict.passed and "record 2" in verdict.message
+
+
+def test_a_whole_event_name_missing_is_excused_only_for_records_a_gap_could_hide() -> None:
+    hidden = Timeline()
+    _gap(hidden, 5, 100)
+    _publish(hidden, 10, 1, cloud_name=None)
+    hidden.add(90, "cloud", "spark/status", {"coreid": DEVICE, "data": "online"})
+    assert v.published_records_reach_the_cloud(_end(hidden), device_id=DEVICE).passed
+    seen = Timeline()
+    _gap(seen, 5, 20)
+    _publish(seen, 10, 1, cloud_name=None)
+    _publish(seen, 30, 2, cloud_name=None)
+    seen.add(90, "cloud", "spark/status", {"coreid": DEVICE, "data": "online"})
+    verdict = v.published_records_reach_the_cloud(_end(seen), device_id=DEVICE)
+    assert not verdict.passed and "1 record(s)" in verdict.message
+
+
+def test_refused_records_and_the_new_version_are_excused_only_by_a_gap() -> None:
+    def refused(gap: bool) -> v.Verdict:
+        tl = Timeline()
+        tl.add(10, BOARD, "app", {"action": "publish", "seq": 1, "ok": False, "event": EVENT})
+        if gap:
+            _gap(tl, 12, 15)
+        _publish(tl, 20, 2)
+        return v.refused_publishes_reach_the_cloud(_end(tl), device_id=DEVICE)
+    assert not refused(False).passed
+    excused = refused(True)
+    assert excused.passed and "record(s) 1 not seen" in excused.message and "not judged" in excused.message
+
+    def booted(gap: bool) -> v.Verdict:
+        tl = Timeline()
+        tl.add(10, BOARD, "hello", {"product_version": 2}, device_t=1000)
+        if gap:
+            _gap(tl, 9.5, 40)
+        return v.new_version_runs(_end(tl), 2, device_id=DEVICE)
+    assert not booted(False).passed
+    assert booted(True).passed and "not judged" in booted(True).message

@@ -13,7 +13,8 @@ docs/reference/particle-cloud-api.md §3 and §5, docs/reference/particle-ota.md
 * Errors are typed: `AuthError` (401, with a message saying what to do), `NotFound`, `ServerError`.
 * `events()` opens an SSE stream read by a background thread that reconnects after a drop or
   silence (particle-cli reconnects after 15 s of silence too, docs/reference/particle-cloud-api.md §3). Events sent
-  while a stream is down are lost, as on the real cloud (no replay).
+  while a stream is down are lost, as on the real cloud (no replay), so the stream notes each interval it
+  was not connected (`EventStream.gaps`, docs/reference/particle-cloud-api.md §3 "Gaps").
 """
 from __future__ import annotations
 
@@ -143,14 +144,23 @@ class EventStream:
     """An SSE subscription read by a background thread, reconnecting until `close()`.
 
     `get()` / `wait_for()` block on a queue (wall time, event-driven, bounded by their timeout).
+    The Cloud does not replay what it sent while no stream was open, so each interval between a
+    drop (or silence) the thread detects and the moment its reconnected response is open goes into
+    `gaps`, in `now()` time (the rig passes its bench clock); the first connect is not a gap.
     """
 
     def __init__(self, client: "ParticleCloud", path: str, *, read_timeout: float = 20.0,
-                 reconnect_delay: float = 1.0) -> None:
+                 reconnect_delay: float = 1.0, now: Callable[[], float] | None = None) -> None:
         self._client = client
         self.path = path
         self.read_timeout = read_timeout
         self.reconnect_delay = reconnect_delay
+        self._now = now or time.monotonic
+        #: (from, to) intervals in `now()` time in which the stream was not connected, after its first connect
+        self.gaps: list[tuple[float, float]] = []
+        self._down_since: float | None = None
+        #: `now()` when the stream last heard from the cloud (opened, or read an event)
+        self._heard: float | None = None
         self.events: list[Event] = []
         #: the SSE `id:` of the newest event read (0 if the server sends none)
         self.last_id = 0
@@ -168,6 +178,36 @@ class EventStream:
         """Block until the stream has been accepted (HTTP 200), so nothing published later is missed."""
         return self._open.wait(timeout)
 
+    def wait_down(self, timeout: float = 10.0) -> bool:
+        """Block until the stream has noticed it is no longer connected (a drop or silence), so a
+        caller can tell what came after it was lost."""
+        with self._seen:
+            return self._seen.wait_for(lambda: self._down_since is not None or self._closed.is_set(), timeout)
+
+    @property
+    def down_since(self) -> float | None:
+        """`now()` of the drop the stream has not recovered from yet, or None while connected."""
+        return self._down_since
+
+    def _went_down(self, silent: bool) -> None:
+        """Note the drop: from now, or, after silence, from when it last heard anything (what the
+        cloud sent since may be lost too)."""
+        now = self._now()
+        with self._seen:
+            self._down_since = self._heard if silent and self._heard is not None else now
+            self._open.clear()
+            self._seen.notify_all()
+
+    def _came_back(self) -> None:
+        """The reconnected response is open: the interval since the drop is a gap."""
+        now = self._now()
+        with self._seen:
+            if self._down_since is not None:
+                self.gaps.append((self._down_since, now))
+                self._down_since = None
+            self._heard = now
+            self._seen.notify_all()
+
     def _run(self) -> None:
         while not self._closed.is_set():
             try:
@@ -184,13 +224,16 @@ class EventStream:
                 continue
             self._response = resp
             self.connects += 1
+            self._came_back()
             self._open.set()
+            silent = False
             try:
                 for msg in sseclient.SSEClient(resp).events():
                     if self._closed.is_set():
                         break
                     if not msg.event or msg.event == "message" and not msg.data:
                         continue
+                    self._heard = self._now()
                     ev = Event.parse(msg.event, msg.data)
                     self.events.append(ev)
                     self._queue.put(ev)
@@ -200,11 +243,12 @@ class EventStream:
                             self._seen.notify_all()
             except (requests.RequestException, OSError, ValueError, AttributeError) as exc:
                 if not self._closed.is_set():
+                    silent = "timed out" in str(exc).lower() or isinstance(exc, (requests.Timeout, TimeoutError))
                     log.info("event stream %s dropped (%s); reconnecting", self.path, type(exc).__name__)
             finally:
                 resp.close()
             if not self._closed.is_set():
-                self._open.clear()
+                self._went_down(silent)
                 self._closed.wait(self.reconnect_delay)
 
     def wait_seen(self, event_id: int, timeout: float = 10.0) -> bool:
@@ -476,8 +520,10 @@ class ParticleCloud:
         return self._json("GET", f"{self._device_path(device, product)}/{variable}")["result"]
 
     def events(self, prefix: str = "", *, device: str | None = None, product: int | None = None,
-               read_timeout: float = 20.0, reconnect_delay: float = 1.0) -> EventStream:
-        """Open an event stream: all my devices' events, one device's, or one product's."""
+               read_timeout: float = 20.0, reconnect_delay: float = 1.0,
+               now: Callable[[], float] | None = None) -> EventStream:
+        """Open an event stream: all my devices' events, one device's, or one product's; `now`
+        stamps its gaps (default: monotonic seconds)."""
         p = product if product is not None else self.product
         if device is not None:
             base = f"{self._device_path(device, product)}/events"
@@ -486,4 +532,4 @@ class ParticleCloud:
         else:
             base = "/v1/devices/events"
         path = f"{base}/{prefix}" if prefix else base
-        return EventStream(self, path, read_timeout=read_timeout, reconnect_delay=reconnect_delay)
+        return EventStream(self, path, read_timeout=read_timeout, reconnect_delay=reconnect_delay, now=now)

@@ -8,7 +8,10 @@ binaries uploaded carry the mapped version in their module suffix (docs/real-ben
 
 Cloud events come in over one server-sent event stream on the product; their times are the
 clock's business (`BenchClock.event_time`), and on a simulated bench the clock keeps the stream
-in step with virtual time (`BenchClock.attach`).
+in step with virtual time (`BenchClock.attach`). The Cloud does not replay what it sent while the
+stream was down, so each interval the stream was not connected goes into the timeline too, as a
+`cloud` `stream_gap` entry with `from`/`to` bench times (docs/reference/particle-cloud-api.md §3
+"Gaps"); verdicts that conclude the cloud never got something do not judge what could have come then.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from typing import Any
 from . import firmware as fw
 from .clock import BenchClock
 from .cloud import CloudError, EventStream, ParticleCloud
+from .verdicts import STREAM_GAP  # the timeline kind of an interval the rig's event stream was not connected
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,8 @@ class ApiCloudAccess:
     #: the product version this run last released to the bench group
     group_release: int | None = None
     stream: EventStream | None = None
+    #: how many of the stream's gaps are already in the timeline
+    gaps_reported: int = 0
 
     @classmethod
     def connect(cls, api: ParticleCloud, product_id: int, clock: BenchClock, *, group: str,
@@ -100,7 +106,7 @@ class ApiCloudAccess:
             groups = set(api.device(did, product_id).get("groups") or [])
             if group not in groups:
                 api.set_groups(did, sorted(groups | {group}), product_id)
-        access.stream = api.events(product=product_id)
+        access.stream = api.events(product=product_id, now=clock.now)
         if not access.stream.wait_open(10):
             access.close()
             raise CloudError(f"the event stream of product {product_id} did not open within 10 s "
@@ -202,6 +208,10 @@ class ApiCloudAccess:
             if isinstance(data.get("version"), int):
                 data["version"] = self.versions.logical(data["version"])
             out.append({"name": ev.name, "t": self.clock.event_time(ev.published_at), **data})
+        gaps = self.stream.gaps[self.gaps_reported:]
+        self.gaps_reported += len(gaps)
+        out.extend({"name": STREAM_GAP, "t": start, "from": round(start, 3), "to": round(end, 3)}
+                   for start, end in gaps)
         return out
 
     # -- bench state --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
   progress ticks, shutdown and held-reset spans, pending / reset / forced-handshake markers, with
   the idle windows shaded behind so "began inside a window" is visible at a glance);
 * **cloud**: cloud stream events and rig actions (release, upload, lock, force) as markers with
-  short labels;
+  short labels; a gap in the rig's own event stream (`stream_gap`) as a light red band;
 * **current**: the PSU trace in mA (log scale when it spans decades), min/max-decimated;
 * injected **faults**: red lines (and light red spans for cut → restore pairs) across every lane,
   labelled above the plot.
@@ -41,6 +41,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from .timeline import Entry, Timeline
+from .verdicts import STREAM_GAP
 
 __all__ = ["plot_timeline", "time_unit"]
 
@@ -409,6 +410,8 @@ def _short_cloud(e: Entry) -> tuple[str, str]:
     """(row, short label) for a cloud event."""
     name = e.kind
     val = str(e.get("data", "") if e.get("data") is not None else "").strip()
+    if name == STREAM_GAP:  # the rig's own stream was down (otarig.cloud_access): drawn as a band too
+        return "status", f"stream gap {_human(float(e.get('to', e.t)) - float(e.get('from', e.t)))}"
     if name == "spark/flash/status":
         return "flash", f"flash {val.split()[0] if val else ''}".strip()
     if name.startswith("spark/status/safe-mode"):
@@ -437,6 +440,7 @@ _CLOUD_STYLE = {  # label prefix -> (marker, color)
     "forced=false": ("D", "#bdbdbd"),
     "enabled=true": ("s", "#43a047"),
     "enabled=false": ("s", "#757575"),
+    "stream gap": ("|", "#e53935"),
 }
 
 
@@ -876,6 +880,10 @@ def _draw_cloud(ax: Axes, cloud: list[Entry], rig: list[Entry], lo: float, hi: f
     ys = {r: len(used) - 1 - i for i, r in enumerate(used)}
     px = (hi - lo) / PIXELS
     _hlines(ax, ys.values(), colors="#eeeeee", linewidths=0.8, zorder=0)
+    for e in cloud:  # what the cloud sent then never reached the rig (no replay): a band over the rows
+        if e.kind == STREAM_GAP:
+            ax.axvspan(float(e.get("from", e.t)) * S, float(e.get("to", e.t)) * S, color="#ffcdd2", alpha=0.5,
+                       zorder=0, linewidth=0)
     for r in used:
         pts = rows[r]
         y = ys[r]

@@ -769,8 +769,9 @@ def refused_publishes_reach_the_cloud(tl: Timeline, board: str | None = None, *,
     refused one must have gone out too (published with success, or a cloud copy naming it). An app
     that counts a refused publish as sent moves on and the record never reaches the cloud, though
     it is persisted and the product expects it (found by a generated defect, docs/selftest.md).
-    Records still waiting at a reset are not judged here. Not applicable to a firmware that reports
-    no publishes (agent.appPublish)."""
+    Records still waiting at a reset are not judged here, nor a record whose copy could have come
+    while the rig's event stream was down (a recorded `stream_gap` ending after its refusal: the
+    Cloud does not replay). Not applicable to a firmware that reports no publishes (agent.appPublish)."""
     name = "a refused publish reaches the cloud"
     sent: set[int] = set()             # records published with success, any boot
     refused: dict[int, Entry] = {}     # refused in this boot and not sent since
@@ -781,6 +782,7 @@ def refused_publishes_reach_the_cloud(tl: Timeline, board: str | None = None, *,
             events.add(e.get("event"))
     devices = {device_id} if device_id else _board_ids(tl, board)
     copies: set[int] = set()
+    unjudged: dict[str, list[int]] = {}  # why (a stream gap) -> records not judged
     for e in tl.select(source="cloud"):
         if e.kind in events and (not devices or e.get("coreid") in devices):
             copies |= {int(n) for n in _NUMBER.findall(str(e.get("data", "") or ""))}
@@ -800,6 +802,12 @@ def refused_publishes_reach_the_cloud(tl: Timeline, board: str | None = None, *,
         sent.add(seq)
         refused.pop(seq, None)
         lost = sorted(r for r in refused if r < seq and r not in copies)
+        for r in list(lost):  # its copy could have come while the rig's stream was down: not judged
+            gap = _stream_gap_since(tl, refused[r].t)
+            if gap is not None:
+                unjudged.setdefault(_stream_down(gap), []).append(r)
+                refused.pop(r)
+                lost.remove(r)
         if lost:
             first = refused[lost[0]]
             cloud = f"; the cloud received no {'/'.join(sorted(events))} naming it" if events else ""
@@ -812,7 +820,13 @@ def refused_publishes_reach_the_cloud(tl: Timeline, board: str | None = None, *,
     if reported == 0:
         return _not_applicable(name, "it reports no publishes (agent.appPublish(seq, ok))")
     return _ok(name, f"{refusals} refused publish attempt(s) of {reported}; every refused record went out before "
-                     "a later one")
+                     "a later one" + _not_judged(unjudged))
+
+
+def _not_judged(unjudged: dict[str, list[int]]) -> str:
+    """The records a verdict left unjudged for a gap of the rig's event stream, said in its detail."""
+    return "".join(f"; record(s) {_seq_ranges(sorted(seqs))} not seen in the cloud, but {why}: not judged"
+                   for why, seqs in unjudged.items())
 
 
 #: how long after the first publish the app reports in a timeline a cloud copy may still be one of
@@ -824,6 +838,25 @@ _NUMBER = re.compile(r"(?<![\d.])\d+(?![\d.])")
 def _board_ids(tl: Timeline, board: str | None) -> set[str]:
     """The device IDs of the boards judged (a board's source is `board:<device id>`)."""
     return {e.source.split(":", 1)[1] for e in _board(tl, board) if ":" in e.source}
+
+
+#: the kind of the `cloud` entry the rig writes for an interval its event stream was not connected,
+#: with `from`/`to` bench times (otarig.cloud_access): the Cloud does not replay what it sent then
+#: (docs/reference/particle-cloud-api.md §3 "Gaps")
+STREAM_GAP = "stream_gap"
+
+
+def _stream_gap_since(tl: Timeline, since: float) -> Entry | None:
+    """The first recorded gap of the rig's event stream that ends at or after `since`: something the
+    cloud got from then on may have come while the rig was not listening, so its absence proves nothing."""
+    return next((g for g in tl.select(source="cloud", kind=STREAM_GAP)
+                 if float(g.get("to", g.t)) >= since), None)
+
+
+def _stream_down(gap: Entry) -> str:
+    """A gap as a verdict's detail says it."""
+    start, end = float(gap.get("from", gap.t)), float(gap.get("to", gap.t))
+    return f"the rig's event stream was down from {start:.1f} s to {end:.1f} s"
 
 
 def cloud_copy_names_published_records(tl: Timeline, board: str | None = None, *,
@@ -890,7 +923,10 @@ def published_records_reach_the_cloud(tl: Timeline, board: str | None = None, *,
     cloud disconnect or a boot is judged only as part of the whole (no copy of that event name at
     all while other events from the device came), nor is one published less than
     PUBLISH_SETTLES_S before the record's end, nor one after which the cloud's stream brought
-    nothing more from the device (the rig cannot tell its stream was listening). A record the app
+    nothing more from the device (its session may have ended unreported), nor one whose copy could
+    have come while the rig's event stream was down (a recorded `stream_gap` ending after the
+    publish: the Cloud does not replay, docs/reference/particle-cloud-api.md §3 "Gaps"; the detail
+    names the gap). A gap never makes a record pass that had none behind it. A record the app
     counts as sent that the product never gets is lost data (found by a generated defect that
     published under another name, docs/selftest.md). Not applicable to a firmware that reports no
     event name with its publishes."""
@@ -905,13 +941,18 @@ def published_records_reach_the_cloud(tl: Timeline, board: str | None = None, *,
     end = tl.entries[-1].t if tl.entries else 0.0
     cuts = [e.t for e in entries if e.kind == "hello" or e.is_sys("cloud_status", "disconnected")]
     devices = {device_id} if device_id else _board_ids(tl, board)
-    received = [e for e in tl.select(source="cloud", start=sent[0].t) if not devices or e.get("coreid") in devices]
+    received = [e for e in tl.select(source="cloud", start=sent[0].t)
+                if e.kind != STREAM_GAP and (not devices or e.get("coreid") in devices)]
     settled = [p for p in sent if p.t + PUBLISH_SETTLES_S <= end]
     for event in sorted({p.get("event") for p in settled}):
-        first = next(p for p in settled if p.get("event") == event)
+        # a record whose copy could have come in a gap of the rig's stream does not count against the whole
+        heard = [p for p in settled if p.get("event") == event and _stream_gap_since(tl, p.t) is None]
+        if not heard:
+            continue
+        first = heard[0]
         others = sorted({e.kind for e in received if e.t >= first.t and e.kind != event})
         if others and not any(e.kind == event for e in received):
-            count = sum(p.get("event") == event for p in settled)
+            count = len(heard)
             return _fail(tl, name, f"the app reported {count} record(s) published as {event} from {first.t:.1f} s on, "
                                    f"but the cloud received no {event} from the device at all (it received "
                                    f"{', '.join(others[:5])} after the first)", first.t, after=PUBLISH_SETTLES_S,
@@ -925,6 +966,7 @@ def published_records_reach_the_cloud(tl: Timeline, board: str | None = None, *,
     last_received = max((e.t for e in received), default=float("-inf"))
     last_cut = max(cuts, default=float("-inf"))
     judged = 0
+    unjudged: dict[str, list[int]] = {}  # why (a stream gap) -> records not judged
     for p in settled:
         seq, event = int(p.get("seq", 0) or 0), p.get("event")
         if named.get((event, seq), float("-inf")) >= p.t:
@@ -932,13 +974,18 @@ def published_records_reach_the_cloud(tl: Timeline, board: str | None = None, *,
             continue
         if last_cut >= p.t or last_received < p.t:
             continue
+        gap = _stream_gap_since(tl, p.t)
+        if gap is not None:
+            unjudged.setdefault(_stream_down(gap), []).append(seq)
+            continue
         judged += 1
         others = sorted({e.kind for e in received if e.t >= p.t and e.kind != event})
         return _fail(tl, name, f"the app reported record {seq} published as {event} at {p.t:.1f} s, but the cloud never "
                                f"received {event} naming it, though the session did not end before the record's end "
                                f"(from the device it received {', '.join(others[:5]) or 'only other records'} after it)",
                      p.t, after=PUBLISH_SETTLES_S, fix=PUBLISH_FIX)
-    return _ok(name, f"{judged} record(s) reported published and judged, each received by the cloud")
+    return _ok(name, f"{judged} record(s) reported published and judged, each received by the cloud"
+               + _not_judged(unjudged))
 
 
 #: cloud variables that mirror a field of the agent's `status` reply (the companion's remote
@@ -1433,7 +1480,8 @@ def forced_handshakes_take_effect(tl: Timeline, board: str | None = None) -> Ver
 
 
 def new_version_runs(tl: Timeline, expected: int, board: str | None = None, *, device_id: str | None = None) -> Verdict:
-    """After the update's reset the board runs `expected`, and the cloud saw it online with it."""
+    """After the update's reset the board runs `expected`, and the cloud saw it online with it (not
+    judged when the rig's event stream was down after the boot: a recorded `stream_gap`)."""
     name = f"version {expected} runs and is reported to the cloud"
     hellos = [e for e in _board(tl, board) if e.kind == "hello"]
     if not hellos or hellos[-1].get("product_version") != expected:
@@ -1448,6 +1496,10 @@ def new_version_runs(tl: Timeline, expected: int, board: str | None = None, *, d
             if e.get("version") == expected and (device_id is None or e.get("coreid") == device_id)
             and e.t >= booted]
     if not seen:
+        gap = _stream_gap_since(tl, booted)
+        if gap is not None:  # the Cloud does not replay (docs/reference/particle-cloud-api.md §3 "Gaps")
+            return _ok(name, f"board booted version {expected} at {hellos[-1].t:.1f}s; no cloud report of it, but "
+                             f"{_stream_down(gap)}: not judged")
         return _fail(tl, name, "the cloud never reported the new version after the reset", hellos[-1].t, after=600)
     return _ok(name, f"board booted version {expected} at {hellos[-1].t:.1f}s; cloud saw it at {seen[0].t:.1f}s")
 

@@ -130,6 +130,9 @@ class SimBench:
         self._posted: deque[Callable[[], None]] = deque()
         self._tickers: list[Ticker] = []
         self._streams: list[tuple[Any, int]] = []
+        #: product -> the last event its Cloud API sent to a product stream (`CloudHttpServer`): a
+        #: rig-side stream can read only what was sent while it was connected (no replay)
+        self.streamed_seq_by_product: dict[int, int] = {}
         #: run paced to wall time for readers in other processes (`otarig sim`): a vanishing port
         #: first lets its reader have what was written (`SimSerialPort.drain_out`)
         self.paced = False
@@ -214,7 +217,7 @@ class SimBench:
 
     def _settle_streams(self) -> None:
         for stream, pid in self._streams:
-            target = self.cloud.last_seq_by_product.get(pid, 0)
+            target = self.streamed_seq_by_product.get(pid, 0)
             if stream.last_id < target and not stream.wait_seen(target, timeout=STREAM_SETTLE_S):
                 raise RuntimeError(f"event stream {stream.path} did not receive event {target} within "
                                    f"{STREAM_SETTLE_S} s of wall time (last read: {stream.last_id})")

@@ -74,6 +74,10 @@ class HttpFaults:
     fail_every_second: bool = False
     #: the token is expired: every request gets 401 invalid_token
     token_expired: bool = False
+    #: event streams are down (an idle stream closed by the Cloud, a lab network hiccup): setting it
+    #: closes every open stream, and new ones get 503 until it is cleared; what is published
+    #: meanwhile reaches no stream and is never replayed (docs/reference/particle-cloud-api.md §3 "Gaps")
+    streams_down: bool = False
     _count: int = field(default=0, repr=False)
 
     def take_5xx(self) -> bool:
@@ -384,6 +388,11 @@ class CloudHttpServer:
             return
         with self._streams_lock:
             targets = [s for s in self._streams if s.wants(ev)]
+        pid = ev.get("productID")
+        if isinstance(pid, int) and any(s.product_id == pid for s in targets):
+            # what a product stream was sent: the bench waits for its rig-side stream to read only
+            # this (an event published while no stream listened is lost to it, as on the real Cloud)
+            self.bench.streamed_seq_by_product[pid] = ev["seq"]
         for s in targets:
             try:
                 loop.call_soon_threadsafe(s.queue.put_nowait, ev)
@@ -394,6 +403,18 @@ class CloudHttpServer:
     def stream_count(self) -> int:
         with self._streams_lock:
             return len(self._streams)
+
+    def drop_streams(self) -> int:
+        """Close every open event stream (after what it was already sent); returns how many."""
+        loop = self._loop
+        with self._streams_changed:
+            dropped = list(self._streams)
+            self._streams.clear()
+            self._streams_changed.notify_all()
+        if loop is not None and not loop.is_closed():
+            for s in dropped:
+                loop.call_soon_threadsafe(s.queue.put_nowait, None)
+        return len(dropped)
 
     def wait_for_streams(self, count: int, timeout: float = 10.0) -> bool:
         """Block (wall time) until `count` event streams are open, e.g. before publishing to a
@@ -670,6 +691,8 @@ class CloudHttpServer:
         if device_id is not None:
             device_id = (await self._locked(lambda: self._device_in(request)))[1]
         product_stream = pid is not None
+        if self.faults.streams_down:
+            return _error(503, "Service Unavailable")
         s = _Stream(asyncio.Queue(), request.match_info.get("prefix", ""), device_id, pid)
         # Registered before the headers go out, so nothing published from now on is missed.
         with self._streams_changed:
@@ -779,7 +802,7 @@ class CloudHttpServer:
         f = self.cloud.faults
         return {"blackhole_after_chunks": f.blackhole_after_chunks, "blackhole_transfers": f.blackhole_transfers,
                 "corrupt_chunks": sorted(f.corrupt_chunks), "fail_every_second": self.faults.fail_every_second,
-                "token_expired": self.faults.token_expired}
+                "token_expired": self.faults.token_expired, "streams_down": self.faults.streams_down}
 
     async def faults_put(self, request: web.Request) -> web.Response:
         body = await self._body(request)
@@ -798,5 +821,9 @@ class CloudHttpServer:
                 self.faults.fail_every_second = _bool(body["fail_every_second"])
             if "token_expired" in body:
                 self.faults.token_expired = _bool(body["token_expired"])
+            if "streams_down" in body:
+                self.faults.streams_down = _bool(body["streams_down"], "streams_down")
+                if self.faults.streams_down:
+                    self.drop_streams()
             return self._faults_json()
         return _json(200, await self._locked(put))
