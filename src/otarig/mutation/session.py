@@ -137,6 +137,8 @@ def _second_look(engine: MutationEngine, survivors: list[Candidate], outcomes: d
     """Each survivor of the plain build, run again under each variant whose good build passes: one it
     kills counts as killed, with the variant named (docs/selftest.md "A second look at survivors")."""
     looks: list[dict[str, object]] = []
+    if not survivors:
+        return looks
     for variant in variants(engine):
         if not survivors:
             break
