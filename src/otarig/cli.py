@@ -364,11 +364,10 @@ def _run_sanitized(args: argparse.Namespace) -> int:
     env["ASAN_OPTIONS"] += f":log_path={report / 'sanitizer'}"
     argv = [a for a in getattr(args, "argv", []) if a != "--sanitize"]
     code = subprocess.run([sys.executable, "-m", "otarig.cli", *argv], env=env, check=False).returncode
-    logs = sorted(report.glob("sanitizer.*"))
-    found = next((f for f in (sanitizer.report_summary(p.read_text(errors="replace")) for p in logs) if f), None)
+    found = sanitizer.first_report(report)
     if found is not None:
-        print(f"otarig: AddressSanitizer stopped the firmware: {found}\n"
-              f"  the whole report: {logs[0]}; the run ended there, so its record is incomplete", file=sys.stderr)
+        print(f"otarig: AddressSanitizer stopped the firmware: {found[0]}\n"
+              f"  the whole report: {found[1]}; the run ended there, so its record is incomplete", file=sys.stderr)
         return 1
     return code
 

@@ -96,11 +96,8 @@ def _digest_tree(digest: hashlib._Hash, root: Path, suffixes: tuple[str, ...]) -
 
 def sanitizer_report(out: Path) -> str | None:
     """The first memory error the sanitizer reported in a run's folder (otarig.sim.sanitizer), if any."""
-    for log in sorted(out.glob("sanitizer.*")):
-        found = sanitizer.report_summary(log.read_text(errors="replace"))
-        if found is not None:
-            return found
-    return None
+    found = sanitizer.first_report(out)
+    return found[0] if found else None
 
 
 def _in_project(text: str, project: str) -> str:

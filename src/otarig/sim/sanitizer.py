@@ -22,8 +22,8 @@ import re
 import subprocess
 from pathlib import Path
 
-__all__ = ["ENV", "SanitizerError", "check_loadable", "compile_flags", "enabled", "environment", "report_summary",
-           "runtime", "runtime_loaded", "without_runtime"]
+__all__ = ["ENV", "SanitizerError", "check_loadable", "compile_flags", "enabled", "environment", "first_report",
+           "report_summary", "runtime", "runtime_loaded", "without_runtime"]
 
 #: the variable that asks for sanitized builds in this process (and its children)
 ENV = "OTARIG_SANITIZE"
@@ -134,6 +134,16 @@ def report_summary(log: str) -> str | None:
     …/RecordLog.cpp:83 in RecordLog::append…"), or None when it reported nothing."""
     m = _SUMMARY.search(log)
     return m.group("what").strip() if m else None
+
+
+def first_report(folder: Path, prefix: str = "sanitizer") -> tuple[str, Path] | None:
+    """The first memory error reported into `folder` (`log_path=folder/prefix`, one file per
+    process): its one-line summary and the file with the whole report; None when there is none."""
+    for log in sorted(folder.glob(f"{prefix}.*")):
+        found = report_summary(log.read_text(errors="replace"))
+        if found is not None:
+            return found, log
+    return None
 
 
 def _runtime_stays_here() -> None:
