@@ -783,6 +783,7 @@ def refused_publishes_reach_the_cloud(tl: Timeline, board: str | None = None, *,
     devices = {device_id} if device_id else _board_ids(tl, board)
     copies: set[int] = set()
     unjudged: dict[str, list[int]] = {}  # why (a stream gap) -> records not judged
+    gaps = _stream_gaps(tl)
     for e in tl.select(source="cloud"):
         if e.kind in events and (not devices or e.get("coreid") in devices):
             copies |= {int(n) for n in _NUMBER.findall(str(e.get("data", "") or ""))}
@@ -803,7 +804,7 @@ def refused_publishes_reach_the_cloud(tl: Timeline, board: str | None = None, *,
         refused.pop(seq, None)
         lost = sorted(r for r in refused if r < seq and r not in copies)
         for r in list(lost):  # its copy could have come while the rig's stream was down: not judged
-            gap = _stream_gap_since(tl, refused[r].t)
+            gap = _stream_gap_since(gaps, refused[r].t)
             if gap is not None:
                 unjudged.setdefault(_stream_down(gap), []).append(r)
                 refused.pop(r)
@@ -846,11 +847,16 @@ def _board_ids(tl: Timeline, board: str | None) -> set[str]:
 STREAM_GAP = "stream_gap"
 
 
-def _stream_gap_since(tl: Timeline, since: float) -> Entry | None:
-    """The first recorded gap of the rig's event stream that ends at or after `since`: something the
-    cloud got from then on may have come while the rig was not listening, so its absence proves nothing."""
-    return next((g for g in tl.select(source="cloud", kind=STREAM_GAP)
-                 if float(g.get("to", g.t)) >= since), None)
+def _stream_gaps(tl: Timeline) -> list[Entry]:
+    """The recorded gaps of the rig's event stream, selected once per verdict (a verdict asks for each
+    of thousands of records: scanning the timeline each time made a week's run quadratic)."""
+    return tl.select(source="cloud", kind=STREAM_GAP)
+
+
+def _stream_gap_since(gaps: list[Entry], since: float) -> Entry | None:
+    """The first of `gaps` (`_stream_gaps`) that ends at or after `since`: something the cloud got
+    from then on may have come while the rig was not listening, so its absence proves nothing."""
+    return next((g for g in gaps if float(g.get("to", g.t)) >= since), None)
 
 
 def _stream_down(gap: Entry) -> str:
@@ -944,9 +950,10 @@ def published_records_reach_the_cloud(tl: Timeline, board: str | None = None, *,
     received = [e for e in tl.select(source="cloud", start=sent[0].t)
                 if e.kind != STREAM_GAP and (not devices or e.get("coreid") in devices)]
     settled = [p for p in sent if p.t + PUBLISH_SETTLES_S <= end]
+    gaps = _stream_gaps(tl)
     for event in sorted({p.get("event") for p in settled}):
         # a record whose copy could have come in a gap of the rig's stream does not count against the whole
-        heard = [p for p in settled if p.get("event") == event and _stream_gap_since(tl, p.t) is None]
+        heard = [p for p in settled if p.get("event") == event and _stream_gap_since(gaps, p.t) is None]
         if not heard:
             continue
         first = heard[0]
@@ -974,7 +981,7 @@ def published_records_reach_the_cloud(tl: Timeline, board: str | None = None, *,
             continue
         if last_cut >= p.t or last_received < p.t:
             continue
-        gap = _stream_gap_since(tl, p.t)
+        gap = _stream_gap_since(gaps, p.t)
         if gap is not None:
             unjudged.setdefault(_stream_down(gap), []).append(seq)
             continue
@@ -1496,7 +1503,7 @@ def new_version_runs(tl: Timeline, expected: int, board: str | None = None, *, d
             if e.get("version") == expected and (device_id is None or e.get("coreid") == device_id)
             and e.t >= booted]
     if not seen:
-        gap = _stream_gap_since(tl, booted)
+        gap = _stream_gap_since(_stream_gaps(tl), booted)
         if gap is not None:  # the Cloud does not replay (docs/reference/particle-cloud-api.md §3 "Gaps")
             return _ok(name, f"board booted version {expected} at {hellos[-1].t:.1f}s; no cloud report of it, but "
                              f"{_stream_down(gap)}: not judged")
