@@ -82,6 +82,7 @@ def ota_verdicts(rig: Rig, version: int, *, allow_forced: bool = False, since: f
         v.no_record_lost(tl),
         v.record_count_never_drops(tl),
         v.record_numbers_go_up(tl),
+        v.startup_does_not_grow(tl),
         v.records_published_once(tl),
         v.publishes_within_rate_limit(tl),
         v.publishing_keeps_up(tl),

@@ -22,16 +22,20 @@ from otarig.protocol import Event
 DRIVE_S = 45
 
 
-def _require_records_hook(rig) -> None:
-    """The scenario needs the records hook (docs/your-firmware.md "Hooks"): without it the firmware
-    says nothing of what it holds, and the scenario is not applicable to it. The hooks are in the
-    board's `hello` (docs/protocol.md), the last one seen in this scenario or before it (a board
-    booted long ago has none yet: it is asked again after the first boot)."""
+def _require_hook(rig, hook: str, lacking: str) -> None:
+    """The scenario needs `hook` (docs/your-firmware.md "Hooks"): without it the firmware cannot say
+    what the scenario asks, and the scenario is not applicable to it (`lacking` says what it then
+    does not do). The hooks are in the board's `hello` (docs/protocol.md), the last one seen in this
+    scenario or before it (a board booted long ago has none yet: it is asked again after the first
+    boot)."""
     hellos = [e for tl in (rig.setup_timeline, rig.timeline) if tl is not None
               for e in tl.select(kind="hello", where=lambda e: isinstance(e.get("hooks"), list))]
-    if hellos and "records" not in hellos[-1].get("hooks"):
-        raise NotSupported(f"{NOT_SUPPORTED}: its test agent reports no records (no records hook: "
-                           "TestAgentApp.records/lastSeq)", Event("hello", 0, dict(hellos[-1].data)))
+    if hellos and hook not in hellos[-1].get("hooks"):
+        raise NotSupported(f"{NOT_SUPPORTED}: its test agent {lacking}", Event("hello", 0, dict(hellos[-1].data)))
+
+
+def _require_records_hook(rig) -> None:
+    _require_hook(rig, "records", "reports no records (no records hook: TestAgentApp.records/lastSeq)")
 
 
 def _require_declared_copies(rig) -> None:
@@ -164,3 +168,46 @@ def test_a_damaged_copy_is_refused_whichever_bits_read_wrong(rig):
         rig.wait(30)
     tl = rig.timeline
     rig.check(v.no_record_lost(tl), v.record_count_never_drops(tl), v.record_numbers_go_up(tl))
+
+
+#: seconds of the first, short drive: a log that has not wrapped yet is read back too
+SHORT_DRIVE_S = 12
+
+
+@pytest.mark.sim_only
+@pytest.mark.spec("docs/reference/particle-ota.md §2.10")
+@pytest.mark.requires("power_switch", "vbus_switch")
+@pytest.mark.budget(1800)
+def test_a_record_lost_in_every_copy_is_no_longer_counted(rig):
+    """The app persists records in a short drive and a longer one (its log wraps), parking after
+    each, and reads them back (`read_back`: its own read of its records, oldest first, next to the
+    count it claims). Then the third and fourth newest EEPROM puts read wrong, and the device boots:
+    for an app that writes each record twice, that is both copies of the record before the newest,
+    lost for good, whatever the app repairs. It reads back again, works a little, and reads back
+    once more. The count it claims must be the records it can read at every read-back (a count kept
+    apart from the copies would still promise the lost one), in order, none numbered above what it
+    took; and its numbers go on. `no persisted record lost` does not apply: the loss is the fault's."""
+    connected(rig)
+    _require_records_hook(rig)
+    _require_hook(rig, "read_back", "cannot read its records back (no read-back hook: TestAgentApp.readRecord)")
+    for seconds in (SHORT_DRIVE_S, DRIVE_S):
+        drive(rig)
+        rig.wait(seconds)
+        park(rig)
+        rig.wait(30)  # parked: what the app writes on parking is in
+        rig.command("read_back")
+    if not _persisted(rig):
+        raise NotSupported(f"{NOT_SUPPORTED}: it persisted no record in {SHORT_DRIVE_S + DRIVE_S} s of work",
+                           Event("reply", 0, {}))
+    before_faults = rig.now()
+    for put in (3, 4):
+        rig.sim.damage_eeprom(put, before=before_faults, reads="wrong")
+    _boot(rig)
+    rig.command("read_back")
+    drive(rig)
+    rig.wait(15)
+    park(rig)
+    rig.wait(30)
+    rig.command("read_back")
+    tl = rig.timeline
+    rig.check(v.record_count_matches_read_back(tl), v.record_numbers_go_up(tl))

@@ -250,3 +250,19 @@ def test_the_other_threading_model_is_a_second_look_only_for_firmware_built_eith
     declared = MutationEngine(bench, suite, tmp_path / "c", project=REPO / "examples" / "apps" / "guarded-logger",
                               seed=1, jobs=1, pinned=[])
     assert declared.other_threading() is None
+
+
+def test_an_id_whose_line_moved_is_named_as_it_is_now() -> None:
+    """Ids carry their line; lines added above a mutant move it, and an id copied from an older
+    report must lead to the mutant it named (`selftest --only`)."""
+    from dataclasses import replace
+
+    from otarig.mutation.generate import Mutant
+    from otarig.mutation.session import _moved
+
+    now = Mutant("src/companion.cpp", 196, "if (a) b;", "if (!a) b;", "")
+    other = Mutant("src/companion.cpp", 196, "if (a) b;", "if (0==1) b;", "")
+    before = replace(now, line=190).id
+    said = _moved([before, "companion:7:deadbeef"], {m.id: m for m in (now, other)})
+    assert said == f"; its line moved: {before} is now {now.id}"
+    assert _moved([now.id], {now.id: now}) == ""

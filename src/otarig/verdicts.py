@@ -391,6 +391,98 @@ def record_count_never_drops(tl: Timeline, board: str | None = None) -> Verdict:
     return _ok(name, f"{reports} report(s); the count never dropped")
 
 
+#: how much longer than the run's quickest start a start may take (docs/your-firmware.md "Startup"):
+#: room for an EEPROM page swap made by a repair at boot (a 64 KB sector erase, under 1.1 s on the
+#: Electron's STM32F205, docs/reference/particle-ota.md §2.10) and the system's own start
+STARTUP_GROWTH_MS = 2000
+
+
+def startup_does_not_grow(tl: Timeline, board: str | None = None) -> Verdict:
+    """The app's start (`boot` begun_ms: millis() when it called agent.begin(), once it loaded what
+    it keeps) takes about as long at every boot of the same version: no more than the run's quickest
+    start plus `STARTUP_GROWTH_MS`, or twice it. A start that grows with the records the device ever
+    took (a loop over every number taken rather than over what the log holds; an emulated EEPROM
+    read walks its whole page, §2.10) is fine on the bench and does not finish in time after a
+    year in the field (found by a generated defect, docs/selftest.md). Boots of an AUTOMATIC
+    non-threaded app are left out: Device OS runs its setup() only once connected (§3.1), so its
+    start times the connection. Not applicable to a firmware whose agent reports no begun_ms."""
+    name = "startup does not grow"
+    quickest: dict[object, Entry] = {}
+    boots: list[tuple[object, Entry]] = []
+    version: object = None
+    timed_connection = False
+    for e in _board(tl, board):
+        if e.kind == "hello":
+            version = e.get("product_version")
+            timed_connection = e.get("mode") == "AUTOMATIC" and e.get("threaded") is False
+        elif e.kind == "boot" and isinstance(e.get("begun_ms"), int) and not timed_connection:
+            boots.append((version, e))
+            if version not in quickest or e.get("begun_ms") < quickest[version].get("begun_ms"):
+                quickest[version] = e
+    if not boots:
+        return _not_applicable(name, "no boot reported when its app began (boot begun_ms)")
+    for version, e in boots:
+        best = quickest[version]
+        took, least = int(e.get("begun_ms")), int(best.get("begun_ms"))
+        if took > least + max(STARTUP_GROWTH_MS, least):
+            return _fail(tl, name, f"the app took {took / 1000:.1f} s to start (to agent.begin()) at this boot, with "
+                                   f"records up to {e.get('last_seq', '?')} behind it, against {least / 1000:.1f} s at "
+                                   f"the quickest boot of version {version} (at {best.t:.0f}s, records up to "
+                                   f"{best.get('last_seq', '?')}): a start that grows with the device's history will "
+                                   "not finish in time after a year in the field", e.t,
+                         fix="bound the work done at boot by what the log can hold (its capacity), not by the "
+                             "numbers ever taken; each EEPROM get walks the whole emulated page "
+                             "(docs/reference/particle-ota.md §2.10), so read each slot once")
+    return _ok(name, f"{len(boots)} boot(s); the slowest start "
+                     f"{max(int(e.get('begun_ms')) for _, e in boots) / 1000:.1f} s")
+
+
+HOOK_READ_BACK = "read_back"
+
+
+def record_count_matches_read_back(tl: Timeline, board: str | None = None) -> Verdict:
+    """What the app says it holds is what it can read back: at each `read_back` reply (the agent
+    walks the app's own read of its records, oldest first, and takes the app's count at the same
+    instant; docs/protocol.md), the count equals the records read, they come in increasing order,
+    and none is numbered above the highest the app reported taking. A count kept apart from the
+    copies goes wrong only once a record is lost in every copy (found by a generated defect,
+    docs/selftest.md): a fleet's dashboard would then promise a record nobody can fetch. Not
+    applicable to a firmware without the read-back hook (TestAgentApp.readRecord)."""
+    name = "record count matches what the app reads back"
+    if _lacks(tl, board, HOOK_READ_BACK):
+        return _not_applicable(name, "its test agent cannot read records back (TestAgentApp.readRecord)")
+    taken = 0  # the highest record number the app reported taking or recovering
+    checked = 0
+    for e in _board(tl, board):
+        if (e.kind == "app" and e.get("action") == "record") or e.kind in ("boot", "state"):
+            taken = max(taken, int(e.get("seq") or e.get("last_seq") or 0))
+            continue
+        if not (e.kind == "reply" and e.get("cmd") == "read_back" and e.get("ok")):
+            continue
+        checked += 1
+        readable, claimed = int(e.get("readable") or 0), e.get("records")
+        first, last = e.get("first_seq"), e.get("last_seq")
+        span = f" (records {first}-{last})" if readable else ""
+        if isinstance(claimed, int) and claimed != readable:
+            return _fail(tl, name, f"the app says it holds {claimed} record(s), but reads back {readable}{span}"
+                                   f"{_stored_data_faults(tl, e.t)}", e.t,
+                         fix="count what the log really holds: a record counts only while a copy of it checks "
+                             "(recount from the copies after a repair; never count a slot because its number is "
+                             "due), docs/reference/particle-ota.md §2.10")
+        if not e.get("in_order", True):
+            return _fail(tl, name, f"the app read its records back out of order{span}: a read by position returns "
+                                   "a record it already returned, or one older than the one before", e.t,
+                         fix="read the log oldest first, each position once (docs/your-firmware.md \"Hooks\")")
+        if readable and isinstance(last, int) and taken and last > taken:
+            return _fail(tl, name, f"the app read back record {last}, but the highest record it reported taking is "
+                                   f"{taken}: its read returns a number it never wrote", e.t,
+                         fix="return only a record whose copy checks and carries the number asked for "
+                             "(docs/reference/particle-ota.md §2.10)")
+    if not checked:
+        return _ok(name, "no read-back asked")
+    return _ok(name, f"{checked} read-back(s); each count matched the records read")
+
+
 def record_numbers_go_up(tl: Timeline, board: str | None = None) -> Verdict:
     """The app numbers the records it takes one after another (docs/protocol.md `app record`): the
     first one after a boot is one more than the last record the log recovered (`boot` last_seq),

@@ -61,11 +61,17 @@ bool agentWindowOpen(void*) { return OtaGuard::instance().windowOpen(); }
 void agentHoldReset(bool hold, void*) { OtaGuard::instance().holdReset(hold); }
 uint32_t agentRecords(void*) { return recordLog.count(); }
 uint32_t agentLastSeq(void*) { return recordLog.lastSeq(); }
+bool agentReadRecord(uint32_t index, uint32_t* seq, void*) {
+    LogRecord r;
+    if (!recordLog.read(index, r)) return false;
+    *seq = r.seq;
+    return true;
+}
 
 TestAgent agent({OTARIG_PRODUCT_ID, COMPANION_VERSION, OTARIG_THREADED != 0, kRecordPeriodMs, 2 /* RecordLog: copies A and B */,
                  kParkedLoopMs /* publishPersisted() runs every loop pass */},
                 {agentSetWorkload, agentBusy, agentWindowOpen, agentRecords, agentLastSeq, nullptr,
-                 agentHoldReset});
+                 agentHoldReset, agentReadRecord});
 
 void refreshVariables() {
     varRecords = (int)recordLog.count();

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -20,7 +21,7 @@ from ..sim import sanitizer
 from ..sim.build import companion_project
 from .engine import KILLED, Candidate, MutationEngine, Outcome, Variant
 from .equivalence import line_entry, listed_entry, load_equivalents
-from .generate import default_files, generate, sample
+from .generate import Mutant, default_files, generate, sample
 from .report import print_summary, summarize, write_reports
 from .shipped import mutants_dir, shipped_defects
 
@@ -54,11 +55,12 @@ def run_selftest(bench_path: Path, *, report_dir: Path, suite: Path, pinned: lis
         with console.status("generating mutants with universalmutator…"):
             all_mutants = {m.id: m for m in generate(base, files or default_files(base))}
         total = len(all_mutants)
+        only = list(dict.fromkeys(only)) if only else only  # an id named twice is run once
         chosen = ([all_mutants[i] for i in only if i in all_mutants] if only
                   else sample(list(all_mutants.values()), max_mutants, seed))
         if only and len(chosen) != len(set(only)):
             raise ValueError(f"--only: no generated mutant {', '.join(sorted(set(only) - set(all_mutants)))} "
-                             "(ids as selftest.json lists them, e.g. OtaGuard:101:1ab69378)")
+                             f"(ids as selftest.json lists them, e.g. OtaGuard:101:1ab69378){_moved(only, all_mutants)}")
         for m in chosen:
             candidates.append(Candidate(m.id, f"{m.file}:{m.line}", mutant=m))
 
@@ -114,6 +116,24 @@ def run_selftest(bench_path: Path, *, report_dir: Path, suite: Path, pinned: lis
     print_summary(summary, console)
     shipped_ok = all(s["status"] in KILLED for s in summary["shipped"])
     return 0 if not good.failed and shipped_ok and not summary["survivors"] else 1
+
+
+
+
+def _moved(only: list[str], known: dict[str, Mutant]) -> str:
+    """An id names its line, which moves when lines are added above it: find the mutant that had
+    that id at its old line (same file stem, original and mutated text) and name its id now, so an
+    id copied from an older report still leads somewhere."""
+    said = []
+    for old in only:
+        if old in known or old.count(":") != 2:
+            continue
+        stem, line, _ = old.split(":")
+        if not line.isdigit():
+            continue
+        now = [m.id for i, m in known.items() if i.startswith(stem + ":") and replace(m, line=int(line)).id == old]
+        said += [f"{old} is now {now[0]}"] if now else []
+    return f"; its line moved: {'; '.join(said)}" if said else ""
 
 
 def variants(engine: MutationEngine) -> list[Variant]:

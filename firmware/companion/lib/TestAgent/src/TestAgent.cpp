@@ -265,6 +265,9 @@ private:
 
 namespace {
 
+/** `read_back` stops here: a hook that never says "no more" must not hang the agent. */
+const uint32_t kReadBackMax = 4096;
+
 const char* modeName(System_Mode_TypeDef m) {
     switch (m) {
         case AUTOMATIC: return "AUTOMATIC";
@@ -385,6 +388,7 @@ void TestAgent::write(const char* line, int len) {
 
 void TestAgent::begin(uint32_t recordsRecovered, uint32_t lastSeq) {
     Serial.begin(115200);
+    begunMs_ = millis();
     resetReason_ = System.resetReason();
     recordsRecovered_ = recordsRecovered;
     bootLastSeq_ = lastSeq;
@@ -402,12 +406,13 @@ void TestAgent::sendHelloBoot() {
     h.num("proto", TESTAGENT_PROTO).str("agent", "otarig-companion").num("product_id", info_.productId);
     h.num("product_version", info_.productVersion).str("device_os", os).boolean("threaded", info_.threaded);
     h.str("mode", modeName(System.mode()));
-    const char* hooks[4];
+    const char* hooks[5];
     int k = 0;
     if (app_.setWorkload) hooks[k++] = "workload";
     if (app_.windowOpen) hooks[k++] = "window";
     if (app_.records && app_.lastSeq) hooks[k++] = "records";
     if (app_.holdReset) hooks[k++] = "reset_hold";
+    if (app_.readRecord) hooks[k++] = "read_back";
     h.strings("hooks", hooks, k);
     if (info_.recordPeriodMs) h.unum("record_period_ms", info_.recordPeriodMs);
     if (info_.recordCopies) h.unum("record_copies", info_.recordCopies);
@@ -417,6 +422,7 @@ void TestAgent::sendHelloBoot() {
     JsonLine b("boot");
     b.str("reset_reason", resetReasonName(resetReason_)).num("reset_reason_code", resetReason_);
     b.unum("records_recovered", recordsRecovered_).unum("last_seq", bootLastSeq_);
+    b.unum("begun_ms", begunMs_);
     // Guard state at this instant: decisions taken before the host could listen are not lost.
     b.boolean("window_open", app_.windowOpen && app_.windowOpen(app_.ctx));
     n = b.finish();
@@ -574,6 +580,23 @@ void TestAgent::execute(JsonObject& cmd, long id, const char* name) {
         if (!app_.setWorkload) return fail("not supported by this firmware: no TestAgentApp.setWorkload hook");
         if (!app_.setWorkload(busy, app_.ctx)) return fail("workload refused by the app");
         r.boolean("ok", true).str("state", busy ? "busy" : "idle");
+        send();
+    } else if (strcmp(name, "read_back") == 0) {
+        if (!app_.readRecord) return fail("not supported by this firmware: no TestAgentApp.readRecord hook");
+        // The app reads its records back, oldest first, as it would to send them; the count it claims
+        // is taken at the same instant (no loop() runs in between).
+        uint32_t readable = 0, first = 0, last = 0, seq = 0;
+        bool inOrder = true;
+        while (readable < kReadBackMax && app_.readRecord(readable, &seq, app_.ctx)) {
+            if (readable == 0) first = seq;
+            else if (seq <= last) inOrder = false;
+            last = seq;
+            readable++;
+        }
+        r.boolean("ok", true).unum("readable", readable);
+        if (readable) r.unum("first_seq", first).unum("last_seq", last);
+        r.boolean("in_order", inOrder);
+        if (app_.records) r.unum("records", app_.records(app_.ctx));
         send();
     } else if (strcmp(name, "reset_hold") == 0) {
         const JsonObject::Field* h = cmd.get("hold");

@@ -51,13 +51,21 @@ struct TestAgentApp {
     uint32_t (*lastSeq)(void* ctx);
     void* ctx;
     void (*holdReset)(bool hold, void* ctx);
+    /** Reads the app's `index`-th held record back (0 = the oldest), the way the app itself would read
+     *  it to send it: true and its number in *seq while there is one. The `read_back` command walks it
+     *  from 0 and reports how many it read next to what `records` claims (verdict
+     *  `record_count_matches_read_back`): a count that claims a record no copy holds any more is
+     *  caught only this way (docs/your-firmware.md "Hooks"). */
+    bool (*readRecord)(uint32_t index, uint32_t* seq, void* ctx);
 };
 
 class TestAgent {
 public:
     TestAgent(const TestAgentInfo& info, const TestAgentApp& app);
 
-    /** Call in setup(): remembers the boot facts; hello + boot go out once the host is connected. */
+    /** Call in setup() once the app has loaded what it keeps (its log, its settings): remembers the
+     *  boot facts and the moment (`boot` begun_ms: how long the app's start took, verdict
+     *  `startup_does_not_grow`); hello + boot go out once the host is connected. */
     void begin(uint32_t recordsRecovered, uint32_t lastSeq);
     /** Call from loop(): sends hello when due and executes commands. */
     void loop();
@@ -95,6 +103,7 @@ private:
     bool helloSent_ = false;
     bool begun_ = false;
     int resetReason_ = 0;
+    uint32_t begunMs_ = 0;
     uint32_t recordsRecovered_ = 0;
     uint32_t bootLastSeq_ = 0;
     char rx_[TESTAGENT_LINE_MAX];
