@@ -37,6 +37,16 @@ def needs_threaded_app(rig: Rig, premise: str) -> None:
                     "so the scenario's premise needs SYSTEM_THREAD(ENABLED)")
 
 
+def needs_non_threaded_app(rig: Rig, premise: str) -> None:
+    """Skip, as not applicable to this firmware, a scenario whose premise is that Device OS holds
+    the app (`premise` names it): a threaded app's loop() runs on through a download and while its
+    cloud connection is being made, so it has no such stall to get wrong."""
+    if app_threaded(rig):
+        pytest.skip(f"{SKIP_NOT_APPLICABLE}{premise}; a threaded app (SYSTEM_THREAD(ENABLED)) runs loop() during "
+                    "a download and while its cloud connection is being made (docs/reference/particle-ota.md "
+                    "§2.8, §3.1), so only a non-threaded one is held")
+
+
 def drive(rig: Rig) -> None:
     """The vehicle starts driving: the app is busy and the guard closes the idle window."""
     rig.command("workload", state="busy")
