@@ -115,7 +115,7 @@ def variant_so(cache: Path) -> Path:
 
 def test_abi_and_config_values(variant_so: Path, tmp_path: Path) -> None:
     lib = load(variant_so, tmp_path)
-    assert lib.otarig_abi_version() == 3
+    assert lib.otarig_abi_version() == 4
     assert lib.otarig_config(0) == 2  # SEMI_AUTOMATIC
     assert lib.otarig_config(1) == 0  # built with threaded=False
     assert lib.otarig_config(2) == 1234

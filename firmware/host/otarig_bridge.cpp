@@ -1,5 +1,5 @@
 /*
- * The bridge exports (docs/dev/architecture.md "Bridge ABI", version 2): binding, the run loop
+ * The bridge exports (docs/dev/architecture.md "Bridge ABI", version 4): binding, the run loop
  * with abort semantics, build-time configuration, the retained section and the entry points
  * through which the simulator invokes the app's handlers.
  */

@@ -1,5 +1,6 @@
 /*
- * otarig bridge ABI, version 2 (docs/dev/architecture.md "Bridge ABI"; 2 added `gpio`).
+ * otarig bridge ABI, version 4 (docs/dev/architecture.md "Bridge ABI"; 2 added `gpio`, 3 `eeprom_put`,
+ * 4 `eeprom_get`).
  *
  * The companion firmware is compiled for the host into a shared library. The simulator (Python,
  * ctypes) installs these callbacks with otarig_bind() and runs the app with otarig_run(). Every
@@ -11,7 +12,7 @@
 
 #include <stdint.h>
 
-#define OTARIG_ABI_VERSION 3
+#define OTARIG_ABI_VERSION 4
 
 #ifdef __cplusplus
 extern "C" {
@@ -50,6 +51,10 @@ typedef struct otarig_host_api {
      * EEPROM's flash records and updates `eeprom`; switching (the app waits out the flash time),
      * non-zero: abort (ABI 3) */
     int      (*eeprom_put)(int index, const uint8_t* data, int len);
+    /* HAL_EEPROM_Get / HAL_EEPROM_Read, before the bytes are read from `eeprom`: Device OS walks the
+     * active page's records for every get, so the simulator holds the app for that CPU time (no
+     * queued event is taken meanwhile); switching, non-zero: abort (ABI 4) */
+    int      (*eeprom_get)(int index, int len);
 } otarig_host_api;
 
 /* serial(op, ...) */

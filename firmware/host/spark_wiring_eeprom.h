@@ -1,7 +1,9 @@
 /*
  * EEPROMClass `EEPROM` (device-os@v2.3.1 wiring/inc/spark_wiring_eeprom.h). Reads come from the
- * simulator's view of the emulated EEPROM; every write is a HAL_EEPROM_Put the simulator turns into
- * flash records with their timing, so a power cut can land inside it (2047 bytes on Electron).
+ * simulator's view of the emulated EEPROM, each after the simulator has charged the CPU time of
+ * Device OS's walk of the page's records (HAL_EEPROM_Get; docs/reference/particle-ota.md §2.10
+ * "How long a read takes"); every write is a HAL_EEPROM_Put the simulator turns into flash records
+ * with their timing, so a power cut can land inside it (2047 bytes on Electron).
  */
 #pragma once
 
@@ -21,7 +23,7 @@ public:
 
     template <typename T>
     T& get(int index, T& t) const {
-        const uint8_t* base = data();
+        const uint8_t* base = walkPage(index, sizeof(T));
         if (index >= 0 && (size_t)index + sizeof(T) <= length() && base) {
             memcpy((void*)&t, base + index, sizeof(T));
         }
@@ -35,6 +37,8 @@ public:
 
 private:
     uint8_t* data() const;
+    /** HAL_EEPROM_Get's walk of the page (it takes virtual time), then the bytes to read. */
+    const uint8_t* walkPage(int index, size_t len) const;
     void putBytes(int index, const uint8_t* bytes, size_t len);
 };
 

@@ -67,9 +67,16 @@ size_t EEPROMClass::length() const {
     return (a.eeprom && a.eeprom_len) ? a.eeprom_len : kElectronEepromLength;
 }
 
+const uint8_t* EEPROMClass::walkPage(int index, size_t len) const {
+    const auto& a = otarig::api();
+    if (a.eeprom_get && a.eeprom_get(index, (int)len) != 0) throw otarig::AppTerminated();
+    return data();
+}
+
 uint8_t EEPROMClass::read(int index) const {
+    const uint8_t* base = walkPage(index, 1);  // HAL_EEPROM_Read: a get of one byte
     if (index < 0 || (size_t)index >= length()) return 0xFF;
-    return data()[index];
+    return base[index];
 }
 
 void EEPROMClass::putBytes(int index, const uint8_t* bytes, size_t len) {

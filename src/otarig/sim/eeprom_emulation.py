@@ -45,6 +45,18 @@ EMPTY = 0xFFFFFFFF
 PUT_HISTORY = 512
 #: how a damaged record reads (docs/reference/particle-ota.md §2.10 "Damaged stored data")
 READS_WRONG, READS_INVALID = "wrong", "invalid"
+#: the STM32F205's core clock on the Electron (SystemCoreClock, 120 MHz)
+CPU_HZ = 120_000_000
+#: CPU cycles forEachRecord spends on one 4-byte record of a read (docs/reference/particle-ota.md
+#: §2.10 "How long a read takes"; no published measurement, an estimate counted from the loop of
+#: device-os v2.3.1 services/inc/eeprom_emulation.h:495-516 with readRange's lambda, :338-349,
+#: inlined): the end-of-page compare and branch (2), the record's index and status loads (2 x 2),
+#: the flash's 3 wait states paid once per 128-bit line the ART accelerator fetches, i.e. once per
+#: four records (~1), valid() (index != 0xFFFF, status == 0: 2 compares and branches, 4), the index
+#: range test (subtract, compare, branch: 3), the address step (1) and the taken branch back with
+#: its pipeline refill (3), about 18, rounded up to 20 for the call and the rarer store of a byte in
+#: range: 20 cycles = 0.17 µs, so a full 64 KB page (16,383 records) takes ~2.7 ms per get.
+READ_CYCLES_PER_RECORD = 20
 
 
 def _record(index: int, value: int) -> bytes:
@@ -60,6 +72,8 @@ class _PageRead:
     empty_at: int
     clean: bool
     latest: dict[int, int]
+    #: the valid records from the page start up to the first that is not (what a read yields)
+    readable: int
     views: dict[int, bytes] = field(default_factory=dict)
 
 
@@ -108,6 +122,13 @@ class EepromEmulation:
         return head, (4 + 4 * stop) if empty.size else -1, bool(valid.all())
 
     @staticmethod
+    def _readable(words: np.ndarray) -> int:
+        """How many records forEachValidRecord yields: the valid ones before the first invalid one."""
+        valid = ((words >> 8) & 0xFF == 0) & (words >> 16 != 0xFFFF)
+        bad = np.flatnonzero(~valid)
+        return int(bad[0]) if bad.size else len(words)
+
+    @staticmethod
     def _latest(words: np.ndarray) -> dict[int, int]:
         """The last value of each index among valid records, reading stops at the first invalid one."""
         valid = ((words >> 8) & 0xFF == 0) & (words >> 16 != 0xFFFF)
@@ -127,9 +148,23 @@ class EepromEmulation:
         if cached is not None and cached.snapshot == page:
             return cached
         head, empty_at, clean = self._scan(n)
-        read = _PageRead(bytes(page), empty_at, clean, self._latest(head))
+        read = _PageRead(bytes(page), empty_at, clean, self._latest(head), self._readable(head))
         self._reads[n] = read
         return read
+
+    def read_cycles(self) -> int:
+        """CPU cycles of one get of any length (readRange, device-os v2.3.1
+        services/inc/eeprom_emulation.h:338-349): forEachValidRecord walks the active page from its
+        start, every valid record and then the first one that is not (the empty one after the last
+        record, or a torn one), which ends the walk (:495-538); a full page of valid records is
+        walked to its end. `READ_CYCLES_PER_RECORD` each (docs/reference/particle-ota.md §2.10
+        "How long a read takes"). No active page: nothing to walk."""
+        n = self.active()
+        if n is None:
+            return 0
+        readable = self._read(n).readable
+        records = PAGES[n][1] // 4 - 1
+        return READ_CYCLES_PER_RECORD * min(readable + 1, records)
 
     def view(self, length: int) -> bytes:
         """readRange(0, length): the latest valid value of each index, 0xFF where none."""
@@ -194,7 +229,8 @@ class EepromEmulation:
             separator_ok = end >= size or page[end:end + 4] == b"\xff\xff\xff\xff"
             if end <= size and separator_ok and self._write_backwards(n, empty_at, changed):
                 # the run is committed and read back: the page now reads as before plus the run
-                self._reads[n] = _PageRead(bytes(page), end if end < size else -1, clean, {**latest, **dict(changed)})
+                self._reads[n] = _PageRead(bytes(page), end if end < size else -1, clean, {**latest, **dict(changed)},
+                                           (end - 4) // 4)
                 return
         self._swap_and_write(n, index, data)
 

@@ -26,6 +26,7 @@ from .electron_modules import (FUNCTION_BOOTLOADER, SYSTEM, USER, Module, bootlo
                                system_part_dependencies, unmet_dependency)
 from .electron_pins import ElectronPins
 from .mode_button import ModeButton
+from .eeprom_emulation import CPU_HZ
 from .flash import FlashState
 from .host_runtime import AppInstance, SleepRequest
 from .images import ImageError, SimImage, read_image
@@ -125,6 +126,8 @@ class Electron:
         self.serial_rx = bytearray()
         self._resume_timer = None
         self._resume_pending = False
+        #: CPU cycles of EEPROM reads the app made and has not yet been held for (less than 1 ms)
+        self._read_cycles = 0
         self._idle_pass_timer = None
         self._boot_timers: list = []
         self.net = Connectivity(self)
@@ -342,6 +345,7 @@ class Electron:
 
     def _start(self, safe_mode: bool) -> None:
         self.boot_ms = self.sched.now_ms
+        self._read_cycles = 0
         self.note("booted", version=self.running_version, safe_mode=safe_mode,
                   reason=dos.RESET_REASON_NAME.get(self.reset_reason))
         if safe_mode:
@@ -586,6 +590,22 @@ class Electron:
         hold_us = self.flash.eeprom_put(index, ctypes.string_at(buf, length) if index >= 0 else b"")
         hold_ms = -(-max(hold_us, 0) // 1000)
         return self.fw_delay(hold_ms) if hold_ms else 0
+
+    def fw_eeprom_get(self, index: int, length: int) -> int:
+        """HAL_EEPROM_Get / HAL_EEPROM_Read: Device OS walks the active page's records for every get,
+        whatever its length (docs/reference/particle-ota.md §2.10 "How long a read takes"; device-os
+        v2.3.1 services/inc/eeprom_emulation.h:338-349, :495-538). That is plain CPU work on the app's
+        thread, not a delay(): the app is held for it (the rest of the device goes on) but takes no
+        queued system event (no system_delay_pump, unlike `fw_delay`), and no delay() overrun is
+        drawn. Sub-millisecond walks add up exactly, in cycles: the app is held for each whole
+        millisecond they reach, the rest carries to the next get of this boot. A get from a handler
+        run in system context costs nothing here, as `fw_delay` waits nothing there."""
+        app = self.app
+        if app is None or not app.current:
+            return 0
+        self._read_cycles += self.flash.emulation.read_cycles()
+        hold_ms, self._read_cycles = divmod(self._read_cycles, CPU_HZ // 1000)
+        return self._app_wait(app, hold_ms) if hold_ms else 0
 
     # -- flags and events (docs/reference/particle-ota.md §2.1, §2.2, §7.5) ---------------
     def set_updates_enabled(self, enabled: bool) -> None:

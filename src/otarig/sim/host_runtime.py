@@ -1,7 +1,7 @@
 """Runs one instance of the companion's host build (a .so) inside the simulator.
 
 The firmware is the real C++ companion compiled against `firmware/host/`; this module loads
-it with ctypes, binds the bridge callbacks (docs/dev/architecture.md, ABI 3) to a device
+it with ctypes, binds the bridge callbacks (docs/dev/architecture.md, ABI 4) to a device
 model, and runs `setup()`/`loop()` in a greenlet so that `delay()` yields to the virtual-time
 scheduler (docs/design.md principle 4). One OS thread; no wall-clock waits.
 """
@@ -18,7 +18,7 @@ import greenlet
 
 from . import sanitizer
 
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 # otarig_config keys
 CFG_SYSTEM_MODE, CFG_THREADED, CFG_PRODUCT_ID, CFG_PRODUCT_VERSION = range(4)
@@ -31,6 +31,7 @@ SYSTEM = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_int)
 CLOUD = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int)
 GPIO = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int)
 EEPROM_PUT = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_uint8), ctypes.c_int)
+EEPROM_GET = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_int)
 
 
 class SleepRequest(ctypes.Structure):
@@ -59,6 +60,7 @@ class HostApi(ctypes.Structure):
         ("eeprom_len", ctypes.c_uint32),
         ("gpio", GPIO),  # ABI 2
         ("eeprom_put", EEPROM_PUT),  # ABI 3
+        ("eeprom_get", EEPROM_GET),  # ABI 4
     ]
 
 
@@ -74,6 +76,7 @@ class AppHost(Protocol):
     def fw_sleep(self, req: SleepRequest) -> int: ...
     def fw_gpio(self, op: int, pin: int, value: int) -> int: ...
     def fw_eeprom_put(self, index: int, buf: "ctypes._Pointer", length: int) -> int: ...
+    def fw_eeprom_get(self, index: int, length: int) -> int: ...
 
 
 class FirmwareLoadError(RuntimeError):
@@ -157,6 +160,7 @@ class AppInstance:
             "sleep": SLEEP(lambda req: host.fw_sleep(req.contents)),
             "gpio": GPIO(host.fw_gpio),
             "eeprom_put": EEPROM_PUT(host.fw_eeprom_put),
+            "eeprom_get": EEPROM_GET(host.fw_eeprom_get),
         }
         self._eeprom = eeprom
         self._api = HostApi(eeprom=ctypes.cast(eeprom, ctypes.POINTER(ctypes.c_uint8)), eeprom_len=len(eeprom),
