@@ -45,6 +45,10 @@ BASE_FLAGS: tuple[str, ...] = (
     "-fno-gnu-unique",
     "-fvisibility=hidden",
     "-Wall",
+    # a function that can fall off its end without a value does not build for the Electron either
+    # (device-os v2.3.1 build/module-defaults.mk:53): a firmware, or a generated defect, that does so
+    # is refused here as it is there (such a mutant is invalid, not a survivor)
+    "-Werror=return-type",
     # each function and datum in its own section, so that the link drops what nothing calls, as the
     # Device OS build does for the real firmware (device-os v2.3.1 build/module-defaults.mk:50,
     # build/arm-tools.mk:27): code the firmware never calls is then not in the build at all, and a
