@@ -68,7 +68,7 @@ def test_a_dropped_stream_is_a_gap_and_the_records_sent_in_it_are_not_judged(tmp
         rig.close()
 
     # (a) one gap, from the drop to the reconnection, in bench time
-    gaps = tl.select(source="cloud", kind=v.STREAM_GAP)
+    gaps = v.without_superseded_gaps(tl.select(source="cloud", kind=v.STREAM_GAP))
     assert [(g.get("from"), g.get("to")) for g in gaps] == [(round(dropped, 3), round(restored, 3))]
     publishes = [e for e in tl.select(source="board", kind="app") if e.get("action") == "publish" and e.get("ok")]
     lost = [e for e in publishes if dropped < e.t < restored]
@@ -86,3 +86,67 @@ def test_a_dropped_stream_is_a_gap_and_the_records_sent_in_it_are_not_judged(tmp
     # (c) the same timeline with no gap recorded: the lost copies fail it
     blind = v.published_records_reach_the_cloud(_without_gaps(tl), device_id=rig.dut_id)
     assert not blind.passed and "never received" in blind.message
+
+
+def test_a_stream_still_down_when_judged_is_an_open_gap_until_it_closes(tmp_path: Path) -> None:
+    """The stream drops and the scenario ends before it is back: the gap is in the timeline as open
+    (no `to`: it has not ended), over the real channels; once the stream is back, the closed gap
+    supersedes it, so what comes after it is judged again."""
+    cfg = load(BENCH_FILE)
+    rig = Rig(cfg, compose(cfg, BENCH_FILE, tmp_path, seed=1), tmp_path, 1)
+    try:
+        BaselineStrategy(cfg.simulation.firmware_version).transition(rig)
+        rig.start_scenario()
+        stream = rig.cloud.stream  # type: ignore[attr-defined]
+        rig.command("workload", state="busy")
+        rig.wait(20)
+        dropped = rig.now()
+        _streams_down(rig, True)
+        assert stream.wait_down(10)
+        rig.wait(v.PUBLISH_SETTLES_S + 30)
+        rig.command("workload", state="idle")
+        rig.wait(5)
+        judged = Timeline()
+        for e in rig.timeline.entries:
+            judged.add(e.t, e.source, e.kind, e.data, e.device_t)
+        _streams_down(rig, False)
+        assert stream.wait_open(10)
+        rig.wait(5)
+        after = rig.timeline
+    finally:
+        rig.close()
+
+    open_gaps = judged.select(source="cloud", kind=v.STREAM_GAP)
+    assert [(g.get("from"), g.get("to"), g.get("open")) for g in open_gaps] == [(round(dropped, 3), None, True)]
+    assert v.stream_gap_end(open_gaps[0]) == float("inf")
+
+    # back: the closed gap supersedes the open one (records after it are judged again)
+    gaps = v.without_superseded_gaps(after.select(source="cloud", kind=v.STREAM_GAP))
+    assert len(gaps) == 1 and gaps[0].get("from") == round(dropped, 3) and gaps[0].get("to") is not None
+
+
+def _booted_v2_while_the_stream_was_down(gap_to: float | None) -> Timeline:
+    """A board boots version 2 at 100 s; the rig's stream dropped at 90 s (closed at `gap_to`, or
+    still down) and no cloud report of version 2 reached the rig."""
+    tl = Timeline()
+    tl.add(10, "board:e00f", "hello", {"product_version": 1}, 5_000)
+    tl.add(90, "cloud", v.STREAM_GAP, {"from": 90.0, "to": None, "open": True})
+    if gap_to is not None:
+        tl.add(90, "cloud", v.STREAM_GAP, {"from": 90.0, "to": gap_to})
+    tl.add(100, "board:e00f", "hello", {"product_version": 2}, 1_000)
+    tl.add(400, "rig", "wait", {})
+    return tl
+
+
+def test_a_new_version_booted_while_the_stream_is_still_down_is_not_judged() -> None:
+    """A drop not recovered from when the verdicts run: the cloud's report of the new version may
+    have come meanwhile (no replay), so `new_version_runs` does not fail for its absence."""
+    ok = v.new_version_runs(_booted_v2_while_the_stream_was_down(None), 2)
+    assert ok.passed and "down from 90.0 s and still down when judged: not judged" in ok.message
+
+
+def test_a_gap_closed_before_the_boot_excuses_nothing() -> None:
+    """Once the closed entry is in, the open one no longer counts: a gap over before the boot leaves
+    the missing report judged."""
+    bad = v.new_version_runs(_booted_v2_while_the_stream_was_down(95.0), 2)
+    assert not bad.passed and "never reported the new version" in bad.message

@@ -93,6 +93,8 @@ class ApiCloudAccess:
     stream: EventStream | None = None
     #: how many of the stream's gaps are already in the timeline
     gaps_reported: int = 0
+    #: the start of the drop the stream has not recovered from, once it is in the timeline as open
+    open_gap_reported: float | None = None
 
     @classmethod
     def connect(cls, api: ParticleCloud, product_id: int, clock: BenchClock, *, group: str,
@@ -212,6 +214,12 @@ class ApiCloudAccess:
         self.gaps_reported += len(gaps)
         out.extend({"name": STREAM_GAP, "t": start, "from": round(start, 3), "to": round(end, 3)}
                    for start, end in gaps)
+        # A drop not recovered from yet goes in as an open gap (no `to`) once, so that verdicts judged
+        # while the stream is still down know it; its closed entry follows when the stream is back.
+        down = self.stream.down_since
+        if down is not None and down != self.open_gap_reported:
+            self.open_gap_reported = down
+            out.append({"name": STREAM_GAP, "t": down, "from": round(down, 3), "to": None, "open": True})
         return out
 
     # -- bench state --------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from .timeline import Entry, Timeline
-from .verdicts import STREAM_GAP
+from .verdicts import STREAM_GAP, stream_gap_end, without_superseded_gaps
 
 __all__ = ["plot_timeline", "time_unit"]
 
@@ -411,7 +411,9 @@ def _short_cloud(e: Entry) -> tuple[str, str]:
     name = e.kind
     val = str(e.get("data", "") if e.get("data") is not None else "").strip()
     if name == STREAM_GAP:  # the rig's own stream was down (otarig.cloud_access): drawn as a band too
-        return "status", f"stream gap {_human(float(e.get('to', e.t)) - float(e.get('from', e.t)))}"
+        if stream_gap_end(e) == float("inf"):
+            return "status", "stream down"
+        return "status", f"stream gap {_human(stream_gap_end(e) - float(e.get('from', e.t)))}"
     if name == "spark/flash/status":
         return "flash", f"flash {val.split()[0] if val else ''}".strip()
     if name.startswith("spark/status/safe-mode"):
@@ -719,6 +721,7 @@ def _figure(entries: list[Entry], title: str) -> Figure:
             faults.append(e)
         elif s == "rig":
             rig.append(e)
+    cloud = without_superseded_gaps(cloud)
     safe: dict[str, list[float]] = {}
     for e in cloud:
         if e.kind.startswith("spark/status/safe-mode"):
@@ -882,7 +885,7 @@ def _draw_cloud(ax: Axes, cloud: list[Entry], rig: list[Entry], lo: float, hi: f
     _hlines(ax, ys.values(), colors="#eeeeee", linewidths=0.8, zorder=0)
     for e in cloud:  # what the cloud sent then never reached the rig (no replay): a band over the rows
         if e.kind == STREAM_GAP:
-            ax.axvspan(float(e.get("from", e.t)) * S, float(e.get("to", e.t)) * S, color="#ffcdd2", alpha=0.5,
+            ax.axvspan(float(e.get("from", e.t)) * S, min(stream_gap_end(e), hi) * S, color="#ffcdd2", alpha=0.5,
                        zorder=0, linewidth=0)
     for r in used:
         pts = rows[r]

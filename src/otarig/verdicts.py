@@ -6,6 +6,7 @@ serial events, the cloud's event stream, the rig's own actions and injected faul
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -941,19 +942,35 @@ STREAM_GAP = "stream_gap"
 
 def _stream_gaps(tl: Timeline) -> list[Entry]:
     """The recorded gaps of the rig's event stream, selected once per verdict (a verdict asks for each
-    of thousands of records: scanning the timeline each time made a week's run quadratic)."""
-    return tl.select(source="cloud", kind=STREAM_GAP)
+    of thousands of records: scanning the timeline each time made a week's run quadratic). A gap the
+    rig wrote as open (no `to`: the stream was still down at a collect) counts until its closed entry
+    (same `from`) is in; then that one says when it ended."""
+    return without_superseded_gaps(tl.select(source="cloud", kind=STREAM_GAP))
+
+
+def without_superseded_gaps(entries: list[Entry]) -> list[Entry]:
+    """`entries` less each open `stream_gap` whose closed entry (same `from`) is among them."""
+    closed = {g.get("from") for g in entries if g.kind == STREAM_GAP and g.get("to") is not None}
+    return [g for g in entries if not (g.kind == STREAM_GAP and g.get("to") is None and g.get("from") in closed)]
+
+
+def stream_gap_end(gap: Entry) -> float:
+    """When a recorded gap ended; an open one (the stream still down when judged) never did."""
+    end = gap.get("to", gap.t)
+    return math.inf if end is None else float(end)
 
 
 def _stream_gap_since(gaps: list[Entry], since: float) -> Entry | None:
     """The first of `gaps` (`_stream_gaps`) that ends at or after `since`: something the cloud got
     from then on may have come while the rig was not listening, so its absence proves nothing."""
-    return next((g for g in gaps if float(g.get("to", g.t)) >= since), None)
+    return next((g for g in gaps if stream_gap_end(g) >= since), None)
 
 
 def _stream_down(gap: Entry) -> str:
     """A gap as a verdict's detail says it."""
-    start, end = float(gap.get("from", gap.t)), float(gap.get("to", gap.t))
+    start, end = float(gap.get("from", gap.t)), stream_gap_end(gap)
+    if end == math.inf:
+        return f"the rig's event stream was down from {start:.1f} s and still down when judged"
     return f"the rig's event stream was down from {start:.1f} s to {end:.1f} s"
 
 
