@@ -39,3 +39,18 @@ def test_selftest_kills_a_mutant_that_resets_before_persisting(tmp_path):
     assert summary["good"]["failed"] == [] and summary["good"]["ran"] >= 1, proc.stdout[-3000:]
     assert summary["mutants"]["3"], "mutant 3 survived the suite"
     assert proc.returncode == 0
+
+
+def test_otarig_run_threading_builds_the_other_model_and_the_record_says_so(tmp_path):
+    """`otarig run --threading non-threaded` certifies the companion built without
+    SYSTEM_THREAD(ENABLED) whatever the bench file says: the board's hello says it ran non-threaded,
+    and the record notes the model the bench built."""
+    report = tmp_path / "report"
+    proc = _otarig("run", "--threading", "non-threaded", "-k", "lost_in_every_copy", "--report", str(report),
+                   timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads((report / "certification.json").read_text())
+    assert record["passed"] is True and record["bench"]["threaded"] is False
+    hellos = [json.loads(line) for t in (report / "tests").glob("*/timeline.jsonl")
+              for line in t.read_text().splitlines() if '"kind":"hello"' in line]
+    assert hellos and all(h["data"]["threaded"] is False for h in hellos)

@@ -391,6 +391,13 @@ def _run_on_bench(args: argparse.Namespace) -> int:
     with bench_for(args.place, Path(args.bench)) as bench:  # a labgrid place: acquired, released in any case
         cfg = _load_bench(str(bench))
         project = _project_arg(cfg, args.firmware, bench)
+        extra = pool_args(cfg, args.workers)
+        if getattr(args, "threading", None) is not None:
+            if not cfg.simulated:
+                raise CommandError("--threading is for the simulated bench: a real bench runs the binaries its "
+                                   "[firmware] table names (nonthreaded = … for the other model)", 2)
+            cfg.simulation.threaded = args.threading == "threaded"  # built so up front, and in the record
+            extra.append(f"--threading={args.threading}")
         _check_fleet_release(cfg, bench)
         build_errors: tuple[type[Exception], ...] = ()
         if cfg.simulated:  # on a real bench the rig never imports otarig.sim
@@ -401,8 +408,7 @@ def _run_on_bench(args: argparse.Namespace) -> int:
             result = run_suite(cfg, bench.resolve(), report_dir=Path(args.report).resolve(), seed=args.seed,
                                suite=Path(args.suite).resolve() if args.suite else None, select=args.k,
                                allow_skips=args.allow_skips, long=args.long, max_budget=args.max_budget,
-                               exitfirst=args.exitfirst, firmware=project,
-                               extra_args=pool_args(cfg, args.workers))
+                               exitfirst=args.exitfirst, firmware=project, extra_args=extra)
         except build_errors as exc:  # e.g. a Device OS call the host layer lacks: one line (otarig.sim.missing_api)
             raise CommandError(str(exc)) from None
     if result.exit_code == 5:
@@ -715,6 +721,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="simulated bench: build the firmware with AddressSanitizer (heap and globals) and stop "
                           "at its first out-of-bounds access or use after free, naming file:line; about 1.7x slower "
                           "(docs/selftest.md \"A second look at survivors\")")
+    run.add_argument("--threading", choices=("threaded", "non-threaded"), default=None,
+                     help="simulated bench: build the firmware in this threading model (OTARIG_THREADED for the "
+                          "device companion), whatever [simulation] threaded says (the record notes it); a "
+                          "firmware whose source declares SYSTEM_THREAD itself is built as it declares")
     run.add_argument("--workers", type=int, default=1, metavar="N",
                      help="spread the scenarios over N boards of the bench file, one pytest-xdist worker each "
                           "(the board pool, docs/lab.md §4)")

@@ -434,6 +434,8 @@ def _conclude(cfg: BenchConfig, bench_path: Path, report_dir: Path, tests_dir: P
              "stand_in": cfg.stand_in, "hardware": not cfg.simulated and not cfg.stand_in,
              "time_scale": None if cfg.simulated else cfg.bench.time_scale,
              "link": cfg.simulation.link if cfg.simulated else None, "mutant": mutant,
+             # the threading model the simulated bench built the firmware in (the board's hello says what ran)
+             "threaded": cfg.simulation.threaded if cfg.simulated else None,
              "firmware_project": str(project) if project is not None else None,
              "place": cfg.lab.model_dump() if cfg.lab is not None else None}  # a labgrid place (otarig.lab)
     tools = _tools(cfg, bench_path)
