@@ -89,6 +89,9 @@ def _boot(rig):
 ORDERS = {
     "newest-put-first": ((1, "invalid"), (2, "wrong")),
     "older-put-first": ((2, "wrong"), (1, "wrong")),
+    # a record older than the newest: for an app that writes each record twice, puts 3 and 4 are the
+    # two copies of the record before the newest, so the boot's repair must reach past the newest
+    "older-record": ((3, "wrong"), (4, "wrong")),
 }
 
 
@@ -98,13 +101,15 @@ ORDERS = {
 @pytest.mark.parametrize("order", list(ORDERS))
 @pytest.mark.budget(1800)
 def test_a_persisted_record_survives_the_loss_of_either_copy(rig, order):
-    """The app persists records while busy and parks. One of the last two EEPROM puts it made is
-    damaged and the device boots; then the other one is, and the device boots again, then works a
+    """The app persists records while busy and parks. One of its last EEPROM puts is damaged and
+    the device boots; then the other one is, and the device boots again, then works a
     little. `newest-put-first`: the newest put reads as never made (its first record reads
     invalid: what a cut inside it before its commit leaves, §2.10), then each byte of the put
     before it reads wrong; `older-put-first`: each byte of the older put reads wrong, then each of
-    the newest. For an app that writes each record twice that is one copy of the newest record,
-    then the other, with a boot in between to write the first one again: every record
+    the newest; `older-record`: each byte of the third newest put reads wrong, then each of the
+    fourth. For an app that writes each record twice that is one copy of the newest record (of the
+    one before it, for `older-record`), then the other, with a boot in between to write the first
+    one again: every record
     acknowledged or recovered before must still be there at each boot (`no persisted record
     lost`), the count it holds must not drop, and its numbers go on."""
     _drive_and_park_with_records_persisted(rig)
