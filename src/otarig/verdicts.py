@@ -678,7 +678,8 @@ def records_keep_declared_cadence(tl: Timeline, board: str | None = None) -> Ver
     `record_period_ms`, TestAgentInfo.recordPeriodMs): record k of a busy stretch comes at the
     stretch's start (`app workload busy`) + k periods, on the device's own clock, no more than
     `CADENCE_EARLY_MS` early and no more than `CADENCE_LATE_SHARE` of a period late, and none is
-    missing when the stretch ends. A stretch ends when the app goes idle, the guard shuts the app
+    missing when the stretch ends (a `busy` reported while busy starts no new one: the grid goes
+    on). A stretch ends when the app goes idle, the guard shuts the app
     down or holds the reset for persistence, the rig puts it to sleep, or the device boots; work
     resumed after any of these is judged from the next `busy`. Device OS holding a non-threaded app
     (a download, a cloud connection being made: `_SystemHold`) ends a stretch too, and one still
