@@ -9,11 +9,14 @@ its state (a bounded condition wait), never on a fixed sleep; the world moves on
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
 from otarig import verdicts as v
+from otarig.cloud import EventStream
 from otarig.compose import compose
 from otarig.config import load
 from otarig.rig import Rig
@@ -43,7 +46,10 @@ def _without_gaps(tl: Timeline) -> Timeline:
     return out
 
 
-def test_a_dropped_stream_is_a_gap_and_the_records_sent_in_it_are_not_judged(tmp_path: Path) -> None:
+@contextmanager
+def _busy_with_the_stream_dropped(tmp_path: Path) -> Iterator[tuple[Rig, EventStream, float]]:
+    """The default bench, the app busy for 20 s, then the rig's stream dropped (and noticed):
+    the rig, its stream and when it dropped; the rig is closed on the way out."""
     cfg = load(BENCH_FILE)
     rig = Rig(cfg, compose(cfg, BENCH_FILE, tmp_path, seed=1), tmp_path, 1)
     try:
@@ -56,6 +62,13 @@ def test_a_dropped_stream_is_a_gap_and_the_records_sent_in_it_are_not_judged(tmp
         dropped = rig.now()
         _streams_down(rig, True)
         assert stream.wait_down(10)
+        yield rig, stream, dropped
+    finally:
+        rig.close()
+
+
+def test_a_dropped_stream_is_a_gap_and_the_records_sent_in_it_are_not_judged(tmp_path: Path) -> None:
+    with _busy_with_the_stream_dropped(tmp_path) as (rig, stream, dropped):
         rig.wait(OUTAGE_S)
         restored = rig.now()
         _streams_down(rig, False)
@@ -64,8 +77,6 @@ def test_a_dropped_stream_is_a_gap_and_the_records_sent_in_it_are_not_judged(tmp
         rig.command("workload", state="idle")
         rig.wait(5)
         tl = rig.timeline
-    finally:
-        rig.close()
 
     # (a) one gap, from the drop to the reconnection, in bench time
     gaps = v.without_superseded_gaps(tl.select(source="cloud", kind=v.STREAM_GAP))
@@ -92,17 +103,7 @@ def test_a_stream_still_down_when_judged_is_an_open_gap_until_it_closes(tmp_path
     """The stream drops and the scenario ends before it is back: the gap is in the timeline as open
     (no `to`: it has not ended), over the real channels; once the stream is back, the closed gap
     supersedes it, so what comes after it is judged again."""
-    cfg = load(BENCH_FILE)
-    rig = Rig(cfg, compose(cfg, BENCH_FILE, tmp_path, seed=1), tmp_path, 1)
-    try:
-        BaselineStrategy(cfg.simulation.firmware_version).transition(rig)
-        rig.start_scenario()
-        stream = rig.cloud.stream  # type: ignore[attr-defined]
-        rig.command("workload", state="busy")
-        rig.wait(20)
-        dropped = rig.now()
-        _streams_down(rig, True)
-        assert stream.wait_down(10)
+    with _busy_with_the_stream_dropped(tmp_path) as (rig, stream, dropped):
         rig.wait(v.PUBLISH_SETTLES_S + 30)
         rig.command("workload", state="idle")
         rig.wait(5)
@@ -113,8 +114,6 @@ def test_a_stream_still_down_when_judged_is_an_open_gap_until_it_closes(tmp_path
         assert stream.wait_open(10)
         rig.wait(5)
         after = rig.timeline
-    finally:
-        rig.close()
 
     open_gaps = judged.select(source="cloud", kind=v.STREAM_GAP)
     assert [(g.get("from"), g.get("to"), g.get("open")) for g in open_gaps] == [(round(dropped, 3), None, True)]
