@@ -118,6 +118,8 @@ def test_a_stream_still_down_when_judged_is_an_open_gap_until_it_closes(tmp_path
     open_gaps = judged.select(source="cloud", kind=v.STREAM_GAP)
     assert [(g.get("from"), g.get("to"), g.get("open")) for g in open_gaps] == [(round(dropped, 3), None, True)]
     assert v.stream_gap_end(open_gaps[0]) == float("inf")
+    verdict = v.published_records_reach_the_cloud(judged, device_id=rig.dut_id)
+    assert verdict.passed and f"down from {dropped:.1f} s and still down when judged: not judged" in verdict.message
 
     # back: the closed gap supersedes the open one (records after it are judged again)
     gaps = v.without_superseded_gaps(after.select(source="cloud", kind=v.STREAM_GAP))

@@ -1089,11 +1089,11 @@ def published_records_reach_the_cloud(tl: Timeline, board: str | None = None, *,
         if named.get((event, seq), float("-inf")) >= p.t:
             judged += 1
             continue
-        if last_cut >= p.t or last_received < p.t:
-            continue
         gap = _stream_gap_since(gaps, p.t)
-        if gap is not None:
+        if gap is not None:  # named first: a stream still down also leaves nothing received after it
             unjudged.setdefault(_stream_down(gap), []).append(seq)
+            continue
+        if last_cut >= p.t or last_received < p.t:
             continue
         judged += 1
         others = sorted({e.kind for e in received if e.t >= p.t and e.kind != event})
