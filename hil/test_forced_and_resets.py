@@ -65,6 +65,18 @@ def _release_the_hold_then_version_3_lands(rig) -> None:
               v.no_update_loop(tl, max_downloads=2))
 
 
+def _wait_for_the_clouds_success(rig, since: float) -> None:
+    """The cloud ends a transfer only when the device's last answer reaches it, a link latency after
+    `complete`: a release before that finds a transfer in progress and starts nothing
+    (docs/reference/particle-ota.md §7.8.2); wait for its `spark/flash/status success` as a real
+    bench would."""
+    deadline = rig.now() + 120
+    while not rig.timeline.select(source="cloud", kind="spark/flash/status", start=since,
+                                  where=lambda e: str(e.get("data", "")).startswith("success")):
+        assert rig.now() < deadline, "no cloud spark/flash/status success within 120 s of `complete`"
+        rig.wait(1)
+
+
 @pytest.mark.budget(1800)
 def test_several_otas_without_a_reset_apply_the_last_one(rig):
     """While the app holds resets, Device OS keeps accepting OTAs; each begin clears the slot the one
@@ -81,14 +93,7 @@ def test_several_otas_without_a_reset_apply_the_last_one(rig):
     # bench/seeds.py released in that gap; wait for the cloud's `success` as a real bench would.
     # (A threaded app prints `complete` from its event queue, up to 20 events after the system's
     # `complete`: the cloud's `success` may already be in, docs/reference/particle-ota.md §2.2.)
-    deadline = rig.now() + 120
-
-    def succeeded() -> list:
-        return rig.timeline.select(source="cloud", kind="spark/flash/status", start=since,
-                                   where=lambda e: str(e.get("data", "")).startswith("success"))
-    while not succeeded():
-        assert rig.now() < deadline, "no cloud spark/flash/status success within 120 s of `complete`"
-        rig.wait(1)
+    _wait_for_the_clouds_success(rig, since)
     rig.upload(rig.firmware(3, size=APP_SIZE))
     rig.release(3, intelligent=True)
     rig.expect_sys("firmware_update", "begin", 900)
@@ -109,11 +114,7 @@ def test_coverage_lost_after_a_completed_update_ends_no_transfer(rig):
     test_several_otas_without_a_reset_apply_the_last_one. A firmware that takes any disconnect after
     a `begin` for a lost transfer disables updates again and the next release never begins."""
     since = update_completed_under_reset_hold(rig)
-    deadline = rig.now() + 120
-    while not rig.timeline.select(source="cloud", kind="spark/flash/status", start=since,
-                                  where=lambda e: str(e.get("data", "")).startswith("success")):
-        assert rig.now() < deadline, "no cloud spark/flash/status success within 120 s of `complete`"
-        rig.wait(1)
+    _wait_for_the_clouds_success(rig, since)
     rig.link_outage(120)
     rig.expect_sys("cloud_status", "disconnected", 300)
     rig.upload(rig.firmware(3, size=APP_SIZE))
@@ -131,6 +132,45 @@ def test_coverage_lost_after_a_completed_update_ends_no_transfer(rig):
             "(docs/reference/particle-ota.md §2.2, §2.4, §2.5)") from None
     rig.expect_sys("firmware_update", "complete", 900)
     _release_the_hold_then_version_3_lands(rig)
+
+
+@pytest.mark.requires("antenna_switch")
+@pytest.mark.budget(3600)
+def test_a_transfer_cut_after_a_completed_update_lets_nothing_in_while_driving(rig):
+    """The app drives a little, parks and holds the reset; an update completes (§2.5). The next
+    release begins before the reset (§2.5 `multiple_ota_no_reset`) and coverage is lost
+    mid-download, which ends that transfer without `failed` (§2.2, §2.4); the vehicle drives off.
+    The completed update does not make the cut one count as done: the app must take updates back
+    (the cut transfer is lost), so that the cloud's retry of the release, once coverage is back,
+    does not begin while the vehicle drives (`update began only inside an idle window`); its
+    pending reset keeps it shut down meanwhile. Once parked it lets the reset go; the last release
+    lands in the end."""
+    connected(rig)
+    needs_threaded_app(rig, "the vehicle drives off while coverage is lost, and Device OS holds a non-threaded "
+                            "app while it reconnects")
+    drive(rig)
+    rig.wait(20)
+    park(rig)
+    since = update_completed_under_reset_hold(rig)
+    _wait_for_the_clouds_success(rig, since)
+    rig.upload(rig.firmware(3, size=APP_SIZE))
+    rig.release(3, intelligent=True)
+    rig.expect_sys("firmware_update", "begin", 900)
+    for _ in range(10):
+        rig.expect_sys("firmware_update", "progress", 60)
+    rig.link_outage(120)
+    rig.expect_sys("cloud_status", "disconnected", 300)
+    drive(rig)
+    rig.expect_sys("cloud_status", "connected", 900)
+    rig.wait(90)
+    park(rig)
+    rig.wait(10)
+    rig.command("reset_hold", hold=False)
+    rig.expect_version(3, 3000)
+    rig.wait(30)
+    tl = rig.timeline
+    rig.check(v.update_began_in_idle_window(tl), v.shutdown_before_reset(tl), v.no_record_lost(tl),
+              v.reports_agree_with_status(tl), v.new_version_runs(tl, 3, device_id=rig.dut_id))
 
 
 @pytest.mark.requires("antenna_switch")
