@@ -47,6 +47,12 @@ def needs_non_threaded_app(rig: Rig, premise: str) -> None:
                     "§2.8, §3.1), so only a non-threaded one is held")
 
 
+def declared_period_ms(rig: Rig) -> int | None:
+    """The record period the firmware declares (hello and `ping` `record_period_ms`), or None."""
+    said = rig.command("ping").get("record_period_ms")
+    return int(said) if isinstance(said, (int, float)) and not isinstance(said, bool) and said > 0 else None
+
+
 def drive(rig: Rig) -> None:
     """The vehicle starts driving: the app is busy and the guard closes the idle window."""
     rig.command("workload", state="busy")

@@ -22,7 +22,7 @@ from otarig import verdicts as v
 from otarig.plugin import SKIP_NOT_APPLICABLE
 from otarig.rig import Rig
 
-from conftest import connected, needs_non_threaded_app, park
+from conftest import connected, declared_period_ms, needs_non_threaded_app, park
 
 #: where each stall's end is put, in declared periods after twice the grid point the stall began
 #: before (2L): a little before it, four phases within the period after it, and a little after that
@@ -52,12 +52,6 @@ class Stall:
         return (f"began at {self.began_ms} ms (next grid point {self.grid_ms} ms, the stretch began at "
                 f"{self.busy_ms} ms), ended at {self.ended_ms} ms: {self.phase(period):+.2f} periods after "
                 "twice the grid point")
-
-
-def _declared_period_ms(rig: Rig) -> int | None:
-    """The record period the firmware declares (hello and `ping` `record_period_ms`), or None."""
-    said = rig.command("ping").get("record_period_ms")
-    return int(said) if isinstance(said, (int, float)) and not isinstance(said, bool) and said > 0 else None
 
 
 def _uptime_ms(rig: Rig) -> float:
@@ -129,7 +123,7 @@ def test_records_keep_their_cadence_whatever_the_phase_a_stall_ends_at(rig):
     stall has coverage back after the same time, and begins at the uptime that puts its end at its
     phase. At least one stall must end within the period after 2L, or the scenario tests nothing."""
     needs_non_threaded_app(rig, "loop() stalled while the cloud connection is being made")
-    period = _declared_period_ms(rig)
+    period = declared_period_ms(rig)
     if period is None:
         pytest.skip(f"{SKIP_NOT_APPLICABLE}it declares no record period (TestAgentInfo.recordPeriodMs), "
                     "so no cadence can be judged across a stall")

@@ -8,7 +8,7 @@ same busy stretch, so its record grid goes on from the moment it turned busy (do
 from __future__ import annotations
 
 import pytest
-from conftest import connected, drive, park
+from conftest import connected, declared_period_ms, drive, park
 
 from otarig import verdicts as v
 
@@ -25,11 +25,8 @@ def test_a_repeated_workload_command_changes_nothing(rig):
     `busy` (`records keep the declared cadence` judges a repeated `busy` as no new stretch), its
     numbers go on, and what it reports agrees with its status."""
     connected(rig)
+    period = (declared_period_ms(rig) or 1000) / 1000
     drive(rig)
-    said = [e for e in rig.timeline.select(where=lambda e: e.kind == "hello" or
-                                          (e.kind == "reply" and e.get("cmd") in ("ping", "status")))]
-    period_ms = next((e.get("record_period_ms") for e in reversed(said) if e.get("record_period_ms")), None)
-    period = (period_ms or 1000) / 1000
     rig.wait(10 * period + PHASE * period)
     rig.command("workload", state="busy")
     rig.wait(10 * period)
