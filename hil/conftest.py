@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from otarig import verdicts as v
+from otarig.board import NOT_SUPPORTED, CommandFailed, NotSupported
 from otarig.plugin import SKIP_NOT_APPLICABLE
 from otarig.rig import Rig
 from otarig.strategy import BaselineStrategy
@@ -51,6 +52,22 @@ def declared_period_ms(rig: Rig) -> int | None:
     """The record period the firmware declares (hello and `ping` `record_period_ms`), or None."""
     said = rig.command("ping").get("record_period_ms")
     return int(said) if isinstance(said, (int, float)) and not isinstance(said, bool) and said > 0 else None
+
+
+def long_loop_pass(rig: Rig, seconds: float) -> float:
+    """The app's current loop() pass lasts `seconds` (the agent's `delay` command, docs/protocol.md), as
+    a long delay() in a product's loop does: a threaded app takes its queued system events inside it,
+    so several reach its handlers before its next loop() (docs/reference/particle-ota.md §2.2, §8.16).
+    Returns when the pass's delay began (the agent replies first). Not applicable to an agent
+    older than the command."""
+    try:
+        rig.command("delay", ms=round(seconds * 1000))
+    except CommandFailed as exc:
+        if "unknown cmd" not in str(exc):
+            raise
+        raise NotSupported(f"{NOT_SUPPORTED}: its test agent has no `delay` command (an older TestAgent: "
+                           "`otarig firmware add-agent` brings the current one)", exc.reply) from None
+    return rig.now()
 
 
 def drive(rig: Rig) -> None:

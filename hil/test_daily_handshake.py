@@ -21,7 +21,7 @@ from otarig.board import NOT_SUPPORTED, BoardError, ExpectTimeout, NotSupported
 from otarig.protocol import Event
 from otarig.timeline import Entry
 
-from conftest import APP_SIZE, connected, drive, ota_verdicts, park
+from conftest import APP_SIZE, connected, drive, long_loop_pass, needs_threaded_app, ota_verdicts, park
 
 DAY = 24 * 3600
 #: how long to wait, parked, for a forced handshake: "once a day", with room for a firmware that
@@ -54,6 +54,18 @@ BUSY_AFTER_S = 10 * 60.0
 #: a MODE power-off is announced this long before the next forced handshake falls due, and held
 #: (the app's reset hold) until this long after it
 HOLD_AROUND_S = 10 * 60.0
+#: the release whose download is cut and begun again within one loop() pass is made this long before
+#: the next forced handshake falls due: the pass (the rest of the lead, less PASS_ENDS_BEFORE_DUE_S)
+#: must hold the cut, its disconnect (the modem notices within some 20 s, §2.2), the reconnection
+#: (seconds, §1.3) and the cloud's new `begin` (§2.4, §7.9), while the new download, at the pace the
+#: app's queue takes its `progress` events (one a second inside a delay(), §2.2), is still running at
+#: the due moment
+BATCH_LEAD_S = 200.0
+#: the long pass ends this long before the due moment, so that the app's first loop() after it has
+#: the events of the pass in hand before the handshake falls due
+PASS_ENDS_BEFORE_DUE_S = 5.0
+#: the coverage cut inside the pass
+BATCH_OUTAGE_S = 30.0
 #: what a Standard release may take beyond the firmware's period and the outage: the reconnect, the
 #: forced full handshake, the download of a 100 KB image (some 40-50 s on 3G, §5) and the reset
 #: (halved for a firmware whose period is shorter than twice this)
@@ -118,6 +130,49 @@ def test_forced_handshake_falling_due_during_a_download_waits_for_it(rig):
         f"the download ran {begin.t - due:+.1f} s to {(ends[0].t - due if ends else float('nan')):+.1f} s around "
         f"the moment the next forced handshake fell due (period {period:.0f} s from the one at {second.t:.0f} s): "
         "it did not span it, so the scenario proved nothing; the release lead or the image size needs changing")
+
+
+@pytest.mark.requires("antenna_switch")
+@pytest.mark.budget(3 * DAY + 6 * 3600)
+def test_forced_handshake_falling_due_after_a_download_begun_again_within_one_loop_pass_waits_for_it(rig):
+    """Parked, the firmware's period is learned from two forced handshakes. An Intelligent release of
+    a near-full-slot image is made some minutes before the third falls due; the app lets it in and
+    its download begins. Then one of the app's loop() passes lasts minutes (a long delay(), the
+    agent's `delay`), and inside it coverage is cut and comes back: the cloud's disconnect, the
+    reconnection and the cloud's new `begin` all reach the app's handlers before its next loop()
+    (a threaded app takes its queued events inside a delay(), docs/reference/particle-ota.md §2.2).
+    A firmware that reads that batch as "the transfer was cut" (the disconnect, without noticing
+    the newer `begin`) believes no download runs, and when the handshake falls due soon after the
+    pass it forces it in the middle of the new download, which its disconnect drops (§3.3, §2.4)
+    (`no_forced_handshake_during_update`). Not applicable to a non-threaded app, which runs the
+    whole download inside the pass (§2.8), or to an agent without `delay`."""
+    needs_threaded_app(rig, "the app takes the cut and the new `begin` in one loop() pass and runs on during the download")
+    second, period, due = _until_before_the_third_handshake(rig, IMAGE_SIZE, BATCH_LEAD_S)
+    rig.release(2, intelligent=True)
+    rig.expect_sys("firmware_update", "begin", 120)
+    began = long_loop_pass(rig, max(due - PASS_ENDS_BEFORE_DUE_S - rig.now(), 0))
+    rig.link_outage(BATCH_OUTAGE_S)
+    rig.expect(lambda e: e.name == "log" and e.get("msg") == "delay_end", max(due - rig.now(), 0) + 60)
+    ended = rig.now()
+    rig.expect_version(2, 1800)
+    rig.wait(30)
+    tl = rig.timeline
+    rig.check(*ota_verdicts(rig, 2))  # no_forced_handshake_during_update among them
+    # what the scenario arranged: without it the verdicts above passed proving nothing
+    cut = tl.select(kind="sys", start=began, end=ended, where=lambda e: e.is_sys("cloud_status", "disconnected"))
+    again = tl.select(kind="sys", start=cut[0].t if cut else ended, end=ended,
+                      where=lambda e: e.is_sys("firmware_update", "begin"))
+    assert cut and again, (
+        f"the app's long loop() pass ({began:.0f} s to {ended:.0f} s) did not take both the cut's `cloud_status "
+        f"disconnected` ({f'at {cut[0].t:.0f} s' if cut else 'none'}) and a new `firmware_update begin` after it "
+        f"({f'at {again[0].t:.0f} s' if again else 'none'}), so the scenario proved nothing; the pass or the "
+        "outage needs changing")
+    ends = tl.select(kind="sys", start=again[0].t + 0.001, where=lambda e: e.is_sys("firmware_update", "complete") or
+                     e.is_sys("firmware_update", "failed") or e.is_sys("cloud_status", "disconnected"))
+    assert ends and ends[0].t > due, (
+        f"the download begun again at {again[0].t:.0f} s ended at {(ends[0].t if ends else float('nan')):.0f} s, "
+        f"before the next forced handshake fell due ({due:.0f} s, period {period:.0f} s): it did not span it, so "
+        "the scenario proved nothing; the lead or the image size needs changing")
 
 
 @pytest.mark.requires("antenna_switch")

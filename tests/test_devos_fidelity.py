@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from sim_helpers import OTA_SIZE, ImageFactory, RigFactory, SimRig
 
+from otarig.board import CommandFailed
 from otarig.protocol import Event
 from otarig.sim import deviceos as dos
 from otarig.sim.app_thread import PUT_WAIT_MS, QUEUE_DEPTH
@@ -411,3 +413,30 @@ def test_particle_connect_during_lost_coverage_connects_when_coverage_returns(
     assert session.data["resumed"], "the session nobody ended is resumed"
     rig.run(5)
     assert dev.net.cloud_connected
+
+
+# -- the agent's `delay`: one long loop() pass ------------------------------------------------------
+def test_a_threaded_app_takes_queued_events_inside_one_long_loop_pass(
+        companion_image: ImageFactory, sim_rig: RigFactory) -> None:
+    """docs/protocol.md `delay`: the agent replies, then the app's loop() pass lasts `ms`. A threaded
+    app takes one queued event per second of a long delay() (docs/reference/particle-ota.md §2.2;
+    device-os v2.3.1 system/src/system_task.cpp ~545-555), so a burst posted inside the pass reaches
+    its handlers before its next loop(): the agent, which reads commands only in loop(), answers a
+    ping only after `delay_end`. Bad keys are refused with the key named."""
+    rig = sim_rig(companion_image(1))
+    _idle_connected(rig)
+    assert rig.board.command("delay", ms=10_000)["ms"] == 10_000
+    begun = rig.now_ms
+    t_burst = _burst(rig, 5)
+    assert rig.board.command("ping", timeout=30)["ok"] is True
+    answered = rig.now_ms
+    end = rig.board.expect(lambda e: e.name == "log" and e.get("msg") == "delay_end", 0)
+    assert end.get("ms") == 10_000
+    handled = [e.t_ms for e in rig.handled(dos.TIME_CHANGED, since_ms=t_burst)]
+    assert len(handled) == 5 and all(begun < t < begun + 10_000 for t in handled), (
+        f"handled at {[t - begun for t in handled]} ms into the pass")
+    assert answered >= begun + 10_000, "the agent answered while its loop() pass was still in its delay"
+    with pytest.raises(CommandFailed, match="missing key ms"):
+        rig.board.command("delay")
+    with pytest.raises(CommandFailed, match="bad key ms"):
+        rig.board.command("delay", ms=-1)

@@ -674,6 +674,23 @@ void TestAgent::execute(JsonObject& cmd, long id, const char* name) {
         w.num("reason_code", (long)result.wakeupReason());
         int n = w.finish();
         write(w.data(), n);
+    } else if (strcmp(name, "delay") == 0) {
+        const JsonObject::Field* ms = cmd.get("ms");
+        if (!ms) return fail("missing key ms");
+        if (ms->type != JsonObject::INTEGER || ms->i < 0 || ms->i > 0x3fffffffL) {
+            return fail("bad key ms: expected a non-negative integer");
+        }
+        const uint32_t wait = (uint32_t)ms->i;
+        r.boolean("ok", true).unum("ms", wait);
+        send();  // docs/protocol.md: the reply goes out before the delay
+        // The app's current loop() pass lasts that long, as a long delay() in a product's loop does: a
+        // threaded app takes its queued system events inside it, several in one pass
+        // (docs/reference/particle-ota.md §2.2, §8.16); a non-threaded one runs the system's loop in it.
+        delay(wait);
+        JsonLine w("log");
+        w.str("msg", "delay_end").unum("ms", wait);
+        int n = w.finish();
+        write(w.data(), n);
     } else if (strcmp(name, "reset") == 0) {
         r.boolean("ok", true);
         send();  // docs/protocol.md: the reply goes out before System.reset()
