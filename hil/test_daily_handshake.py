@@ -132,9 +132,11 @@ def test_forced_handshake_falling_due_during_a_download_waits_for_it(rig):
         "it did not span it, so the scenario proved nothing; the release lead or the image size needs changing")
 
 
-@pytest.mark.requires("antenna_switch")
+@pytest.mark.parametrize("ending", [
+    pytest.param("lost-coverage", marks=pytest.mark.requires("antenna_switch")),
+    pytest.param("renegotiated-session", marks=pytest.mark.sim_only)])
 @pytest.mark.budget(3 * DAY + 6 * 3600)
-def test_forced_handshake_falling_due_after_a_download_begun_again_within_one_loop_pass_waits_for_it(rig):
+def test_forced_handshake_falling_due_after_a_download_begun_again_within_one_loop_pass_waits_for_it(rig, ending):
     """Parked, the firmware's period is learned from two forced handshakes. An Intelligent release of
     a near-full-slot image is made some minutes before the third falls due; the app lets it in and
     its download begins. Then one of the app's loop() passes lasts minutes (a long delay(), the
@@ -144,14 +146,22 @@ def test_forced_handshake_falling_due_after_a_download_begun_again_within_one_lo
     A firmware that reads that batch as "the transfer was cut" (the disconnect, without noticing
     the newer `begin`) believes no download runs, and when the handshake falls due soon after the
     pass it forces it in the middle of the new download, which its disconnect drops (§3.3, §2.4)
-    (`no_forced_handshake_during_update`). Not applicable to a non-threaded app, which runs the
-    whole download inside the pass (§2.8), or to an agent without `delay`."""
+    (`no_forced_handshake_during_update`). Two cuts: `lost-coverage` ends the download without
+    `failed` (§2.2); `renegotiated-session` is the cloud's renegotiation of the 3-day session
+    (DISCARD_SESSION, §1.2), an event-loop error that ends it with `failed` before the disconnect,
+    so the batch holds a `failed` older than the new `begin` (sim_only: when the cloud renegotiates
+    is its choice). Not applicable to a non-threaded app, which runs the whole download inside the
+    pass (§2.8), or to an agent without `delay`. `ending` names how the first download ends."""
     needs_threaded_app(rig, "the app takes the cut and the new `begin` in one loop() pass and runs on during the download")
     second, period, due = _until_before_the_third_handshake(rig, IMAGE_SIZE, BATCH_LEAD_S)
     rig.release(2, intelligent=True)
     rig.expect_sys("firmware_update", "begin", 120)
     began = long_loop_pass(rig, max(due - PASS_ENDS_BEFORE_DUE_S - rig.now(), 0))
-    rig.link_outage(BATCH_OUTAGE_S)
+    if ending == "lost-coverage":
+        rig.link_outage(BATCH_OUTAGE_S)
+    else:
+        rig.wait(5)  # some chunks into the download
+        rig.sim.cloud_renegotiates_now()
     rig.expect(lambda e: e.name == "log" and e.get("msg") == "delay_end", max(due - rig.now(), 0) + 60)
     ended = rig.now()
     rig.expect_version(2, 1800)
@@ -167,6 +177,10 @@ def test_forced_handshake_falling_due_after_a_download_begun_again_within_one_lo
         f"disconnected` ({f'at {cut[0].t:.0f} s' if cut else 'none'}) and a new `firmware_update begin` after it "
         f"({f'at {again[0].t:.0f} s' if again else 'none'}), so the scenario proved nothing; the pass or the "
         "outage needs changing")
+    failed = tl.select(kind="sys", start=began, end=again[0].t, where=lambda e: e.is_sys("firmware_update", "failed"))
+    assert ending == "lost-coverage" or failed, (
+        "the cloud's renegotiation ended the download without a `firmware_update failed` inside the pass, so the "
+        "scenario proved nothing about a `failed` older than the new `begin`")
     ends = tl.select(kind="sys", start=again[0].t + 0.001, where=lambda e: e.is_sys("firmware_update", "complete") or
                      e.is_sys("firmware_update", "failed") or e.is_sys("cloud_status", "disconnected"))
     assert ends and ends[0].t > due, (

@@ -269,11 +269,19 @@ class SimCloud:
             return
 
         def renegotiate() -> None:
-            """docs/reference/particle-ota.md §1.2 handle_key_change → DISCARD_SESSION: the connected device must handshake again."""
-            if rec.session is s and rec.online:
-                s.dropped = True
-                self.send_to_device(rec, SessionDiscard(s.session_id), 60, "control", reliable=True)
+            if rec.session is s:
+                self.renegotiate(rec)
         self.sched.at(s.established_ms + delay, renegotiate)
+
+    def renegotiate(self, rec: DeviceRecord) -> bool:
+        """docs/reference/particle-ota.md §1.2 handle_key_change → DISCARD_SESSION: the connected device
+        must handshake again; a transfer in progress ends with `firmware_update failed` (§2.2).
+        Whether it was sent (the device is online with a session)."""
+        s = rec.session
+        if s is None or not rec.online:
+            return False
+        s.dropped = True
+        return self.send_to_device(rec, SessionDiscard(s.session_id), 60, "control", reliable=True)
 
     def _after_connect(self, rec: DeviceRecord, *, begin_delay_ms: int | None = None) -> None:
         """Triggers that follow a connection (docs/reference/particle-ota.md §7.8.1, §7.8.5, §7.8.7);

@@ -85,6 +85,17 @@ class SimHandle:
             self._rig.inject("cloud_blackhole", after_chunks=after_chunks)
         self.bench.cloud.faults.blackhole_after_chunks = after_chunks
 
+    def cloud_renegotiates_now(self) -> None:
+        """The cloud renegotiates the DUT's session now, as it does once its 3 days are up
+        (docs/reference/particle-ota.md §1.2, §8.2: DISCARD_SESSION): the device's event loop fails,
+        so a transfer in progress ends with `firmware_update failed` (§2.2), and the device connects
+        again with a full handshake. When is the cloud's choice, which no bench can make."""
+        rec = self.bench.cloud.devices[self.dut_id]
+        if not self.bench.cloud.renegotiate(rec):
+            raise RuntimeError("the cloud has no session with the device to renegotiate (not connected)")
+        if self._rig is not None:
+            self._rig.inject("cloud_renegotiation", board=self.dut_id)
+
     def cloud_offers_at_handshake(self, after_ms: int = 0) -> None:
         """The cloud sends UpdateBegin `after_ms` after the HELLO of a connection whose check found an
         update, instead of its default 4-9.5 s (docs/reference/particle-ota.md §8.15: the real delay is not

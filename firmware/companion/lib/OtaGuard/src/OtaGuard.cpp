@@ -25,8 +25,10 @@ void OtaGuard::handleEvent(system_event_t event, int param) {
             beginSeq_ = ++eventSeq_;
             evBegin_ = true;
         } else if (param == (int)firmware_update_complete) {
+            endSeq_ = ++eventSeq_;
             evComplete_ = true;
         } else if (param == (int)firmware_update_failed) {
+            endSeq_ = ++eventSeq_;
             evFailed_ = true;
         }
     }
@@ -85,14 +87,17 @@ void OtaGuard::loop() {
         pendingLatched_ = false;  // docs/reference/particle-ota.md §2.3: prepare() clears the pending flag
         begunNow = true;
     }
+    // A `complete` or `failed` ends only a transfer begun before it: a threaded app may take the next
+    // begin in the same pass (a long delay(), docs/reference/particle-ota.md §2.2, §2.5).
+    const bool endsActive = endSeq_ > beginSeq_;
     if (evComplete_) {
         evComplete_ = false;
-        transferActive_ = false;
+        if (endsActive) transferActive_ = false;
     }
     bool transferLost = false;
     if (evFailed_) {
         evFailed_ = false;
-        transferLost = true;
+        if (endsActive) transferLost = true;
     }
     if (evDisconnected_) {
         evDisconnected_ = false;

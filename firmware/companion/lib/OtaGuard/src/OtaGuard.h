@@ -98,9 +98,11 @@ private:
     volatile bool evResetPending_ = false;
     volatile bool evDisconnected_ = false;
     volatile bool idle_ = false;
-    // Order of the last begin and the last cloud disconnect (a disconnect cuts only an earlier begin).
+    // Order of the last begin, the last complete/failed and the last cloud disconnect: each of the
+    // others ends only an earlier begin.
     volatile uint32_t eventSeq_ = 0;
     volatile uint32_t beginSeq_ = 0;
+    volatile uint32_t endSeq_ = 0;
     volatile uint32_t disconnectSeq_ = 0;
 
     bool begun_ = false;
