@@ -59,7 +59,8 @@ def test_no_wait_is_judged_while_disconnected_shut_down_or_asleep() -> None:
     back = _tl(_persisted(10, 1), (10.5, "sys", {"event": "cloud_status", "param": "disconnected"}),
                (100, "sys", {"event": "cloud_status", "param": "connected"}), _publish(101, 1), (200, "log", {}))
     assert v.publishing_keeps_up(back).passed
-    shut = _tl(_persisted(10, 1), (10.5, "guard", {"action": "shutdown_begin"}), (200, "log", {}))
+    shut = _tl((5, "sys", {"event": "firmware_update_pending"}), _persisted(10, 1),
+               (10.5, "guard", {"action": "shutdown_begin"}), (200, "log", {}))
     assert v.publishing_keeps_up(shut).passed
     asleep = _tl(_persisted(10, 1), (10.5, "reply", {"cmd": "sleep", "ok": True}), (200, "log", {}))
     assert v.publishing_keeps_up(asleep).passed
@@ -69,3 +70,25 @@ def test_a_firmware_that_declares_no_period_is_not_applicable() -> None:
     tl = _tl(_persisted(10, 1), (60, "log", {}), every_ms=None)
     verdict = v.publishing_keeps_up(tl)
     assert verdict.passed and verdict.message.startswith("not applicable to this firmware")
+
+
+def test_a_shutdown_with_no_update_in_view_stops_no_judging() -> None:
+    """A shutdown is an excuse only while an update is in view: a pending notice, a begin or a
+    reset_pending since the last transfer ended without one, or the rig's release of a version the
+    board does not run (found by a generated defect whose stale pending latch shut the app down at
+    every idle window after a lost transfer, docs/selftest.md)."""
+    bare = _tl(_persisted(10, 1), (10.5, "guard", {"action": "shutdown_begin"}), (200, "log", {}))
+    bad = v.publishing_keeps_up(bare)
+    assert not bad.passed and "record 1 (persisted; 1 waiting) was not published" in bad.message
+    lost = _tl((5, "sys", {"event": "firmware_update_pending"}), (6, "sys", {"event": "firmware_update", "param": "begin"}),
+               (8, "sys", {"event": "cloud_status", "param": "disconnected"}),
+               (9, "sys", {"event": "cloud_status", "param": "connected"}), _persisted(10, 1),
+               (10.5, "guard", {"action": "shutdown_begin"}), (200, "log", {}))
+    assert not v.publishing_keeps_up(lost).passed, "the lost transfer ended what was in view"
+    for rig_line, judged in ((("release", {"version": 2}), False), (("release", {"version": 1}), True),
+                             (("force", {"forced": True}), False), (("lock", {"version": None}), True)):
+        tl = _tl(_persisted(10, 1), (10.5, "guard", {"action": "shutdown_begin"}), (200, "log", {}))
+        tl.entries[0].data["product_version"] = 1
+        tl.add(9, "rig", *rig_line)
+        tl.entries.sort(key=lambda e: e.t)
+        assert v.publishing_keeps_up(tl).passed is not judged, rig_line

@@ -129,3 +129,17 @@ def test_an_empty_or_unknown_guard_action_fails() -> None:
         _guard(tl, 1, action)
         bad = v.reports_agree_with_status(tl)
         assert not bad.passed and f"a guard action {action!r}, which is none the protocol defines" in bad.message
+
+
+def test_a_shutdown_report_without_its_records_fails() -> None:
+    """A `shutdown_complete` must carry `records` and `last_seq` (docs/protocol.md `guard`): a
+    generated defect that dropped them (companion.cpp `r = nullptr`, docs/selftest.md) left
+    `shutdown_persists_every_record_taken` nothing to check."""
+    for fields in ({}, {"records": 3}, {"last_seq": 9}, {"records": True, "last_seq": 9}):
+        tl = Timeline()
+        tl.add(1, BOARD, "guard", {"action": "shutdown_complete", **fields})
+        bad = v.reports_agree_with_status(tl)
+        assert not bad.passed and "without the records it holds and its last persisted record" in bad.message
+    tl = Timeline()
+    tl.add(1, BOARD, "guard", {"action": "shutdown_complete", "records": 0, "last_seq": 0})
+    assert v.reports_agree_with_status(tl).passed

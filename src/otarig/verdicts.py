@@ -796,8 +796,13 @@ def publishing_keeps_up(tl: Timeline, board: str | None = None) -> Verdict:
     times that plus `PUBLISH_STALL_GRACE_S`. Publishing that stops (a defect publishing once a boot
     and never again, docs/selftest.md) leaves the product without data it believes is on its way.
     The clock restarts when the cloud comes back, and nothing is judged once the app shut down for
-    an update or was told to sleep until its next boot or reconnection. Not applicable to a firmware
-    that declares no publishing period."""
+    an update (until the transfer ends without one or the next boot) or was told to sleep (until its
+    next boot or reconnection). A shutdown with no update in
+    view stops nothing: no `firmware_update_pending`, `begin` or `reset_pending` since the last
+    transfer ended without an update (or the boot), and no release, lock or force by the rig of a
+    version the board does not run (found by a generated defect whose stale pending latch shut the
+    app down at every idle window after a lost transfer, docs/selftest.md). Not applicable to a
+    firmware that declares no publishing period."""
     name = "publishing keeps up"
     every: float | None = None
     declared = False
@@ -813,21 +818,53 @@ def publishing_keeps_up(tl: Timeline, board: str | None = None) -> Verdict:
             return None
         limit = PUBLISH_STALL_FACTOR * every + PUBLISH_STALL_GRACE_S
         if now - since > limit:
+            why = "" if needless is None else (
+                f"; its shutdown at {needless.t:.1f}s excuses nothing: no update was in view (no pending notice, "
+                "begin or reset_pending since the last transfer ended without one)")
             return _fail(tl, name, f"record {published + 1} (persisted; {acked - published} waiting) was not published: "
                                    f"the app ran with the cloud connected and tried no publish for {now - since:.0f} s "
-                                   f"(it declares one at least every {every:g} s; allowed {limit:g} s)", now, fix=fix)
+                                   f"(it declares one at least every {every:g} s; allowed {limit:g} s){why}", now,
+                         fix=fix if needless is None else
+                         "shut the app down only for an update that is pending or begun, or a reset that is "
+                         "pending; clear what marked an update pending once its transfer begins "
+                         "(docs/reference/particle-ota.md §2.3), and " + fix)
         return None
 
-    for e in _board(tl, board):
+    in_view = begun = False        # an update the app may shut down for; a transfer in progress
+    needless: Entry | None = None  # the app's last shutdown with no update in view
+    version: int | None = None     # the version the board runs (its last hello, ping or status)
+    src = f"board:{board}" if board else "board"
+    for e in tl.entries:
+        if e.source == "rig" and e.kind in ("release", "lock", "force"):
+            wanted = e.get("version")
+            if e.kind == "force" and e.get("forced") or (e.kind != "force" and isinstance(wanted, int)
+                                                          and wanted != version):
+                in_view = True
+            continue
+        if not (e.source == src or e.source.startswith(src + ":")):
+            continue
         if (bad := stalled(e.t)) is not None:
             return bad
+        if e.is_sys("firmware_update_pending") or e.is_sys("reset_pending"):
+            in_view = True
+        elif e.is_sys("firmware_update", "begin"):
+            in_view = begun = True
+        elif e.is_sys("firmware_update", "complete"):
+            begun = False
+        elif begun and (e.is_sys("firmware_update", "failed") or e.is_sys("cloud_status", "disconnected")):
+            # over without an update: the app goes back to work, and the cloud tells again what still waits
+            in_view = begun = False
+            running = True
         if e.kind == "hello" or (e.kind == "reply" and e.get("cmd") in ("ping", "status")):
             said = _declared(e, "publish_every_ms", every * 1000.0 if every is not None else None)
             every = said / 1000.0 if said is not None else None
             declared = declared or every is not None
+            if isinstance(e.get("product_version"), int):
+                version = e.get("product_version")
             if e.kind == "hello":
                 acked = published = 0
                 connected, running, since = False, True, None
+                in_view = begun = False
             elif e.get("cmd") == "status" and isinstance(e.get("cloud_connected"), bool) and since is None:
                 # a timeline that starts on a board booted long before: its first status says how it is
                 connected, running, since = bool(e.get("cloud_connected")), True, e.t
@@ -835,7 +872,9 @@ def publishing_keeps_up(tl: Timeline, board: str | None = None) -> Verdict:
             connected, since = True, e.t
         elif e.is_sys("cloud_status", "disconnected") or e.is_sys("cloud_status", "disconnecting"):
             connected = False
-        elif e.is_guard("shutdown_begin") or (e.kind == "reply" and e.get("cmd") == "sleep") \
+        if e.is_guard("shutdown_begin"):
+            needless = None if in_view else e
+        if (e.is_guard("shutdown_begin") and in_view) or (e.kind == "reply" and e.get("cmd") == "sleep") \
                 or (e.is_sys("firmware_update", "begin") and not _mode_of(tl, board)[1]):
             running = False
         elif e.kind == "app" and e.get("action") == "record" and e.get("persisted") and isinstance(e.get("seq"), int):
@@ -847,8 +886,8 @@ def publishing_keeps_up(tl: Timeline, board: str | None = None) -> Verdict:
             since = e.t
             if e.get("ok") and isinstance(e.get("seq"), int):
                 published = max(published, int(e.get("seq")))
-    entries = _board(tl, board)
-    if entries and (bad := stalled(entries[-1].t)) is not None:
+    # judged to the end of the timeline: an app that falls silent while a record waits says nothing more
+    if tl.entries and (bad := stalled(tl.entries[-1].t)) is not None:
         return bad
     if not declared:
         return _not_applicable(name, "it declares no publishing period (TestAgentInfo.publishEveryMs)")
@@ -1318,7 +1357,10 @@ def reports_agree_with_status(tl: Timeline, board: str | None = None) -> Verdict
     of the enabling is missing or wrong (found by a generated defect that reported an empty action
     instead of `updates_enabled`, docs/selftest.md). Forced is read as `update_began_in_idle_window`
     reads it (the rig's `force`, the cloud's `particle/device/updates/forced`). And a `guard` report
-    whose action is empty or none docs/protocol.md defines is a broken report."""
+    whose action is empty or none docs/protocol.md defines is a broken report, as is a
+    `shutdown_complete` without its `records` and `last_seq` (found by a generated defect that
+    dropped them, docs/selftest.md: `the shutdown persisted every record taken` then has nothing
+    to check)."""
     name = "reported decisions agree with the device"
     src = f"board:{board}" if board else "board"
     reports_updates = any(e.is_guard("updates_enabled") or e.is_guard("updates_disabled") for e in _board(tl, board))
@@ -1340,6 +1382,14 @@ def reports_agree_with_status(tl: Timeline, board: str | None = None) -> Verdict
             return _fail(tl, name, f"the app reported a guard action {e.get('action')!r}, which is none the protocol "
                                    "defines: the decision it stands for is lost to every verdict and to the plot",
                          e.t, fix=fix)
+        elif e.is_guard("shutdown_complete") and not all(
+                isinstance(e.get(k), int) and not isinstance(e.get(k), bool) for k in ("records", "last_seq")):
+            return _fail(tl, name, "the app reported a clean shutdown without the records it holds and its last "
+                                   "persisted record (`records`, `last_seq`): what the shutdown persisted, which "
+                                   "the reset may not take, cannot be checked", e.t,
+                         fix="report the shutdown with agent.shutdownComplete(records, lastSeq), or pass the "
+                             "counts to agent.guardAction(\"shutdown_complete\", records, lastSeq, true) "
+                             "(docs/protocol.md `guard`, docs/your-firmware.md step 2)")
         elif e.kind == "guard" and e.get("action") in _REPORTED_STATE:
             field_name, value = _REPORTED_STATE[e.get("action")]
             known[field_name] = (value, e)
