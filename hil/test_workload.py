@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 from conftest import connected, declared_period_ms, drive, park
 
+from otarig.plugin import SKIP_NOT_APPLICABLE
+
 from otarig import verdicts as v
 
 #: the repeat comes this far into a record period after a whole number of them (a grid restarted
@@ -36,3 +38,39 @@ def test_a_repeated_workload_command_changes_nothing(rig):
     rig.wait(5)
     tl = rig.timeline
     rig.check(v.records_keep_declared_cadence(tl), v.record_numbers_go_up(tl), v.reports_agree_with_status(tl))
+
+
+#: how many persisted batches the cloud variables are read after while driving
+READS_WHILE_DRIVING = 3
+
+
+@pytest.mark.budget(600)
+def test_cloud_variables_keep_up_with_the_records_while_driving(rig):
+    """A fleet's dashboard reads the app's cloud variables while the vehicle drives. Each time the
+    app reports records persisted, the rig asks the agent's `status` and at once reads, through the
+    Cloud API, every variable that mirrors a status field (`records`, `lastSeq`, `windowOpen`,
+    `version`: docs/reference/particle-cloud-api.md `get`): each must give what the status just said
+    (`cloud variables and functions agree with the app`). A firmware that refreshes them only at the
+    guard's decisions answers with the count from before the drive. Not applicable to a firmware
+    that offers none of these variables."""
+    connected(rig)
+    offered = rig.cloud.device(rig.dut_id).get("variables") or {}
+    mirrored = [name for name in v.CLOUD_MIRRORS if name in offered]
+    if not mirrored:
+        pytest.skip(f"{SKIP_NOT_APPLICABLE}it offers no cloud variable that mirrors its status "
+                    f"({', '.join(v.CLOUD_MIRRORS)})")
+    drive(rig)
+    last = -1  # the highest record the status said persisted: the next read waits for a newer batch
+    for _ in range(READS_WHILE_DRIVING):
+        seen = last
+        rig.expect(lambda e: e.name == "app" and e.get("action") == "record" and bool(e.get("persisted"))
+                   and isinstance(e.get("seq"), int) and e.get("seq") > seen, 120)
+        status = rig.command("status")
+        for name in mirrored:
+            rig.timeline.add(rig.now(), "rig", "get", {"var": name, "value": rig.cloud.variable(rig.dut_id, name),
+                                                       "tool": "cloud api"})
+        said = status.get("last_seq")
+        last = int(said) if isinstance(said, int) else seen + 1
+    park(rig)
+    tl = rig.timeline
+    rig.check(v.cloud_interface_agrees(tl), v.records_keep_declared_cadence(tl))

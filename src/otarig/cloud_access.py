@@ -195,6 +195,11 @@ class ApiCloudAccess:
                 info[key] = self.versions.logical(info[key])
         return info
 
+    def variable(self, device_id: str, name: str) -> object:
+        """A cloud variable's value as a dashboard reads it (`GET .../devices/:id/:name`,
+        docs/reference/particle-cloud-api.md `get`): the device answers it."""
+        return self.api.get(device_id, name, product=self.product_id)
+
     def new_events(self) -> list[dict]:
         """Events read since the last call, as timeline data (versions in logical terms)."""
         if self.stream is None:
