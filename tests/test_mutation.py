@@ -13,6 +13,7 @@ import pytest
 
 from otarig.mutation.equivalence import (
     EquivalentEntry,
+    anchor,
     code_digest,
     line_entry,
     listed_entry,
@@ -133,6 +134,26 @@ def test_equivalents_match_by_file_and_text_when_the_line_moved(tmp_path: Path) 
     f.write_text('[[equivalents]]\nfile = "src/a.cpp"\n')
     with pytest.raises(ValueError, match=r"unknown table\(s\) equivalents"):
         load_equivalents(f)
+
+
+def test_an_entry_whose_line_still_holds_its_text_lists_only_that_line(tmp_path: Path) -> None:
+    """The same statement on two lines (the companion calls `refreshVariables();` in three places):
+    an entry for one of them, whose line has not moved, must not list the other by its text (it
+    did, and a killable mutant would have been counted equivalent)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.cpp").write_text("void f() {\n    refresh();\n}\nvoid g() {\n    refresh();\n}\n")
+    f = tmp_path / "equivalent.toml"
+    f.write_text('[[equivalent]]\nfile = "src/a.cpp"\nline = 5\noriginal = "refresh();"\n'
+                 'mutated = "/*refresh();*/"\nreason = "g refreshes what f already did"\n')
+    entries = anchor(load_equivalents(f), tmp_path)
+    assert entries[0].anchored
+    assert listed_entry(Mutant("src/a.cpp", 5, "refresh();", "/*refresh();*/", ""), entries) is not None
+    assert listed_entry(Mutant("src/a.cpp", 2, "refresh();", "/*refresh();*/", ""), entries) is None
+    (src / "a.cpp").write_text("// a line added above\nvoid f() {\n    refresh();\n}\n")  # moved: by text
+    moved = anchor(load_equivalents(f), tmp_path)
+    assert not moved[0].anchored
+    assert listed_entry(Mutant("src/a.cpp", 3, "refresh();", "/*refresh();*/", ""), moved) is not None
 
 
 def test_a_whole_line_listing_takes_only_survivors_of_that_line(tmp_path: Path) -> None:

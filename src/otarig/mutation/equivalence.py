@@ -18,6 +18,7 @@ entry for each of the operators the mutation tool applies to the same line.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from .generate import Mutant
 
-__all__ = ["EquivalentEntry", "code_digest", "line_entry", "listed_entry", "listed_reason", "load_equivalents"]
+__all__ = ["EquivalentEntry", "anchor", "code_digest", "line_entry", "listed_entry", "listed_reason", "load_equivalents"]
 
 
 def code_digest(so: Path) -> str:
@@ -52,6 +53,9 @@ class EquivalentEntry:
     reason: str
     kind: str = "equivalent"  # or "allowed": told apart by a timeline, but no contract forbids it
     whole_line: bool = False  # the reason holds for any mutant of the line that survives the suite
+    #: the line still holds `original` in the sources: the entry is for that line only, never for
+    #: the same text elsewhere (a statement written on several lines, each its own mutant)
+    anchored: bool = False
 
 
 def load_equivalents(path: Path) -> list[EquivalentEntry]:
@@ -84,9 +88,23 @@ def load_equivalents(path: Path) -> list[EquivalentEntry]:
     return out
 
 
+def anchor(entries: list[EquivalentEntry], project: Path) -> list[EquivalentEntry]:
+    """The entries, each marked `anchored` when its line in `project`'s sources still holds its
+    original text (then the original-text fallback of a moved line does not apply to it)."""
+    out = []
+    for e in entries:
+        try:
+            lines = (project / e.file).read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        held = 0 < e.line <= len(lines) and lines[e.line - 1].strip() == e.original
+        out.append(dataclasses.replace(e, anchored=held))
+    return out
+
+
 def _same_line(m: Mutant, e: EquivalentEntry) -> bool:
     """Same file, and the same line number or (the line moved) the same original text."""
-    return e.file == m.file and (e.line == m.line or e.original == m.original)
+    return e.file == m.file and (e.line == m.line or (not e.anchored and e.original == m.original))
 
 
 def listed_entry(m: Mutant, entries: list[EquivalentEntry]) -> EquivalentEntry | None:

@@ -20,7 +20,7 @@ from .. import __version__
 from ..sim import sanitizer
 from ..sim.build import companion_project
 from .engine import KILLED, Candidate, MutationEngine, Outcome, Variant
-from .equivalence import line_entry, listed_entry, load_equivalents
+from .equivalence import anchor, line_entry, listed_entry, load_equivalents
 from .generate import Mutant, default_files, generate, sample
 from .report import print_summary, summarize, write_reports
 from .shipped import mutants_dir, shipped_defects
@@ -49,8 +49,8 @@ def run_selftest(bench_path: Path, *, report_dir: Path, suite: Path, pinned: lis
                                  f"{', '.join(map(str, defects))}")
             candidates.append(Candidate(f"shipped-{n}", defects[n].description, shipped=n))
     total = 0
-    listed = load_equivalents(equivalents or (mutants_dir() / "equivalent.toml" if project is None
-                                              else base / "mutants-equivalent.toml"))
+    listed = anchor(load_equivalents(equivalents or (mutants_dir() / "equivalent.toml" if project is None
+                                                     else base / "mutants-equivalent.toml")), base)
     if generated:
         with console.status("generating mutants with universalmutator…"):
             all_mutants = {m.id: m for m in generate(base, files or default_files(base))}
