@@ -70,6 +70,13 @@ def long_loop_pass(rig: Rig, seconds: float) -> float:
     return rig.now()
 
 
+def long_loop_pass_ended(rig: Rig, timeout: float) -> float:
+    """Wait for the agent's `delay_end` (docs/protocol.md `delay`): the long pass is over and the app's
+    next loop() runs. Returns when."""
+    rig.expect(lambda e: e.name == "log" and e.get("msg") == "delay_end", timeout)
+    return rig.now()
+
+
 def drive(rig: Rig) -> None:
     """The vehicle starts driving: the app is busy and the guard closes the idle window."""
     rig.command("workload", state="busy")

@@ -21,7 +21,8 @@ from otarig.board import NOT_SUPPORTED, BoardError, ExpectTimeout, NotSupported
 from otarig.protocol import Event
 from otarig.timeline import Entry
 
-from conftest import APP_SIZE, connected, drive, long_loop_pass, needs_threaded_app, ota_verdicts, park
+from conftest import (APP_SIZE, connected, drive, long_loop_pass, long_loop_pass_ended, needs_threaded_app,
+                      ota_verdicts, park)
 
 DAY = 24 * 3600
 #: how long to wait, parked, for a forced handshake: "once a day", with room for a firmware that
@@ -162,8 +163,7 @@ def test_forced_handshake_falling_due_after_a_download_begun_again_within_one_lo
     else:
         rig.wait(5)  # some chunks into the download
         rig.sim.cloud_renegotiates_now()
-    rig.expect(lambda e: e.name == "log" and e.get("msg") == "delay_end", max(due - rig.now(), 0) + 60)
-    ended = rig.now()
+    ended = long_loop_pass_ended(rig, max(due - rig.now(), 0) + 60)
     rig.expect_version(2, 1800)
     rig.wait(30)
     tl = rig.timeline

@@ -6,8 +6,8 @@ import pytest
 from otarig import verdicts as v
 from otarig.board import BoardError
 
-from conftest import (APP_SIZE, connected, drive, long_loop_pass, needs_threaded_app, ota_verdicts, park,
-                      pending_intelligent_release, update_completed_under_reset_hold)
+from conftest import (APP_SIZE, connected, drive, long_loop_pass, long_loop_pass_ended, needs_threaded_app,
+                      ota_verdicts, park, pending_intelligent_release, update_completed_under_reset_hold)
 
 
 @pytest.mark.budget(1200)
@@ -221,8 +221,7 @@ def test_a_transfer_cut_after_an_update_completed_in_the_same_loop_pass_lets_not
         rig.expect_sys("firmware_update", "progress", 60)
     rig.link_outage(max(ends - rig.now(), 0) + COVERAGE_BACK_AFTER_PASS_S)
     rig.expect_sys("cloud_status", "disconnected", max(ends - rig.now(), 1))
-    rig.expect(lambda e: e.name == "log" and e.get("msg") == "delay_end", max(ends - rig.now(), 0) + 60)
-    ended = rig.now()
+    ended = long_loop_pass_ended(rig, max(ends - rig.now(), 0) + 60)
     _drive_off_then_let_version_3_land(rig)
     # what the scenario arranged: without it the verdicts above passed proving nothing
     tl = rig.timeline

@@ -797,12 +797,12 @@ def publishing_keeps_up(tl: Timeline, board: str | None = None) -> Verdict:
     and never again, docs/selftest.md) leaves the product without data it believes is on its way.
     The clock restarts when the cloud comes back, and nothing is judged once the app shut down for
     an update (until the transfer ends without one or the next boot) or was told to sleep (until its
-    next boot or reconnection). A shutdown with no update in
-    view stops nothing: no `firmware_update_pending`, `begin` or `reset_pending` since the last
-    transfer ended without an update (or the boot), and no release, lock or force by the rig of a
-    version the board does not run (found by a generated defect whose stale pending latch shut the
-    app down at every idle window after a lost transfer, docs/selftest.md). Not applicable to a
-    firmware that declares no publishing period."""
+    next boot or reconnection). A shutdown with no update in view stops nothing: no
+    `firmware_update_pending`, `begin` or `reset_pending` since the last transfer ended without an
+    update (or the boot), and no release, lock or force by the rig of a version the board does not
+    run (found by a generated defect whose stale pending latch shut the app down at every idle
+    window after a lost transfer, docs/selftest.md). Not applicable to a firmware that declares no
+    publishing period."""
     name = "publishing keeps up"
     every: float | None = None
     declared = False
@@ -836,10 +836,10 @@ def publishing_keeps_up(tl: Timeline, board: str | None = None) -> Verdict:
     src = f"board:{board}" if board else "board"
     for e in tl.entries:
         if e.source == "rig" and e.kind in ("release", "lock", "force"):
+            forced_on = e.kind == "force" and bool(e.get("forced"))
             wanted = e.get("version")
-            if e.kind == "force" and e.get("forced") or (e.kind != "force" and isinstance(wanted, int)
-                                                          and wanted != version):
-                in_view = True
+            another = e.kind != "force" and isinstance(wanted, int) and wanted != version
+            in_view = in_view or forced_on or another
             continue
         if not (e.source == src or e.source.startswith(src + ":")):
             continue
