@@ -91,12 +91,15 @@ def load_equivalents(path: Path) -> list[EquivalentEntry]:
 def anchor(entries: list[EquivalentEntry], project: Path) -> list[EquivalentEntry]:
     """The entries, each marked `anchored` when its line in `project`'s sources still holds its
     original text (then the original-text fallback of a moved line does not apply to it)."""
+    sources: dict[str, list[str]] = {}  # each file read once, however many entries it has
     out = []
     for e in entries:
-        try:
-            lines = (project / e.file).read_text(errors="replace").splitlines()
-        except OSError:
-            lines = []
+        if e.file not in sources:
+            try:
+                sources[e.file] = (project / e.file).read_text(errors="replace").splitlines()
+            except OSError:
+                sources[e.file] = []
+        lines = sources[e.file]
         held = 0 < e.line <= len(lines) and lines[e.line - 1].strip() == e.original
         out.append(dataclasses.replace(e, anchored=held))
     return out
